@@ -1,0 +1,35 @@
+# farebox: `make run` serves the embedded default; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test install migration bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Migrate the embedded SQLite database, load the bundled catalogs and the demo tenants, serve on :8000.
+run: install
+	$(BIN)/farebox migrate
+	$(BIN)/farebox catalog load --bundled
+	$(BIN)/farebox demo
+	@echo "farebox on http://127.0.0.1:8000  (API docs: /docs)"
+	$(BIN)/farebox serve
+
+## The whole suite; on PostgreSQL too when FAREBOX_TEST_POSTGRES is set.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## A new migration from the tables in code: make migration m="add usage counters"
+migration: install
+	$(BIN)/python -c "from farebox.adapters.db.engine import make_engine; from farebox.adapters.db import migrate; e = make_engine('sqlite:///var/migration-base.db'); migrate.upgrade(e); migrate.revision(e, '$(m)')"
+	rm -f var/migration-base.db*
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+from farebox.entrypoints.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters at the edge: storage, catalog files, clocks, e-mail, webhooks, payments."""

@@ -1,0 +1,84 @@
+"""Unit of work: one database transaction that a service use case owns."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+
+_ambient: ContextVar[UnitOfWork | None] = ContextVar("farebox_ambient_uow", default=None)
+
+
+class UnitOfWork:
+    """`with fb.uow() as uow: ...; uow.commit()`.
+
+    Leaving the block without `commit()` rolls everything back, so a request
+    that fails half-way writes nothing.  On SQLite a write unit takes the
+    write lock at BEGIN (see `engine.py`); `readonly=True` does not.
+
+    Units nest: while one is open as the *ambient* unit (`ambient()`), a unit
+    opened inside it joins its transaction and its `commit()` is deferred to
+    the outer one.  The API uses this to store an idempotency key's answer in
+    the same transaction as the change it describes (G4).
+    """
+
+    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+        self._engine = engine
+        self._readonly = readonly
+        self._conn: Connection | None = None
+        self._outer: UnitOfWork | None = None
+        self._token = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._outer is not None:
+            return self._outer.conn
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._conn
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def __enter__(self) -> UnitOfWork:
+        outer = _ambient.get()
+        if outer is not None and outer._engine is self._engine:
+            self._outer = outer
+            return self
+        conn = self._engine.connect()
+        if self._readonly:
+            conn = conn.execution_options(farebox_readonly=True)
+        conn.begin()
+        self._conn = conn
+        return self
+
+    def ambient(self) -> UnitOfWork:
+        """Make this open unit the one that units opened inside join."""
+        self._token = _ambient.set(self)
+        return self
+
+    def commit(self) -> None:
+        if self._outer is None:
+            self.conn.commit()
+
+    def rollback(self) -> None:
+        if self._outer is None:
+            self.conn.rollback()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._outer is not None:
+            self._outer = None
+            return
+        if self._token is not None:
+            _ambient.reset(self._token)
+            self._token = None
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+        finally:
+            conn.close()

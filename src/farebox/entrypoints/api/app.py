@@ -1,0 +1,33 @@
+"""The FastAPI application: routers per area, one error shape, OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+import farebox
+from farebox.bootstrap import Farebox, bootstrap
+from farebox.entrypoints.api import errors
+from farebox.entrypoints.api.routers import catalogs, clocks, health, subscriptions, tenants
+from farebox.entrypoints.api.schemas import ErrorOut
+
+ROUTERS = (health.router, catalogs.router, tenants.router, subscriptions.router, clocks.router)
+
+
+def create_app(fb: Farebox | None = None) -> FastAPI:
+    app = FastAPI(
+        title="farebox",
+        version=farebox.__version__,
+        description="Billing, metering and admission control for attendance- and session-priced products.",
+        responses={
+            401: {"model": ErrorOut, "description": "Missing or wrong API key"},
+            403: {"model": ErrorOut, "description": "The caller's role does not allow this"},
+            404: {"model": ErrorOut, "description": "Not found (or another tenant's)"},
+            409: {"model": ErrorOut, "description": "Refused by a rule, or an idempotency conflict"},
+            422: {"model": ErrorOut, "description": "Invalid request; the field is named"},
+        },
+    )
+    app.state.fb = fb or bootstrap()
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

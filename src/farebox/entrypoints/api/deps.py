@@ -1,0 +1,101 @@
+"""Request dependencies: the service container, the caller, idempotency keys (G4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from farebox.adapters.db.repos import idempotency as idem_repo
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import Principal
+from farebox.domain.reasons import DomainError
+from farebox.entrypoints.api.errors import refusal_response, status_for
+from farebox.services import tenants
+
+
+def get_fb(request: Request) -> Farebox:
+    return request.app.state.fb
+
+
+def get_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="`Bearer <API key>`")] = None,
+    x_api_key: Annotated[str | None, Header(description="The API key (alternative to Authorization)")] = None,
+) -> Principal:
+    raw = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        raw = authorization[7:].strip()
+    principal = tenants.authenticate(request.app.state.fb, raw)
+    if principal is None:
+        raise DomainError(reasons.UNAUTHORIZED)
+    return principal
+
+
+FB = Annotated[Farebox, Depends(get_fb)]
+Caller = Annotated[Principal, Depends(get_principal)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=255, description="Same key and body: the first answer again; other body: 409"),
+]
+
+
+def idempotent(
+    fb: Farebox,
+    caller: Principal,
+    key: str | None,
+    request_payload: Any,
+    action: Callable[[], Any],
+    *,
+    status_code: int = 200,
+) -> Any:
+    """Run `action` once per idempotency key (G4).
+
+    The answer is stored in the same transaction as the change (the ambient
+    unit of work that the services join), so a crash can never leave a
+    change without its stored answer or the other way round.  A refusal is
+    stored too: the same request gets the same answer.
+    """
+    if key is None:
+        return JSONResponse(jsonable_encoder(action()), status_code=status_code)
+    scope = caller.tenant_id or "operator"
+    digest = hashlib.sha256(json.dumps(jsonable_encoder(request_payload), sort_keys=True).encode()).hexdigest()
+    with fb.uow() as uow:
+        uow.ambient()
+        stored = idem_repo.get(uow.conn, scope, key)
+        if stored is not None:
+            if stored["request_hash"] != digest:
+                raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
+            return _replay(fb, scope, key, digest)
+        now = fb.clock.now()
+        try:
+            body, code = jsonable_encoder(action()), status_code
+        except DomainError as exc:
+            uow.rollback()
+            response = refusal_response(exc.refusal)
+            body, code = json.loads(response.body), status_for(exc.code)
+            uow.conn.begin()
+        idem_repo.put(uow.conn, scope=scope, key=key, request_hash=digest, status_code=code, response=body, created_at=now)
+        try:
+            uow.commit()
+        except IntegrityError:
+            # A concurrent request with the same key won the race (PostgreSQL):
+            # our transaction is rolled back, and the winner's answer is the answer.
+            uow.rollback()
+            return _replay(fb, scope, key, digest)
+    return JSONResponse(body, status_code=code)
+
+
+def _replay(fb: Farebox, scope: str, key: str, digest: str) -> JSONResponse:
+    with fb.uow(readonly=True) as uow:
+        stored = idem_repo.get(uow.conn, scope, key)
+    if stored is None or stored["request_hash"] != digest:
+        raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
+    return JSONResponse(stored["response"], status_code=stored["status_code"], headers={"Idempotent-Replayed": "true"})

@@ -1,0 +1,17 @@
+from fastapi import APIRouter
+
+from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
+from farebox.entrypoints.api.schemas import CatalogLoadIn, CatalogLoadOut, CatalogOut
+from farebox.services import catalog as service
+
+router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
+
+
+@router.get("", response_model=list[CatalogOut], summary="Catalogs and their current plan versions")
+def list_catalogs(fb: FB, caller: Caller) -> list[dict]:
+    return service.list_catalogs(fb)
+
+
+@router.post("", response_model=CatalogLoadOut, summary="Load or reload a catalog (operator)")
+def load_catalog(body: CatalogLoadIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, body, lambda: service.load(fb, caller, body.source).__dict__)

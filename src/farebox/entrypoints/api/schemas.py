@@ -1,0 +1,162 @@
+"""Request and response bodies of the operator and tenant API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from farebox.domain.access import Role
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TenantIn(Body):
+    id: str | None = Field(default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$", examples=["acme"])
+    name: str = Field(min_length=1, max_length=200)
+    owner_email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    owner_name: str = Field(default="", max_length=200)
+
+
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    test_clock_id: str | None
+    billing_email: str | None
+    created_at: datetime
+
+
+class MemberIn(Body):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    name: str = Field(default="", max_length=200)
+    role: Role
+
+
+class MemberOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+
+
+class ApiKeyIn(Body):
+    role: Role
+    name: str = Field(default="", max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    secret: str = Field(description="The full key; shown once, only its hash is stored")
+    role: Role
+    tenant_id: str | None
+
+
+class ClockIn(Body):
+    name: str = Field(min_length=1, max_length=200)
+    start: datetime | None = None
+
+
+class ClockOut(BaseModel):
+    id: str
+    name: str
+    now_at: datetime
+    created_at: datetime
+    tenants: list[str] = []
+
+
+class AdvanceIn(Body):
+    to: datetime | None = Field(default=None, description="Advance to this instant")
+    by: str | None = Field(default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, examples=["36h", "30d"])
+
+
+class ProcessedOut(BaseModel):
+    tenant_id: str
+    kind: str
+    ref: str
+    due_at: datetime
+    outcome: str
+
+
+class AdvanceOut(BaseModel):
+    clock_id: str
+    from_at: datetime
+    to_at: datetime
+    processed: list[ProcessedOut]
+
+
+class AttachIn(Body):
+    tenant_id: str = Field(min_length=1, max_length=63)
+
+
+class CatalogLoadIn(Body):
+    source: str = Field(min_length=1, max_length=500, description="A bundled catalog name, or a path on the server")
+
+
+class CatalogLoadOut(BaseModel):
+    catalog: str
+    added: list[str]
+    unchanged: list[str]
+    retired: list[str]
+
+
+class PlanOut(BaseModel):
+    code: str
+    version: int
+    version_id: int
+    document: dict[str, Any]
+
+
+class CatalogOut(BaseModel):
+    name: str
+    title: str
+    currency: str
+    plans: list[PlanOut]
+
+
+class SubscribeIn(Body):
+    catalog: str = Field(min_length=1, max_length=64)
+    plan: str = Field(min_length=1, max_length=64)
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    tenant_id: str
+    catalog: str
+    plan: str
+    plan_version_id: int
+    status: str
+    period_start_at: datetime
+    period_end_at: datetime
+    trial_ends_at: datetime | None
+    grace_ends_at: datetime | None
+    cancel_at_period_end: bool
+
+    @classmethod
+    def of(cls, s: Any) -> SubscriptionOut:
+        return cls(
+            id=s.id,
+            tenant_id=s.tenant_id,
+            catalog=s.catalog,
+            plan=s.plan.code,
+            plan_version_id=s.plan_version_id,
+            status=s.status.value,
+            period_start_at=s.period.start,
+            period_end_at=s.period.end,
+            trial_ends_at=s.trial_ends_at,
+            grace_ends_at=s.grace_ends_at,
+            cancel_at_period_end=s.cancel_at_period_end,
+        )
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

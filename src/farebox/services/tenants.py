@@ -1,0 +1,151 @@
+"""Tenants, members and API keys (G6)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.repos import tenants as repo
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import MEMBER_ROLES, Principal, Role, require_billing_access, require_operator, require_tenant_access
+from farebox.domain.reasons import DomainError
+
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_tenant(
+    fb: Farebox, actor: Principal, *, tenant_id: str | None, name: str, owner_email: str, owner_name: str = ""
+) -> dict[str, Any]:
+    """A tenant with its first owner."""
+    require_operator(actor)
+    tenant_id = tenant_id or new_id("ten")
+    if not TENANT_ID.match(tenant_id):
+        raise DomainError(reasons.VALIDATION_ERROR, detail="tenant id: lowercase letters, digits, - and _, at most 63", details={"field": "id"})
+    if not EMAIL.match(owner_email):
+        raise DomainError(reasons.VALIDATION_ERROR, detail=f"owner_email {owner_email!r} is not an e-mail address", details={"field": "owner_email"})
+    now = fb.clock.now()
+    with fb.uow() as uow:
+        if repo.get_tenant(uow.conn, tenant_id) is not None:
+            raise DomainError(reasons.TENANT_EXISTS, tenant=tenant_id)
+        repo.insert_tenant(uow.conn, id=tenant_id, name=name, created_at=now, tax_rate_bp=0)
+        repo.insert_member(
+            uow.conn, tenant_id=tenant_id, id=new_id("mem"), email=owner_email, name=owner_name or owner_email, role=Role.OWNER.value, created_at=now
+        )
+        uow.commit()
+    return get_tenant(fb, actor, tenant_id)
+
+
+def get_tenant(fb: Farebox, actor: Principal, tenant_id: str) -> dict[str, Any]:
+    require_tenant_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        tenant = repo.get_tenant(uow.conn, tenant_id)
+        if tenant is None:
+            raise DomainError(reasons.NOT_FOUND, what="Tenant")
+        return tenant
+
+
+def list_tenants(fb: Farebox, actor: Principal, *, search: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    require_operator(actor)
+    with fb.uow(readonly=True) as uow:
+        return repo.list_tenants(uow.conn, search=search, limit=limit)
+
+
+def add_member(fb: Farebox, actor: Principal, tenant_id: str, *, email: str, name: str = "", role: Role) -> dict[str, Any]:
+    """Owners and admins manage their team; the operator may too."""
+    require_billing_access(actor, tenant_id)
+    if role not in MEMBER_ROLES:
+        raise DomainError(reasons.VALIDATION_ERROR, detail=f"role must be one of {', '.join(r.value for r in MEMBER_ROLES)}", details={"field": "role"})
+    if role is Role.OWNER and actor.role not in (Role.OPERATOR, Role.OWNER):
+        raise DomainError(reasons.FORBIDDEN)
+    if not EMAIL.match(email):
+        raise DomainError(reasons.VALIDATION_ERROR, detail=f"email {email!r} is not an e-mail address", details={"field": "email"})
+    with fb.uow() as uow:
+        if repo.get_tenant(uow.conn, tenant_id) is None:
+            raise DomainError(reasons.NOT_FOUND, what="Tenant")
+        if repo.get_member_by_email(uow.conn, tenant_id, email) is not None:
+            raise DomainError(reasons.MEMBER_EXISTS, email=email)
+        member = {"tenant_id": tenant_id, "id": new_id("mem"), "email": email, "name": name or email, "role": role.value, "created_at": fb.clock.now()}
+        repo.insert_member(uow.conn, **member)
+        uow.commit()
+    return member
+
+
+def list_members(fb: Farebox, actor: Principal, tenant_id: str) -> list[dict[str, Any]]:
+    require_tenant_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        return repo.list_members(uow.conn, tenant_id)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    secret: str  # shown once; only its hash is stored
+    role: Role
+    tenant_id: str | None
+
+
+def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role: Role, name: str = "") -> IssuedKey:
+    """An operator key (tenant_id None) or a tenant key with a role."""
+    if tenant_id is None:
+        require_operator(actor)
+        if role is not Role.OPERATOR:
+            raise DomainError(reasons.VALIDATION_ERROR, detail="a key without a tenant is an operator key", details={"field": "role"})
+    else:
+        require_billing_access(actor, tenant_id)
+        if role not in MEMBER_ROLES:
+            raise DomainError(reasons.VALIDATION_ERROR, detail="a tenant key has the role owner, admin or member", details={"field": "role"})
+        if role is Role.OWNER and actor.role not in (Role.OPERATOR, Role.OWNER):
+            raise DomainError(reasons.FORBIDDEN)
+    key_id = new_id("fbk")
+    secret = secrets.token_urlsafe(24)
+    with fb.uow() as uow:
+        if tenant_id is not None and repo.get_tenant(uow.conn, tenant_id) is None:
+            raise DomainError(reasons.NOT_FOUND, what="Tenant")
+        repo.insert_api_key(
+            uow.conn, id=key_id, secret_hash=_hash(secret), tenant_id=tenant_id, role=role.value, name=name, created_at=fb.clock.now()
+        )
+        uow.commit()
+    return IssuedKey(key_id, f"{key_id}.{secret}", role, tenant_id)
+
+
+def revoke_api_key(fb: Farebox, actor: Principal, key_id: str) -> None:
+    with fb.uow() as uow:
+        key = repo.get_api_key(uow.conn, key_id)
+        if key is None:
+            raise DomainError(reasons.NOT_FOUND, what="API key")
+        if key["tenant_id"] is None:
+            require_operator(actor)
+        else:
+            require_billing_access(actor, key["tenant_id"])
+        repo.revoke_api_key(uow.conn, key_id, fb.clock.now())
+        uow.commit()
+
+
+def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
+    """The principal behind an API key, or None for a missing, wrong or revoked key."""
+    if not raw_key:
+        return None
+    configured = fb.settings.operator_key
+    if configured and hmac.compare_digest(raw_key.encode(), configured.encode()):
+        return Principal(Role.OPERATOR, key_id="env:FAREBOX_OPERATOR_KEY")
+    key_id, _, secret = raw_key.partition(".")
+    if not secret:
+        return None
+    with fb.uow(readonly=True) as uow:
+        key = repo.get_api_key(uow.conn, key_id)
+    if key is None or key["revoked_at"] is not None:
+        return None
+    if not hmac.compare_digest(key["secret_hash"], _hash(secret)):
+        return None
+    return Principal(Role(key["role"]), tenant_id=key["tenant_id"], key_id=key_id)

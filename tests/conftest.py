@@ -1,0 +1,92 @@
+"""Shared fixtures.
+
+`fb` is a farebox service container on a migrated database with the bundled
+catalogs loaded, once per engine: SQLite always, PostgreSQL too when
+FAREBOX_TEST_POSTGRES holds a server URL (a fresh database is created for the
+run).  Its clock is a FrozenClock the test moves.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from farebox.adapters.db.engine import make_engine, normalise_url
+from farebox.adapters.db.migrate import upgrade
+from farebox.adapters.db.tables import metadata
+from farebox.bootstrap import Farebox
+from farebox.domain.clock import FrozenClock
+from farebox.settings import Settings
+from farebox.services import demo
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+PG_URL = os.environ.get("FAREBOX_TEST_POSTGRES")
+ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run."""
+    if not PG_URL:
+        pytest.skip("FAREBOX_TEST_POSTGRES is not set")
+    server = make_url(normalise_url(PG_URL))
+    name = f"farebox_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(engine) -> None:
+    names = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+        else:
+            for n in names:
+                conn.execute(text(f'DELETE FROM "{n}"'))
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request, tmp_path: Path) -> str:
+    """A migrated, empty database URL, on each engine."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'farebox.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        return url
+    url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url, pool=False)
+    _truncate(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def fb(db_url: str, clock: FrozenClock) -> Iterator[Farebox]:
+    """Services on a migrated database with the bundled catalogs loaded."""
+    engine = make_engine(db_url)
+    box = Farebox(engine=engine, clock=clock, settings=Settings(database_url=db_url, operator_key="test-operator-key"))
+    demo.load_catalogs(box)
+    yield box
+    engine.dispose()

@@ -1,0 +1,98 @@
+"""The HTTP API: OpenAPI, one error shape, keys and roles, idempotency keys (G4, G6)."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from farebox.domain.access import SYSTEM, Role
+from farebox.entrypoints.api.app import create_app
+from farebox.services import tenants
+
+OPERATOR = {"Authorization": "Bearer test-operator-key"}
+
+
+@pytest.fixture
+def client(fb):
+    with TestClient(create_app(fb)) as c:
+        yield c
+
+
+def _tenant(client, tenant_id="acme"):
+    r = client.post("/v1/tenants", json={"id": tenant_id, "name": tenant_id, "owner_email": f"o@{tenant_id}.test"}, headers=OPERATOR)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _key(fb, tenant_id, role):
+    return {"Authorization": f"Bearer {tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant_id, role=role).secret}"}
+
+
+def test_healthz_and_openapi(client):
+    assert client.get("/healthz").text == "ok"
+    schema = client.get("/openapi.json").json()
+    assert "/v1/tenants" in schema["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_G15_missing_and_wrong_keys_get_401_in_the_error_shape(client):
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"X-API-Key": "fbk_x.y"}):
+        r = client.get("/v1/tenants", headers=headers)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "unauthorized" and r.json()["error"]["message"]
+
+
+def test_validation_errors_are_422_naming_the_field(client):
+    r = client.post("/v1/tenants", json={"id": "Bad Id", "name": "x", "owner_email": "o@x.test"}, headers=OPERATOR)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "validation_error" and error["details"]["problems"][0]["field"] == "id"
+    assert "id" in error["message"]
+
+
+def test_G4_same_idempotency_key_returns_the_first_answer_other_body_409(client):
+    headers = {**OPERATOR, "Idempotency-Key": "k-1"}
+    body = {"id": "acme", "name": "Acme", "owner_email": "o@acme.test"}
+    first = client.post("/v1/tenants", json=body, headers=headers)
+    again = client.post("/v1/tenants", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/v1/tenants", json={**body, "name": "Other"}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
+    assert len(client.get("/v1/tenants", headers=OPERATOR).json()) == 1
+
+
+def test_G4_a_refusal_is_replayed_too_and_writes_nothing(client):
+    _tenant(client, "acme")
+    headers = {**OPERATOR, "Idempotency-Key": "k-2"}
+    body = {"catalog": "agent-sessions", "plan": "nope"}
+    first = client.post("/v1/tenants/acme/subscription", json=body, headers=headers)
+    assert first.status_code == 404 and first.json()["error"]["code"] == "plan_not_found"
+    again = client.post("/v1/tenants/acme/subscription", json=body, headers=headers)
+    assert again.json() == first.json() and again.status_code == 404
+    assert client.get("/v1/tenants/acme/subscription", headers=OPERATOR).status_code == 404
+
+
+def test_G6_billing_is_owner_and_admin_only_and_tenants_are_isolated(client, fb):
+    _tenant(client, "acme")
+    _tenant(client, "globex")
+    owner, member = _key(fb, "acme", Role.OWNER), _key(fb, "acme", Role.MEMBER)
+    r = client.post("/v1/tenants/acme/subscription", json={"catalog": "attendee-credits", "plan": "pro"}, headers=owner)
+    assert r.status_code == 201 and r.json()["status"] == "active"
+    assert client.get("/v1/tenants/acme/subscription", headers=_key(fb, "acme", Role.ADMIN)).status_code == 200
+    r = client.get("/v1/tenants/acme/subscription", headers=member)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    outsider = _key(fb, "globex", Role.OWNER)
+    assert client.get("/v1/tenants/acme/subscription", headers=outsider).status_code == 404
+    assert client.get("/v1/tenants/acme", headers=outsider).status_code == 404
+    assert client.get("/v1/tenants", headers=owner).status_code == 403
+
+
+def test_G2_test_clock_over_http(client):
+    _tenant(client, "acme")
+    clock = client.post("/v1/test-clocks", json={"name": "c", "start": "2027-01-31T12:00:00Z"}, headers=OPERATOR).json()
+    assert client.post(f"/v1/test-clocks/{clock['id']}/tenants", json={"tenant_id": "acme"}, headers=OPERATOR).json()["tenants"] == ["acme"]
+    client.post("/v1/tenants/acme/subscription", json={"catalog": "agent-sessions", "plan": "sme"}, headers=OPERATOR)
+    r = client.post(f"/v1/test-clocks/{clock['id']}/advance", json={"by": "30d"}, headers=OPERATOR)
+    assert r.status_code == 200
+    assert [p["due_at"] for p in r.json()["processed"]] == ["2027-02-28T12:00:00Z"]
+    r = client.post(f"/v1/test-clocks/{clock['id']}/advance", json={"to": "2027-01-01T00:00:00Z"}, headers=OPERATOR)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "clock_backwards"
