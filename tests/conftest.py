@@ -31,6 +31,18 @@ PG_URL = os.environ.get("FAREBOX_TEST_POSTGRES")
 ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process (`python -m farebox ...`) that imports
+    this checkout's code, whatever is installed in the venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREBOX_")}
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run."""

@@ -1,0 +1,49 @@
+"""The set-up promise through real processes: migrate, load, demo, serve."""
+
+import subprocess
+import sys
+import time
+
+import httpx
+
+from conftest import subprocess_env
+
+
+def _farebox(*args, env, check=True, cwd=None):
+    return subprocess.run([sys.executable, "-m", "farebox", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=check)
+
+
+def test_catalog_validate_refuses_a_broken_file_with_its_location(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntitle: x\nmeters: {m: {kind: attendees, scope: period}}\nplans: {pro: {name: Pro, price: '1.00', interval: week}}\n")
+    result = _farebox("catalog", "validate", str(bad), env=subprocess_env(), check=False)
+    assert result.returncode == 1
+    assert "bad.yaml" in result.stderr and "plan 'pro'" in result.stderr and "interval" in result.stderr
+    ok = _farebox("catalog", "validate", "session-caps", "attendee-credits", "agent-sessions", env=subprocess_env())
+    assert ok.stdout.count("valid") == 3
+
+
+def test_migrate_demo_and_serve_answer_healthz_and_docs(tmp_path):
+    env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}", FAREBOX_PORT="8765")
+    _farebox("migrate", env=env, cwd=tmp_path)
+    _farebox("catalog", "load", "--bundled", env=env, cwd=tmp_path)
+    demo = _farebox("demo", env=env, cwd=tmp_path)
+    assert "demo-agents" in demo.stdout and "operator API key" in demo.stdout
+    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get("http://127.0.0.1:8765/healthz", timeout=1).text == "ok":
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "farebox serve did not come up"
+            time.sleep(0.2)
+        assert httpx.get("http://127.0.0.1:8765/docs").status_code == 200
+        key = (tmp_path / "var" / "operator-key").read_text().strip()
+        tenants = httpx.get("http://127.0.0.1:8765/v1/tenants", headers={"Authorization": f"Bearer {key}"}).json()
+        assert [t["id"] for t in tenants] == ["demo-agents", "demo-events", "demo-webinars"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
