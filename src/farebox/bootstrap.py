@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -20,9 +22,15 @@ class Farebox:
     engine: Engine
     clock: Clock
     settings: Settings = field(default_factory=Settings)
+    send_sign_in_link: Callable[[str, str], None] = field(default=lambda email, link: print_sign_in_link(email, link))
 
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
         return UnitOfWork(self.engine, readonly=readonly)
+
+
+def print_sign_in_link(email: str, link: str) -> None:
+    """The embedded default: portal sign-in links are printed to the server's console."""
+    print(f"[farebox] sign-in link for {email}: {link}", file=sys.stderr, flush=True)
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Farebox:

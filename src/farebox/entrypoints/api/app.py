@@ -9,6 +9,7 @@ from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints.api import errors
 from farebox.entrypoints.api.routers import catalogs, clocks, health, subscriptions, tenants
 from farebox.entrypoints.api.schemas import ErrorOut
+from farebox.entrypoints.portal import routes as portal
 
 ROUTERS = (health.router, catalogs.router, tenants.router, subscriptions.router, clocks.router)
 
@@ -30,4 +31,5 @@ def create_app(fb: Farebox | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    portal.install(app)
     return app

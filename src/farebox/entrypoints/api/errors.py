@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farebox.adapters.catalog_files import CatalogError
@@ -47,7 +47,11 @@ def refusal_response(refusal: Refusal) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        from farebox.entrypoints.portal.routes import error_page, is_portal
+
+        if is_portal(request):
+            return error_page(request, exc)
         return refusal_response(exc.refusal)
 
     @app.exception_handler(CatalogError)

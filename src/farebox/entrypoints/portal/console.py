@@ -1,0 +1,73 @@
+"""The operator console: tenants, catalogs and plans, test clocks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse
+
+from farebox.adapters.db.repos import subscriptions as subscriptions_repo
+from farebox.domain.access import require_operator
+from farebox.domain.periods import parse_duration
+from farebox.domain.reasons import DomainError
+from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
+from farebox.services import catalog, clocks, tenants
+
+router = APIRouter(prefix="/portal/console", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+def tenants_page(request: Request, current: Session, q: Annotated[str | None, Query(max_length=100)] = None):
+    fb = fb_of(request)
+    require_operator(current.principal)
+    rows = []
+    found = tenants.list_tenants(fb, current.principal, search=q, limit=200)
+    with fb.uow(readonly=True) as uow:
+        for tenant in found:
+            sub = subscriptions_repo.current(uow.conn, tenant["id"])
+            rows.append({"tenant": tenant, "subscription": sub})
+    return page(request, "console_tenants.html", current, rows=rows, q=q or "", tab="tenants")
+
+
+@router.get("/catalogs", response_class=HTMLResponse)
+def catalogs_page(request: Request, current: Session):
+    require_operator(current.principal)
+    return page(request, "console_catalogs.html", current, catalogs=catalog.list_catalogs(fb_of(request)), tab="catalogs")
+
+
+@router.get("/clocks", response_class=HTMLResponse)
+def clocks_page(request: Request, current: Session, error: str | None = None, report=None):
+    fb = fb_of(request)
+    require_operator(current.principal)
+    rows = [clocks.get(fb, current.principal, c["id"]) for c in clocks.list_all(fb, current.principal)]
+    return page(request, "console_clocks.html", current, clocks=rows, error=error, report=report, tab="clocks")
+
+
+@router.post("/clocks", response_class=HTMLResponse)
+def create_clock(request: Request, current: Session, csrf: CsrfField, name: Annotated[str, Form(min_length=1, max_length=200)]):
+    check_csrf(current, csrf)
+    clocks.create(fb_of(request), current.principal, name=name)
+    return redirect("/portal/console/clocks")
+
+
+@router.post("/clocks/{clock_id}/tenants", response_class=HTMLResponse)
+def attach(request: Request, clock_id: str, current: Session, csrf: CsrfField, tenant_id: Annotated[str, Form(max_length=63)]):
+    check_csrf(current, csrf)
+    try:
+        clocks.attach(fb_of(request), current.principal, clock_id, tenant_id.strip())
+    except DomainError as exc:
+        return clocks_page(request, current, error=exc.refusal.message)
+    return redirect("/portal/console/clocks")
+
+
+@router.post("/clocks/{clock_id}/advance", response_class=HTMLResponse)
+def advance(request: Request, clock_id: str, current: Session, csrf: CsrfField, by: Annotated[str, Form(max_length=20)]):
+    check_csrf(current, csrf)
+    try:
+        report = clocks.advance(fb_of(request), current.principal, clock_id, by=parse_duration(by.strip()))
+    except ValueError:
+        return clocks_page(request, current, error=f"{by!r} is not a duration (e.g. 36h, 30d, 1h30m).")
+    except DomainError as exc:
+        return clocks_page(request, current, error=exc.refusal.message)
+    return clocks_page(request, current, report=report)

@@ -1,0 +1,74 @@
+"""Shared plumbing for portal pages: templates, the signed-in session, CSRF."""
+
+from __future__ import annotations
+
+import secrets
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import BILLING_ROLES
+from farebox.domain.reasons import DomainError
+from farebox.services import portal_auth
+from farebox.services.portal_auth import PortalSession
+
+SESSION_COOKIE = "farebox_session"
+PRE_CSRF_COOKIE = "farebox_csrf"
+
+templates = Jinja2Templates(directory=str(resources.files("farebox") / "templates" / "portal"))
+
+
+class SignInRequired(Exception):
+    """Raised by `signed_in`; the app turns it into a redirect to the sign-in page."""
+
+
+def fb_of(request: Request) -> Farebox:
+    return request.app.state.fb
+
+
+def secure_cookies(request: Request) -> bool:
+    """Secure cookies on HTTPS, and on loopback where browsers accept them over HTTP."""
+    return request.url.scheme == "https" or request.url.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+def signed_in(request: Request) -> PortalSession:
+    current = portal_auth.session(fb_of(request), request.cookies.get(SESSION_COOKIE))
+    if current is None:
+        raise SignInRequired()
+    return current
+
+
+Session = Annotated[PortalSession, Depends(signed_in)]
+
+
+def check_csrf(current: PortalSession, token: str) -> None:
+    if not token or not secrets.compare_digest(token, current.csrf_token):
+        raise DomainError(reasons.FORBIDDEN, details={"field": "csrf_token"})
+
+
+CsrfField = Annotated[str, Form(alias="csrf_token")]
+
+
+def page(request: Request, template: str, current: PortalSession | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    principal = current.principal if current else None
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "session": current,
+            "principal": principal,
+            "csrf_token": current.csrf_token if current else request.cookies.get(PRE_CSRF_COOKIE, ""),
+            "shows_billing": bool(principal and principal.role in BILLING_ROLES),
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
