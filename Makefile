@@ -24,6 +24,7 @@ run: install
 
 ## The whole suite; on PostgreSQL too when FAREBOX_TEST_POSTGRES is set.
 test: install
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## A new migration from the tables in code: make migration m="add usage counters"

@@ -25,22 +25,11 @@ from farebox.bootstrap import Farebox
 from farebox.domain.clock import FrozenClock
 from farebox.settings import Settings
 from farebox.services import demo
+from support import SRC, subprocess_env  # noqa: F401  (re-exported for tests)
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 PG_URL = os.environ.get("FAREBOX_TEST_POSTGRES")
 ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
-
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a child process (`python -m farebox ...`) that imports
-    this checkout's code, whatever is installed in the venv."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREBOX_")}
-    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="session")
