@@ -24,6 +24,11 @@ class Farebox:
     settings: Settings = field(default_factory=Settings)
     send_sign_in_link: Callable[[str, str], None] = field(default=lambda email, link: print_sign_in_link(email, link))
 
+    def __post_init__(self) -> None:
+        from farebox.services import signals
+
+        signals.load_all()  # listeners and due-item handlers of every area
+
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
         return UnitOfWork(self.engine, readonly=readonly)
 

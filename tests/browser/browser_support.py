@@ -23,3 +23,23 @@ def api(base: str, method: str, path: str, **kwargs):
     r = httpx.request(method, base + path, headers={"Authorization": "Bearer browser-operator-key"}, timeout=10, **kwargs)
     assert r.status_code < 400, r.text
     return r.json()
+
+
+RECORD = """
+import sys
+from farebox.bootstrap import bootstrap
+from farebox.domain.access import SYSTEM
+from farebox.services import admission
+fb = bootstrap()
+tenant, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(count):
+    admission.message(fb, SYSTEM, tenant, f"{prefix}-{i}", sender="customer")
+"""
+
+
+def record_conversations(env: dict, tenant_id: str, prefix: str, count: int) -> None:
+    """`count` new customer conversations (one billable session each, A1), as the product would report them."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", RECORD, tenant_id, prefix, str(count)], env=env, check=True, capture_output=True, timeout=60)

@@ -2,7 +2,9 @@
 
 A real `farebox serve` process on a free local port, on a fresh SQLite
 database with the bundled catalogs; Chromium from /usr/bin/chromium (never a
-browser download).  Screenshots go to test-output/browser/.
+browser download).  Screenshots go to test-output/browser/; with
+FAREBOX_UPDATE_SCREENSHOTS=1 the ones the README shows are also copied to
+docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from support import subprocess_env
 
 CHROMIUM = os.environ.get("FAREBOX_CHROMIUM", "/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+README_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _free_port() -> int:
@@ -86,9 +89,12 @@ def browser(chromium_path):
 def shot(request):
     OUTPUT.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name: str) -> Path:
+    def take(page, name: str, *, readme: str | None = None) -> Path:
         path = OUTPUT / f"{request.node.name}-{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if readme and os.environ.get("FAREBOX_UPDATE_SCREENSHOTS") == "1":
+            README_SHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, README_SHOTS / f"{readme}.png")
         return path
 
     return take

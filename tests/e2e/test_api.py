@@ -90,9 +90,31 @@ def test_G2_test_clock_over_http(client):
     _tenant(client, "acme")
     clock = client.post("/v1/test-clocks", json={"name": "c", "start": "2027-01-31T12:00:00Z"}, headers=OPERATOR).json()
     assert client.post(f"/v1/test-clocks/{clock['id']}/tenants", json={"tenant_id": "acme"}, headers=OPERATOR).json()["tenants"] == ["acme"]
+    assert client.post("/v1/tenants/acme/payment-methods", json={"token": "4242424242424242"}, headers=OPERATOR).status_code == 201
     client.post("/v1/tenants/acme/subscription", json={"catalog": "agent-sessions", "plan": "sme"}, headers=OPERATOR)
     r = client.post(f"/v1/test-clocks/{clock['id']}/advance", json={"by": "30d"}, headers=OPERATOR)
     assert r.status_code == 200
     assert [p["due_at"] for p in r.json()["processed"]] == ["2027-02-28T12:00:00Z"]
     r = client.post(f"/v1/test-clocks/{clock['id']}/advance", json={"to": "2027-01-01T00:00:00Z"}, headers=OPERATOR)
     assert r.status_code == 409 and r.json()["error"]["code"] == "clock_backwards"
+
+
+def test_catalogs_load_by_bundled_name_or_yaml_text_never_a_server_path(client):
+    r = client.post("/v1/catalogs", json={"bundled": "agent-sessions"}, headers=OPERATOR)
+    assert r.status_code == 200 and r.json()["unchanged"]
+    r = client.post("/v1/catalogs", json={"bundled": "/etc/passwd"}, headers=OPERATOR)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "catalog_not_found"
+    r = client.post("/v1/catalogs", json={"document": "name: tiny\ntitle: Tiny\nmeters: {}\nplans: {solo: {name: Solo, price: '5.00', interval: month}}\n"}, headers=OPERATOR)
+    assert r.status_code == 200 and r.json()["added"] == ["solo v1"]
+    r = client.post("/v1/catalogs", json={"document": "name: tiny\nplans: {}\n"}, headers=OPERATOR)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "catalog_invalid"
+    r = client.post("/v1/catalogs", json={"bundled": "agent-sessions", "document": "x"}, headers=OPERATOR)
+    assert r.status_code == 422
+
+
+def test_G15_nul_characters_are_refused_with_422_not_stored(client):
+    """G15: text the store cannot keep faithfully is a clear 4xx, never a 500."""
+    r = client.get("/v1/tenants", params={"search": "a\x00b"}, headers=OPERATOR)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    r = client.post("/v1/tenants", json={"name": "bad\x00name", "owner_email": "o@example.com"}, headers=OPERATOR)
+    assert r.status_code == 422 and "NUL" in r.json()["error"]["message"]

@@ -47,3 +47,15 @@ def test_migrate_demo_and_serve_answer_healthz_and_docs(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_G14_export_command_writes_the_tenants_files(tmp_path):
+    env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}")
+    _farebox("migrate", env=env, cwd=tmp_path)
+    _farebox("catalog", "load", "--bundled", env=env, cwd=tmp_path)
+    _farebox("demo", env=env, cwd=tmp_path)
+    result = _farebox("export", "--tenant", "demo-events", "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)
+    assert "exported" in result.stdout and (tmp_path / "out" / "members.jsonl").read_text().count("\n") == 3
+    assert (tmp_path / "out" / "members.csv").exists() and (tmp_path / "out" / "manifest.json").exists()
+    missing = _farebox("export", "--tenant", "nobody", env=env, cwd=tmp_path, check=False)
+    assert missing.returncode == 1 and "not_found" in missing.stdout

@@ -295,8 +295,9 @@ def load_catalog_file(path: str | Path) -> tuple[c.Catalog, dict[str, Any]]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise CatalogError(str(path), [f"cannot read the file: {reason}"]) from None
     return load_catalog_text(text, source=str(path))
 
 

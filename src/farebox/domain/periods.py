@@ -165,6 +165,7 @@ def periods_between(
         period = _period(anchor, interval, period.index + 1)
 
 
+MAX_DURATION_SECONDS = 100 * 366 * 86_400
 _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 
 
@@ -177,4 +178,7 @@ def parse_duration(text: str) -> timedelta:
     if match is None or not any(match.groups()):
         raise ValueError(f"invalid duration {text!r}: expected e.g. '90m', '4h', '14d', '1h30m'")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total > MAX_DURATION_SECONDS:
+        raise ValueError(f"invalid duration {text!r}: longer than 100 years")
+    return timedelta(seconds=total)

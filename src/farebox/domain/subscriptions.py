@@ -26,8 +26,11 @@ class Status(StrEnum):
     CANCELED = "canceled"
     EXPIRED = "expired"  # G10
     UPCOMING = "upcoming"  # a scheduled plan change not started yet (G7)
+    REPLACED = "replaced"  # ended by a plan change; its successor names it in `replaces_id`
+    SCHEDULE_CANCELED = "schedule_canceled"  # an upcoming change called off before it started (G7, L9)
 
 
+ENDED_STATUSES = frozenset({Status.CANCELED, Status.EXPIRED})
 LIVE_STATUSES = frozenset({Status.FREE, Status.TRIALING, Status.ACTIVE, Status.PAYMENT_ISSUE, Status.CANCELLATION_SCHEDULED})
 
 
@@ -47,10 +50,22 @@ class Subscription:
     grace_ends_at: datetime | None = None
     ended_at: datetime | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    replaces_id: str | None = None  # the subscription this one follows after a plan change
+    trial_usage: Mapping[str, int] = field(default_factory=dict)  # meter -> units used in the trial (A3)
+    cancel_effective_at: datetime | None = None  # G8: when a scheduled cancellation takes effect
+    overdue_invoice_id: str | None = None  # G9: the renewal invoice whose payment failed
 
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+
+def trial_used_up(subscription: Subscription) -> bool:
+    """A3: this subscription's trial ended because a usage bound was reached."""
+    trial = subscription.plan.trial
+    if subscription.status is not Status.EXPIRED or trial is None or subscription.trial_ends_at is None:
+        return False
+    return any(subscription.trial_usage.get(meter, 0) >= bound for meter, bound in trial.usage.items())
 
 
 def admission_refusal(subscription: Subscription | None, now: datetime) -> reasons.Reason | None:
@@ -59,9 +74,11 @@ def admission_refusal(subscription: Subscription | None, now: datetime) -> reaso
     Usage already admitted keeps going; this only gates *new* occurrences,
     attendees and sessions.
     """
-    if subscription is None or not subscription.is_live:
+    if subscription is None:
         return reasons.SUBSCRIPTION_EXPIRED
-    if subscription.status is Status.PAYMENT_ISSUE and subscription.grace_ends_at is not None and now >= subscription.grace_ends_at:
+    if not subscription.is_live:
+        return reasons.TRIAL_EXHAUSTED if trial_used_up(subscription) else reasons.SUBSCRIPTION_EXPIRED
+    if subscription.grace_ends_at is not None and now >= subscription.grace_ends_at:
         return reasons.PAYMENT_OVERDUE
     if subscription.status is Status.TRIALING and subscription.trial_ends_at is not None and now >= subscription.trial_ends_at:
         return reasons.SUBSCRIPTION_EXPIRED

@@ -15,12 +15,22 @@ from rich.table import Table
 from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
+from farebox.entrypoints.cli_export import export_command
+from farebox.entrypoints.cli_scenario import scenario_app
 
 app = typer.Typer(help="farebox: billing, metering and admission control.", no_args_is_help=True, add_completion=False)
 catalog_app = typer.Typer(help="Validate and load plan catalogs.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
+app.add_typer(scenario_app, name="scenario")
+app.command("export")(export_command)
+clock_app = typer.Typer(help="Test clocks (G2): move one forward and see what falls due.", no_args_is_help=True)
+app.add_typer(clock_app, name="clock")
+notify_app = typer.Typer(help="Alerts: deliver the outbox, show e-mails waiting in it.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook endpoints, secrets, deliveries.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 err = Console(stderr=True)
 
@@ -77,8 +87,7 @@ def catalog_load(
             raise typer.Exit(1) from None
         console.print(
             f"[green]loaded[/green] {report.catalog}: new {', '.join(report.added) or '-'}; "
-            f"unchanged {', '.join(report.unchanged) or '-'}"
-            + (f"; retired {', '.join(report.retired)}" if report.retired else "")
+            f"unchanged {', '.join(report.unchanged) or '-'}" + (f"; retired {', '.join(report.retired)}" if report.retired else "")
         )
 
 
@@ -137,19 +146,159 @@ def serve(
 def worker(
     once: bool = typer.Option(False, "--once", help="Process what is due now, then stop"),
     interval: float = typer.Option(1.0, help="Seconds between passes"),
+    lease: float = typer.Option(60.0, help="Seconds a claimed delivery waits before another worker may retry it"),
 ) -> None:
-    """Process due work (renewals, trial ends, grace ends, scheduled changes, retention)."""
-    from farebox.services import due
+    """Process due work (renewals, trial ends, grace ends, scheduled changes, retention) and deliver alerts."""
+    from datetime import timedelta
+
+    from farebox.services import delivery, due
 
     fb = _fb()
     while True:
         processed = due.run_due(fb, limit=1000)
+        sent = delivery.deliver_pending(fb, limit=1000, lease=timedelta(seconds=lease))
+        for delivery_id in sent.delivered + sent.retrying + sent.failed:
+            outcome = "delivered" if delivery_id in sent.delivered else "retrying" if delivery_id in sent.retrying else "failed"
+            console.print(f"{datetime.now().isoformat(timespec='seconds')} delivery {delivery_id}: {outcome}")
         for item in processed:
             console.print(f"{datetime.now().isoformat(timespec='seconds')} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
+        billed = _billing_pass(fb)
+        processed = processed or billed  # type: ignore[assignment]
         if once:
             return
         if not processed:
             time.sleep(interval)
+
+
+@clock_app.command("advance")
+def clock_advance(
+    clock_id: str = typer.Argument(..., help="The test clock's id"),
+    by: str = typer.Option(None, "--by", help="A duration: 36h, 14d, 1h30m"),
+    to: str = typer.Option(None, "--to", help="An ISO instant with its zone, e.g. 2027-01-01T00:00:00Z"),
+) -> None:
+    """Advance a test clock; everything due in between runs in order, each at its own time."""
+    from farebox.domain.periods import parse_duration
+    from farebox.domain.reasons import DomainError
+    from farebox.services import clocks
+
+    try:
+        delta = parse_duration(by) if by else None
+        target = datetime.fromisoformat(to) if to else None
+        report = clocks.advance(_fb(), SYSTEM, clock_id, by=delta, to=target)
+    except (DomainError, ValueError) as exc:
+        err.print(f"[red]refused[/red] {exc}")
+        raise typer.Exit(1) from None
+    for item in report.processed:
+        console.print(f"{item.due_at.isoformat()} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
+    console.print(f"clock {clock_id}: {report.from_at.isoformat()} -> {report.to_at.isoformat()} ({len(report.processed)} due items)")
+
+
+@notify_app.command("deliver")
+def notify_deliver(limit: int = typer.Option(1000, help="At most this many deliveries")) -> None:
+    """One delivery pass: send the e-mails (with FAREBOX_SMTP_URL) and webhooks that are due."""
+    from farebox.services import delivery
+
+    report = delivery.deliver_pending(_fb(), limit=limit)
+    console.print(f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, failed {len(report.failed)}")
+
+
+@notify_app.command("outbox")
+def notify_outbox(tenant: str = typer.Argument(..., help="Tenant id")) -> None:
+    """The tenant's e-mails (pending ones wait here when no SMTP server is set)."""
+    from farebox.services import delivery
+
+    for mail in delivery.email_outbox(_fb(), SYSTEM, tenant):
+        console.print(f"[bold]{mail.status}[/bold] {mail.delivery_id} to {mail.to}: {mail.subject}")
+
+
+@webhooks_app.command("add")
+def webhooks_add(url: str, kinds: list[str] = typer.Option(None, "--kind", help="Only these alert kinds (repeat); default all")) -> None:
+    """Add an endpoint and print its signing secret (shown once)."""
+    from farebox.services import webhook_endpoints
+
+    endpoint = webhook_endpoints.create_endpoint(_fb(), SYSTEM, url=url, kinds=tuple(kinds or ()))
+    console.print(f"{endpoint.id} {endpoint.url}")
+    console.print(endpoint.secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """Webhook endpoints."""
+    from farebox.services import webhook_endpoints
+
+    for endpoint in webhook_endpoints.list_endpoints(_fb(), SYSTEM):
+        console.print(f"{endpoint.id} {endpoint.url} {'enabled' if endpoint.enabled else 'disabled'} kinds={','.join(endpoint.kinds) or 'all'}")
+
+
+@webhooks_app.command("rotate")
+def webhooks_rotate(endpoint_id: str, grace_hours: int = typer.Option(24, help="Hours the old secret keeps signing")) -> None:
+    """A new signing secret; the old one still signs for the grace window."""
+    from datetime import timedelta
+    from farebox.services import webhook_endpoints
+
+    endpoint = webhook_endpoints.rotate_secret(_fb(), SYSTEM, endpoint_id, grace=timedelta(hours=grace_hours))
+    console.print(endpoint.secret)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(status: str = typer.Option(None, help="pending, delivered or failed"), tenant: str = typer.Option(None)) -> None:
+    """The delivery log."""
+    from farebox.services import delivery
+
+    for d in delivery.list_deliveries(_fb(), SYSTEM, tenant_id=tenant, status=status):
+        console.print(f"{d.id} {d.tenant_id} {d.channel} {d.target} {d.status} attempts={d.attempts} {d.last_error or ''}")
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(delivery_id: str) -> None:
+    """Send a delivery again (same webhook-id); the worker or `notify deliver` sends it."""
+    from farebox.services import delivery
+
+    d = delivery.replay(_fb(), SYSTEM, delivery_id)
+    console.print(f"{d.id}: {d.status}")
+
+
+def _billing_pass(fb: Farebox) -> bool:
+    """The worker's billing pass: invoice and charge whatever subscription is due (see `farebox bill`)."""
+    from farebox.services import billing_run
+
+    report = billing_run.run(fb, SYSTEM)
+    if report.invoiced:
+        console.print(f"{datetime.now().isoformat(timespec='seconds')} billing pass: {report.invoiced} invoice(s) issued")
+    return bool(report.invoiced)
+
+
+@app.command()
+def bill(batch_size: int = typer.Option(500, help="Subscriptions per committed batch")) -> None:
+    """Invoice and charge every subscription due (resumable: run it again after a crash)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from farebox.services import billing_run
+
+    fb = _fb()
+    total = billing_run.due_count(fb)
+    columns = (TextColumn("billing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    started = time.perf_counter()
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("billing", total=total)
+        report = billing_run.run(fb, SYSTEM, batch_size=batch_size, on_progress=lambda n: progress.advance(task, n))
+    elapsed = time.perf_counter() - started
+    console.print(f"examined {report.examined} subscription(s), issued {report.invoiced} invoice(s) in {elapsed:.1f} s")
+usage_app = typer.Typer(help="Usage counters.", no_args_is_help=True)
+app.add_typer(usage_app, name="usage")
+
+
+@usage_app.command("verify")
+def usage_verify(tenant: str = typer.Option(None, help="Only this tenant")) -> None:
+    """Recompute every usage counter from the recorded units (G3); exit 1 on any difference."""
+    from farebox.services import usage as service
+
+    differences = service.verify(_fb(), SYSTEM, tenant)
+    for d in differences:
+        err.print(f"[red]differs[/red] {d}")
+    if differences:
+        raise typer.Exit(1)
+    console.print("[green]ok[/green] every counter equals its recorded units")
 
 
 def main() -> None:

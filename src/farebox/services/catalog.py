@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from farebox.adapters.catalog_files import load_catalog, plan_document, plan_fingerprint, plan_from_document
+from farebox.adapters.catalog_files import BUNDLED, load_catalog, load_catalog_text, plan_document, plan_fingerprint, plan_from_document
 from farebox.adapters.db.repos import catalog as repo
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_operator
-from farebox.domain.catalog import Plan
+from farebox.domain.catalog import Catalog, Plan
 from farebox.domain.reasons import DomainError
+from farebox.services import audit
 
 
 @dataclass
@@ -22,9 +23,27 @@ class LoadReport:
 
 
 def load(fb: Farebox, actor: Principal, name_or_path: str) -> LoadReport:
-    """Load (or reload) a catalog; a plan whose content changed gets a new version."""
+    """Load (or reload) a bundled catalog or a catalog file; a plan whose
+    content changed gets a new version."""
     require_operator(actor)
-    catalog, document = load_catalog(name_or_path)
+    return _store(fb, actor, *load_catalog(name_or_path))
+
+
+def load_bundled(fb: Farebox, actor: Principal, name: str) -> LoadReport:
+    """Load one of the catalogs shipped with farebox, by name."""
+    require_operator(actor)
+    if name not in BUNDLED:
+        raise DomainError(reasons.CATALOG_NOT_FOUND, catalog=name, details={"bundled": list(BUNDLED)})
+    return _store(fb, actor, *load_catalog(name))
+
+
+def load_document(fb: Farebox, actor: Principal, text: str) -> LoadReport:
+    """Load a catalog sent as YAML text (the API never reads server paths)."""
+    require_operator(actor)
+    return _store(fb, actor, *load_catalog_text(text, source="request body"))
+
+
+def _store(fb: Farebox, actor: Principal, catalog: Catalog, document: dict) -> LoadReport:
     now = fb.clock.now()
     report = LoadReport(catalog.name)
     with fb.uow() as uow:
@@ -42,6 +61,8 @@ def load(fb: Farebox, actor: Principal, name_or_path: str) -> LoadReport:
         before = {row["code"] for row in repo.current_plans(uow.conn, catalog.name)}
         repo.retire_plans(uow.conn, catalog.name, keep=set(catalog.plans))
         report.retired = sorted(before - set(catalog.plans))
+        if report.added or report.retired:
+            audit.publish(uow, "catalog.loaded", tenant_id=None, at=now, actor=actor, subject=catalog.name, added=report.added, retired=report.retired, unchanged=report.unchanged)
         uow.commit()
     return report
 

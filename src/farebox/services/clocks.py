@@ -17,7 +17,7 @@ from farebox.domain import reasons
 from farebox.domain.access import Principal, require_operator
 from farebox.domain.clock import Clock, ensure_utc
 from farebox.domain.reasons import DomainError
-from farebox.services import due
+from farebox.services import audit, due
 from farebox.services.due import Processed
 
 
@@ -62,7 +62,9 @@ def attach(fb: Farebox, actor: Principal, clock_id: str, tenant_id: str) -> None
             raise DomainError(reasons.NOT_FOUND, what="Test clock")
         if tenants_repo.get_tenant(uow.conn, tenant_id) is None:
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
+        before = tenants_repo.get_tenant(uow.conn, tenant_id)["test_clock_id"]
         tenants_repo.update_tenant(uow.conn, tenant_id, test_clock_id=clock_id)
+        audit.publish(uow, "tenant.clock_attached", tenant_id=tenant_id, at=fb.clock.now(), actor=actor, subject=clock_id, before={"test_clock_id": before}, after={"test_clock_id": clock_id})
         uow.commit()
 
 

@@ -15,6 +15,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import MEMBER_ROLES, Principal, Role, require_billing_access, require_operator, require_tenant_access
 from farebox.domain.reasons import DomainError
+from farebox.services import audit
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -42,6 +43,7 @@ def create_tenant(
         repo.insert_member(
             uow.conn, tenant_id=tenant_id, id=new_id("mem"), email=owner_email, name=owner_name or owner_email, role=Role.OWNER.value, created_at=now
         )
+        audit.publish(uow, "tenant.created", tenant_id=tenant_id, at=now, actor=actor, subject=tenant_id, after={"name": name, "owner_email": owner_email})
         uow.commit()
     return get_tenant(fb, actor, tenant_id)
 
@@ -77,6 +79,7 @@ def add_member(fb: Farebox, actor: Principal, tenant_id: str, *, email: str, nam
             raise DomainError(reasons.MEMBER_EXISTS, email=email)
         member = {"tenant_id": tenant_id, "id": new_id("mem"), "email": email, "name": name or email, "role": role.value, "created_at": fb.clock.now()}
         repo.insert_member(uow.conn, **member)
+        audit.publish(uow, "member.added", tenant_id=tenant_id, at=member["created_at"], actor=actor, subject=member["id"], after={"email": email, "role": role.value})
         uow.commit()
     return member
 
@@ -115,6 +118,7 @@ def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role:
         repo.insert_api_key(
             uow.conn, id=key_id, secret_hash=_hash(secret), tenant_id=tenant_id, role=role.value, name=name, created_at=fb.clock.now()
         )
+        audit.publish(uow, "api_key.issued", tenant_id=tenant_id, at=fb.clock.now(), actor=actor, subject=key_id, after={"role": role.value, "name": name})
         uow.commit()
     return IssuedKey(key_id, f"{key_id}.{secret}", role, tenant_id)
 
@@ -129,6 +133,7 @@ def revoke_api_key(fb: Farebox, actor: Principal, key_id: str) -> None:
         else:
             require_billing_access(actor, key["tenant_id"])
         repo.revoke_api_key(uow.conn, key_id, fb.clock.now())
+        audit.publish(uow, "api_key.revoked", tenant_id=key["tenant_id"], at=fb.clock.now(), actor=actor, subject=key_id, before={"role": key["role"]}, after={"revoked": True})
         uow.commit()
 
 

@@ -7,11 +7,24 @@ from fastapi import FastAPI
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import catalogs, clocks, health, subscriptions, tenants
+from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
-ROUTERS = (health.router, catalogs.router, tenants.router, subscriptions.router, clocks.router)
+ROUTERS = (
+    health.router,
+    catalogs.router,
+    tenants.router,
+    subscriptions.router,
+    clocks.router,
+    audit.router,
+    export.router,
+    notifications.router,
+    invoices.router,
+    invoices.webhooks,
+    admission.router,
+    usage.router,
+)
 
 
 def create_app(fb: Farebox | None = None) -> FastAPI:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farebox.adapters.catalog_files import CatalogError
@@ -29,6 +30,24 @@ STATUS_BY_CODE: dict[str, int] = {
     "tenant_exists": 409,
     "member_exists": 409,
     "clock_backwards": 409,
+    "storage_unavailable": 503,
+    "trial_already_used": 409,
+    "trial_not_offered": 409,
+    "same_plan": 409,
+    "change_date_in_past": 422,
+    "invalid_transition": 409,
+    "no_scheduled_change": 404,
+    "no_subscription": 404,
+    "sales_assisted_plan": 409,
+    "not_sales_assisted": 409,
+    "payment_method_refused": 402,
+    "invoice_not_open": 409,
+    "provider_signature_invalid": 400,
+    "session_limit_invalid": 422,
+    "session_limit_above_base": 422,
+    "session_limit_not_available": 409,
+    "event_invalid": 422,
+    "event_conflict": 409,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
 
@@ -45,7 +64,26 @@ def refusal_response(refusal: Refusal) -> JSONResponse:
     return JSONResponse(error_body(refusal.code, refusal.message, refusal.details), status_code=status_for(refusal.code))
 
 
+class RefuseNul:
+    """ASGI middleware: a NUL character in the path or query string is a 422, before any handler runs.
+
+    No storage engine keeps NUL in text faithfully (PostgreSQL refuses it), so it is refused at the edge.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get("query_string", b"")):
+            body = error_body("validation_error", "NUL characters are not allowed in the path or query string")
+            await JSONResponse(body, status_code=422)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNul)
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
         from farebox.entrypoints.portal.routes import error_page, is_portal
@@ -72,6 +110,15 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def _storage(_: Request, exc: DBAPIError) -> JSONResponse:
+        # The transaction was rolled back with the connection (the unit of work
+        # never commits half); the pool pre-pings, so a retry gets a new one.
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            message = "The database connection was lost; nothing was changed. Retry the request (with the same Idempotency-Key)."
+            return JSONResponse(error_body("storage_unavailable", message), status_code=503, headers={"Retry-After": "1"})
+        return JSONResponse(error_body("internal_error", "An unexpected error occurred; nothing was changed."), status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

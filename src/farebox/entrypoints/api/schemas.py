@@ -5,13 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from farebox.domain.access import Role
+from farebox.domain.periods import parse_duration
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class Body(BaseModel):
+    """A request body: unknown fields and NUL characters are refused (neither can be stored faithfully)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return data
 
 
 class TenantIn(Body):
@@ -70,7 +90,14 @@ class ClockOut(BaseModel):
 
 class AdvanceIn(Body):
     to: datetime | None = Field(default=None, description="Advance to this instant")
-    by: str | None = Field(default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, examples=["36h", "30d"])
+    by: str | None = Field(default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, max_length=40, examples=["36h", "30d"])
+
+    @field_validator("by")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # its ValueError names the text; 422
+        return value
 
 
 class ProcessedOut(BaseModel):
@@ -93,7 +120,16 @@ class AttachIn(Body):
 
 
 class CatalogLoadIn(Body):
-    source: str = Field(min_length=1, max_length=500, description="A bundled catalog name, or a path on the server")
+    """Exactly one of `bundled` (a bundled catalog's name) or `document` (a catalog's YAML text)."""
+
+    bundled: str | None = Field(default=None, min_length=1, max_length=64, examples=["agent-sessions"])
+    document: str | None = Field(default=None, min_length=1, max_length=1_000_000, description="The catalog file's YAML text (docs/catalog.md)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CatalogLoadIn":
+        if (self.bundled is None) == (self.document is None):
+            raise ValueError("give exactly one of bundled or document")
+        return self
 
 
 class CatalogLoadOut(BaseModel):
@@ -120,6 +156,7 @@ class CatalogOut(BaseModel):
 class SubscribeIn(Body):
     catalog: str = Field(min_length=1, max_length=64)
     plan: str = Field(min_length=1, max_length=64)
+    trial: bool = Field(default=False, description="Start the plan's free trial (A3, once per tenant)")
 
 
 class SubscriptionOut(BaseModel):
@@ -160,3 +197,13 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class AuditEntryOut(BaseModel):
+    tenant_id: str = Field(description="Empty for operator-wide changes (catalogs, operator keys)")
+    id: str
+    at: datetime
+    actor: str = Field(description="Who: `operator:<key>`, `owner:<email>`, `system`, `worker`")
+    kind: str
+    subject: str | None
+    data: dict[str, Any] = Field(description="What changed; `before` and `after` where the change has them")

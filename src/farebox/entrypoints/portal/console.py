@@ -1,4 +1,5 @@
-"""The operator console: tenants, catalogs and plans, test clocks."""
+"""The operator console: tenants (state, usage, MRR), catalogs and plans, test clocks,
+webhook deliveries, billing runs and the audit log."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from farebox.domain.access import require_operator
 from farebox.domain.periods import parse_duration
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.services import catalog, clocks, tenants
+from farebox.entrypoints.portal.console_view import mrr_rows, usage_line
+from farebox.services import audit, catalog, clocks, delivery, tenants, usage
+
+try:  # invoicing (issue 6)
+    from farebox.services import billing_run
+except ImportError:  # pragma: no cover - before the invoicing merge
+    billing_run = None  # type: ignore[assignment]
 
 router = APIRouter(prefix="/portal/console", include_in_schema=False)
 
@@ -26,8 +33,10 @@ def tenants_page(request: Request, current: Session, q: Annotated[str | None, Qu
     with fb.uow(readonly=True) as uow:
         for tenant in found:
             sub = subscriptions_repo.current(uow.conn, tenant["id"])
-            rows.append({"tenant": tenant, "subscription": sub})
-    return page(request, "console_tenants.html", current, rows=rows, q=q or "", tab="tenants")
+            summary = usage.summary_in(uow.conn, tenant["id"])
+            rows.append({"tenant": tenant, "subscription": sub, "usage": usage_line(summary)})
+    rows, totals = mrr_rows(rows)
+    return page(request, "console_tenants.html", current, rows=rows, totals=totals, q=q or "", tab="tenants")
 
 
 @router.get("/catalogs", response_class=HTMLResponse)
@@ -71,3 +80,46 @@ def advance(request: Request, clock_id: str, current: Session, csrf: CsrfField, 
     except DomainError as exc:
         return clocks_page(request, current, error=exc.refusal.message)
     return clocks_page(request, current, report=report)
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+def deliveries_page(
+    request: Request, current: Session,
+    status: Annotated[str | None, Query(max_length=20)] = None, channel: Annotated[str | None, Query(max_length=20)] = None,
+    replayed: str | None = None,
+):
+    require_operator(current.principal)
+    found = delivery.list_deliveries(fb_of(request), current.principal, status=status or None, channel=channel or None, limit=500)
+    found = sorted(found, key=lambda d: d.created_at, reverse=True)
+    return page(request, "console_deliveries.html", current, deliveries=found, status=status or "", channel=channel or "", replayed=replayed, tab="deliveries")
+
+
+@router.post("/deliveries/{delivery_id}/replay")
+def replay_delivery(request: Request, delivery_id: str, current: Session, csrf: CsrfField):
+    check_csrf(current, csrf)
+    delivery.replay(fb_of(request), current.principal, delivery_id)
+    return redirect(f"/portal/console/deliveries?replayed={delivery_id}")
+
+
+@router.get("/billing-runs", response_class=HTMLResponse)
+def billing_runs_page(request: Request, current: Session, report=None):
+    require_operator(current.principal)
+    due = billing_run.due_count(fb_of(request)) if billing_run is not None else None
+    return page(request, "console_billing_runs.html", current, available=billing_run is not None, due=due, report=report, tab="billing-runs")
+
+
+@router.post("/billing-runs", response_class=HTMLResponse)
+def run_billing(request: Request, current: Session, csrf: CsrfField):
+    check_csrf(current, csrf)
+    require_operator(current.principal)
+    if billing_run is None:
+        return billing_runs_page(request, current)
+    report = billing_run.run(fb_of(request), current.principal)
+    return billing_runs_page(request, current, report=report)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, current: Session, tenant: Annotated[str | None, Query(max_length=63)] = None):
+    require_operator(current.principal)
+    entries = audit.entries(fb_of(request), current.principal, tenant_id=tenant or None, limit=300)
+    return page(request, "console_audit.html", current, entries=entries, tenant_filter=tenant or "", tab="audit")

@@ -1,4 +1,5 @@
-"""A tenant's pages: overview (team) and the Billing tab (owners and admins only, G6)."""
+"""A tenant's pages: overview (team) and the audit log (owners and admins, G6).
+The Billing tab and its actions are in `billing.py`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi.responses import HTMLResponse
 
 from farebox.domain.access import require_billing_access
 from farebox.entrypoints.portal.web import Session, fb_of, page
-from farebox.services import catalog, subscriptions, tenants
+from farebox.services import audit, tenants
 
 router = APIRouter(prefix="/portal/t/{tenant_id}", include_in_schema=False)
 
@@ -20,13 +21,11 @@ def overview(request: Request, tenant_id: str, current: Session):
     return page(request, "tenant_overview.html", current, tenant=tenant, members=members, tab="overview")
 
 
-@router.get("/billing", response_class=HTMLResponse)
-def billing(request: Request, tenant_id: str, current: Session):
+@router.get("/audit", response_class=HTMLResponse)
+def audit_log(request: Request, tenant_id: str, current: Session):
+    """Who changed what in this tenant: subscriptions, limits, members, keys (newest first)."""
     fb = fb_of(request)
     require_billing_access(current.principal, tenant_id)
     tenant = tenants.get_tenant(fb, current.principal, tenant_id)
-    subscription = subscriptions.current(fb, current.principal, tenant_id)
-    plans = []
-    if subscription is not None:
-        plans = next((c["plans"] for c in catalog.list_catalogs(fb) if c["name"] == subscription.catalog), [])
-    return page(request, "billing.html", current, tenant=tenant, subscription=subscription, plans=plans, tab="billing")
+    entries = audit.entries(fb, current.principal, tenant_id=tenant_id, limit=200)
+    return page(request, "audit.html", current, tenant=tenant, entries=entries, tab="audit")

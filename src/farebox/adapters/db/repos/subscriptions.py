@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from farebox.adapters.catalog_files import plan_from_document
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.tables.core import plan_versions
-from farebox.adapters.db.tables.subscriptions import subscription_transitions, subscriptions
+from farebox.adapters.db.tables.subscriptions import sales_requests, subscription_transitions, subscriptions
 from farebox.domain.periods import Period
 from farebox.domain.subscriptions import LIVE_STATUSES, Status, Subscription
+
+# Rows that never were, or no longer are, the tenant's subscription of record.
+_NOT_CURRENT = (Status.UPCOMING.value, Status.REPLACED.value, Status.SCHEDULE_CANCELED.value)
 
 _PLAN_CACHE: dict[int, tuple[str, Any]] = {}
 
@@ -44,6 +47,10 @@ def to_domain(conn: Connection, row: Any) -> Subscription:
         grace_ends_at=row["grace_ends_at"],
         ended_at=row["ended_at"],
         settings=row["settings"] or {},
+        replaces_id=row["replaces_id"],
+        trial_usage=row["trial_usage"] or {},
+        cancel_effective_at=row["cancel_effective_at"],
+        overdue_invoice_id=row["overdue_invoice_id"],
     )
 
 
@@ -59,20 +66,33 @@ def get(conn: Connection, tenant_id: str, subscription_id: str, *, for_update: b
     return to_domain(conn, row) if row else None
 
 
+_LIVE = (
+    select(subscriptions)
+    .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.status.in_(sorted(s.value for s in LIVE_STATUSES)))
+    .limit(1)
+)
+_LATEST_ENDED = (
+    select(subscriptions)
+    .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.status.not_in(_NOT_CURRENT))
+    .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
+    .limit(1)
+)
+_LIVE_FOR_UPDATE = _LIVE.with_for_update()
+_LATEST_ENDED_FOR_UPDATE = _LATEST_ENDED.with_for_update()
+
+
 def current(conn: Connection, tenant_id: str, *, for_update: bool = False) -> Subscription | None:
-    """The tenant's live subscription, or else its latest ended one, or None."""
-    query = (
-        select(subscriptions)
-        .where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.status != Status.UPCOMING.value)
-        .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
-    )
-    if for_update:
-        query = query.with_for_update()
-    rows = list(conn.execute(query).mappings())
-    for row in rows:
-        if Status(row["status"]) in LIVE_STATUSES:
-            return to_domain(conn, row)
-    return to_domain(conn, rows[0]) if rows else None
+    """The tenant's live subscription, or else its latest ended one, or None.
+
+    On metering's hot path: one indexed lookup of the live row (a tenant has at
+    most one) with a statement built once; only when there is none a second
+    lookup for the latest ended row.
+    """
+    params = {"tenant_id": tenant_id}
+    row = conn.execute(_LIVE_FOR_UPDATE if for_update else _LIVE, params).mappings().first()
+    if row is None:
+        row = conn.execute(_LATEST_ENDED_FOR_UPDATE if for_update else _LATEST_ENDED, params).mappings().first()
+    return to_domain(conn, row) if row else None
 
 
 def update_subscription(conn: Connection, tenant_id: str, subscription_id: str, **values: Any) -> None:
@@ -113,5 +133,40 @@ def transitions(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
         select(subscription_transitions)
         .where(subscription_transitions.c.tenant_id == tenant_id)
         .order_by(subscription_transitions.c.at, subscription_transitions.c.id)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def upcoming(conn: Connection, tenant_id: str, *, for_update: bool = False) -> Subscription | None:
+    """The tenant's scheduled plan change (G7), if any."""
+    query = select(subscriptions).where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.status == Status.UPCOMING.value)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query.order_by(subscriptions.c.created_at.desc()).limit(1)).mappings().first()
+    return to_domain(conn, row) if row else None
+
+
+def has_had_trial(conn: Connection, tenant_id: str) -> bool:
+    """A3/A4: has this tenant ever started a trial (whatever became of it)?"""
+    row = conn.execute(
+        select(subscriptions.c.id).where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.trial_ends_at.is_not(None)).limit(1)
+    ).first()
+    return row is not None
+
+
+def all_for_tenant(conn: Connection, tenant_id: str) -> list[Subscription]:
+    rows = conn.execute(
+        select(subscriptions).where(subscriptions.c.tenant_id == tenant_id).order_by(subscriptions.c.created_at, subscriptions.c.id)
+    ).mappings()
+    return [to_domain(conn, r) for r in rows]
+
+
+def insert_sales_request(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(sales_requests).values(**values))
+
+
+def sales_requests_for(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(sales_requests).where(sales_requests.c.tenant_id == tenant_id).order_by(sales_requests.c.requested_at, sales_requests.c.id)
     )
     return [dict(r) for r in rows.mappings()]

@@ -7,7 +7,7 @@ plan versions, test clocks and API keys (a key is looked up before its
 tenant is known).
 """
 
-from farebox.adapters.db.tables import core, portal, subscriptions  # noqa: F401  (registers tables)
+from farebox.adapters.db.tables import alerts, audit, core, invoicing, metering, payments, portal, subscriptions  # noqa: F401  (registers tables)
 from farebox.adapters.db.tables.base import metadata
 
 __all__ = ["metadata"]

@@ -14,4 +14,6 @@ def list_catalogs(fb: FB, caller: Caller) -> list[dict]:
 
 @router.post("", response_model=CatalogLoadOut, summary="Load or reload a catalog (operator)")
 def load_catalog(body: CatalogLoadIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, body, lambda: service.load(fb, caller, body.source).__dict__)
+    if body.bundled is not None:
+        return idempotent(fb, caller, key, body, lambda: service.load_bundled(fb, caller, body.bundled).__dict__)
+    return idempotent(fb, caller, key, body, lambda: service.load_document(fb, caller, body.document).__dict__)

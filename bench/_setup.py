@@ -1,0 +1,68 @@
+"""Shared set-up for the benchmarks: a migrated database with the bundled catalogs and a tenant."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from farebox.adapters.db.engine import make_engine, normalise_url
+from farebox.adapters.db.migrate import upgrade
+from farebox.bootstrap import Farebox
+from farebox.domain.access import SYSTEM
+from farebox.domain.clock import FrozenClock
+from farebox.services import demo, subscriptions, tenants
+from farebox.settings import Settings
+
+START = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+
+
+def database(engine_name: str) -> tuple[str, callable]:
+    """A fresh database URL and a function that drops it."""
+    if engine_name == "sqlite":
+        path = os.path.join(tempfile.mkdtemp(prefix="farebox-bench-"), "bench.db")
+        return f"sqlite:///{path}", lambda: None
+    server = make_url(normalise_url(os.environ.get("FAREBOX_BENCH_POSTGRES") or os.environ["FAREBOX_TEST_POSTGRES"]))
+    name = f"farebox_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return server.set(database=name).render_as_string(hide_password=False), drop
+
+
+def farebox(url: str) -> Farebox:
+    engine = make_engine(url)
+    upgrade(engine)
+    fb = Farebox(engine=engine, clock=FrozenClock(START), settings=Settings(database_url=url, operator_key="bench-operator-key"))
+    demo.load_catalogs(fb)
+    return fb
+
+
+def tenant(fb: Farebox, tenant_id: str, catalog: str, plan: str) -> None:
+    tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id, owner_email=f"owner@{tenant_id}.test")
+    subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, cause="bench")
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def report(title: str, rows: list[tuple[str, float, str]]) -> None:
+    print(f"\n{title}")
+    for name, value, unit in rows:
+        print(f"  {name:<44} {value:>12,.1f} {unit}")
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)

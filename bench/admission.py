@@ -1,0 +1,128 @@
+"""Admission decisions in-process: rate and p50/p99, beside the same atomic
+statements issued bare (sqlite3 / psycopg) in the same run.
+
+    .venv/bin/python bench/admission.py [--engine sqlite|postgres] [-n 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _setup import START, database, farebox, pct, report, tenant  # noqa: E402
+
+from farebox.domain.access import SYSTEM  # noqa: E402
+from farebox.services import admission  # noqa: E402
+
+BARE_SCHEMA = [
+    "CREATE TABLE occ (tenant_id TEXT, id TEXT, counted INT, present INT, PRIMARY KEY (tenant_id, id))",
+    "CREATE TABLE people (tenant_id TEXT, occurrence_id TEXT, person_id TEXT, counted_at TEXT, PRIMARY KEY (tenant_id, occurrence_id, person_id))",
+    "CREATE TABLE counters (tenant_id TEXT, sub TEXT, meter TEXT, start TEXT, used INT, PRIMARY KEY (tenant_id, sub, meter, start))",
+    "CREATE TABLE ledger (tenant_id TEXT, id TEXT, subject TEXT, person_id TEXT, at TEXT, PRIMARY KEY (tenant_id, id))",
+]
+
+
+def bare_sqlite(path: str, n: int) -> list[float]:
+    """The decision's atomic statements, bare: lock, read person, conditional pool update, write person, ledger, occurrence."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    for s in BARE_SCHEMA:
+        db.execute(s)
+    db.execute("INSERT INTO counters VALUES ('t', 's', 'credits', '2026', 0)")
+    for o in range(10):
+        db.execute("INSERT INTO occ VALUES ('t', ?, 0, 0)", (f"o{o}",))
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        occ = f"o{i % 10}"
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("SELECT * FROM occ WHERE tenant_id='t' AND id=?", (occ,)).fetchone()
+        db.execute("SELECT * FROM people WHERE tenant_id='t' AND occurrence_id=? AND person_id=?", (occ, f"p{i}")).fetchone()
+        db.execute("UPDATE counters SET used = used + 1 WHERE tenant_id='t' AND sub='s' AND meter='credits' AND start='2026' AND used + 1 <= 100000000 RETURNING used").fetchone()
+        db.execute("INSERT INTO ledger VALUES ('t', ?, ?, ?, '2026-01-05')", (f"u{i}", occ, f"p{i}"))
+        db.execute("INSERT INTO people VALUES ('t', ?, ?, '2026-01-05')", (occ, f"p{i}"))
+        db.execute("UPDATE occ SET counted = counted + 1, present = present + 1 WHERE tenant_id='t' AND id=?", (occ,))
+        db.execute("COMMIT")
+        lat.append(time.perf_counter() - t0)
+    db.close()
+    return lat
+
+
+def bare_postgres(url: str, n: int) -> list[float]:
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=False) as db:
+        for s in BARE_SCHEMA:
+            db.execute(s.replace("CREATE TABLE ", "CREATE TABLE bare_"))
+        db.execute("INSERT INTO bare_counters VALUES ('t', 's', 'credits', '2026', 0)")
+        for o in range(10):
+            db.execute("INSERT INTO bare_occ VALUES ('t', %s, 0, 0)", (f"o{o}",))
+        db.commit()
+        lat = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            occ = f"o{i % 10}"
+            db.execute("SELECT * FROM bare_occ WHERE tenant_id='t' AND id=%s FOR UPDATE", (occ,)).fetchone()
+            db.execute("SELECT * FROM bare_people WHERE tenant_id='t' AND occurrence_id=%s AND person_id=%s", (occ, f"p{i}")).fetchone()
+            db.execute("UPDATE bare_counters SET used = used + 1 WHERE tenant_id='t' AND sub='s' AND meter='credits' AND start='2026' AND used + 1 <= 100000000 RETURNING used").fetchone()
+            db.execute("INSERT INTO bare_ledger VALUES ('t', %s, %s, %s, '2026-01-05')", (f"u{i}", occ, f"p{i}"))
+            db.execute("INSERT INTO bare_people VALUES ('t', %s, %s, '2026-01-05')", (occ, f"p{i}"))
+            db.execute("UPDATE bare_occ SET counted = counted + 1, present = present + 1 WHERE tenant_id='t' AND id=%s", (occ,))
+            db.commit()
+            lat.append(time.perf_counter() - t0)
+    return lat
+
+
+def farebox_joins(fb, n: int) -> list[float]:
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        d = admission.join(fb, SYSTEM, "bench", f"o{i % 10}", f"p{i}", mode="live")
+        lat.append(time.perf_counter() - t0)
+        assert d.counted, d
+    return lat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres"])
+    ap.add_argument("-n", type=int, default=5000)
+    args = ap.parse_args()
+    url, drop = database(args.engine)
+    try:
+        fb = farebox(url)
+        tenant(fb, "bench", "attendee-credits", "enterprise")  # overage: never refuses, every join counts
+        for i in range(200):  # warm-up
+            admission.join(fb, SYSTEM, "bench", "warm", f"w{i}")
+        ours = farebox_joins(fb, args.n)
+        if args.engine == "sqlite":
+            bare = bare_sqlite(url.removeprefix("sqlite:///") + ".bare", args.n)
+        else:
+            bare = bare_postgres(fb.engine.url.render_as_string(hide_password=False), args.n)
+        fb.engine.dispose()
+    finally:
+        drop()
+    rate, bare_rate = len(ours) / sum(ours), len(bare) / sum(bare)
+    report(
+        f"admission decisions in-process, {args.engine}, n={args.n} (counted joins: lock, person, pool, ledger)",
+        [
+            ("farebox decisions/s", rate, "/s"),
+            ("farebox p50", pct(ours, 0.50) * 1000, "ms"),
+            ("farebox p99", pct(ours, 0.99) * 1000, "ms"),
+            ("bare statements decisions/s (baseline)", bare_rate, "/s"),
+            ("bare p50", pct(bare, 0.50) * 1000, "ms"),
+            ("bare p99", pct(bare, 0.99) * 1000, "ms"),
+            ("ratio farebox / baseline", 100 * rate / bare_rate, "%"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Billing run over many subscriptions (target: 100,000 invoiced in < 60 s on SQLite; a rerun creates nothing).
+
+    .venv/bin/python bench/billing_run.py [N]        # default N = 20000
+
+Prints the run's rate beside a baseline measured in the same run: the same
+number of invoice rows and line rows written with the bare `sqlite3` module
+(`executemany`), i.e. the floor of what storing the invoices costs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from farebox.adapters.db.engine import make_engine
+from farebox.adapters.db.migrate import upgrade
+from farebox.adapters.db.tables.core import tenants
+from farebox.adapters.db.tables.payments import payment_methods
+from farebox.adapters.db.tables.subscriptions import subscriptions
+from farebox.adapters.payments.sandbox import SandboxProvider
+from farebox.bootstrap import Farebox
+from farebox.domain.access import SYSTEM
+from farebox.domain.clock import FrozenClock
+from farebox.domain.periods import period_at, utc
+from farebox.services import billing_run, demo, invoicing, payments
+from farebox.services.catalog import offered_plan
+from farebox.settings import Settings
+
+
+def setup(url: str, n: int) -> Farebox:
+    engine = make_engine(url)
+    upgrade(engine)
+    now = utc(2026, 3, 1, 9)
+    fb = Farebox(engine=engine, clock=FrozenClock(now), settings=Settings(database_url=url))
+    demo.load_catalogs(fb)
+    with fb.uow() as uow:
+        version = offered_plan(uow.conn, "session-caps", "pro").version_id
+        period = period_at(now - timedelta(days=3), "month", now)
+        ts = [{"id": f"t{i:06d}", "name": f"T{i}", "tax_rate_bp": 0, "created_at": now} for i in range(n)]
+        uow.conn.execute(tenants.insert(), ts)
+        uow.conn.execute(subscriptions.insert(), [
+            {"tenant_id": t["id"], "id": f"sub_{t['id']}", "plan_version_id": version, "status": "active", "anchor_at": period.start,
+             "period_start_at": period.start, "period_end_at": period.end, "starts_at": period.start, "created_at": period.start,
+             "cancel_at_period_end": False, "row_version": 1, "settings": {}} for t in ts])
+        uow.conn.execute(payment_methods.insert(), [
+            {"tenant_id": t["id"], "id": f"pm_{t['id']}", "provider": "sandbox", "provider_ref": "pm_sandbox_4242424242424242_x", "brand": "visa",
+             "last4": "4242", "is_default": True, "created_at": now} for t in ts])
+        uow.commit()
+    return fb
+
+
+def baseline(path: Path, n: int) -> float:
+    """Bare sqlite3: N invoices and N lines with executemany, one transaction."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    started = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO invoices (tenant_id, id, billing_key, number, subscription_id, kind, status, currency, subtotal_minor, tax_rate_bp, tax_minor, total_minor, tax_id, bill_to, period_start_at, period_end_at, issued_at, paid_at, voided_at, cause) "
+        "VALUES (?, ?, ?, ?, ?, 'subscription', 'paid', 'USD', 2900, 0, 0, 2900, NULL, '{}', '2026-02-26', '2026-03-26', '2026-03-01', '2026-03-01', NULL, 'baseline')",
+        [(f"t{i:06d}", f"inv_b{i}", f"b{i}", f"B-{i}", f"sub_t{i:06d}") for i in range(n)],
+    )
+    conn.executemany(
+        "INSERT INTO invoice_lines (tenant_id, invoice_id, position, key, kind, description, subscription_id, plan_version_id, quantity, unit_amount_minor, amount_minor, period_start_at, period_end_at, service_start_at, service_end_at) "
+        "VALUES (?, ?, 1, ?, 'fee', 'Pro', ?, 1, 1, 2900, 2900, '2026-02-26', '2026-03-26', '2026-02-26', '2026-03-26')",
+        [(f"t{i:06d}", f"inv_b{i}", f"kb{i}", f"sub_t{i:06d}") for i in range(n)],
+    )
+    conn.execute("ROLLBACK")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    payments.use_provider(SandboxProvider())
+    invoicing.use_usage_source(lambda conn, t, s, a, b: {})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.db"
+        fb = setup(f"sqlite:///{path}", n)
+        base = baseline(path, n)
+        started = time.perf_counter()
+        report = billing_run.run(fb, SYSTEM)
+        elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        rerun = billing_run.run(fb, SYSTEM)
+        rerun_elapsed = time.perf_counter() - started
+        fb.engine.dispose()
+    assert report.invoiced == n, report.invoiced
+    assert rerun.invoiced == 0
+    print(f"billing run, SQLite, {n} subscriptions: {elapsed:.2f} s ({n / elapsed:,.0f} subscriptions/s; invoiced and charged {report.invoiced})")
+    print(f"  projected for 100,000: {100_000 * elapsed / n:.0f} s (target < 60 s)")
+    print(f"  baseline, bare sqlite3 executemany of {n} invoices + {n} lines: {base:.3f} s ({n / base:,.0f}/s)")
+    print(f"  ratio billing run / baseline time: {elapsed / base:.1f}x")
+    print(f"  rerun: {rerun_elapsed:.2f} s, {rerun.invoiced} invoices created")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Audit-log rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from farebox.adapters.db.tables.audit import audit_log
+
+
+def append(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(audit_log).values(**values))
+
+
+def entries(conn: Connection, *, tenant_id: str | None, limit: int, kind_prefix: str | None = None) -> list[dict[str, Any]]:
+    """Newest first; `tenant_id=None` reads every scope (the operator's view)."""
+    query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(audit_log.c.tenant_id == tenant_id)
+    if kind_prefix:
+        query = query.where(audit_log.c.kind.startswith(kind_prefix, autoescape=True))
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,371 @@
+"""Queries of metering and admission.  None commits; the service owns the transaction.
+
+Concurrency: a join locks its occurrence row (`FOR UPDATE` on PostgreSQL;
+SQLite has one writer from BEGIN IMMEDIATE), and a period pool is consumed
+with one conditional `UPDATE ... WHERE used < cap RETURNING used`, so neither
+a cap nor a pool is ever passed whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from farebox.adapters.catalog_files import plan_meters
+from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.tables.core import plan_versions
+from farebox.adapters.db.tables.metering import (
+    conversations,
+    metering_settings,
+    occurrence_people,
+    occurrences,
+    usage_counters,
+    usage_events,
+    usage_records,
+)
+from farebox.domain.catalog import Meter
+
+_METERS: dict[int, dict[str, Meter]] = {}
+
+# The hot path's statements are built once: building a Core statement costs
+# ~4x its execution on SQLite (bench/admission.py; docs/performance.md).
+_o, _p, _c, _v = occurrences.c, occurrence_people.c, usage_counters.c, conversations.c
+_OCC_LOCK = select(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id")).with_for_update()
+_OCC_UPDATE = update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
+_PERSON_GET = select(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
+_PERSON_UPDATE = update(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
+_PERSON_INSERT = insert(occurrence_people)
+_COUNTER_WHERE = and_(_c.tenant_id == bindparam("_t"), _c.subscription_id == bindparam("_s"), _c.meter == bindparam("_m"), _c.period_start_at == bindparam("_start"))
+_COUNTER_GET = select(_c.used, _c.carried_in).where(_COUNTER_WHERE)
+_CONSUME_CAPPED = update(usage_counters).where(_COUNTER_WHERE, _c.used + bindparam("_units") <= bindparam("_cap")).values(used=_c.used + bindparam("_units")).returning(_c.used)
+_CONSUME = update(usage_counters).where(_COUNTER_WHERE).values(used=_c.used + bindparam("_units")).returning(_c.used)
+_RECORD = insert(usage_records)
+_CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
+_CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
+_EVENT_GET = select(usage_events.c.payload_hash, usage_events.c.result).where(
+    usage_events.c.tenant_id == bindparam("_t"), usage_events.c.source == bindparam("_src"), usage_events.c.id == bindparam("_id")
+)
+_EVENT_RESULT = update(usage_events).where(
+    usage_events.c.tenant_id == bindparam("_t"), usage_events.c.source == bindparam("_src"), usage_events.c.id == bindparam("_id")
+)
+
+
+def _insert(conn: Connection):
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def meters_of(conn: Connection, plan_version_id: int) -> dict[str, Meter]:
+    """The meters a plan version counts (cached: plan versions never change)."""
+    cached = _METERS.get(plan_version_id)
+    if cached is None:
+        doc = conn.execute(select(plan_versions.c.document).where(plan_versions.c.id == plan_version_id)).scalar_one()
+        cached = _METERS[plan_version_id] = plan_meters(doc)
+    return cached
+
+
+# --- occurrences ----------------------------------------------------------------
+
+
+def lock_occurrence(conn: Connection, tenant_id: str, occurrence_id: str) -> dict[str, Any] | None:
+    """The occurrence, row-locked on PostgreSQL (SQLite renders no FOR UPDATE: one writer)."""
+    row = conn.execute(_OCC_LOCK, {"_t": tenant_id, "_id": occurrence_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def create_occurrence(conn: Connection, *, tenant_id: str, occurrence_id: str, now: datetime) -> dict[str, Any]:
+    """Insert the occurrence if it is new, then lock and return it."""
+    conn.execute(
+        _insert(conn)(occurrences)
+        .values(tenant_id=tenant_id, id=occurrence_id, counted=0, present=0, peak=0, queue_tail=0, created_at=now)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+    )
+    row = lock_occurrence(conn, tenant_id, occurrence_id)
+    assert row is not None
+    return row
+
+
+def update_occurrence(conn: Connection, tenant_id: str, occurrence_id: str, **values: Any) -> None:
+    conn.execute(_OCC_UPDATE, {"_t": tenant_id, "_id": occurrence_id, **values})
+
+
+def get_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str) -> dict[str, Any] | None:
+    row = conn.execute(_PERSON_GET, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def put_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str, *, exists: bool, **values: Any) -> None:
+    if exists:
+        conn.execute(_PERSON_UPDATE, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
+    else:
+        conn.execute(_PERSON_INSERT, {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, **values})
+
+
+def waiting_ahead(conn: Connection, tenant_id: str, occurrence_id: str, ticket: int) -> int:
+    """How many people wait in front of this ticket."""
+    return conn.execute(
+        select(func.count()).select_from(occurrence_people).where(
+            occurrence_people.c.tenant_id == tenant_id,
+            occurrence_people.c.occurrence_id == occurrence_id,
+            occurrence_people.c.waiting_ticket.is_not(None),
+            occurrence_people.c.waiting_ticket < ticket,
+        )
+    ).scalar_one()
+
+
+def waiting_count(conn: Connection, tenant_id: str, occurrence_id: str) -> int:
+    return waiting_ahead(conn, tenant_id, occurrence_id, 2**31 - 1)
+
+
+def empty_room(conn: Connection, tenant_id: str, occurrence_id: str, now: datetime) -> None:
+    conn.execute(
+        update(occurrence_people)
+        .where(occurrence_people.c.tenant_id == tenant_id, occurrence_people.c.occurrence_id == occurrence_id)
+        .values(present=False, waiting_ticket=None, updated_at=now)
+    )
+
+
+# --- period counters --------------------------------------------------------------
+
+
+def counter_key(tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime) -> Any:
+    c = usage_counters.c
+    return and_(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.meter == meter, c.period_start_at == period_start_at)
+
+
+def get_counter(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime) -> dict[str, Any] | None:
+    row = conn.execute(_COUNTER_GET, {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at}).mappings().first()
+    return dict(row) if row else None
+
+
+def ensure_counter(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, period_end_at: datetime, carried_in: int = 0) -> dict[str, Any]:
+    conn.execute(
+        _insert(conn)(usage_counters)
+        .values(tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at, period_end_at=period_end_at, used=0, carried_in=carried_in)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "subscription_id", "meter", "period_start_at"])
+    )
+    return dict(conn.execute(select(usage_counters).where(counter_key(tenant_id, subscription_id, meter, period_start_at))).mappings().one())
+
+
+def consume(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, cap: int | None, units: int = 1) -> int | None:
+    """Add units unless that passes `cap`; the new total, or None when refused (one atomic statement)."""
+    params = {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at, "_units": units}
+    row = conn.execute(_CONSUME, params).first() if cap is None else conn.execute(_CONSUME_CAPPED, {**params, "_cap": cap}).first()
+    return None if row is None else row[0]
+
+
+def mark_trial_exhausted(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, now: datetime) -> bool:
+    """Set the flag once; True for the one caller that set it."""
+    row = conn.execute(
+        update(usage_counters)
+        .where(counter_key(tenant_id, subscription_id, meter, period_start_at), usage_counters.c.trial_exhausted_at.is_(None))
+        .values(trial_exhausted_at=now)
+        .returning(usage_counters.c.meter)
+    ).first()
+    return row is not None
+
+
+def counters_for(conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime) -> list[dict[str, Any]]:
+    c = usage_counters.c
+    rows = conn.execute(select(usage_counters).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at == period_start_at))
+    return [dict(r) for r in rows.mappings()]
+
+
+def latest_counters(conn: Connection, tenant_id: str, subscription_id: str) -> list[dict[str, Any]]:
+    """The counters of a subscription's latest period (one per meter)."""
+    c = usage_counters.c
+    latest = conn.execute(select(func.max(c.period_start_at)).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id)).scalar()
+    return [] if latest is None else counters_for(conn, tenant_id, subscription_id, latest)
+
+
+def used_between(conn: Connection, tenant_id: str, subscription_id: str, start: datetime, end: datetime) -> dict[str, int]:
+    c = usage_counters.c
+    rows = conn.execute(
+        select(c.meter, func.sum(c.used))
+        .where(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at >= start, c.period_start_at < end)
+        .group_by(c.meter)
+    )
+    return {meter: int(total or 0) for meter, total in rows}
+
+
+def counters_between(conn: Connection, tenant_id: str, subscription_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    c = usage_counters.c
+    rows = conn.execute(
+        select(usage_counters).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at >= start, c.period_start_at < end)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+# --- the ledger (G3) -----------------------------------------------------------------
+
+
+def record(conn: Connection, **values: Any) -> None:
+    conn.execute(_RECORD, {"id": new_id("use"), "units": 1, **values})
+
+
+def daily(conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime) -> list[tuple[str, str, int]]:
+    r = usage_records.c
+    if conn.dialect.name == "sqlite":
+        day = func.substr(r.at, 1, 10, type_=String)
+    else:
+        day = func.to_char(func.timezone("UTC", r.at), "YYYY-MM-DD", type_=String)
+    rows = conn.execute(
+        select(day.label("day"), r.meter, func.sum(r.units))
+        .where(r.tenant_id == tenant_id, r.subscription_id == subscription_id, r.period_start_at == period_start_at)
+        .group_by(day, r.meter)
+        .order_by(day)
+    )
+    return [(d, m, int(n)) for d, m, n in rows]
+
+
+# --- conversations (A1, A2) ----------------------------------------------------------
+
+
+def lock_conversation(conn: Connection, tenant_id: str, conversation_id: str) -> dict[str, Any] | None:
+    row = conn.execute(_CONV_LOCK, {"_t": tenant_id, "_id": conversation_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def insert_conversation(conn: Connection, **values: Any) -> bool:
+    stmt = _insert(conn)(conversations).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+    return conn.execute(stmt.returning(conversations.c.id)).first() is not None
+
+
+def update_conversation(conn: Connection, tenant_id: str, conversation_id: str, **values: Any) -> None:
+    conn.execute(_CONV_UPDATE, {"_t": tenant_id, "_id": conversation_id, **values})
+
+
+def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+    occ = conn.execute(
+        select(occurrences.c.id, occurrences.c.counted, occurrences.c.started_at)
+        .where(occurrences.c.tenant_id == tenant_id)
+        .order_by(occurrences.c.counted.desc(), occurrences.c.id)
+        .limit(limit)
+    )
+    conv = conn.execute(
+        select(conversations.c.id, conversations.c.billable, conversations.c.first_message_at)
+        .where(conversations.c.tenant_id == tenant_id, conversations.c.windows > 0)
+        .order_by(conversations.c.billable.desc(), conversations.c.id)
+        .limit(limit)
+    )
+    items = [{"kind": "occurrence", "id": i, "units": n, "at": at} for i, n, at in occ]
+    items += [{"kind": "conversation", "id": i, "units": n, "at": at} for i, n, at in conv]
+    return sorted(items, key=lambda x: (-x["units"], x["id"]))[:limit]
+
+
+# --- received usage events (G4) ---------------------------------------------------------
+
+
+def get_event(conn: Connection, tenant_id: str, source: str, event_id: str) -> dict[str, Any] | None:
+    row = conn.execute(_EVENT_GET, {"_t": tenant_id, "_src": source, "_id": event_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def claim_event(conn: Connection, **values: Any) -> bool:
+    """Record an event's first arrival; False if (tenant, source, id) was seen already."""
+    stmt = _insert(conn)(usage_events).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "source", "id"])
+    return conn.execute(stmt.returning(usage_events.c.id)).first() is not None
+
+
+def set_event_result(conn: Connection, tenant_id: str, source: str, event_id: str, result: dict[str, Any]) -> None:
+    conn.execute(_EVENT_RESULT, {"_t": tenant_id, "_src": source, "_id": event_id, "result": result})
+
+
+# --- per-tenant settings (A6, S5) ----------------------------------------------------------
+
+
+def settings(conn: Connection, tenant_id: str) -> dict[str, Any]:
+    row = conn.execute(select(metering_settings).where(metering_settings.c.tenant_id == tenant_id)).mappings().first()
+    return dict(row) if row else {"tenant_id": tenant_id, "session_limit": None, "upgrade_required_peak": None, "upgrade_required_meter": None}
+
+
+def put_settings(conn: Connection, tenant_id: str, now: datetime, **values: Any) -> None:
+    conn.execute(
+        _insert(conn)(metering_settings)
+        .values(tenant_id=tenant_id, updated_at=now, **values)
+        .on_conflict_do_update(index_elements=["tenant_id"], set_={"updated_at": now, **values})
+    )
+
+
+# --- verification (G3) and retention (G14) ---------------------------------------------------
+
+
+def counter_differences(conn: Connection, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Every counter whose total differs from the sum of its ledger rows."""
+    c, r = usage_counters.c, usage_records.c
+    sums = (
+        select(r.tenant_id, r.subscription_id, r.meter, r.period_start_at, func.sum(r.units).label("units"))
+        .group_by(r.tenant_id, r.subscription_id, r.meter, r.period_start_at)
+        .subquery()
+    )
+    query = select(c.tenant_id, c.subscription_id, c.meter, c.period_start_at, c.used, sums.c.units).select_from(
+        usage_counters.outerjoin(
+            sums,
+            and_(sums.c.tenant_id == c.tenant_id, sums.c.subscription_id == c.subscription_id, sums.c.meter == c.meter, sums.c.period_start_at == c.period_start_at),
+        )
+    )
+    if tenant_id is not None:
+        query = query.where(c.tenant_id == tenant_id)
+    found = []
+    for row in conn.execute(query).mappings():
+        if int(row["units"] or 0) != row["used"]:
+            found.append({"what": "counter", **dict(row), "recomputed": int(row["units"] or 0)})
+    # ledger rows whose counter is missing
+    orphan = select(sums).where(
+        ~select(c.meter).where(
+            c.tenant_id == sums.c.tenant_id, c.subscription_id == sums.c.subscription_id, c.meter == sums.c.meter, c.period_start_at == sums.c.period_start_at
+        ).exists()
+    )
+    for row in conn.execute(orphan).mappings():
+        found.append({"what": "counter", **dict(row), "used": 0, "recomputed": int(row["units"])})
+    return found
+
+
+def occurrence_differences(conn: Connection, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    o, p = occurrences.c, occurrence_people.c
+    counted = (
+        select(func.count())
+        .where(p.tenant_id == o.tenant_id, p.occurrence_id == o.id, p.counted_at.is_not(None))
+        .scalar_subquery()
+    )
+    query = select(o.tenant_id, o.id, o.counted, counted.label("recomputed"))
+    if tenant_id is not None:
+        query = query.where(o.tenant_id == tenant_id)
+    return [{"what": "occurrence", **dict(r)} for r in conn.execute(query).mappings() if r["counted"] != r["recomputed"]]
+
+
+def conversation_differences(conn: Connection, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    v, r = conversations.c, usage_records.c
+    billed = select(func.coalesce(func.sum(r.units), 0)).where(r.tenant_id == v.tenant_id, r.subject == "conversation:" + v.id).scalar_subquery()
+    query = select(v.tenant_id, v.id, v.billable, billed.label("recomputed"))
+    if tenant_id is not None:
+        query = query.where(v.tenant_id == tenant_id)
+    return [{"what": "conversation", **dict(r)} for r in conn.execute(query).mappings() if r["billable"] != r["recomputed"]]
+
+
+def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str, int]:
+    """G14: delete the tenant's event data older than `before`; the ledger and counters stay (billing records)."""
+    done: dict[str, int] = {}
+    old = select(occurrences.c.id).where(
+        occurrences.c.tenant_id == tenant_id, func.coalesce(occurrences.c.ended_at, occurrences.c.deadline_at, occurrences.c.created_at) < before
+    )
+    done["occurrence_people"] = conn.execute(
+        delete(occurrence_people).where(occurrence_people.c.tenant_id == tenant_id, occurrence_people.c.occurrence_id.in_(old))
+    ).rowcount
+    done["occurrences"] = conn.execute(
+        delete(occurrences).where(
+            occurrences.c.tenant_id == tenant_id,
+            func.coalesce(occurrences.c.ended_at, occurrences.c.deadline_at, occurrences.c.created_at) < before,
+        )
+    ).rowcount
+    done["conversations"] = conn.execute(
+        delete(conversations).where(conversations.c.tenant_id == tenant_id, conversations.c.last_message_at < before)
+    ).rowcount
+    done["usage_events"] = conn.execute(delete(usage_events).where(usage_events.c.tenant_id == tenant_id, usage_events.c.received_at < before)).rowcount
+    done["people_forgotten"] = conn.execute(
+        update(usage_records).where(usage_records.c.tenant_id == tenant_id, usage_records.c.at < before, usage_records.c.person_id.is_not(None)).values(person_id=None)
+    ).rowcount
+    return done

@@ -1,0 +1,66 @@
+"""Invoices, their lines and the gapless number sequences (G13)."""
+
+from sqlalchemy import BigInteger, Column, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Table, Text, UniqueConstraint
+
+from farebox.adapters.db.tables.base import metadata
+from farebox.adapters.db.types import Json, UTCDateTime
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    # one invoice per subscription, period and kind (`<subscription>:<period start>:<kind>`;
+    # a proration invoice uses the change's instant): a rerun can never bill twice
+    Column("billing_key", String(160), nullable=False),
+    Column("number", String(40), nullable=True),  # given when finalized, without gaps per issuer
+    Column("subscription_id", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),  # subscription | renewal | proration
+    Column("status", String(12), nullable=False),  # draft | open | paid | void
+    Column("currency", String(3), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    Column("tax_rate_bp", Integer, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("tax_id", Text, nullable=True),  # the tenant's tax id, as it was when issued
+    Column("bill_to", Json, nullable=False),  # tenant name and billing e-mail when issued
+    Column("period_start_at", UTCDateTime, nullable=False),
+    Column("period_end_at", UTCDateTime, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=True),
+    Column("voided_at", UTCDateTime, nullable=True),
+    Column("cause", Text, nullable=False),  # the signal or run that issued it (G3)
+    UniqueConstraint("tenant_id", "billing_key", name="uq_invoices_tenant_billing_key"),
+    UniqueConstraint("tenant_id", "number", name="uq_invoices_tenant_number"),
+)
+Index("ix_invoices_tenant_issued", invoices.c.tenant_id, invoices.c.issued_at)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("invoice_id", String(40), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("key", String(160), nullable=False),  # what it bills (see domain/invoicing.py)
+    Column("kind", String(20), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("subscription_id", String(40), nullable=False),
+    Column("plan_version_id", Integer, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_amount_minor", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("period_start_at", UTCDateTime, nullable=False),
+    Column("period_end_at", UTCDateTime, nullable=False),
+    Column("service_start_at", UTCDateTime, nullable=False),
+    Column("service_end_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "invoice_id"], ["invoices.tenant_id", "invoices.id"]),
+)
+Index("ix_invoice_lines_billed", invoice_lines.c.tenant_id, invoice_lines.c.subscription_id, invoice_lines.c.period_start_at, invoice_lines.c.kind)
+
+invoice_sequences = Table(
+    "invoice_sequences",
+    metadata,
+    Column("scope", String(64), primary_key=True),  # the issuer (numbers are per issuer, not per tenant)
+    Column("year", Integer, primary_key=True),
+    Column("last_number", BigInteger, nullable=False),
+)

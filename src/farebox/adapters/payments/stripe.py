@@ -1,0 +1,103 @@
+"""The Stripe provider, on the official `stripe` library.
+
+* charges are PaymentIntents confirmed off-session, each with the
+  idempotency key farebox gives (`<invoice>:attempt:<n>`), so a retried
+  transaction never charges twice;
+* a card is a PaymentMethod attached to the tenant's Customer;
+* hosted pages: a Checkout Session in `setup` mode (to add a card) and a
+  Billing Portal session;
+* webhooks are verified with `Stripe-Signature` (`parse_webhook`).
+
+Configuration: FAREBOX_STRIPE_API_KEY, FAREBOX_STRIPE_WEBHOOK_SECRET and, for
+tests or a proxy, FAREBOX_STRIPE_API_BASE (the library's api base address).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import stripe
+
+from farebox.adapters.payments.base import CardInfo, ChargeResult, PaymentError, RefundResult
+from farebox.domain.money import Money
+
+_STATUS = {"succeeded": "succeeded", "processing": "pending", "requires_action": "failed", "requires_payment_method": "failed", "canceled": "failed"}
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, api_key: str, *, webhook_secret: str | None = None, api_base: str | None = None) -> None:
+        options: dict[str, Any] = {"max_network_retries": 2}
+        if api_base:
+            options["base_addresses"] = {"api": api_base}
+        self.client = stripe.StripeClient(api_key, **options)
+        self.webhook_secret = webhook_secret
+
+    @classmethod
+    def from_env(cls) -> StripeProvider:
+        key = os.environ.get("FAREBOX_STRIPE_API_KEY")
+        if not key:
+            raise RuntimeError("FAREBOX_PAYMENT_PROVIDER=stripe needs FAREBOX_STRIPE_API_KEY")
+        return cls(key, webhook_secret=os.environ.get("FAREBOX_STRIPE_WEBHOOK_SECRET"), api_base=os.environ.get("FAREBOX_STRIPE_API_BASE"))
+
+    def create_customer(self, *, tenant_id: str, email: str | None, name: str) -> str:
+        params: dict[str, Any] = {"name": name, "metadata": {"tenant_id": tenant_id}}
+        if email:
+            params["email"] = email
+        return self.client.v1.customers.create(params, {"idempotency_key": f"customer:{tenant_id}"}).id
+
+    def attach_payment_method(self, *, customer_ref: str, token: str) -> CardInfo:
+        try:
+            pm = self.client.v1.payment_methods.attach(token, {"customer": customer_ref})
+        except stripe.CardError as exc:
+            raise PaymentError(exc.code or "card_declined", exc.user_message or "Your card was declined.") from None
+        except stripe.InvalidRequestError as exc:
+            raise PaymentError(exc.code or "invalid_request", exc.user_message or str(exc)) from None
+        card = pm.to_dict().get("card") or {}
+        return CardInfo(ref=pm.id, brand=str(card.get("brand", "card")), last4=str(card.get("last4", "????")))
+
+    def charge(self, *, customer_ref: str, payment_method_ref: str, amount: Money, idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult:
+        params: dict[str, Any] = {
+            "amount": amount.amount_minor,
+            "currency": amount.currency.lower(),
+            "customer": customer_ref,
+            "payment_method": payment_method_ref,
+            "confirm": True,
+            "off_session": True,
+            "description": description,
+            "metadata": metadata,
+        }
+        try:
+            intent = self.client.v1.payment_intents.create(params, {"idempotency_key": idempotency_key})
+        except stripe.CardError as exc:
+            intent_id = None
+            if exc.error is not None and exc.error.payment_intent is not None:
+                intent_id = getattr(exc.error.payment_intent, "id", None)
+            return ChargeResult("failed", intent_id, exc.code or "card_declined", exc.user_message or "Your card was declined.")
+        status = _STATUS.get(intent.status, "pending")
+        failure = intent.to_dict().get("last_payment_error") or {}
+        return ChargeResult(status, intent.id, failure.get("code") if status == "failed" else None, failure.get("message") if status == "failed" else None)
+
+    def refund(self, *, charge_ref: str, amount: Money, idempotency_key: str) -> RefundResult:
+        refund = self.client.v1.refunds.create({"payment_intent": charge_ref, "amount": amount.amount_minor}, {"idempotency_key": idempotency_key})
+        return RefundResult("succeeded" if refund.status in ("succeeded", "pending") else "failed", refund.id)
+
+    def checkout_link(self, *, customer_ref: str, success_url: str, cancel_url: str) -> str:
+        session = self.client.v1.checkout.sessions.create(
+            {"mode": "setup", "customer": customer_ref, "payment_method_types": ["card"], "success_url": success_url, "cancel_url": cancel_url}
+        )
+        return str(session.url)
+
+    def portal_link(self, *, customer_ref: str, return_url: str) -> str:
+        return str(self.client.v1.billing_portal.sessions.create({"customer": customer_ref, "return_url": return_url}).url)
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> Any:
+        """The verified event as a dict, or `ValueError` when the signature is missing, stale or wrong."""
+        if not self.webhook_secret:
+            raise ValueError("no webhook secret configured")
+        try:
+            return stripe.Webhook.construct_event(payload, signature, self.webhook_secret).to_dict()
+        except (stripe.SignatureVerificationError, ValueError) as exc:
+            raise ValueError(str(exc)) from None

@@ -1,0 +1,129 @@
+"""Admission decisions: the answer the platform gets for every entry (G15).
+
+A decision is data, never an exception: a refusal of entry is an answer
+(`admitted=False` with a stable reason code and a human message), not an
+error.  The functions here are pure; the service layer loads the state,
+asks, and writes what the answer says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from farebox.domain import reasons
+from farebox.domain.catalog import Policy
+
+
+class Mode(StrEnum):
+    """How an attendee enters an occurrence's room (L1): every mode counts the same."""
+
+    EARLY = "early"
+    LIVE = "live"
+    REPLAY = "replay"
+    ON_DEMAND = "on_demand"
+
+    @property
+    def is_live(self) -> bool:
+        """Early and live entries need the room open; replay and on demand do not (S6)."""
+        return self in (Mode.EARLY, Mode.LIVE)
+
+
+class Role(StrEnum):
+    ATTENDEE = "attendee"
+    MEMBER = "member"  # the tenant's own team: never counted (G5)
+    COHOST = "cohost"  # never counted, needs no seat (S2, S4)
+
+    @property
+    def is_billable(self) -> bool:
+        return self is Role.ATTENDEE
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to a start, join, leave, register or message."""
+
+    admitted: bool
+    counted: bool
+    reason: str
+    message: str
+    warnings: tuple[str, ...] = ()
+    position: int | None = None  # place in the waiting room (S5 hard_with_waiting_room)
+    deadline: datetime | None = None  # when the occurrence must end (S6)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "admitted": self.admitted,
+            "counted": self.counted,
+            "reason": self.reason,
+            "message": self.message,
+            "warnings": list(self.warnings),
+            "position": self.position,
+            "deadline": self.deadline.isoformat() if self.deadline else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        deadline = data.get("deadline")
+        return cls(
+            admitted=data["admitted"],
+            counted=data["counted"],
+            reason=data["reason"],
+            message=data["message"],
+            warnings=tuple(data.get("warnings") or ()),
+            position=data.get("position"),
+            deadline=datetime.fromisoformat(deadline) if deadline else None,
+        )
+
+
+def admit(reason: reasons.Reason = reasons.ADMITTED, *, counted: bool, warnings: tuple[str, ...] = (), deadline: datetime | None = None, **params: Any) -> Decision:
+    return Decision(True, counted, reason.code, reason.message(**params), warnings, None, deadline)
+
+
+def refuse(reason: reasons.Reason, *, position: int | None = None, deadline: datetime | None = None, **params: Any) -> Decision:
+    if position is not None:
+        params["position"] = position
+    return Decision(False, False, reason.code, reason.message(**params), (), position, deadline)
+
+
+# --- S6: how long an occurrence may last --------------------------------------
+
+
+def deadline_for(started_at: datetime, event_duration: timedelta | None) -> datetime | None:
+    """The instant an occurrence must end: its first entry plus the plan's event length (S6)."""
+    return started_at + event_duration if event_duration is not None else None
+
+
+def past_deadline(deadline: datetime | None, now: datetime) -> bool:
+    return deadline is not None and now >= deadline
+
+
+# --- S5: per-occurrence caps ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CapCheck:
+    """What a per-occurrence cap says about one more person."""
+
+    allowed: bool
+    over: bool  # allowed beyond the cap (soft or overage): the host is told
+    queue: bool  # hard_with_waiting_room: wait for someone to leave
+
+
+def check_cap(count: int, included: int | None, policy: Policy) -> CapCheck:
+    """One more unit on top of `count` under a cap of `included` (S5, L7)."""
+    if included is None or count < included:
+        return CapCheck(True, False, False)
+    if policy in (Policy.SOFT, Policy.OVERAGE):
+        return CapCheck(True, True, False)
+    if policy is Policy.HARD_WITH_WAITING_ROOM:
+        return CapCheck(False, False, True)
+    return CapCheck(False, False, False)
+
+
+def upgrade_required(peak: int | None, included: int | None) -> bool:
+    """S5 (soft): after an occurrence went over, new occurrences wait for a plan whose cap covers that peak."""
+    return peak is not None and included is not None and included < peak

@@ -1,0 +1,89 @@
+"""Admission API (the hot path): occurrences and conversation messages.
+
+Every decision answers 200 with `admitted` true or false and a reason: a
+refusal of entry is an answer, not an error (docs/admission.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from farebox.domain.admission import Decision
+from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
+from farebox.entrypoints.api.schemas import Body
+from farebox.services import admission as service
+
+router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["admission"])
+
+OccurrenceId = Annotated[str, Path(min_length=1, max_length=64, description="The platform's occurrence id")]
+ConversationId = Annotated[str, Path(min_length=1, max_length=64, description="The platform's conversation id")]
+PersonId = Field(min_length=1, max_length=128, description="The platform's id of the person (e.g. a hash of the e-mail)")
+
+
+class DecisionOut(BaseModel):
+    admitted: bool
+    counted: bool = Field(description="This call consumed a unit (credit, attendee, billable session)")
+    reason: str = Field(description="A stable reason code (docs/admission.md)")
+    message: str
+    warnings: list[str]
+    position: int | None = Field(description="Place in the waiting room")
+    deadline: datetime | None = Field(description="When the occurrence must end (S6)")
+
+
+class JoinIn(Body):
+    person_id: str = PersonId
+    mode: Literal["early", "live", "replay", "on_demand"] = "live"
+    role: Literal["attendee", "member", "cohost"] = "attendee"
+
+
+class PersonIn(Body):
+    person_id: str = PersonId
+
+
+class MessageIn(Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    sender: Literal["customer", "agent"] = Field(alias="from", description="Who wrote the message (A2)")
+
+
+def _out(decision: Decision) -> dict:
+    return decision.as_dict()
+
+
+@router.post("/occurrences/{occurrence_id}/start", response_model=DecisionOut, summary="Open an occurrence; the answer carries its deadline (S6)")
+def start(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, {"op": "start", "tenant": tenant_id, "occurrence": occurrence_id},
+                      lambda: _out(service.start_occurrence(fb, caller, tenant_id, occurrence_id)))
+
+
+@router.post("/occurrences/{occurrence_id}/join", response_model=DecisionOut, summary="May this person enter? Counted once per occurrence (S4, L1, L2)")
+def join(tenant_id: str, occurrence_id: OccurrenceId, body: JoinIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+                      lambda: _out(service.join(fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role)))
+
+
+@router.post("/occurrences/{occurrence_id}/leave", response_model=DecisionOut, summary="A person leaves the room or the waiting room")
+def leave(tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, {"op": "leave", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+                      lambda: _out(service.leave(fb, caller, tenant_id, occurrence_id, body.person_id)))
+
+
+@router.post("/occurrences/{occurrence_id}/register", response_model=DecisionOut, summary="A registration: always accepted, never counted (G5)")
+def register(tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, {"op": "register", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+                      lambda: _out(service.register(fb, caller, tenant_id, occurrence_id, body.person_id)))
+
+
+@router.post("/occurrences/{occurrence_id}/end", response_model=DecisionOut, summary="End an occurrence: everyone is removed")
+def end(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, {"op": "end", "tenant": tenant_id, "occurrence": occurrence_id},
+                      lambda: _out(service.end_occurrence(fb, caller, tenant_id, occurrence_id)))
+
+
+@router.post("/conversations/{conversation_id}/messages", response_model=DecisionOut, summary="A conversation message: opens a 24 h billable window when none is open (A1, A2)")
+def message(tenant_id: str, conversation_id: ConversationId, body: MessageIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    return idempotent(fb, caller, key, {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
+                      lambda: _out(service.message(fb, caller, tenant_id, conversation_id, sender=body.sender)))

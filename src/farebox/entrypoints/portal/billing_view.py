@@ -1,0 +1,185 @@
+"""What the Billing tab shows, gathered from the services into one plain object.
+
+Only presentation lives here (which warning to show, the chart, the plan
+list in tier order); every figure comes from a service function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from farebox.adapters.catalog_files import plan_from_document
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import Principal
+from farebox.domain.catalog import Plan, Sales
+from farebox.domain.lifecycle import cards as cards_domain
+from farebox.domain.subscriptions import Status
+from farebox.domain.metering import ALMOST_REACHED, REACHED, WARNING_PERCENT
+from farebox.entrypoints.portal import charts
+from farebox.services import catalog, clocks, notifications, subscriptions, tenants, usage
+
+try:  # invoicing (issue 6): shown once it is part of the build
+    from farebox.services import invoices as invoices_service
+    from farebox.services import payments as payments_service
+except ImportError:  # pragma: no cover - before the invoicing merge
+    invoices_service = None  # type: ignore[assignment]
+    payments_service = None  # type: ignore[assignment]
+
+SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    code: str
+    name: str
+    price: str
+    interval: str
+    description: str
+    limits: list[str]
+    sales_label: str | None  # "Contact sales" / "Book a demo" (S1, A5); None: self-serve
+    is_current: bool
+    tier: int
+
+
+@dataclass(frozen=True)
+class LimitCard:
+    """A6: the tenant's own monthly session limit on a paid plan."""
+
+    meter: str
+    unit: str
+    used: int
+    base: int | None
+    session_limit: int | None
+    limit: int | None
+    percent: int | None
+    warning: str | None  # "Session limit almost reached" at 80%, "Session limit has been reached" at 100%
+
+
+@dataclass
+class BillingPage:
+    tenant: dict[str, Any]
+    now: datetime
+    card: cards_domain.SubscriptionCard | None
+    upcoming: cards_domain.UpcomingCard | None
+    answered_only: bool
+    refusal_message: str | None  # G9 / G10, exactly as admissions answer
+    usage: usage.UsageSummary
+    limit_card: LimitCard | None
+    gauges: list[dict[str, Any]]
+    chart_svg: str | None
+    top: list[usage.TopUsage]
+    plans: list[PlanOffer]
+    notifications: notifications.NotificationList
+    invoices: list[Any] = field(default_factory=list)
+    payment_methods: list[Any] = field(default_factory=list)
+    invoicing_available: bool = False
+
+
+def tenant_now(fb: Farebox, tenant_id: str) -> datetime:
+    """The tenant's `now` (its test clock, or the real clock)."""
+    with fb.uow(readonly=True) as uow:
+        return clocks.now_for(uow, fb.clock, tenant_id)
+
+
+def refusal_message(card: cards_domain.SubscriptionCard | None) -> str | None:
+    """G9 once grace has run out; G10 once the trial or plan has ended."""
+    if card is None:
+        return None
+    if card.payment_overdue:
+        return reasons.PAYMENT_OVERDUE.message()
+    if card.badge == cards_domain.EXPIRED:
+        return reasons.SUBSCRIPTION_EXPIRED.message()
+    return None
+
+
+def limit_card(summary: usage.UsageSummary, card: cards_domain.SubscriptionCard | None) -> LimitCard | None:
+    """The *Session limit* card: paid plans that let the tenant set a limit, never during a trial (A6)."""
+    if card is None or card.status in ("trialing", "expired", "canceled"):
+        return None
+    for m in summary.meters:
+        if not m.customer_limit_allowed:
+            continue
+        warning = None
+        if m.limit:
+            if m.used >= m.limit:
+                warning = REACHED
+            elif m.used * 100 >= m.limit * WARNING_PERCENT:
+                warning = ALMOST_REACHED
+        return LimitCard(m.meter, m.unit, m.used, m.included, m.session_limit, m.limit, m.percent, warning)
+    return None
+
+
+def gauges(summary: usage.UsageSummary) -> list[dict[str, Any]]:
+    """L6: one gauge per period pool of attendee credits."""
+    out = []
+    for m in summary.meters:
+        if m.kind == "attendees" and m.scope == "period":
+            out.append({"meter": m.meter, "unit": m.unit, "used": m.used, "of": m.limit, **charts.gauge(m.used, m.limit)})
+    return out
+
+
+def chart(fb: Farebox, actor: Principal, tenant_id: str, summary: usage.UsageSummary, now: datetime) -> str | None:
+    if summary.period_start is None:
+        return None
+    counts: dict[date, int] = {}
+    for d in usage.daily_usage(fb, actor, tenant_id):
+        counts[d.day] = counts.get(d.day, 0) + d.units
+    unit = next((m.unit for m in summary.meters if m.scope == "period"), None) or next((m.unit for m in summary.meters), "unit")
+    first = summary.period_start.date()
+    end = (summary.period_end or now).date() - timedelta(days=1)  # periods are half-open
+    last = end if (end - first).days < charts.MAX_DAYS else min(now.date(), end)
+    bars = charts.days_to_show(first, last, counts)
+    return charts.daily_chart(bars, unit=unit, title=f"{unit.capitalize()}s counted per day this period")
+
+
+def plan_offers(fb: Farebox, catalog_name: str | None, current_plan: str | None) -> list[PlanOffer]:
+    if catalog_name is None:
+        return []
+    found = next((c for c in catalog.list_catalogs(fb) if c["name"] == catalog_name), None)
+    if found is None:
+        return []
+    offers = []
+    for p in found["plans"]:
+        plan: Plan = plan_from_document(p["document"], catalog=catalog_name, code=p["code"])
+        limits = [
+            f"{lim.meter}: {'unlimited' if lim.included is None else f'{lim.included:,}'}"
+            + (f", then {lim.overage_unit_price.format()} each" if lim.overage_unit_price is not None else "")
+            for lim in plan.limits
+        ]
+        offers.append(PlanOffer(
+            plan.code, plan.name, plan.price.format(), plan.interval.value, plan.description, limits,
+            SALES_LABEL.get(plan.sales), plan.code == current_plan, plan.tier,
+        ))
+    return sorted(offers, key=lambda o: (o.tier, o.code))
+
+
+def default_catalog(fb: Farebox) -> str | None:
+    """A tenant without any subscription is offered the first catalog's plans."""
+    names = [c["name"] for c in catalog.list_catalogs(fb)]
+    return names[0] if names else None
+
+
+def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
+    tenant = tenants.get_tenant(fb, actor, tenant_id)
+    found = subscriptions.cards(fb, actor, tenant_id)
+    current = subscriptions.current(fb, actor, tenant_id)
+    now = tenant_now(fb, tenant_id)
+    summary = usage.usage_summary(fb, actor, tenant_id)
+    catalog_name = current.catalog if current is not None else default_catalog(fb)
+    page = BillingPage(
+        tenant=tenant, now=now, card=found.subscription, upcoming=found.upcoming,
+        answered_only=bool(current and current.plan.answered_only),
+        refusal_message=refusal_message(found.subscription), usage=summary,
+        limit_card=limit_card(summary, found.subscription), gauges=gauges(summary),
+        chart_svg=chart(fb, actor, tenant_id, summary, now), top=usage.top_usage(fb, actor, tenant_id, limit=10),
+        plans=plan_offers(fb, catalog_name, current.plan.code if current is not None and current.is_live and current.status is not Status.TRIALING else None),
+        notifications=notifications.list_notifications(fb, actor, tenant_id, limit=20),
+    )
+    if invoices_service is not None and payments_service is not None:
+        page.invoicing_available = True
+        page.invoices = invoices_service.list_invoices(fb, actor, tenant_id, limit=24)
+        page.payment_methods = payments_service.list_payment_methods(fb, actor, tenant_id)
+    return page

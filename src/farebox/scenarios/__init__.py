@@ -1,0 +1,1 @@
+"""Executable pricing scenarios (`farebox scenario run`, docs/scenarios.md)."""

@@ -1,0 +1,327 @@
+"""Issuing invoices: what the lifecycle's signals and the billing run turn into invoices (G13, G7).
+
+Every path ends in `bill(...)`: list what should be billed, subtract what was
+billed under the same keys (`farebox.domain.invoicing.recompute`), and issue
+one invoice with the difference under a unique key per subscription, period
+and kind.  So a signal delivered twice, a billing run rerun after a crash, or
+a run racing a listener, never bills anything twice.
+
+Listeners (see the Signals table in docs/architecture.md):
+
+* `subscription.started` -> the first period's fee, in advance (paid plans);
+* `subscription.renewed` -> the new period's fee, and the overage of the one that ended;
+* `subscription.plan_changed` -> immediate: credit for the unused time of the
+  old plan and the new plan's prorated charge, to the second; at period end:
+  the new plan's fee and the old one's overage.
+
+Overage quantities come from metering through one port, `usage_source`
+(default: `farebox.services.usage.billable_usage`, imported lazily).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from farebox.adapters.catalog_files import plan_from_document
+from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.repos import catalog as catalog_repo
+from farebox.adapters.db.repos import invoicing as repo
+from farebox.adapters.db.repos import subscriptions as subscriptions_repo
+from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.db.uow import UnitOfWork
+from farebox.domain.catalog import Billing, Plan
+from farebox.domain.invoicing import Charge, InvoiceKind, Segment, fee_charge, invoice_number, overage_charges, plan_change_charges, recompute, totals
+from farebox.domain.periods import Period, period_at
+from farebox.domain.subscriptions import Status, Subscription
+from farebox.services import payments, signals
+from farebox.services.signals import Signal
+
+UsageSource = Callable[[Connection, str, str, datetime, datetime], Mapping[str, int]]
+
+
+def default_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> Mapping[str, int]:
+    """Metering's billable usage of a subscription's period (meter key -> units)."""
+    try:
+        from farebox.services import usage  # type: ignore[attr-defined]  # metering's module
+    except ModuleNotFoundError:  # metering not installed: nothing beyond the fee to bill
+        return {}
+    return usage.billable_usage(conn, tenant_id, subscription_id, period_start, period_end)
+
+
+usage_source: UsageSource = default_usage
+
+
+def use_usage_source(source: UsageSource) -> UsageSource:
+    """Replace the usage port (tests, simulations); returns the previous one."""
+    global usage_source
+    previous, usage_source = usage_source, source
+    return previous
+
+
+def issuer() -> str:
+    return os.environ.get("FAREBOX_INVOICE_ISSUER", "FB")
+
+
+def number_pattern() -> str:
+    return os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
+
+
+_PLANS: dict[int, Plan] = {}
+
+
+def plan_for_version(conn: Connection, version_id: int) -> Plan:
+    """The plan of a stored plan version (versions never change, so they are cached)."""
+    plan = _PLANS.get(version_id)
+    if plan is None:
+        row = catalog_repo.plan_version(conn, version_id)
+        if row is None:
+            raise LookupError(f"plan version {version_id} not found")
+        plan = plan_from_document(row["document"], catalog=row["catalog"], code=row["code"])
+        _PLANS[version_id] = plan
+    return plan
+
+
+@dataclass(frozen=True)
+class Issued:
+    """An invoice just written (or None from `bill` when there was nothing to bill)."""
+
+    id: str
+    tenant_id: str
+    number: str
+    subscription_id: str
+    kind: str
+    status: str
+    currency: str
+    total_minor: int
+    lines: int
+
+
+def bill(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    kind: InvoiceKind,
+    billing_key: str,
+    period: Period,
+    should: Sequence[Charge],
+    subscription_ids: Sequence[str],
+    now: datetime,
+    cause: str,
+) -> Issued | None:
+    """Issue the difference between `should` and what is billed under the same keys."""
+    if repo.invoice_exists(uow.conn, tenant_id, billing_key):
+        return None
+    billed = repo.billed_by_key(uow.conn, tenant_id, subscription_ids)
+    lines = recompute(should, billed)
+    if not lines:
+        return None
+    return issue(uow, tenant_id=tenant_id, subscription_id=subscription_id, kind=kind, billing_key=billing_key, period=period, lines=lines, now=now, cause=cause)
+
+
+def issue(uow: UnitOfWork, *, tenant_id: str, subscription_id: str, kind: InvoiceKind, billing_key: str, period: Period, lines: Sequence[Charge], now: datetime, cause: str) -> Issued | None:
+    """Write a finalized invoice with the next number of the issuer, then publish `invoice.issued`."""
+    tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
+    assert tenant is not None
+    currency = lines[0].currency
+    t = totals(lines, currency=currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
+    invoice_id = new_id("inv")
+    number = invoice_number(number_pattern(), issuer=issuer(), year=now.year, sequence=repo.next_number(uow.conn, issuer(), now.year))
+    status = "open" if t.total.amount_minor > 0 else "paid"
+    inserted = repo.insert_invoice(
+        uow.conn,
+        tenant_id=tenant_id,
+        id=invoice_id,
+        billing_key=billing_key,
+        number=number,
+        subscription_id=subscription_id,
+        kind=kind.value,
+        status=status,
+        currency=currency,
+        subtotal_minor=t.subtotal.amount_minor,
+        tax_rate_bp=t.tax_rate_bp,
+        tax_minor=t.tax.amount_minor,
+        total_minor=t.total.amount_minor,
+        tax_id=tenant.get("tax_id"),
+        bill_to={"name": tenant["name"], "email": tenant.get("billing_email")},
+        period_start_at=period.start,
+        period_end_at=period.end,
+        issued_at=now,
+        paid_at=now if status == "paid" else None,
+        cause=cause,
+        lines=[_line_row(line) for line in lines],
+    )
+    if not inserted:
+        # a concurrent writer took the key: our number must not be used, so fail the transaction
+        raise RuntimeError(f"invoice {billing_key} was issued concurrently")
+    issued = Issued(invoice_id, tenant_id, number, subscription_id, kind.value, status, currency, t.total.amount_minor, len(lines))
+    data = {"subscription_id": subscription_id, "number": number, "total_minor": t.total.amount_minor, "currency": currency, "kind": kind.value}
+    signals.publish(uow, Signal("invoice.issued", tenant_id, now, "system", invoice_id, data))
+    payments.collect(uow, tenant_id, invoice_id, now)
+    return issued
+
+
+def _line_row(line: Charge) -> dict[str, Any]:
+    return {
+        "key": line.key,
+        "kind": line.kind.value,
+        "description": line.description,
+        "subscription_id": line.subscription_id,
+        "plan_version_id": line.plan_version_id,
+        "quantity": line.quantity,
+        "unit_amount_minor": line.unit_amount_minor,
+        "amount_minor": line.amount_minor,
+        "period_start_at": line.period_start_at,
+        "period_end_at": line.period_end_at,
+        "service_start_at": line.service_start_at,
+        "service_end_at": line.service_end_at,
+    }
+
+
+# -- what should be billed ------------------------------------------------------
+
+
+def _key(subscription_id: str, start: datetime, kind: InvoiceKind) -> str:
+    return f"{subscription_id}:{start.strftime('%Y%m%dT%H%M%SZ')}:{kind.value}"
+
+
+def _whole(subscription: Subscription, period: Period) -> Segment:
+    return Segment(subscription.id, subscription.plan_version_id, subscription.plan, period, period.start, period.end)
+
+
+def period_charges(conn: Connection, subscription: Subscription, period: Period, *, previous: Period | None) -> list[Charge]:
+    """A period's start: its fee in advance, plus the overage (and an in-arrears fee) of `previous`."""
+    plan = subscription.plan
+    should: list[Charge] = []
+    if previous is not None:
+        if plan.billing is Billing.IN_ARREARS and not plan.is_free:
+            should.append(fee_charge(_whole(subscription, previous)))
+        usage = usage_source(conn, subscription.tenant_id, subscription.id, previous.start, previous.end)
+        should += overage_charges(plan, subscription_id=subscription.id, plan_version_id=subscription.plan_version_id, period=previous, usage=usage)
+    if plan.billing is Billing.IN_ADVANCE and not plan.is_free:
+        should.append(fee_charge(_whole(subscription, period)))
+    return should
+
+
+def previous_period(subscription: Subscription, period: Period) -> Period | None:
+    before = period.start - timedelta(microseconds=1)
+    if before < subscription.starts_at or before < subscription.anchor_at:
+        return None
+    prev = period_at(subscription.anchor_at, subscription.plan.interval, before)
+    return Period(max(prev.start, subscription.starts_at), prev.end, prev.index) if prev.end > subscription.starts_at else None
+
+
+def bill_period(uow: UnitOfWork, subscription: Subscription, period: Period, *, kind: InvoiceKind, now: datetime, cause: str) -> Issued | None:
+    """Bill a subscription's period start: the first invoice, or a renewal."""
+    if subscription.status is Status.TRIALING or subscription.status is Status.UPCOMING:
+        return None
+    previous = previous_period(subscription, period) if kind is InvoiceKind.RENEWAL else None
+    should = period_charges(uow.conn, subscription, period, previous=previous)
+    return bill(uow, tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, billing_key=_key(subscription.id, period.start, kind),
+                period=period, should=should, subscription_ids=[subscription.id], now=now, cause=cause)
+
+
+def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from_subscription_id: str, from_plan_version_id: int, old_period: Period, new_period: Period, change_at: datetime, immediate: bool, cause: str) -> Issued | None:
+    """G7: an immediate change is prorated to the second; a change at period end bills the new period."""
+    old_plan = plan_for_version(uow.conn, from_plan_version_id)
+    should: list[Charge] = []
+    if immediate:
+        running = _running_segment(uow.conn, tenant_id, from_subscription_id, from_plan_version_id, old_plan, old_period)
+        new_segment = Segment(new.id, new.plan_version_id, new.plan, new_period, max(change_at, new_period.start), new_period.end)
+        if running is not None and running.start <= change_at:
+            should += plan_change_charges(running, change_at, new_segment)
+        elif not new.plan.is_free:
+            should.append(fee_charge(new_segment))
+        usage = usage_source(uow.conn, tenant_id, from_subscription_id, old_period.start, change_at)
+        should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
+        key = _key(new.id, change_at, InvoiceKind.PRORATION)
+        kind = InvoiceKind.PRORATION
+    else:
+        usage = usage_source(uow.conn, tenant_id, from_subscription_id, old_period.start, old_period.end)
+        should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
+        if not new.plan.is_free and new.plan.billing is Billing.IN_ADVANCE:
+            should.append(fee_charge(_whole(new, new_period)))
+        key = _key(new.id, new_period.start, InvoiceKind.RENEWAL)
+        kind = InvoiceKind.RENEWAL
+    return bill(uow, tenant_id=tenant_id, subscription_id=new.id, kind=kind, billing_key=key, period=new_period, should=should,
+                subscription_ids=sorted({new.id, from_subscription_id}), now=change_at, cause=cause)
+
+
+def _running_segment(conn: Connection, tenant_id: str, subscription_id: str, plan_version_id: int, plan: Plan, period: Period) -> Segment | None:
+    """The segment of `period` billed last for the old subscription (the one a change cuts)."""
+    lines = repo.fee_lines(conn, tenant_id, subscription_id, period.start)
+    starts: dict[str, datetime] = {}
+    sums: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    for line in lines:
+        key = line["key"]
+        starts[key] = min(starts.get(key, line["service_start_at"]), line["service_start_at"])
+        sums[key] = sums.get(key, 0) + line["amount_minor"]
+        versions[key] = line["plan_version_id"]
+    live = [k for k in starts if sums[k] != 0 and versions[k] == plan_version_id]
+    if not live:
+        return None
+    key = max(live, key=lambda k: starts[k])
+    return Segment(subscription_id, plan_version_id, plan, period, starts[key], period.end)
+
+
+# -- listeners --------------------------------------------------------------------
+
+
+def _at(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _load(uow: UnitOfWork, tenant_id: str, subscription_id: str | None) -> Subscription | None:
+    if subscription_id is None:
+        return None
+    return subscriptions_repo.get(uow.conn, tenant_id, subscription_id)
+
+
+@signals.on("subscription.started")
+def on_started(uow: UnitOfWork, signal: Signal) -> None:
+    """G13: a paid plan's first period is invoiced in advance when it starts."""
+    subscription = _load(uow, signal.tenant_id, signal.subject)
+    if subscription is None or signal.data.get("status") == Status.TRIALING.value:
+        return
+    period = Period(_at(signal.data["period_start"]), _at(signal.data["period_end"]), 0)
+    bill_period(uow, subscription, period, kind=InvoiceKind.SUBSCRIPTION, now=signal.at, cause=f"signal subscription.started {signal.subject}")
+
+
+@signals.on("subscription.renewed")
+def on_renewed(uow: UnitOfWork, signal: Signal) -> None:
+    """G13: the new period's fee in advance; the ended period's overage in arrears (L8, A8)."""
+    subscription = _load(uow, signal.tenant_id, signal.subject)
+    if subscription is None:
+        return
+    period = Period(_at(signal.data["period_start"]), _at(signal.data["period_end"]), 0)
+    bill_period(uow, subscription, period, kind=InvoiceKind.RENEWAL, now=signal.at, cause=f"signal subscription.renewed {signal.subject}")
+
+
+@signals.on("subscription.plan_changed")
+def on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
+    """G7: proration to the second on an immediate change; the new plan's fee at a period-end change."""
+    new = _load(uow, signal.tenant_id, signal.subject)
+    if new is None:
+        return
+    d = signal.data
+    bill_plan_change(
+        uow,
+        tenant_id=signal.tenant_id,
+        new=new,
+        from_subscription_id=str(d["from_subscription_id"]),
+        from_plan_version_id=int(d["from_plan_version_id"]),
+        old_period=Period(_at(d["old_period_start"]), _at(d["old_period_end"]), 0),
+        new_period=Period(_at(d["new_period_start"]), _at(d["new_period_end"]), 0),
+        change_at=signal.at,
+        immediate=bool(d.get("immediate")),
+        cause=f"signal subscription.plan_changed {d['from_subscription_id']} -> {signal.subject}",
+    )

@@ -1,0 +1,308 @@
+"""Payments and dunning (G9, A7): charge an issued invoice, retry on a schedule during grace.
+
+* An invoice issued with something to pay is charged at once on the
+  tenant's default payment method (`collect`, right after `invoice.issued`), with the
+  idempotency key ``<invoice>:attempt:<n>``: a transaction retried after a
+  crash asks the provider again with the same key and gets the same answer.
+* A failed first attempt publishes `invoice.payment_failed` (`renewal` true
+  for a renewal invoice); the lifecycle turns it into *Payment issue* with a
+  grace period.  Retries are due items at 1, 3 and 5 days (those that fall
+  inside the plan's grace); a new payment method retries open invoices at once.
+* A successful attempt marks the invoice paid and publishes `invoice.paid`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.repos import invoicing as invoices_repo
+from farebox.adapters.db.repos import payments as repo
+from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.db.uow import UnitOfWork
+from farebox.adapters.payments.base import ChargeResult, PaymentError, PaymentProvider
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import Principal, require_billing_access
+from farebox.domain.money import Money
+from farebox.domain.reasons import DomainError
+from farebox.services import due, signals
+from farebox.services.clocks import now_for
+from farebox.services.signals import Signal
+
+RETRY = "payment.retry"
+RETRY_AFTER_DAYS = (1, 3, 5)
+DEFAULT_GRACE_DAYS = 7
+
+_provider: PaymentProvider | None = None
+
+
+def provider() -> PaymentProvider:
+    """The configured provider: FAREBOX_PAYMENT_PROVIDER=sandbox (default) or stripe."""
+    global _provider
+    if _provider is None:
+        name = os.environ.get("FAREBOX_PAYMENT_PROVIDER", "sandbox")
+        if name == "stripe":
+            from farebox.adapters.payments.stripe import StripeProvider
+
+            _provider = StripeProvider.from_env()
+        else:
+            from farebox.adapters.payments.sandbox import SandboxProvider
+
+            _provider = SandboxProvider()
+    return _provider
+
+
+def use_provider(new: PaymentProvider | None) -> PaymentProvider | None:
+    """Replace the provider (tests, the demo); returns the previous one."""
+    global _provider
+    previous, _provider = _provider, new
+    return previous
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    id: str
+    provider: str
+    brand: str
+    last4: str
+    is_default: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PaymentAttempt:
+    id: str
+    invoice_id: str
+    attempt: int
+    status: str
+    amount: Money
+    failure_code: str | None
+    failure_message: str | None
+    created_at: datetime
+
+
+def _method(row: dict[str, Any]) -> PaymentMethod:
+    return PaymentMethod(row["id"], row["provider"], row["brand"], row["last4"], row["is_default"], row["created_at"])
+
+
+def _attempt(row: dict[str, Any]) -> PaymentAttempt:
+    return PaymentAttempt(row["id"], row["invoice_id"], row["attempt"], row["status"], Money(row["amount_minor"], row["currency"]), row["failure_code"], row["failure_message"], row["created_at"])
+
+
+def _customer(uow: UnitOfWork, tenant_id: str, now: datetime) -> str:
+    p = provider()
+    ref = repo.customer_ref(uow.conn, tenant_id, p.name)
+    if ref is None:
+        tenant = tenants_repo.get_tenant(uow.conn, tenant_id) or {}
+        ref = p.create_customer(tenant_id=tenant_id, email=tenant.get("billing_email"), name=tenant.get("name", tenant_id))
+        repo.insert_customer(uow.conn, tenant_id=tenant_id, provider=p.name, customer_ref=ref, created_at=now)
+    return ref
+
+
+# -- use cases --------------------------------------------------------------------
+
+
+def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: str) -> PaymentMethod:
+    """Attach a card (a provider token; sandbox: a test card number) as the default,
+    then retry the tenant's open invoices with it (G9: a new method settles)."""
+    require_billing_access(actor, tenant_id)
+    p = provider()
+    with fb.uow() as uow:
+        now = now_for(uow, fb.clock, tenant_id)
+        customer = _customer(uow, tenant_id, now)
+        try:
+            card = p.attach_payment_method(customer_ref=customer, token=token)
+        except PaymentError as exc:
+            raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
+        row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": p.name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
+        repo.insert_method(uow.conn, **row)
+        for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
+            charge_invoice(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")
+        uow.commit()
+    return _method(row)
+
+
+def list_payment_methods(fb: Farebox, actor: Principal, tenant_id: str) -> list[PaymentMethod]:
+    require_billing_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        return [_method(r) for r in repo.methods(uow.conn, tenant_id)]
+
+
+def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> PaymentAttempt:
+    """Charge an open invoice now on the default payment method."""
+    require_billing_access(actor, tenant_id)
+    with fb.uow() as uow:
+        now = now_for(uow, fb.clock, tenant_id)
+        invoice = invoices_repo.get(uow.conn, tenant_id, invoice_id, for_update=True)
+        if invoice is None:
+            raise DomainError(reasons.NOT_FOUND, what="Invoice")
+        if invoice["status"] != "open":
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"])
+        attempt = charge_invoice(uow, invoice, now=now, cause=f"pay by {actor.label()}")
+        uow.commit()
+    return _attempt(attempt)
+
+
+def attempts(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> list[PaymentAttempt]:
+    require_billing_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        return [_attempt(r) for r in repo.attempts(uow.conn, tenant_id, invoice_id)]
+
+
+def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, return_url: str) -> str:
+    """A hosted checkout (`kind="checkout"`) or billing portal (`"portal"`) link of the provider."""
+    require_billing_access(actor, tenant_id)
+    p = provider()
+    with fb.uow() as uow:
+        customer = _customer(uow, tenant_id, now_for(uow, fb.clock, tenant_id))
+        uow.commit()
+    if kind == "checkout":
+        return p.checkout_link(customer_ref=customer, success_url=return_url, cancel_url=return_url)
+    return p.portal_link(customer_ref=customer, return_url=return_url)
+
+
+# -- charging -------------------------------------------------------------------------
+
+
+def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, cause: str) -> dict[str, Any]:
+    """One payment attempt on an open invoice, in the caller's transaction."""
+    tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
+    number = repo.attempt_count(uow.conn, tenant_id, invoice_id) + 1
+    key = f"{invoice_id}:attempt:{number}"
+    method = repo.default_method(uow.conn, tenant_id)
+    p = provider()
+    amount = Money(invoice["total_minor"], invoice["currency"])
+    if method is None:
+        result = ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
+    else:
+        customer = _customer(uow, tenant_id, now)
+        result = p.charge(customer_ref=customer, payment_method_ref=method["provider_ref"], amount=amount, idempotency_key=key,
+                          description=f"Invoice {invoice['number']}", metadata={"tenant_id": tenant_id, "invoice_id": invoice_id})
+    row = {
+        "tenant_id": tenant_id, "id": new_id("pay"), "invoice_id": invoice_id, "attempt": number, "idempotency_key": key,
+        "provider": p.name, "provider_ref": result.ref, "payment_method_id": method["id"] if method else None,
+        "amount_minor": amount.amount_minor, "currency": amount.currency, "status": result.status,
+        "failure_code": result.failure_code, "failure_message": result.failure_message, "details": {"cause": cause, **result.details}, "created_at": now,
+    }
+    repo.insert_attempt(uow.conn, **row)
+    if result.succeeded:
+        _mark_paid(uow, invoice, now)
+    elif result.status == "failed":
+        _after_failure(uow, invoice, number, result, now)
+    return row
+
+
+def _mark_paid(uow: UnitOfWork, invoice: dict[str, Any], now: datetime) -> None:
+    invoices_repo.update_invoice(uow.conn, invoice["tenant_id"], invoice["id"], status="paid", paid_at=now)
+    due.cancel(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], now=now)
+    signals.publish(uow, Signal("invoice.paid", invoice["tenant_id"], now, "system", invoice["id"], {"subscription_id": invoice["subscription_id"]}))
+
+
+def _after_failure(uow: UnitOfWork, invoice: dict[str, Any], number: int, result: ChargeResult, now: datetime) -> None:
+    if number == 1:
+        data = {"subscription_id": invoice["subscription_id"], "renewal": invoice["kind"] == "renewal", "reason": result.failure_code or "failed"}
+        signals.publish(uow, Signal("invoice.payment_failed", invoice["tenant_id"], now, "system", invoice["id"], data))
+        first_failed_at = now
+    else:
+        first = next((a for a in repo.attempts(uow.conn, invoice["tenant_id"], invoice["id"]) if a["status"] == "failed"), None)
+        first_failed_at = first["created_at"] if first else now
+    grace = timedelta(days=_grace_days(uow, invoice))
+    for days in RETRY_AFTER_DAYS:
+        at = first_failed_at + timedelta(days=days)
+        if at > now and at < first_failed_at + grace:
+            due.schedule(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], due_at=at, now=now, payload={"retry": days})
+            return
+
+
+def _grace_days(uow: UnitOfWork, invoice: dict[str, Any]) -> int:
+    from farebox.adapters.db.repos import subscriptions as subscriptions_repo
+
+    subscription = subscriptions_repo.get(uow.conn, invoice["tenant_id"], invoice["subscription_id"])
+    return subscription.plan.grace_days if subscription is not None else DEFAULT_GRACE_DAYS
+
+
+def settle_from_provider(uow: UnitOfWork, *, provider_name: str, provider_ref: str, succeeded: bool, failure_code: str | None, now: datetime) -> bool:
+    """A provider's asynchronous outcome of a charge (e.g. a Stripe webhook); True if it matched an attempt."""
+    attempt = repo.attempt_by_ref(uow.conn, provider_name, provider_ref)
+    if attempt is None:
+        return False
+    invoice = invoices_repo.get(uow.conn, attempt["tenant_id"], attempt["invoice_id"], for_update=True)
+    if invoice is None:
+        return False
+    status = "succeeded" if succeeded else "failed"
+    if attempt["status"] != status:
+        repo.update_attempt(uow.conn, attempt["tenant_id"], attempt["id"], status=status, failure_code=failure_code)
+        if succeeded and invoice["status"] == "open":
+            _mark_paid(uow, invoice, now)
+        elif not succeeded and invoice["status"] == "open":
+            _after_failure(uow, invoice, attempt["attempt"], ChargeResult("failed", provider_ref, failure_code), now)
+    return True
+
+
+def collect(uow: UnitOfWork, tenant_id: str, invoice_id: str, now: datetime) -> None:
+    """Charge a just-issued invoice at once, after every `invoice.issued` listener ran
+    (G13: fees in advance are collected when billed)."""
+    invoice = invoices_repo.get(uow.conn, tenant_id, invoice_id)
+    if invoice is not None and invoice["status"] == "open":
+        charge_invoice(uow, invoice, now=now, cause="invoice issued")
+
+
+@due.handler(RETRY)
+def _retry(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
+    """Dunning (G9): retry an unpaid invoice during grace."""
+    invoice = invoices_repo.get(uow.conn, item["tenant_id"], item["ref"], for_update=True)
+    if invoice is None or invoice["status"] != "open":
+        return "nothing to do: invoice not open"
+    row = charge_invoice(uow, invoice, now=now, cause=f"dunning retry after {item['payload'].get('retry')} day(s)")
+    return f"retry {row['attempt']}: {row['status']}"
+
+
+# -- provider webhooks ------------------------------------------------------------------
+
+
+def handle_webhook(fb: Farebox, provider_name: str, payload: bytes, signature: str | None) -> str:
+    """A provider's event, verified by its signature (Stripe: `Stripe-Signature`).
+
+    `payment_intent.succeeded` / `payment_intent.payment_failed` settle or fail
+    the matching attempt (asynchronous outcomes); `payment_method.attached`
+    (e.g. after a hosted checkout) records the card and retries open invoices.
+    Returns what was done; unknown events are acknowledged and ignored.
+    """
+    p = provider()
+    parse = getattr(p, "parse_webhook", None)
+    if p.name != provider_name or parse is None:
+        raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")
+    try:
+        event = parse(payload, signature)
+    except ValueError:
+        raise DomainError(reasons.PROVIDER_SIGNATURE_INVALID) from None
+    kind, obj = event["type"], event["data"]["object"]
+    with fb.uow() as uow:
+        if kind in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+            attempt = repo.attempt_by_ref(uow.conn, p.name, obj["id"])
+            if attempt is None:
+                return f"ignored {kind}: unknown payment {obj['id']}"
+            now = now_for(uow, fb.clock, attempt["tenant_id"])
+            error = obj.get("last_payment_error") or {}
+            settle_from_provider(uow, provider_name=p.name, provider_ref=obj["id"], succeeded=kind.endswith("succeeded"), failure_code=error.get("code"), now=now)
+            outcome = f"{kind}: invoice {attempt['invoice_id']}"
+        elif kind == "payment_method.attached":
+            tenant_id = repo.tenant_for_customer(uow.conn, p.name, str(obj.get("customer")))
+            if tenant_id is None:
+                return f"ignored {kind}: unknown customer"
+            now = now_for(uow, fb.clock, tenant_id)
+            if repo.method_by_ref(uow.conn, tenant_id, obj["id"]) is None:
+                card = obj.get("card") or {}
+                repo.insert_method(uow.conn, tenant_id=tenant_id, id=new_id("pm"), provider=p.name, provider_ref=obj["id"], brand=str(card.get("brand", "card")),
+                                   last4=str(card.get("last4", "????")), is_default=True, created_at=now)
+                for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
+                    charge_invoice(uow, invoice, now=now, cause=f"{kind} webhook")
+            outcome = f"{kind}: tenant {tenant_id}"
+        else:
+            return f"ignored {kind}"
+        uow.commit()
+    return outcome

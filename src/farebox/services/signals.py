@@ -1,0 +1,91 @@
+"""Signals: how one area tells the others that something happened, inside the same transaction.
+
+A service that changes something publishes a `Signal` (`publish(uow, signal)`)
+inside its unit of work; every listener registered for that kind runs at once,
+in the same transaction.  So an alert written to the outbox, a proration
+invoice or the audit-log row commits or rolls back together with the change
+that caused it (G3, G12), and no area imports another area's internals:
+
+    lifecycle  --subscription.*-->  alerts, invoicing, metering, audit
+    metering   --usage.*, occurrence.*-->  alerts, lifecycle
+    invoicing  --invoice.*-->  lifecycle (dunning), alerts
+
+Listeners and due-item handlers are registered when their module is imported;
+`load_all()` imports every module named in `MODULES` (bootstrap calls it), so a
+worker or a CLI command sees the same wiring as the API.
+
+The kinds in use, with their `data`, are listed in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from farebox.adapters.db.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    kind: str  # "area.event", e.g. "subscription.plan_changed"
+    tenant_id: str
+    at: datetime  # the tenant's time (its test clock's, or real)
+    actor: str = "system"  # who caused it: "operator", "user:<id>", "key:<id>", "system", "worker"
+    subject: str | None = None  # the id of the thing it is about (subscription, invoice, occurrence...)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[UnitOfWork, Signal], None]
+_LISTENERS: dict[str, list[Listener]] = {}
+_ANY = "*"
+
+# Every module that registers listeners or due-item handlers.  Add yours here.
+MODULES: tuple[str, ...] = (
+    "farebox.services.subscriptions",
+    "farebox.services.audit",
+    "farebox.services.admission",
+    "farebox.services.usage",
+    "farebox.services.lifecycle.due_work",
+    "farebox.services.lifecycle.listeners",
+    "farebox.services.notify",
+    "farebox.services.invoicing",
+    "farebox.services.payments",
+)
+
+
+def on(*kinds: str) -> Callable[[Listener], Listener]:
+    """Register a listener for these kinds ("*" for every kind)."""
+
+    def register(fn: Listener) -> Listener:
+        for kind in kinds or (_ANY,):
+            if fn not in _LISTENERS.setdefault(kind, []):
+                _LISTENERS[kind].append(fn)
+        return fn
+
+    return register
+
+
+def publish(uow: UnitOfWork, signal: Signal) -> None:
+    """Run every listener of `signal.kind` (then the "*" ones) in the caller's transaction."""
+    for fn in (*_LISTENERS.get(signal.kind, ()), *_LISTENERS.get(_ANY, ())):
+        fn(uow, signal)
+
+
+def listeners(kind: str) -> list[Listener]:
+    return list(_LISTENERS.get(kind, ()))
+
+
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every wired module once (idempotent)."""
+    global _loaded
+    if _loaded:
+        return
+    for name in MODULES:
+        importlib.import_module(name)
+    _loaded = True

@@ -1,0 +1,249 @@
+"""Usage: what a tenant used this period, its own session limit (A6), what invoicing bills,
+the check that every counter equals its ledger (G3), and what metering does when
+the subscription changes (L4, S5) or the tenant's data is purged (G14).
+
+Reads are O(1) in the number of events: one counter row per meter and period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from farebox.adapters.db.repos import metering as repo
+from farebox.adapters.db.repos import subscriptions as subs_repo
+from farebox.adapters.db.uow import UnitOfWork
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import Principal, require_billing_access, require_operator
+from farebox.domain.catalog import Limit, Meter, Scope
+from farebox.domain.metering import carried_forward, overage, percent, pool_rule, validate_session_limit
+from farebox.domain.reasons import DomainError
+from farebox.domain.subscriptions import Status, Subscription, trial_used_up
+from farebox.services import signals
+from farebox.services.clocks import now_for
+from farebox.services.signals import Signal
+
+
+@dataclass(frozen=True)
+class MeterUsage:
+    meter: str
+    kind: str
+    scope: str
+    unit: str
+    used: int  # units counted this period
+    included: int | None  # what the plan includes (+ carried forward, L4; a trial's bound, A3); per occurrence for caps
+    limit: int | None  # where new usage stops or warnings are measured: the tenant's own limit (A6) or `included`
+    left: int | None
+    percent: int | None
+    overage: int  # units beyond `included` (L8, A8)
+    carried_in: int
+    policy: str | None
+    session_limit: int | None  # the tenant's own limit when set (A6)
+    customer_limit_allowed: bool
+    period_start: datetime
+    period_end: datetime
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    tenant_id: str
+    subscription_id: str | None
+    plan: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+    meters: list[MeterUsage] = field(default_factory=list)
+
+    def meter(self, key: str) -> MeterUsage:
+        return next(m for m in self.meters if m.meter == key)
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    day: date
+    meter: str
+    units: int
+
+
+@dataclass(frozen=True)
+class TopUsage:
+    kind: str  # occurrence | conversation
+    id: str
+    units: int  # unique attendees counted, or billable sessions
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class SessionLimit:
+    meter: str
+    before: int | None
+    after: int | None
+    base: int | None
+
+
+# --- reading usage --------------------------------------------------------------------
+
+
+def usage_summary(fb: Farebox, actor: Principal, tenant_id: str) -> UsageSummary:
+    """Per meter this period: used, included, limit, left, percent (owner, admin)."""
+    require_billing_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        now_for(uow, fb.clock, tenant_id)
+        return summary_in(uow.conn, tenant_id)
+
+
+def summary_in(conn: Connection, tenant_id: str) -> UsageSummary:
+    sub = subs_repo.current(conn, tenant_id)
+    if sub is None:
+        return UsageSummary(tenant_id, None, None, None, None)
+    meters = repo.meters_of(conn, sub.plan_version_id)
+    counters = {c["meter"]: c for c in repo.counters_for(conn, tenant_id, sub.id, sub.period.start)}
+    session_limit = repo.settings(conn, tenant_id)["session_limit"]
+    rows = [_meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()]
+    return UsageSummary(tenant_id, sub.id, sub.plan.code, sub.period.start, sub.period.end, rows)
+
+
+def _meter_usage(sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None) -> MeterUsage:
+    used = counter["used"] if counter else 0
+    carried = counter["carried_in"] if counter else 0
+    allowed = bool(limit and limit.customer_limit and not sub.plan.is_free and sub.status is not Status.TRIALING)
+    own = session_limit if allowed else None
+    if meter.scope is Scope.OCCURRENCE:
+        included = limit.included if limit else None
+        return MeterUsage(meter.key, meter.kind.value, meter.scope.value, meter.unit, used, included, included, None, None, 0, 0, limit.policy.value if limit else None, None, False, sub.period.start, sub.period.end)
+    trial_bound = sub.plan.trial.usage.get(meter.key) if (sub.status is Status.TRIALING or trial_used_up(sub)) and sub.plan.trial else None
+    rule = pool_rule(sub.plan, limit, meter.kind, carried_in=carried, customer_limit=own, trial_bound=trial_bound)
+    shown = rule.cap if rule.cap is not None else rule.warn_at
+    return MeterUsage(
+        meter=meter.key, kind=meter.kind.value, scope=meter.scope.value, unit=meter.unit, used=used, included=rule.included,
+        limit=shown, left=None if shown is None else max(0, shown - used), percent=percent(used, shown),
+        overage=overage(used, rule.included), carried_in=carried, policy=limit.policy.value if limit else None,
+        session_limit=own, customer_limit_allowed=allowed, period_start=sub.period.start, period_end=sub.period.end,
+    )
+
+
+def daily_usage(fb: Farebox, actor: Principal, tenant_id: str) -> list[DailyUsage]:
+    """Units counted per day this period, per meter (for the usage chart)."""
+    require_billing_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        now_for(uow, fb.clock, tenant_id)
+        sub = subs_repo.current(uow.conn, tenant_id)
+        if sub is None:
+            return []
+        return [DailyUsage(date.fromisoformat(d), m, n) for d, m, n in repo.daily(uow.conn, tenant_id, sub.id, sub.period.start)]
+
+
+def top_usage(fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10) -> list[TopUsage]:
+    """The largest occurrences (unique attendees) and conversations (billable sessions)."""
+    require_billing_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        now_for(uow, fb.clock, tenant_id)
+        return [TopUsage(**row) for row in repo.top(uow.conn, tenant_id, max(1, min(limit, 100)))]
+
+
+def billable_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> dict[str, int]:
+    """Units counted per meter for periods starting in [period_start, period_end) of a subscription.
+
+    Totals, not overage: the overage is what exceeds `included` (+ carried
+    forward credits); `overage_usage` gives it directly."""
+    return repo.used_between(conn, tenant_id, subscription_id, period_start, period_end)
+
+
+def overage_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> dict[str, int]:
+    """Units beyond what the plan included (L8, A8), per period meter whose plan prices overage."""
+    sub = subs_repo.get(conn, tenant_id, subscription_id)
+    if sub is None:
+        return {}
+    found: dict[str, int] = {}
+    for counter in repo.counters_between(conn, tenant_id, subscription_id, period_start, period_end):
+        limit = sub.plan.limit(counter["meter"])
+        if limit is None or limit.overage_unit_price is None or limit.included is None:
+            continue
+        found[counter["meter"]] = found.get(counter["meter"], 0) + overage(counter["used"], limit.included + counter["carried_in"])
+    return found
+
+
+# --- the tenant's own session limit (A6) ------------------------------------------------------
+
+
+def set_session_limit(fb: Farebox, actor: Principal, tenant_id: str, sessions: int) -> SessionLimit:
+    """A6: a monthly session limit > 0 on paid plans; new sessions stop at it."""
+    return _change_limit(fb, actor, tenant_id, sessions)
+
+
+def reset_session_limit(fb: Farebox, actor: Principal, tenant_id: str) -> SessionLimit:
+    """A6: back to the plan's base limit."""
+    return _change_limit(fb, actor, tenant_id, None)
+
+
+def _change_limit(fb: Farebox, actor: Principal, tenant_id: str, sessions: int | None) -> SessionLimit:
+    require_billing_access(actor, tenant_id)
+    if sessions is not None and (isinstance(sessions, bool) or not isinstance(sessions, int)):
+        raise DomainError(reasons.SESSION_LIMIT_INVALID)
+    with fb.uow() as uow:
+        now = now_for(uow, fb.clock, tenant_id)
+        sub = subs_repo.current(uow.conn, tenant_id)
+        if sub is None or not sub.is_live or sub.status is Status.TRIALING:
+            raise DomainError(reasons.SESSION_LIMIT_NOT_AVAILABLE)
+        limit = next((l for l in sub.plan.limits if l.customer_limit), None)
+        if sessions is not None or limit is None:
+            problem = validate_session_limit(sub.plan, limit, sessions if sessions is not None else 1)
+            if problem is not None:
+                raise DomainError(problem)
+        assert limit is not None
+        before = repo.settings(uow.conn, tenant_id)["session_limit"]
+        repo.put_settings(uow.conn, tenant_id, now, session_limit=sessions)
+        if before != sessions:
+            signals.publish(uow, Signal("usage.session_limit_changed", tenant_id, now, actor.label(), sub.id, {"before": before, "after": sessions}))
+        uow.commit()
+    return SessionLimit(limit.meter, before, sessions, limit.included)
+
+
+# --- G3: every counter re-derived from its ledger ---------------------------------------------------
+
+
+def verify(fb: Farebox, actor: Principal, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Recompute every counter from the recorded units; the differences (none when all is well)."""
+    require_operator(actor)
+    with fb.uow(readonly=True) as uow:
+        conn = uow.conn
+        return repo.counter_differences(conn, tenant_id) + repo.occurrence_differences(conn, tenant_id) + repo.conversation_differences(conn, tenant_id)
+
+
+# --- what other areas tell metering -------------------------------------------------------------------
+
+
+@signals.on("subscription.plan_changed")
+def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
+    """An upgrade: limits are read from the new plan at once (running occurrences go on);
+    remaining credits carry forward (L4); S5's upgrade_required is cleared."""
+    data = signal.data
+    conn = uow.conn
+    new = subs_repo.get(conn, signal.tenant_id, signal.subject or "")
+    if new is None:
+        return
+    if data.get("upgrade"):
+        repo.put_settings(conn, signal.tenant_id, signal.at, upgrade_required_peak=None, upgrade_required_meter=None)
+    old_id = data.get("from_subscription_id")
+    if not data.get("upgrade") or not old_id or old_id == new.id:
+        return
+    old = subs_repo.get(conn, signal.tenant_id, old_id)
+    for counter in repo.latest_counters(conn, signal.tenant_id, old_id):
+        key = counter["meter"]
+        new_limit, old_limit = new.plan.limit(key), old.plan.limit(key) if old else None
+        if new_limit is None or not new_limit.carry_forward_on_upgrade or old_limit is None:
+            continue
+        left = carried_forward(old_limit.included, counter["carried_in"], counter["used"])
+        repo.ensure_counter(conn, tenant_id=signal.tenant_id, subscription_id=new.id, meter=key, period_start_at=new.period.start, period_end_at=new.period.end, carried_in=left)
+
+
+@signals.on("tenant.retention_purge")
+def _on_retention_purge(uow: UnitOfWork, signal: Signal) -> None:
+    """G14: event data older than `before` goes; counters and the ledger stay (billing records)."""
+    before = signal.data["before"]
+    if isinstance(before, str):
+        before = datetime.fromisoformat(before)
+    repo.purge_events(uow.conn, signal.tenant_id, before)

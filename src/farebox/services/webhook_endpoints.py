@@ -1,0 +1,101 @@
+"""The operator's webhook endpoints: add, list, enable, remove, rotate the signing secret.
+
+A rotated secret keeps signing (beside the new one) for a grace window, so a
+receiver can switch secrets without missing or rejecting a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from farebox.adapters import webhooks
+from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.repos import alerts as repo
+from farebox.bootstrap import Farebox
+from farebox.domain import reasons
+from farebox.domain.access import Principal, require_operator
+from farebox.domain.alerts import AlertKind
+from farebox.domain.reasons import DomainError
+
+ROTATION_GRACE = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    id: str
+    url: str
+    kinds: tuple[str, ...]
+    enabled: bool
+    created_at: datetime
+    previous_secret_expires_at: datetime | None
+    secret: str | None = None  # shown when created or rotated only
+
+    @classmethod
+    def of(cls, row: dict[str, Any], *, with_secret: bool = False) -> WebhookEndpoint:
+        return cls(row["id"], row["url"], tuple(row["kinds"] or ()), row["enabled"], row["created_at"], row["previous_secret_expires_at"],
+                   row["secret"] if with_secret else None)
+
+
+def _check(url: str, kinds: tuple[str, ...]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DomainError(reasons.VALIDATION_ERROR, detail="url must be an http(s) URL", details={"field": "url"})
+    unknown = [k for k in kinds if k not in {a.value for a in AlertKind}]
+    if unknown:
+        raise DomainError(reasons.VALIDATION_ERROR, detail=f"unknown alert kinds: {', '.join(unknown)}", details={"field": "kinds"})
+
+
+def create_endpoint(fb: Farebox, actor: Principal, *, url: str, kinds: tuple[str, ...] = ()) -> WebhookEndpoint:
+    """Add an endpoint (every alert kind when `kinds` is empty); its secret is returned this once."""
+    require_operator(actor)
+    _check(url, tuple(kinds))
+    row = {"id": new_id("whe"), "url": url, "secret": webhooks.new_secret(), "kinds": list(kinds), "enabled": True, "created_at": fb.clock.now()}
+    with fb.uow() as uow:
+        repo.insert_endpoint(uow.conn, **row)
+        stored = repo.get_endpoint(uow.conn, row["id"])
+        uow.commit()
+    assert stored is not None
+    return WebhookEndpoint.of(stored, with_secret=True)
+
+
+def list_endpoints(fb: Farebox, actor: Principal) -> list[WebhookEndpoint]:
+    require_operator(actor)
+    with fb.uow(readonly=True) as uow:
+        return [WebhookEndpoint.of(r) for r in repo.list_endpoints(uow.conn)]
+
+
+def rotate_secret(fb: Farebox, actor: Principal, endpoint_id: str, *, grace: timedelta = ROTATION_GRACE) -> WebhookEndpoint:
+    """A new secret at once; the old one still signs (beside it) until `grace` has passed."""
+    require_operator(actor)
+    now = fb.clock.now()
+    with fb.uow() as uow:
+        current = repo.get_endpoint(uow.conn, endpoint_id)
+        if current is None:
+            raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")
+        repo.update_endpoint(uow.conn, endpoint_id, secret=webhooks.new_secret(), previous_secret=current["secret"], previous_secret_expires_at=now + grace)
+        stored = repo.get_endpoint(uow.conn, endpoint_id)
+        uow.commit()
+    assert stored is not None
+    return WebhookEndpoint.of(stored, with_secret=True)
+
+
+def set_enabled(fb: Farebox, actor: Principal, endpoint_id: str, *, enabled: bool) -> WebhookEndpoint:
+    require_operator(actor)
+    with fb.uow() as uow:
+        if not repo.update_endpoint(uow.conn, endpoint_id, enabled=enabled):
+            raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")
+        stored = repo.get_endpoint(uow.conn, endpoint_id)
+        uow.commit()
+    assert stored is not None
+    return WebhookEndpoint.of(stored)
+
+
+def delete_endpoint(fb: Farebox, actor: Principal, endpoint_id: str) -> None:
+    require_operator(actor)
+    with fb.uow() as uow:
+        if not repo.delete_endpoint(uow.conn, endpoint_id):
+            raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")
+        uow.commit()

@@ -1,0 +1,119 @@
+"""Crash safety (G3, G4): SIGKILL the server in the middle of a stream of admissions
+and ingestion batches, restart it, replay every request with its key; the counters
+equal `farebox usage verify`'s recomputation and nothing is counted twice or lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from factories import make_tenant
+from farebox.domain.access import SYSTEM
+from farebox.services import usage
+from metering_support import clear_plan_caches
+from support import subprocess_env
+
+OPERATOR = {"Authorization": "Bearer test-operator-key"}
+JOINS = 120
+BATCHES = 30
+PER_BATCH = 20
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plan_caches():
+    clear_plan_caches()
+    yield
+    clear_plan_caches()
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(db_url: str, port: int) -> subprocess.Popen:
+    env = subprocess_env(FAREBOX_DATABASE_URL=db_url, FAREBOX_OPERATOR_KEY="test-operator-key", FAREBOX_PORT=str(port), FAREBOX_LOG_LEVEL="warning")
+    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "farebox serve did not come up"
+        time.sleep(0.1)
+
+
+def _requests() -> list[tuple[str, str, dict]]:
+    reqs = []
+    for i in range(max(JOINS, BATCHES)):
+        if i < JOINS:
+            reqs.append((f"join-{i}", f"/v1/tenants/crash-l/occurrences/o{i % 7}/join", {"person_id": f"p{i}", "mode": "live"}))
+        if i < BATCHES:
+            events = [
+                {"id": f"m{i}-{j}", "source": "chat", "type": "conversation.message", "data": {"conversation_id": f"c{i}-{j}", "from": "customer"}}
+                for j in range(PER_BATCH)
+            ]
+            reqs.append((f"batch-{i}", "/v1/tenants/crash-a/usage/events", {"events": events}))
+    return reqs
+
+
+def test_G4_sigkill_mid_stream_then_replay_counts_everything_exactly_once(fb, db_url):
+    make_tenant(fb, tenant_id="crash-l", catalog="attendee-credits", plan="pro")
+    make_tenant(fb, tenant_id="crash-a", catalog="agent-sessions", plan="sme")
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    reqs = _requests()
+    first: dict[str, dict] = {}
+    server = _serve(db_url, port)
+    killed = threading.Event()
+
+    def stream():
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for key, path, body in reqs:
+                try:
+                    r = client.post(path, json=body, headers={**OPERATOR, "Idempotency-Key": key})
+                    first[key] = r.json()
+                except httpx.TransportError:
+                    if killed.is_set():
+                        return
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    while len(first) < len(reqs) // 3:
+        time.sleep(0.01)
+    os.kill(server.pid, signal.SIGKILL)
+    killed.set()
+    server.wait(timeout=10)
+    sender.join(timeout=60)
+    assert 0 < len(first) < len(reqs)
+
+    server = _serve(db_url, port)
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for key, path, body in reqs:
+                r = client.post(path, json=body, headers={**OPERATOR, "Idempotency-Key": key})
+                assert r.status_code == 200, r.text
+                if key in first:
+                    assert r.json() == first[key]  # the first answer, nothing counted again
+            for key, path, body in reqs[:10]:  # and once more for good measure
+                client.post(path, json=body, headers={**OPERATOR, "Idempotency-Key": key})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    clear_plan_caches()
+    assert usage.verify(fb, SYSTEM) == []
+    assert usage.usage_summary(fb, SYSTEM, "crash-l").meter("credits").used == JOINS
+    assert usage.usage_summary(fb, SYSTEM, "crash-a").meter("sessions").used == BATCHES * PER_BATCH
+    cli = subprocess.run([sys.executable, "-m", "farebox", "usage", "verify"], env=subprocess_env(FAREBOX_DATABASE_URL=db_url), capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr

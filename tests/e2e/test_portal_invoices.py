@@ -1,0 +1,51 @@
+"""Invoices with PDF download and the payment method through the provider's hosted
+page (the sandbox's is a local page) on the Billing tab (G13, G9, A7)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from factories import make_tenant
+from farebox.domain.access import SYSTEM, Principal, Role
+from farebox.entrypoints.api.app import create_app
+from farebox.entrypoints.portal import billing_payments
+from farebox.entrypoints.portal.web import SESSION_COOKIE
+from farebox.services import portal_auth
+
+pytestmark = pytest.mark.skipif(not billing_payments.AVAILABLE, reason="invoicing (issue 6) is not part of this build yet")
+
+
+@pytest.fixture
+def owner(fb):
+    with TestClient(create_app(fb), follow_redirects=False) as c:
+        opened = portal_auth._open_session(fb, Principal(Role.OWNER, tenant_id="acme", email="owner@acme.test"))
+        c.cookies.set(SESSION_COOKIE, opened.token)
+        c.csrf = opened.csrf_token
+        yield c
+
+
+def test_G13_invoices_listed_with_a_pdf_download(fb, owner):
+    from farebox.services import invoices
+
+    make_tenant(fb, tenant_id="acme", catalog="agent-sessions", plan="sme")
+    issued = invoices.list_invoices(fb, SYSTEM, "acme")
+    assert issued, "subscribing to a paid plan issues the first invoice (G13)"
+    page = owner.get("/portal/t/acme/billing").text
+    assert issued[0].number in page and "Download PDF" in page
+    pdf = owner.get(f"/portal/t/acme/billing/invoices/{issued[0].id}.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+
+def test_payment_method_added_on_the_sandbox_hosted_page(fb, owner):
+    make_tenant(fb, tenant_id="acme", catalog="agent-sessions", plan="sme")
+    r = owner.post("/portal/t/acme/billing/payment-method", data={"csrf_token": owner.csrf})
+    assert r.status_code == 303 and "/portal/t/acme/billing/payment-method/sandbox" in r.headers["location"]
+    hosted = owner.get(r.headers["location"].replace("http://testserver", ""))
+    assert hosted.status_code == 200 and "Sandbox billing portal" in hosted.text
+    refused = owner.post("/portal/t/acme/billing/payment-method/sandbox", data={"csrf_token": owner.csrf, "card": "4000 0000 0000 0002"})
+    assert 'data-code="payment_method_refused"' in refused.text
+    r = owner.post("/portal/t/acme/billing/payment-method/sandbox", data={"csrf_token": owner.csrf, "card": "4242 4242 4242 4242"})
+    assert r.status_code == 303
+    page = owner.get(r.headers["location"]).text
+    assert "Payment method added." in page and "4242" in page

@@ -1,0 +1,55 @@
+"""Fault tests (issue 9, G4): a dropped database connection fails the request
+cleanly, writes nothing, and a retry with the same Idempotency-Key succeeds once."""
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from farebox.adapters.db.engine import normalise_url
+from farebox.entrypoints.api.app import create_app
+from farebox.services import signals, tenants
+from farebox.domain.access import SYSTEM
+
+OPERATOR = {"Authorization": "Bearer test-operator-key"}
+
+
+@pytest.fixture
+def pg_fb(fb):
+    if fb.engine.dialect.name != "postgresql":
+        pytest.skip("dropping a server connection needs PostgreSQL")
+    return fb
+
+
+def test_G4_connection_dropped_mid_request_fails_cleanly_and_a_retry_succeeds_once(pg_fb):
+    fb = pg_fb
+    admin = create_engine(normalise_url(fb.settings.database_url), isolation_level="AUTOCOMMIT")
+    dropped = []
+
+    @signals.on("tenant.created")
+    def _drop_the_connection(uow, signal):
+        # Half-way through the transaction (tenant and owner inserted, not committed),
+        # the server ends this request's connection.
+        if not dropped:
+            pid = uow.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            dropped.append(pid)
+
+    try:
+        with TestClient(create_app(fb), raise_server_exceptions=False) as client:
+            body = {"id": "acme", "name": "Acme", "owner_email": "o@acme.test"}
+            headers = {**OPERATOR, "Idempotency-Key": "create-acme-1"}
+            first = client.post("/v1/tenants", json=body, headers=headers)
+            assert first.status_code == 503, first.text
+            assert first.json()["error"]["code"] == "storage_unavailable" and first.headers["Retry-After"] == "1"
+            assert dropped
+            assert tenants.list_tenants(fb, SYSTEM) == []  # nothing half-written
+            second = client.post("/v1/tenants", json=body, headers=headers)
+            assert second.status_code == 201, second.text
+            third = client.post("/v1/tenants", json=body, headers=headers)
+            assert third.status_code == 201 and third.headers.get("Idempotent-Replayed") == "true"
+            assert [t["id"] for t in tenants.list_tenants(fb, SYSTEM)] == ["acme"]
+            assert len(tenants.list_members(fb, SYSTEM, "acme")) == 1
+    finally:
+        signals._LISTENERS["tenant.created"].remove(_drop_the_connection)
+        admin.dispose()

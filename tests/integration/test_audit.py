@@ -1,0 +1,58 @@
+"""The audit log (issue 9, G3, G6): who changed what, readable by the operator and the tenant's owners/admins only."""
+
+import pytest
+
+from farebox.domain.access import SYSTEM, Principal, Role
+from farebox.domain.reasons import DomainError
+from farebox.services import audit, catalog, clocks, tenants
+
+
+def _tenant(fb, tenant_id="acme"):
+    return tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id, owner_email=f"o@{tenant_id}.test")
+
+
+def test_changes_to_tenants_members_keys_and_clocks_are_recorded_with_who_and_what(fb):
+    _tenant(fb)
+    owner = Principal(Role.OWNER, tenant_id="acme", email="o@acme.test")
+    tenants.add_member(fb, owner, "acme", email="m@acme.test", role=Role.MEMBER)
+    key = tenants.issue_api_key(fb, owner, tenant_id="acme", role=Role.ADMIN, name="ci")
+    tenants.revoke_api_key(fb, owner, key.key_id)
+    clock = clocks.create(fb, SYSTEM, name="c")
+    clocks.attach(fb, SYSTEM, clock["id"], "acme")
+
+    rows = list(reversed(audit.entries(fb, owner, tenant_id="acme")))
+    assert [r["kind"] for r in rows] == ["tenant.created", "member.added", "api_key.issued", "api_key.revoked", "tenant.clock_attached"]
+    assert rows[1]["actor"] == "owner:o@acme.test" and rows[1]["data"]["after"] == {"email": "m@acme.test", "role": "member"}
+    assert rows[3]["data"] == {"before": {"role": "admin"}, "after": {"revoked": True}}
+    assert rows[4]["data"]["before"] == {"test_clock_id": None} and rows[4]["data"]["after"] == {"test_clock_id": clock["id"]}
+
+
+def test_catalog_changes_are_operator_wide_and_only_when_something_changed(fb):
+    # the fixture loaded the bundled catalogs once; loading again changes nothing
+    first = audit.entries(fb, SYSTEM, kind_prefix="catalog.")
+    assert first and all(r["tenant_id"] == "" for r in first)
+    catalog.load_bundled(fb, SYSTEM, "session-caps")
+    assert len(audit.entries(fb, SYSTEM, kind_prefix="catalog.")) == len(first)
+
+
+def test_G6_only_the_operator_and_the_tenants_owners_and_admins_read_it(fb):
+    _tenant(fb)
+    _tenant(fb, "other")
+    with pytest.raises(DomainError) as e:
+        audit.entries(fb, Principal(Role.MEMBER, tenant_id="acme"), tenant_id="acme")
+    assert e.value.code == "forbidden"
+    with pytest.raises(DomainError) as e:
+        audit.entries(fb, Principal(Role.OWNER, tenant_id="other"), tenant_id="acme")
+    assert e.value.code == "not_found"
+    with pytest.raises(DomainError) as e:
+        audit.entries(fb, Principal(Role.OWNER, tenant_id="acme"))
+    assert e.value.code == "forbidden"
+    assert [r["tenant_id"] for r in audit.entries(fb, Principal(Role.ADMIN, tenant_id="acme"), tenant_id="acme")] == ["acme"]
+
+
+def test_a_change_that_fails_leaves_no_audit_row(fb):
+    _tenant(fb)
+    before = len(audit.entries(fb, SYSTEM, tenant_id="acme"))
+    with pytest.raises(DomainError):
+        tenants.add_member(fb, SYSTEM, "acme", email="o@acme.test", role=Role.MEMBER)  # exists already
+    assert len(audit.entries(fb, SYSTEM, tenant_id="acme")) == before

@@ -1,0 +1,75 @@
+"""Hard limits under concurrency: N real processes admitting into one hard-capped
+occurrence and one credit pool never count past the cap; every refusal has its reason."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factories import make_tenant
+from farebox.domain.access import SYSTEM
+from farebox.services import usage
+from metering_support import clear_plan_caches, shrink
+from support import subprocess_env
+
+WORKER = Path(__file__).resolve().parents[1] / "metering_worker.py"
+PROCESSES = 4
+PER_PROCESS = 12
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plan_caches():
+    clear_plan_caches()
+    yield
+    clear_plan_caches()
+
+
+def _hammer(db_url: str, tenant: str, occurrence: str, *, spread: bool = False, messages: bool = False) -> list[list]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), db_url, tenant, occurrence, f"w{n}", str(PER_PROCESS)] + (["--spread"] if spread else []) + (["--messages"] if messages else []),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+        )
+        for n in range(PROCESSES)
+    ]
+    decisions = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        decisions += json.loads(out.strip().splitlines()[-1])
+    return decisions
+
+
+def test_S5_L7_processes_hammering_a_hard_capped_occurrence_stop_exactly_at_the_cap(fb, db_url):
+    make_tenant(fb, tenant_id="cc", catalog="session-caps", plan="pro")
+    shrink(fb, "cc", "attendees", 17, policy="hard")
+    decisions = _hammer(db_url, "cc", "big")
+    counted = [d for d in decisions if d[1]]
+    refused = [d for d in decisions if not d[0]]
+    assert len(counted) == 17
+    assert len(refused) == PROCESSES * PER_PROCESS - 17
+    assert {d[2] for d in refused} == {"attendee_cap_reached"}
+    assert usage.verify(fb, SYSTEM) == []
+
+
+def test_L3_L7_processes_hammering_one_credit_pool_never_pass_it(fb, db_url):
+    make_tenant(fb, tenant_id="cp", catalog="attendee-credits", plan="pro")
+    shrink(fb, "cp", "credits", 23)
+    decisions = _hammer(db_url, "cp", "occ", spread=True)
+    assert sum(1 for d in decisions if d[1]) == 23
+    assert {d[2] for d in decisions if not d[0]} == {"credits_exhausted"}
+    assert usage.usage_summary(fb, SYSTEM, "cp").meter("credits").used == 23
+    assert usage.verify(fb, SYSTEM) == []
+
+
+def test_A1_G4_processes_sending_first_messages_of_the_same_conversations_open_one_window_each(fb, db_url):
+    make_tenant(fb, tenant_id="cm", catalog="agent-sessions", plan="sme")
+    decisions = _hammer(db_url, "cm", "conv", messages=True)
+    assert all(d[0] for d in decisions)
+    assert sum(1 for d in decisions if d[1]) == 3  # three conversations, one 24 h window each
+    assert usage.usage_summary(fb, SYSTEM, "cm").meter("sessions").used == 3
+    assert usage.verify(fb, SYSTEM) == []

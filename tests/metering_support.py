@@ -1,0 +1,40 @@
+"""Helpers for metering tests: plan variants with smaller numbers, fresh plan caches."""
+
+from __future__ import annotations
+
+import yaml
+from sqlalchemy import update
+
+from farebox.adapters.catalog_files import bundled_catalog_text
+from farebox.adapters.db.repos import metering as metering_repo
+from farebox.adapters.db.repos import subscriptions as subs_repo
+from farebox.adapters.db.tables.subscriptions import subscriptions
+from farebox.domain.access import SYSTEM
+from farebox.services import catalog as catalog_service
+
+
+def clear_plan_caches() -> None:
+    """Plan versions are cached per process by id; each test has a fresh database."""
+    subs_repo._PLAN_CACHE.clear()
+    metering_repo._METERS.clear()
+
+
+def shrink(fb, tenant_id: str, meter: str, included: int, policy: str | None = None, **plan_fields) -> None:
+    """Point the tenant's subscription at a variant of its plan with another limit (tests only)."""
+    with fb.uow(readonly=True) as uow:
+        sub = subs_repo.current(uow.conn, tenant_id)
+    doc = yaml.safe_load(bundled_catalog_text(sub.catalog.split("-small-")[0]))
+    doc["name"] = f"{sub.catalog.split('-small-')[0]}-small-{tenant_id}"
+    plan = doc["plans"][sub.plan.code]
+    plan.update(plan_fields)
+    lim = plan["limits"][meter]
+    lim["included"] = included
+    if policy:
+        lim["policy"] = policy
+        if policy != "overage":
+            lim.pop("overage_unit_price", None)
+    catalog_service.load_document(fb, SYSTEM, yaml.safe_dump(doc, sort_keys=False))  # plan order is tier order
+    with fb.uow() as uow:
+        offered = catalog_service.offered_plan(uow.conn, doc["name"], sub.plan.code)
+        uow.conn.execute(update(subscriptions).where(subscriptions.c.id == sub.id).values(plan_version_id=offered.version_id))
+        uow.commit()
