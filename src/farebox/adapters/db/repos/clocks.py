@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from farebox.adapters.db.tables.core import tenants, test_clocks
 
@@ -34,13 +34,17 @@ def tenants_on_clock(conn: Connection, clock_id: str) -> list[str]:
     return list(conn.execute(select(tenants.c.id).where(tenants.c.test_clock_id == clock_id).order_by(tenants.c.id)).scalars())
 
 
+# On every admission decision: built once, with a bind parameter.
+_TENANT_CLOCK_TIME = (
+    select(tenants.c.id, test_clocks.c.now_at)
+    .select_from(tenants.outerjoin(test_clocks, tenants.c.test_clock_id == test_clocks.c.id))
+    .where(tenants.c.id == bindparam("tenant_id"))
+)
+
+
 def tenant_clock_time(conn: Connection, tenant_id: str) -> tuple[bool, datetime | None]:
     """(tenant exists, the test clock's time or None when on the real clock)."""
-    row = conn.execute(
-        select(tenants.c.id, test_clocks.c.now_at)
-        .select_from(tenants.outerjoin(test_clocks, tenants.c.test_clock_id == test_clocks.c.id))
-        .where(tenants.c.id == tenant_id)
-    ).first()
+    row = conn.execute(_TENANT_CLOCK_TIME, {"tenant_id": tenant_id}).first()
     if row is None:
         return False, None
     return True, row.now_at

@@ -44,6 +44,7 @@ _COUNTER_GET = select(_c.used, _c.carried_in).where(_COUNTER_WHERE)
 _CONSUME_CAPPED = update(usage_counters).where(_COUNTER_WHERE, _c.used + bindparam("_units") <= bindparam("_cap")).values(used=_c.used + bindparam("_units")).returning(_c.used)
 _CONSUME = update(usage_counters).where(_COUNTER_WHERE).values(used=_c.used + bindparam("_units")).returning(_c.used)
 _RECORD = insert(usage_records)
+_SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
 _CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
 _EVENT_GET = select(usage_events.c.payload_hash, usage_events.c.result).where(
@@ -278,7 +279,7 @@ def set_event_result(conn: Connection, tenant_id: str, source: str, event_id: st
 
 
 def settings(conn: Connection, tenant_id: str) -> dict[str, Any]:
-    row = conn.execute(select(metering_settings).where(metering_settings.c.tenant_id == tenant_id)).mappings().first()
+    row = conn.execute(_SETTINGS_GET, {"_t": tenant_id}).mappings().first()
     return dict(row) if row else {"tenant_id": tenant_id, "session_limit": None, "upgrade_required_peak": None, "upgrade_required_meter": None}
 
 

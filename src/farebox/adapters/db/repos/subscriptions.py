@@ -58,11 +58,13 @@ def insert_subscription(conn: Connection, **values: Any) -> None:
     conn.execute(insert(subscriptions).values(**values))
 
 
+# Built once (bind parameters): `get` runs on every recorded unit (the lifecycle's trial listener).
+_GET = select(subscriptions).where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.id == bindparam("id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 def get(conn: Connection, tenant_id: str, subscription_id: str, *, for_update: bool = False) -> Subscription | None:
-    query = select(subscriptions).where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.id == subscription_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"tenant_id": tenant_id, "id": subscription_id}).mappings().first()
     return to_domain(conn, row) if row else None
 
 
