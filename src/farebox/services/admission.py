@@ -341,7 +341,12 @@ def consume_pools(
         done.append(key)
         repo.record(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start, subject=subject, person_id=person_id, at=now, cause=cause[:1000])
         if capped:
-            data = {"meter": key, "before": after - 1, "after": after, "included": rule.included, "period_start": start, "period_end": end}
+            # `limit`: what alerts measure against (the tenant's own session limit, A6);
+            # `trial`: the trial's bound is in force (A3 has its own reminders).
+            data = {
+                "meter": key, "before": after - 1, "after": after, "included": rule.included, "limit": rule.warn_at,
+                "trial": trial_bound is not None, "period_start": start, "period_end": end,
+            }
             signals.publish(uow, Signal("usage.recorded", tenant_id, now, actor, sub.id, data))
         if trial_bound is not None and after >= trial_bound:
             _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)

@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 
 from farebox.adapters.catalog_files import plan_from_document
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.repos import catalog as catalog_repo
 from farebox.adapters.db.repos import invoicing as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
@@ -72,19 +73,19 @@ def number_pattern() -> str:
     return os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
 
 
-_PLANS: dict[int, Plan] = {}
+_PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
 
 
 def plan_for_version(conn: Connection, version_id: int) -> Plan:
     """The plan of a stored plan version (versions never change, so they are cached)."""
-    plan = _PLANS.get(version_id)
-    if plan is None:
+
+    def load() -> Plan:
         row = catalog_repo.plan_version(conn, version_id)
         if row is None:
             raise LookupError(f"plan version {version_id} not found")
-        plan = plan_from_document(row["document"], catalog=row["catalog"], code=row["code"])
-        _PLANS[version_id] = plan
-    return plan
+        return plan_from_document(row["document"], catalog=row["catalog"], code=row["code"])
+
+    return _PLANS.get(conn, version_id, load)
 
 
 @dataclass(frozen=True)

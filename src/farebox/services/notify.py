@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.repos import alerts as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.uow import UnitOfWork
@@ -89,22 +90,20 @@ def raise_alert(uow: UnitOfWork, *, tenant_id: str, alert: Alert, at: datetime, 
 
 
 # --- reading the plan behind a subscription, cheaply (usage.recorded is on the hot path) ----
-_PLANS: dict[str, Plan] = {}
+_PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
 
 
 def _plan_of(uow: UnitOfWork, tenant_id: str, subscription_id: str | None) -> Plan | None:
     """A subscription's plan never changes (a plan change is a new subscription), so it is cached."""
     if subscription_id is None:
         return None
-    plan = _PLANS.get(subscription_id)
-    if plan is None:
-        subscription = subscriptions_repo.get(uow.conn, tenant_id, subscription_id)
-        if subscription is None:
-            return None
-        if len(_PLANS) > 50_000:
-            _PLANS.clear()
-        plan = _PLANS[subscription_id] = subscription.plan
-    return plan
+    subscription_ref = subscription_id
+
+    def load() -> Plan | None:
+        subscription = subscriptions_repo.get(uow.conn, tenant_id, subscription_ref)
+        return None if subscription is None else subscription.plan
+
+    return _PLANS.get(uow.conn, subscription_id, load)
 
 
 def _tone(plan: Plan | None) -> str:
@@ -137,8 +136,9 @@ def on_usage_recorded(uow: UnitOfWork, signal: Signal) -> None:
     assert signal.subject is not None
     found: list[Alert] = []
     limit = plan.limit(meter)
-    if limit is not None and limit.alert_thresholds:
-        in_force = data.get("included", limit.included)
+    if limit is not None and limit.alert_thresholds and not data.get("trial"):
+        # A6: a tenant's own session limit is what 80% and 100% are measured against
+        in_force = data.get("limit", data.get("included", limit.included))
         kind = AlertKind.SESSION_LIMIT if limit.customer_limit else AlertKind.USAGE_THRESHOLD
         unit = _unit(uow, signal, meter)
         found += usage_alerts(
