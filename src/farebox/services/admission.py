@@ -25,13 +25,17 @@ from farebox.domain.metering import pool_rule, session_warnings
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription, admission_refusal
 from farebox.services import due, signals
-from farebox.services.clocks import now_for
+from farebox.services.clocks import now_and_current, now_for
 from farebox.services.signals import Signal
 
 ENDING_SOON = "occurrence_ending_soon"
 OCCURRENCE_END = "occurrence_end"
 MAX_ID = 64
 DEFAULT_WINDOW = timedelta(hours=24)  # A1
+# `sub=UNREAD`: the `*_in` functions read the current subscription themselves.  The
+# public functions pass the one read in the decision's first statement (`_run`);
+# nothing between that read and its use writes a subscription.
+UNREAD: Any = object()
 
 
 # --- public service functions ------------------------------------------------------
@@ -39,43 +43,53 @@ DEFAULT_WINDOW = timedelta(hours=24)  # A1
 
 def start_occurrence(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, *, cause: str = "api") -> Decision:
     """Open an occurrence's room: refused when the subscription cannot start one (G9, G10, S5); else its deadline (S6)."""
-    return _run(fb, actor, tenant_id, lambda uow, now: start_in(uow, tenant_id, _id(occurrence_id), now=now, actor=actor.label()))
+    return _run(fb, actor, tenant_id, lambda uow, now, sub: start_in(uow, tenant_id, _id(occurrence_id), now=now, actor=actor.label(), sub=sub), subscription=True)
 
 
 def join(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str, *, mode: str = "live", role: str = "attendee") -> Decision:
     """A person enters an occurrence: counted once per occurrence (L2), members never (G5), within the plan's caps and pool."""
     m, r = _enum(Mode, mode, "mode"), _enum(Role, role, "role")
-    return _run(fb, actor, tenant_id, lambda uow, now: join_in(uow, tenant_id, _id(occurrence_id), _person(person_id), mode=m, role=r, now=now, actor=actor.label()))
+    return _run(fb, actor, tenant_id, lambda uow, now, sub: join_in(uow, tenant_id, _id(occurrence_id), _person(person_id), mode=m, role=r, now=now, actor=actor.label(), sub=sub), subscription=True)
 
 
 def leave(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str) -> Decision:
     """A person leaves the room (or the waiting room): frees a seat under a concurrent cap (S5)."""
-    return _run(fb, actor, tenant_id, lambda uow, now: leave_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now))
+    return _run(fb, actor, tenant_id, lambda uow, now, _sub: leave_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now))
 
 
 def register(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str) -> Decision:
     """A registration: always accepted, never counted (G5, L7)."""
-    return _run(fb, actor, tenant_id, lambda uow, now: register_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now))
+    return _run(fb, actor, tenant_id, lambda uow, now, _sub: register_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now))
 
 
 def end_occurrence(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str) -> Decision:
     """The host ends the occurrence: everyone leaves; later live joins get `duration_exceeded`."""
-    return _run(fb, actor, tenant_id, lambda uow, now: end_in(uow, tenant_id, _id(occurrence_id), now=now))
+    return _run(fb, actor, tenant_id, lambda uow, now, _sub: end_in(uow, tenant_id, _id(occurrence_id), now=now))
 
 
 def message(fb: Farebox, actor: Principal, tenant_id: str, conversation_id: str, *, sender: str) -> Decision:
     """A conversation message: opens a 24 h billable window when none is open (A1), billed by the plan's rule (A2)."""
     s = _enum(Sender, sender, "from")
-    return _run(fb, actor, tenant_id, lambda uow, now: message_in(uow, tenant_id, _id(conversation_id), s, now=now, actor=actor.label()))
+    return _run(fb, actor, tenant_id, lambda uow, now, sub: message_in(uow, tenant_id, _id(conversation_id), s, now=now, actor=actor.label(), sub=sub), subscription=True)
 
 
-def _run(fb: Farebox, actor: Principal, tenant_id: str, fn: Any) -> Decision:
+def _run(fb: Farebox, actor: Principal, tenant_id: str, fn: Any, *, subscription: bool = False) -> Decision:
+    """One decision, one transaction.  With `subscription`, the tenant's time and
+    its current subscription are read together, in the decision's first statement."""
     require_tenant_access(actor, tenant_id)
     with fb.uow() as uow:
-        now = now_for(uow, fb.clock, tenant_id)
-        decision = fn(uow, now)
+        if subscription:
+            now, sub = now_and_current(uow, fb.clock, tenant_id)
+        else:
+            now, sub = now_for(uow, fb.clock, tenant_id), UNREAD
+        decision = fn(uow, now, sub)
         uow.commit()
     return decision
+
+
+def _current(uow: UnitOfWork, tenant_id: str, sub: Any) -> Subscription | None:
+    """The subscription the caller read in this decision's transaction, or else read it now."""
+    return subs_repo.current(uow.conn, tenant_id) if sub is UNREAD else sub
 
 
 def _enum(kind: Any, value: Any, field: str) -> Any:
@@ -111,14 +125,14 @@ def _occurrence_limits(sub: Subscription | None, meters: dict[str, Meter]) -> li
     return [(meters[l.meter], l) for l in sub.plan.limits if l.meter in meters and meters[l.meter].scope is Scope.OCCURRENCE]
 
 
-def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime, actor: str = "system") -> Decision:
+def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime, actor: str = "system", sub: Any = UNREAD) -> Decision:
     conn = uow.conn
     occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
     if occ is not None and occ["started_at"] is not None:
         if occ["ended_at"] is not None or past_deadline(occ["deadline_at"], now):
             return refuse(reasons.DURATION_EXCEEDED, deadline=occ["deadline_at"])
         return admit(reasons.STARTED, counted=False, deadline=occ["deadline_at"])
-    sub = subs_repo.current(conn, tenant_id)
+    sub = _current(uow, tenant_id, sub)
     refusal = admission_refusal(sub, now)
     if refusal is not None:
         return refuse(refusal)
@@ -139,11 +153,14 @@ def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: dateti
     return admit(reasons.STARTED, counted=False, deadline=deadline)
 
 
-def join_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode, role: Role, now: datetime, actor: str = "system", cause: str | None = None) -> Decision:
+def join_in(
+    uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode, role: Role, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
+) -> Decision:
     conn = uow.conn
     occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
     if occ is None or occ["started_at"] is None:
-        opened = start_in(uow, tenant_id, occurrence_id, now=now, actor=actor)  # S6: the clock starts at the first entry
+        sub = _current(uow, tenant_id, sub)
+        opened = start_in(uow, tenant_id, occurrence_id, now=now, actor=actor, sub=sub)  # S6: the clock starts at the first entry
         if not opened.admitted:
             return opened
         occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
@@ -153,7 +170,7 @@ def join_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str,
         return refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
     if not role.is_billable:
         return admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
-    sub = subs_repo.current(conn, tenant_id)
+    sub = _current(uow, tenant_id, sub)
     meters = _meters(uow, sub)
     limits = _occurrence_limits(sub, meters)
     person = repo.get_person(conn, tenant_id, occurrence_id, person_id)
@@ -363,9 +380,11 @@ def _trial_exhausted(uow: UnitOfWork, tenant_id: str, sub: Subscription, meter: 
 # --- conversations (A1, A2) -----------------------------------------------------------------
 
 
-def message_in(uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Sender, *, now: datetime, actor: str = "system", cause: str | None = None) -> Decision:
+def message_in(
+    uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Sender, *, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
+) -> Decision:
     conn = uow.conn
-    sub = subs_repo.current(conn, tenant_id)
+    sub = _current(uow, tenant_id, sub)
     meters = _meters(uow, sub)
     session_meters = {k for k, m in meters.items() if m.kind is MeterKind.BILLABLE_SESSIONS}
     length = next((meters[k].window for k in sorted(session_meters) if meters[k].window), None) or DEFAULT_WINDOW

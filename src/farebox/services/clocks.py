@@ -10,6 +10,7 @@ from typing import Any
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import clocks as repo
 from farebox.adapters.db.repos import due as due_repo
+from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
@@ -17,13 +18,23 @@ from farebox.domain import reasons
 from farebox.domain.access import Principal, require_operator
 from farebox.domain.clock import Clock, ensure_utc
 from farebox.domain.reasons import DomainError
+from farebox.domain.subscriptions import Subscription
 from farebox.services import audit, due
 from farebox.services.due import Processed
 
 
 def now_for(uow: UnitOfWork, clock: Clock, tenant_id: str) -> datetime:
     """The time a tenant lives in: its test clock's, or the real clock's."""
-    exists, test_now = repo.tenant_clock_time(uow.conn, tenant_id)
+    return _tenant_now(clock, *repo.tenant_clock_time(uow.conn, tenant_id))
+
+
+def now_and_current(uow: UnitOfWork, clock: Clock, tenant_id: str) -> tuple[datetime, Subscription | None]:
+    """`now_for` and the tenant's current subscription (`repos.subscriptions.current`), read in one statement."""
+    exists, test_now, sub = subscriptions_repo.clock_and_current(uow.conn, tenant_id)
+    return _tenant_now(clock, exists, test_now), sub
+
+
+def _tenant_now(clock: Clock, exists: bool, test_now: datetime | None) -> datetime:
     if not exists:
         raise DomainError(reasons.NOT_FOUND, what="Tenant")
     return test_now if test_now is not None else clock.now()

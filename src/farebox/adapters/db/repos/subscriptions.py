@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from farebox.adapters.catalog_files import plan_from_document
 from farebox.adapters.db.ids import new_id
-from farebox.adapters.db.tables.core import plan_versions
+from farebox.adapters.db.tables.core import plan_versions, tenants, test_clocks
 from farebox.adapters.db.tables.subscriptions import sales_requests, subscription_transitions, subscriptions
 from farebox.domain.periods import Period
 from farebox.adapters.db.immutable_cache import ImmutableRowCache
@@ -95,6 +95,35 @@ def current(conn: Connection, tenant_id: str, *, for_update: bool = False) -> Su
     if row is None:
         row = conn.execute(_LATEST_ENDED_FOR_UPDATE if for_update else _LATEST_ENDED, params).mappings().first()
     return to_domain(conn, row) if row else None
+
+
+# Admission's first statement: the tenant (does it exist?), its test clock's
+# time, and its live subscription, in one indexed look-up.
+_CLOCK_AND_LIVE = (
+    select(tenants.c.id.label("_tenant"), test_clocks.c.now_at.label("_clock_now"), *subscriptions.c)
+    .select_from(
+        tenants.outerjoin(test_clocks, tenants.c.test_clock_id == test_clocks.c.id).outerjoin(
+            subscriptions, and_(subscriptions.c.tenant_id == tenants.c.id, subscriptions.c.status.in_(sorted(s.value for s in LIVE_STATUSES)))
+        )
+    )
+    .where(tenants.c.id == bindparam("tenant_id"))
+    .limit(1)
+)
+
+
+def clock_and_current(conn: Connection, tenant_id: str) -> tuple[bool, datetime | None, Subscription | None]:
+    """(tenant exists, its test clock's time or None, `current(conn, tenant_id)`).
+
+    One statement when the tenant has a live subscription; a second one (the
+    latest ended row) only when it has none, exactly as `current` does.
+    """
+    row = conn.execute(_CLOCK_AND_LIVE, {"tenant_id": tenant_id}).mappings().first()
+    if row is None:
+        return False, None, None
+    if row["id"] is not None:
+        return True, row["_clock_now"], to_domain(conn, row)
+    ended = conn.execute(_LATEST_ENDED, {"tenant_id": tenant_id}).mappings().first()
+    return True, row["_clock_now"], to_domain(conn, ended) if ended else None
 
 
 def update_subscription(conn: Connection, tenant_id: str, subscription_id: str, **values: Any) -> None:

@@ -1,0 +1,127 @@
+"""The admission hot path reads the tenant's clock and its subscription in one
+statement at the start of each decision (docs/performance.md).  Nothing is kept
+between decisions, so a lifecycle change is seen by the very next decision:
+a plan, status or trial that has ended never admits anyone (G9, G10, A3).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from factories import make_tenant
+from metering_support import clear_plan_caches
+from farebox.adapters.db.repos import clocks as clocks_repo
+from farebox.adapters.db.repos import subscriptions as subs_repo
+from farebox.domain.access import SYSTEM
+from farebox.domain.periods import utc
+from farebox.domain.reasons import DomainError
+from farebox.services import admission, clocks, ingestion, signals, subscriptions
+from farebox.services.signals import Signal
+
+T0 = utc(2026, 1, 5, 9)
+G10 = "Your subscription has ended. Please upgrade your plan to continue."
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plan_caches():
+    clear_plan_caches()
+    yield
+    clear_plan_caches()
+
+
+def _on_clock(fb, tenant_id: str, **kw) -> str:
+    clock = clocks.create(fb, SYSTEM, name=f"hot-{tenant_id}", start=T0)
+    make_tenant(fb, tenant_id=tenant_id)
+    clocks.attach(fb, SYSTEM, clock["id"], tenant_id)
+    if kw:
+        subscriptions.subscribe(fb, SYSTEM, tenant_id, cause="test", **kw)
+    return clock["id"]
+
+
+def _message(fb, tenant_id: str, conversation: str):
+    return admission.message(fb, SYSTEM, tenant_id, conversation, sender="customer")
+
+
+def test_the_folded_read_answers_exactly_what_now_for_and_current_answer(fb, clock):
+    """G2, G10: (exists, test clock time, current subscription) for each kind of tenant."""
+    make_tenant(fb, tenant_id="none")  # no subscription at all
+    make_tenant(fb, tenant_id="live", catalog="attendee-credits", plan="pro")
+    _on_clock(fb, "clocked", catalog="attendee-credits", plan="free")
+    _on_clock(fb, "ended", catalog="agent-sessions", plan="sme", trial=True)
+    clocks.advance(fb, SYSTEM, clocks.get(fb, SYSTEM, _clock_of(fb, "ended"))["id"], by=timedelta(days=15))  # A3: trial over, expired
+    with fb.uow(readonly=True) as uow:
+        for tenant_id in ("none", "live", "clocked", "ended", "nobody"):
+            exists, test_now = clocks_repo.tenant_clock_time(uow.conn, tenant_id)
+            expected = (exists, test_now, subs_repo.current(uow.conn, tenant_id))
+            assert subs_repo.clock_and_current(uow.conn, tenant_id) == expected, tenant_id
+        assert subs_repo.current(uow.conn, "ended").status.value == "expired"
+        assert subs_repo.clock_and_current(uow.conn, "clocked")[1] == T0
+
+
+def _clock_of(fb, tenant_id: str) -> str:
+    with fb.uow(readonly=True) as uow:
+        from farebox.adapters.db.repos import tenants as tenants_repo
+
+        return tenants_repo.get_tenant(uow.conn, tenant_id)["test_clock_id"]
+
+
+def test_unknown_tenant_is_not_found_on_every_decision(fb):
+    for decide in (
+        lambda: admission.join(fb, SYSTEM, "ghost", "o1", "a"),
+        lambda: admission.start_occurrence(fb, SYSTEM, "ghost", "o1"),
+        lambda: _message(fb, "ghost", "c1"),
+        lambda: admission.leave(fb, SYSTEM, "ghost", "o1", "a"),
+    ):
+        with pytest.raises(DomainError) as err:
+            decide()
+        assert err.value.code == "not_found"
+
+
+def test_A3_G10_the_decision_after_the_trial_is_used_up_is_refused(fb):
+    _on_clock(fb, "tr", catalog="agent-sessions", plan="sme", trial=True)
+    answers = [_message(fb, "tr", f"c{i}") for i in range(50)]
+    assert all(a.admitted and a.counted for a in answers)  # the 50th uses the trial up and ends it
+    for refused in (_message(fb, "tr", "c50"), admission.join(fb, SYSTEM, "tr", "o1", "a"), admission.start_occurrence(fb, SYSTEM, "tr", "o2")):
+        assert (refused.admitted, refused.reason, refused.message) == (False, "trial_exhausted", G10)
+
+
+def test_A3_G10_inside_one_ingestion_batch_the_event_after_the_trial_ends_is_refused(fb):
+    _on_clock(fb, "ti", catalog="agent-sessions", plan="sme", trial=True)
+    events = [
+        {"id": f"e{i}", "source": "test", "type": "conversation.message", "data": {"conversation_id": f"c{i}", "from": "customer"}}
+        for i in range(52)
+    ]
+    report = ingestion.ingest(fb, SYSTEM, "ti", events)
+    decisions = [r.decision for r in report.results]
+    assert [d["counted"] for d in decisions[:50]] == [True] * 50
+    assert [(d["admitted"], d["reason"], d["message"]) for d in decisions[50:]] == [(False, "trial_exhausted", G10)] * 2
+
+
+def test_G9_grace_expiry_on_the_test_clock_refuses_the_next_join_and_paying_admits_again(fb):
+    clock_id = _on_clock(fb, "gr", catalog="attendee-credits", plan="pro")
+    with fb.uow(readonly=True) as uow:
+        sub = subs_repo.current(uow.conn, "gr")
+    assert admission.join(fb, SYSTEM, "gr", "o1", "a").admitted
+    with fb.uow() as uow:
+        signals.publish(uow, Signal("invoice.payment_failed", "gr", T0, "test", "inv_1", {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"}))
+        uow.commit()
+    clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=6))
+    assert admission.join(fb, SYSTEM, "gr", "o2", "b").admitted  # in grace: service continues
+    clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=1))
+    overdue = admission.join(fb, SYSTEM, "gr", "o3", "c")
+    assert (overdue.admitted, overdue.reason) == (False, "payment_overdue")
+    with fb.uow() as uow:
+        signals.publish(uow, Signal("invoice.paid", "gr", T0 + timedelta(days=7), "test", "inv_1", {"subscription_id": sub.id}))
+        uow.commit()
+    assert admission.join(fb, SYSTEM, "gr", "o3", "c").admitted
+
+
+def test_L4_the_decision_after_an_upgrade_uses_the_new_plan(fb):
+    _on_clock(fb, "up", catalog="attendee-credits", plan="free")
+    assert all(admission.join(fb, SYSTEM, "up", "o1", f"p{i}").admitted for i in range(30))
+    refused = admission.join(fb, SYSTEM, "up", "o1", "p30")
+    assert (refused.admitted, refused.reason) == (False, "credits_exhausted")
+    subscriptions.change_plan(fb, SYSTEM, "up", plan="pro")
+    assert admission.join(fb, SYSTEM, "up", "o2", "p30").counted
