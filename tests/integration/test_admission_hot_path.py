@@ -9,15 +9,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from factories import make_tenant
 from metering_support import clear_plan_caches
 from farebox.adapters.db.repos import clocks as clocks_repo
+from farebox.adapters.db.repos import metering as metering_repo
 from farebox.adapters.db.repos import subscriptions as subs_repo
+from farebox.adapters.db.tables.metering import usage_counters
+from farebox.domain.admission import Mode, Role
 from farebox.domain.access import SYSTEM
 from farebox.domain.periods import utc
 from farebox.domain.reasons import DomainError
-from farebox.services import admission, clocks, ingestion, signals, subscriptions
+from farebox.services import admission, clocks, ingestion, signals, subscriptions, usage
 from farebox.services.signals import Signal
 
 T0 = utc(2026, 1, 5, 9)
@@ -125,3 +129,48 @@ def test_L4_the_decision_after_an_upgrade_uses_the_new_plan(fb):
     assert (refused.admitted, refused.reason) == (False, "credits_exhausted")
     subscriptions.change_plan(fb, SYSTEM, "up", plan="pro")
     assert admission.join(fb, SYSTEM, "up", "o2", "p30").counted
+
+
+# --- the cached carried figure (L4, L7): never a unit past a hard cap ---------------------
+
+
+def _set_carried(fb, tenant_id: str, carried: int) -> None:
+    with fb.uow() as uow:
+        uow.conn.execute(update(usage_counters).where(usage_counters.c.tenant_id == tenant_id).values(carried_in=carried))
+        uow.commit()
+
+
+def _used(fb, tenant_id: str) -> int:
+    with fb.uow(readonly=True) as uow:
+        return uow.conn.execute(select(usage_counters.c.used).where(usage_counters.c.tenant_id == tenant_id)).scalar_one()
+
+
+def test_L7_a_cached_carried_figure_larger_than_the_counters_never_passes_the_hard_cap(fb):
+    """The cache says 5 carried in; the row says 0 (it cannot change in farebox, so the test
+    changes it): the 31st credit of the free plan is still refused."""
+    make_tenant(fb, tenant_id="cc", catalog="attendee-credits", plan="free")
+    assert admission.join(fb, SYSTEM, "cc", "o1", "p0").counted  # creates the counter
+    _set_carried(fb, "cc", 5)
+    metering_repo._CARRIED_IN.clear()  # as in a process started now
+    assert admission.join(fb, SYSTEM, "cc", "o1", "p1").counted  # reads and caches 5
+    _set_carried(fb, "cc", 0)
+    assert all(admission.join(fb, SYSTEM, "cc", "o1", f"p{i}").counted for i in range(2, 30))
+    refused = admission.join(fb, SYSTEM, "cc", "o1", "p30")
+    assert (refused.admitted, refused.reason) == (False, "credits_exhausted")
+    assert _used(fb, "cc") == 30 and usage.verify(fb, SYSTEM, "cc") == []
+
+
+def _used_or_none(fb, tenant_id: str) -> int | None:
+    with fb.uow(readonly=True) as uow:
+        return uow.conn.execute(select(usage_counters.c.used).where(usage_counters.c.tenant_id == tenant_id)).scalar()
+
+
+def test_L3_a_cached_counter_whose_creation_was_rolled_back_is_created_again_and_counts(fb):
+    make_tenant(fb, tenant_id="rb", catalog="attendee-credits", plan="enterprise")  # overage: an uncapped consume
+    with fb.uow() as uow:  # a batch that fails: the counter it created is rolled back, its figure stays cached
+        now = clocks.now_for(uow, fb.clock, "rb")
+        assert admission.join_in(uow, "rb", "o1", "p0", mode=Mode.LIVE, role=Role.ATTENDEE, now=now).counted
+        uow.rollback()
+    assert _used_or_none(fb, "rb") is None
+    assert admission.join(fb, SYSTEM, "rb", "o1", "p0").counted
+    assert _used(fb, "rb") == 1 and usage.verify(fb, SYSTEM, "rb") == []

@@ -338,17 +338,23 @@ def consume_pools(
     for key in sorted(keys):
         meter = meters[key]
         limit = sub.plan.limit(key)
-        counter = repo.get_counter(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start)
-        if counter is None:
-            counter = repo.ensure_counter(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start, period_end_at=end)
         trial_bound = None
         if sub.status is Status.TRIALING and sub.plan.trial is not None:
             trial_bound = sub.plan.trial.usage.get(key)
         if limit is not None and limit.customer_limit and session_limit is None:
             session_limit = repo.settings(conn, tenant_id)["session_limit"]
         capped = meter.scope is Scope.PERIOD
-        rule = pool_rule(sub.plan, limit if capped else None, meter.kind, carried_in=counter["carried_in"], customer_limit=session_limit, trial_bound=trial_bound)
-        after = repo.consume(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start, cap=rule.cap)
+        counter = {"tenant_id": tenant_id, "subscription_id": sub.id, "meter": key, "period_start_at": start}
+
+        def take(carried_in: int) -> tuple[Any, int | None]:
+            rule = pool_rule(sub.plan, limit if capped else None, meter.kind, carried_in=carried_in, customer_limit=session_limit, trial_bound=trial_bound)
+            return rule, repo.consume(conn, **counter, cap=rule.cap, carried_in=carried_in)
+
+        carried_in, cached = repo.carried_in(conn, **counter, period_end_at=end)
+        rule, after = take(carried_in)
+        if after is None and cached and not repo.counter_carries(conn, **counter, carried_in=carried_in):
+            # The cached figure outlived its counter (a rolled-back creation): read it afresh, once.
+            rule, after = take(repo.carried_in(conn, **counter, period_end_at=end, fresh=True)[0])
         if after is None:
             for undo in done:
                 repo.consume(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=undo, period_start_at=start, cap=None, units=-1)

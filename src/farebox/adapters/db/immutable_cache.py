@@ -36,5 +36,10 @@ class ImmutableRowCache(Generic[V]):
             value = entries[key] = load()
         return value
 
+    def forget(self, conn: Connection, key: Hashable) -> None:
+        entries = self._by_engine.get(conn.engine)
+        if entries is not None:
+            entries.pop(key, None)
+
     def clear(self) -> None:
         self._by_engine.clear()

@@ -31,6 +31,7 @@ from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.domain.catalog import Meter
 
 _METERS: ImmutableRowCache[dict[str, Meter]] = ImmutableRowCache()
+_CARRIED_IN: ImmutableRowCache[int] = ImmutableRowCache()
 
 # The hot path's statements are built once: building a Core statement costs
 # ~4x its execution on SQLite (bench/admission.py; docs/performance.md).
@@ -42,8 +43,12 @@ _PERSON_UPDATE = update(occurrence_people).where(_p.tenant_id == bindparam("_t")
 _PERSON_INSERT = insert(occurrence_people)
 _COUNTER_WHERE = and_(_c.tenant_id == bindparam("_t"), _c.subscription_id == bindparam("_s"), _c.meter == bindparam("_m"), _c.period_start_at == bindparam("_start"))
 _COUNTER_GET = select(_c.used, _c.carried_in).where(_COUNTER_WHERE)
-_CONSUME_CAPPED = update(usage_counters).where(_COUNTER_WHERE, _c.used + bindparam("_units") <= bindparam("_cap")).values(used=_c.used + bindparam("_units")).returning(_c.used)
 _CONSUME = update(usage_counters).where(_COUNTER_WHERE).values(used=_c.used + bindparam("_units")).returning(_c.used)
+_CARRIED = _c.carried_in == bindparam("_carried")
+_CONSUME_CHECKED = update(usage_counters).where(_COUNTER_WHERE, _CARRIED).values(used=_c.used + bindparam("_units")).returning(_c.used)
+_CONSUME_CAPPED = (
+    update(usage_counters).where(_COUNTER_WHERE, _CARRIED, _c.used + bindparam("_units") <= bindparam("_cap")).values(used=_c.used + bindparam("_units")).returning(_c.used)
+)
 _RECORD = insert(usage_records)
 _SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
@@ -137,6 +142,40 @@ def counter_key(tenant_id: str, subscription_id: str, meter: str, period_start_a
     return and_(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.meter == meter, c.period_start_at == period_start_at)
 
 
+def carried_in(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, period_end_at: datetime, fresh: bool = False) -> tuple[int, bool]:
+    """The units carried into this period's counter (L4), creating the counter if it is new;
+    and whether the figure came from the cache.
+
+    `carried_in` is written once, when the counter row is created
+    (`ensure_counter`, ON CONFLICT DO NOTHING), so it is cached per database and
+    the hot path reads no counter row.  The cache may outlive a rolled-back
+    creation: `consume(..., carried_in=...)` therefore only counts on a row that
+    exists with that very figure; when a consume with a cached figure is refused,
+    the caller checks `counter_carries` and, if the row is not what the cache
+    says, asks again with `fresh=True` (re-read, re-created if need be).
+    """
+    key = (tenant_id, subscription_id, meter, period_start_at)
+    if fresh:
+        _CARRIED_IN.forget(conn, key)
+    loaded: list[bool] = []
+
+    def load() -> int:
+        loaded.append(True)
+        counter = get_counter(conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at)
+        if counter is None:
+            counter = ensure_counter(conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at, period_end_at=period_end_at)
+        return int(counter["carried_in"])
+
+    value = _CARRIED_IN.get(conn, key, load)
+    return value, not loaded
+
+
+def counter_carries(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, carried_in: int) -> bool:
+    """Does this counter exist with this carried figure?  (Then a refused `consume` was a real refusal.)"""
+    counter = get_counter(conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at)
+    return counter is not None and counter["carried_in"] == carried_in
+
+
 def get_counter(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime) -> dict[str, Any] | None:
     row = conn.execute(_COUNTER_GET, {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at}).mappings().first()
     return dict(row) if row else None
@@ -151,10 +190,20 @@ def ensure_counter(conn: Connection, *, tenant_id: str, subscription_id: str, me
     return dict(conn.execute(select(usage_counters).where(counter_key(tenant_id, subscription_id, meter, period_start_at))).mappings().one())
 
 
-def consume(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, cap: int | None, units: int = 1) -> int | None:
-    """Add units unless that passes `cap`; the new total, or None when refused (one atomic statement)."""
-    params = {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at, "_units": units}
-    row = conn.execute(_CONSUME, params).first() if cap is None else conn.execute(_CONSUME_CAPPED, {**params, "_cap": cap}).first()
+def consume(
+    conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, cap: int | None, units: int = 1, carried_in: int | None = None
+) -> int | None:
+    """Add units unless that passes `cap`; the new total, or None when refused (one atomic statement).
+
+    With `carried_in` (the figure `cap` was computed from), a counter that does not
+    exist or carries another figure is refused too: the caller re-reads it.
+    """
+    params = {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at, "_units": units, "_carried": carried_in}
+    if cap is not None:
+        assert carried_in is not None, "a capped consume states the carried figure its cap came from"
+        row = conn.execute(_CONSUME_CAPPED, {**params, "_cap": cap}).first()
+    else:
+        row = conn.execute(_CONSUME if carried_in is None else _CONSUME_CHECKED, params).first()
     return None if row is None else row[0]
 
 
