@@ -174,3 +174,38 @@ def test_L3_a_cached_counter_whose_creation_was_rolled_back_is_created_again_and
     assert _used_or_none(fb, "rb") is None
     assert admission.join(fb, SYSTEM, "rb", "o1", "p0").counted
     assert _used(fb, "rb") == 1 and usage.verify(fb, SYSTEM, "rb") == []
+
+
+# --- no pool_pre_ping on PostgreSQL (one round trip less per decision) ---------------------
+
+
+def test_G4_an_idle_pooled_connection_the_server_dropped_fails_one_join_with_503_and_the_retry_counts_once(fb):
+    """Without a ping before each unit of work, the first request on a connection the
+    server ended answers 503 storage_unavailable (nothing written); the pool is
+    refreshed, and the retry with the same Idempotency-Key is counted once."""
+    if fb.engine.dialect.name != "postgresql":
+        pytest.skip("dropping a server connection needs PostgreSQL")
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine, text
+
+    from farebox.adapters.db.engine import normalise_url
+    from farebox.entrypoints.api.app import create_app
+
+    make_tenant(fb, tenant_id="dc", catalog="attendee-credits", plan="pro")
+    headers = {"Authorization": "Bearer test-operator-key", "Idempotency-Key": "join-dc-1"}
+    with TestClient(create_app(fb), raise_server_exceptions=False) as client:
+        assert client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "a"}, headers=headers).json()["counted"]
+        admin = create_engine(normalise_url(fb.settings.database_url), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:  # every idle connection of the test's database, as a server restart would
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        finally:
+            admin.dispose()
+        retry_headers = {**headers, "Idempotency-Key": "join-dc-2"}
+        first = client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "b"}, headers=retry_headers)
+        assert first.status_code == 503 and first.json()["error"]["code"] == "storage_unavailable", first.text
+        second = client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "b"}, headers=retry_headers)
+        assert second.status_code == 200 and second.json()["counted"] is True, second.text
+        third = client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "b"}, headers=retry_headers)
+        assert third.json() == second.json() and third.headers.get("Idempotent-Replayed") == "true"
+    assert _used(fb, "dc") == 2 and usage.verify(fb, SYSTEM, "dc") == []

@@ -157,7 +157,8 @@ def join_in(
     uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode, role: Role, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
 ) -> Decision:
     conn = uow.conn
-    occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
+    # The person is read with the occurrence: nothing below writes it before it is used.
+    occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
     if occ is None or occ["started_at"] is None:
         sub = _current(uow, tenant_id, sub)
         opened = start_in(uow, tenant_id, occurrence_id, now=now, actor=actor, sub=sub)  # S6: the clock starts at the first entry
@@ -173,7 +174,6 @@ def join_in(
     sub = _current(uow, tenant_id, sub)
     meters = _meters(uow, sub)
     limits = _occurrence_limits(sub, meters)
-    person = repo.get_person(conn, tenant_id, occurrence_id, person_id)
     returning = person is not None and person["counted_at"] is not None
     if not returning:
         refusal = admission_refusal(sub, now)
@@ -260,8 +260,7 @@ def _went_over(uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], meter: Mete
 
 def leave_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
     conn = uow.conn
-    occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
-    person = repo.get_person(conn, tenant_id, occurrence_id, person_id) if occ else None
+    occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
     if occ is not None and person is not None:
         if person["present"]:
             repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, present=False, updated_at=now)

@@ -25,7 +25,7 @@ def make_engine(url: str = DEFAULT_URL, *, pool: bool = True, **kwargs: Any) -> 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
-    options: dict[str, Any] = {"pool_pre_ping": True, **kwargs}
+    options: dict[str, Any] = {**kwargs}
     if not pool:
         options["poolclass"] = NullPool
     return create_engine(url, **options)

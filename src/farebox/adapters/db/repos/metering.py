@@ -39,6 +39,13 @@ _o, _p, _c, _v = occurrences.c, occurrence_people.c, usage_counters.c, conversat
 _OCC_LOCK = select(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id")).with_for_update()
 _OCC_UPDATE = update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
 _PERSON_GET = select(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
+# SQLite only (one writer from BEGIN IMMEDIATE): the occurrence and one person in one
+# statement.  On PostgreSQL the person is read after the lock is held, in a second
+# statement: a join's FOR UPDATE would re-check the occurrence after a wait but not
+# the person row it read before the wait.
+_OCC_WITH_PERSON = select(occurrences, *(c.label(f"_p_{c.name}") for c in occurrence_people.c)).select_from(
+    occurrences.outerjoin(occurrence_people, and_(_p.tenant_id == _o.tenant_id, _p.occurrence_id == _o.id, _p.person_id == bindparam("_p")))
+).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
 _PERSON_UPDATE = update(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
 _PERSON_INSERT = insert(occurrence_people)
 _COUNTER_WHERE = and_(_c.tenant_id == bindparam("_t"), _c.subscription_id == bindparam("_s"), _c.meter == bindparam("_m"), _c.period_start_at == bindparam("_start"))
@@ -80,6 +87,19 @@ def lock_occurrence(conn: Connection, tenant_id: str, occurrence_id: str) -> dic
     """The occurrence, row-locked on PostgreSQL (SQLite renders no FOR UPDATE: one writer)."""
     row = conn.execute(_OCC_LOCK, {"_t": tenant_id, "_id": occurrence_id}).mappings().first()
     return dict(row) if row else None
+
+
+def lock_occurrence_and_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """`lock_occurrence` and then `get_person`: one statement on SQLite, two on PostgreSQL."""
+    if conn.dialect.name != "sqlite":
+        occ = lock_occurrence(conn, tenant_id, occurrence_id)
+        return occ, get_person(conn, tenant_id, occurrence_id, person_id) if occ else None
+    row = conn.execute(_OCC_WITH_PERSON, {"_t": tenant_id, "_id": occurrence_id, "_p": person_id}).mappings().first()
+    if row is None:
+        return None, None
+    occ = {c.name: row[c.name] for c in occurrences.c}
+    person = {c.name: row[f"_p_{c.name}"] for c in occurrence_people.c} if row["_p_person_id"] is not None else None
+    return occ, person
 
 
 def create_occurrence(conn: Connection, *, tenant_id: str, occurrence_id: str, now: datetime) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, literal_column, select, update
 
 from farebox.adapters.catalog_files import plan_from_document
 from farebox.adapters.db.ids import new_id
@@ -17,6 +17,10 @@ from farebox.domain.subscriptions import LIVE_STATUSES, Status, Subscription
 
 # Rows that never were, or no longer are, the tenant's subscription of record.
 _NOT_CURRENT = (Status.UPCOMING.value, Status.REPLACED.value, Status.SCHEDULE_CANCELED.value)
+# The statuses as SQL literals (fixed enum values): an IN list of bind parameters
+# would be expanded again at every execution.
+_LIVE_SQL = [literal_column(f"'{s}'") for s in sorted(s.value for s in LIVE_STATUSES)]
+_NOT_CURRENT_SQL = [literal_column(f"'{s}'") for s in _NOT_CURRENT]
 
 _PLAN_CACHE: ImmutableRowCache[tuple[str, Any]] = ImmutableRowCache()
 
@@ -70,12 +74,12 @@ def get(conn: Connection, tenant_id: str, subscription_id: str, *, for_update: b
 
 _LIVE = (
     select(subscriptions)
-    .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.status.in_(sorted(s.value for s in LIVE_STATUSES)))
+    .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.status.in_(_LIVE_SQL))
     .limit(1)
 )
 _LATEST_ENDED = (
     select(subscriptions)
-    .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.status.not_in(_NOT_CURRENT))
+    .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.status.not_in(_NOT_CURRENT_SQL))
     .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
     .limit(1)
 )
@@ -103,7 +107,7 @@ _CLOCK_AND_LIVE = (
     select(tenants.c.id.label("_tenant"), test_clocks.c.now_at.label("_clock_now"), *subscriptions.c)
     .select_from(
         tenants.outerjoin(test_clocks, tenants.c.test_clock_id == test_clocks.c.id).outerjoin(
-            subscriptions, and_(subscriptions.c.tenant_id == tenants.c.id, subscriptions.c.status.in_(sorted(s.value for s in LIVE_STATUSES)))
+            subscriptions, and_(subscriptions.c.tenant_id == tenants.c.id, subscriptions.c.status.in_(_LIVE_SQL))
         )
     )
     .where(tenants.c.id == bindparam("tenant_id"))
