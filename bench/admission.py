@@ -134,6 +134,7 @@ def main() -> None:
             ("bare p50", pct(bare_lat, 0.50) * 1e6, "µs"),
             ("bare p99", pct(bare_lat, 0.99) * 1e6, "µs"),
             ("ratio farebox / baseline", 100 * rate / bare_rate, "%"),
+            ("ratio by medians (bare p50 / farebox p50)", 100 * pct(bare_lat, 0.50) / pct(ours, 0.50), "%"),
         ],
     )
 
