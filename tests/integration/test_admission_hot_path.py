@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from factories import make_tenant
 from metering_support import clear_plan_caches
@@ -209,3 +209,32 @@ def test_G4_an_idle_pooled_connection_the_server_dropped_fails_one_join_with_503
         third = client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "b"}, headers=retry_headers)
         assert third.json() == second.json() and third.headers.get("Idempotent-Replayed") == "true"
     assert _used(fb, "dc") == 2 and usage.verify(fb, SYSTEM, "dc") == []
+
+
+def test_a_write_lock_not_obtained_on_sqlite_is_sqlalchemys_operational_error_which_the_api_answers_with_503(fb):
+    """BEGIN IMMEDIATE goes straight to the driver; its failure is still SQLAlchemy's OperationalError."""
+    if fb.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from farebox.adapters.db.engine import make_engine
+
+    make_tenant(fb, tenant_id="lk", catalog="attendee-credits", plan="pro")
+    holder = sqlite3.connect(fb.engine.url.database, isolation_level=None)
+    impatient = make_engine(fb.engine.url.render_as_string(hide_password=False))
+    try:
+
+        @event.listens_for(impatient, "connect")
+        def _no_wait(dbapi_connection, _record):
+            dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            with impatient.connect() as conn:
+                conn.begin()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        impatient.dispose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 DEFAULT_URL = "sqlite:///./var/farebox.db"
@@ -53,8 +55,14 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     def _on_begin(connection: Any) -> None:
         readonly = connection.get_execution_options().get("farebox_readonly", False)
         # Straight to the driver: this runs once per unit of work (every
-        # admission decision), and it returns no rows.
-        connection.connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # admission decision) and returns no rows.  A failure (the write lock
+        # not obtained within busy_timeout) is raised as SQLAlchemy would
+        # raise it, so the API still answers 503 storage_unavailable.
+        statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect) from error
 
     return engine
 
