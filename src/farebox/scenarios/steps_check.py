@@ -42,13 +42,16 @@ class _Reads:
     """Each read once per check, on demand."""
 
     def __init__(self, ctx: Context, s: Step, tenant_id: str) -> None:
-        self.ctx, self.tenant_id, self.actor = ctx, tenant_id, ctx.actor(s, tenant_id)
+        self.ctx, self.tenant_id, self.actor, self.step = ctx, tenant_id, ctx.actor(s, tenant_id), s
         self._cache: dict[str, Any] = {}
 
     def _once(self, key: str, read: Callable[[], Any]) -> Any:
         if key not in self._cache:
             self._cache[key] = read()
         return self._cache[key]
+
+    def wanted(self, key: str) -> list[Any]:
+        return list(self.step.args.get(key) or [])
 
     def cards(self) -> Any:
         return self._once("cards", lambda: subscriptions.cards(self.ctx.fb, self.actor, self.tenant_id))
@@ -99,6 +102,7 @@ READS: dict[str, Callable[[_Reads], Any]] = {
     "carried_in": lambda r: r.per_meter("carried_in"),
     "period": lambda r: {"start": iso(r.usage().period_start), "end": iso(r.usage().period_end)},
     "notifications": lambda r: [notification_label(n) for n in r.alerts()],
+    "notifications_include": lambda r: [l for l in map(notification_label, r.alerts()) if l in r.wanted("notifications_include")],
     "notification_titles": lambda r: [n.title for n in r.alerts()],
     "invoices": lambda r: len(r.invoices()),
     "invoice_totals": lambda r: [i.total.format() for i in r.invoices()],
