@@ -49,6 +49,7 @@ def _preview_change(ctx: Context, s: Step) -> Answer:
         "to_price": p.to_price, "upgrade": p.upgrade, "default_when": p.default_when, "currency_changes": p.currency_changes,
         "credit_minor": p.credit_minor, "charge_minor": p.charge_minor, "due_now_minor": p.due_now_minor,
         "limits_after": {l.meter: l.included for l in p.limits_after}, "requires_sales": p.requires_sales,
+        "features_added": p.features_added, "features_removed": p.features_removed,
     }
 
 
