@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from farebox.adapters.catalog_files import bundled_catalog_text
+from farebox.adapters.catalog_files import CatalogError, bundled_catalog_text
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.migrate import upgrade
 from farebox.bootstrap import Farebox
@@ -127,6 +127,17 @@ def _load_catalog(fb: Farebox, scenario: Scenario, catalog: str | dict[str, Any]
     return catalog_service.load_bundled(fb, SYSTEM, catalog).catalog
 
 
+def _load_catalogs(fb: Farebox, scenario: Scenario) -> str:
+    """Load the scenario's catalog (and any more); a catalog that cannot load is an error of the file."""
+    try:
+        name = _load_catalog(fb, scenario, scenario.catalog)
+        for more in scenario.more_catalogs:
+            _load_catalog(fb, scenario, more)
+    except (CatalogError, DomainError, OSError) as exc:
+        raise ScenarioError(scenario.source, None, f"catalog: {exc}") from None
+    return name
+
+
 def run(scenario: Scenario, *, on_step: Callable[[Step, Answer, bool], None] | None = None) -> Result:
     """Run one scenario on its own fresh database; every step runs even after a failure."""
     result = Result(scenario)
@@ -134,9 +145,7 @@ def run(scenario: Scenario, *, on_step: Callable[[Step, Answer, bool], None] | N
     with tempfile.TemporaryDirectory(prefix="farebox-scenario-") as tmp:
         fb = fresh_box(Path(tmp), scenario.start)
         try:
-            name = _load_catalog(fb, scenario, scenario.catalog)
-            for more in scenario.more_catalogs:
-                _load_catalog(fb, scenario, more)
+            name = _load_catalogs(fb, scenario)
             clock = clocks.create(fb, SYSTEM, name=f"scenario {Path(scenario.source).name}", start=scenario.start)
             ctx = Context(fb, scenario, clock["id"], name)
             for s in scenario.steps:
