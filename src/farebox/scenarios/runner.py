@@ -26,7 +26,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
 from farebox.domain.reasons import DomainError
-from farebox.scenarios import steps_admission, steps_billing, steps_check, steps_subscription, steps_tenant  # noqa: F401  (register the steps)
+from farebox.scenarios import steps_admission, steps_alerts, steps_billing, steps_check, steps_subscription, steps_tenant  # noqa: F401  (register the steps)
 from farebox.scenarios.context import STEPS, Answer, Context
 from farebox.scenarios.document import Scenario, ScenarioError, Step, parse_file
 from farebox.scenarios.steps_check import expectation as check_expectation

@@ -8,6 +8,7 @@ lists compare whole and in order.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -16,7 +17,7 @@ from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.scenarios.context import Answer, Context, iso, step
 from farebox.scenarios.document import Step
-from farebox.services import invoices, notifications, subscriptions, usage
+from farebox.services import delivery, invoices, notifications, subscriptions, usage
 from farebox.services.notifications import Notification
 
 NOT_CHECKED = frozenset({"tenant", "as"})
@@ -104,6 +105,7 @@ READS: dict[str, Callable[[_Reads], Any]] = {
     "notifications": lambda r: [notification_label(n) for n in r.alerts()],
     "notifications_include": lambda r: [l for l in map(notification_label, r.alerts()) if l in r.wanted("notifications_include")],
     "notification_titles": lambda r: [n.title for n in r.alerts()],
+    "deliveries": lambda r: dict(Counter(d.channel for d in delivery.list_deliveries(r.ctx.fb, r.actor, tenant_id=r.tenant_id, limit=10_000))),
     "invoices": lambda r: len(r.invoices()),
     "invoice_totals": lambda r: [i.total.format() for i in r.invoices()],
     "invoice_numbers": lambda r: [i.number for i in r.invoices()],
