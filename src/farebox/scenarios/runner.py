@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def _matches(expected: Any, actual: Any) -> bool:
         return isinstance(actual, dict) and all(_matches(v, actual.get(k, _MISSING)) for k, v in expected.items())
     if isinstance(expected, (list, tuple)):
         return isinstance(actual, (list, tuple)) and len(expected) == len(actual) and all(map(_matches, expected, actual))
-    if isinstance(expected, datetime) and isinstance(actual, str):
+    if isinstance(expected, (datetime, date)) and isinstance(actual, str):  # an unquoted YAML date-time
         return expected.isoformat() == actual
     return expected == actual
 
