@@ -104,9 +104,9 @@ def keys_issue(
     console.print(issued.secret)
 
 
-@app.command()
-def demo() -> None:
-    """Load the bundled catalogs and a demo tenant of each (safe to run again)."""
+@app.command("demo-data")
+def demo_data() -> None:
+    """Load the bundled catalogs and a demo tenant of each for `make run` (safe to run again)."""
     from farebox.services import demo as service
 
     fb = _fb()
