@@ -33,7 +33,7 @@ def test_L11_same_code_is_chosen_else_the_same_tier_position_clamped_to_the_top(
 
 def test_A8_overage_is_billed_per_period_by_the_invoice_rules_in_minor_units():
     sme = AGENTS.plan("sme")
-    until = utc(2026, 3, 5, 9)
+    until = utc(2026, 3, 5, 8)  # an hour before the third period
     units = [Unit(ANCHOR + timedelta(hours=h), S) for h in range(610)]  # 610 sessions in the first month
     r = reprice(sme, AGENTS.meters, anchor=ANCHOR, until=until, served=served(until), units=units)
     assert [p.period.start for p in r.periods] == [ANCHOR, utc(2026, 2, 5, 9)]
@@ -58,7 +58,7 @@ def test_L7_a_hard_pool_refuses_every_unit_beyond_the_included_ones():
 
 def test_S5_occurrence_caps_soft_refuse_nobody_but_mark_the_overrun():
     pro = CAPS.plan("pro")  # 500 attendees per occurrence, soft
-    until = utc(2026, 2, 5, 9)
+    until = utc(2026, 2, 5, 8)
     occurrences = [OccurrenceUsage(ANCHOR + timedelta(days=2), 620, 400), OccurrenceUsage(ANCHOR + timedelta(days=3), 100, 90)]
     r = reprice(pro, CAPS.meters, anchor=ANCHOR, until=until, served=served(until), occurrences=occurrences)
     (period,) = r.periods
@@ -72,7 +72,7 @@ def test_S5_occurrence_caps_soft_refuse_nobody_but_mark_the_overrun():
 
 def test_G13_what_was_invoiced_is_attributed_to_the_period_of_its_service_start_and_compared():
     pro = CAPS.plan("pro")
-    until = utc(2026, 3, 5, 9)
+    until = utc(2026, 3, 5, 8)  # an hour before the third period
     paid = [PaidLine(ANCHOR, 118800, "USD"), PaidLine(ANCHOR - timedelta(days=1), 999, "USD")]  # before the anchor: not replayed
     r = reprice(pro, CAPS.meters, anchor=ANCHOR, until=until, served=served(until), paid=paid)
     assert [dict(p.paid) for p in r.periods] == [{"USD": 118800}, {}]
@@ -83,7 +83,7 @@ def test_G13_what_was_invoiced_is_attributed_to_the_period_of_its_service_start_
 
 def test_G8_periods_outside_served_time_bill_no_fee_and_since_skips_earlier_periods():
     pro = CAPS.plan("pro")
-    until = utc(2026, 5, 5, 9)
+    until = utc(2026, 5, 5, 8)
     r = reprice(pro, CAPS.meters, anchor=ANCHOR, until=until, served=[Served(ANCHOR, utc(2026, 2, 1))])
     assert [p.fee_minor for p in r.periods] == [2900, 0, 0, 0]
     later = reprice(pro, CAPS.meters, anchor=ANCHOR, until=until, since=utc(2026, 3, 10), served=served(until))

@@ -35,7 +35,7 @@ from datetime import datetime
 
 from farebox.domain.catalog import Catalog, Meter, MeterKind, Plan, Policy, Scope
 from farebox.domain.invoicing import Segment, fee_charge, overage_charges
-from farebox.domain.periods import Period, periods_between
+from farebox.domain.periods import Period, period_at, periods_between
 
 __all__ = [
     "LimitHit",
@@ -81,10 +81,13 @@ class PaidLine:
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A stretch of time on a subscription (trial time excluded): [start, end)."""
+    """A stretch of time on a subscription (trial time excluded): [start, end), `end` None while it lasts."""
 
     start: datetime
-    end: datetime
+    end: datetime | None = None
+
+    def overlaps(self, period: Period) -> bool:
+        return self.start < period.end and (self.end is None or period.start < self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,10 @@ def choose_plan(catalog: Catalog, *, code: str | None, tier: int | None) -> Plan
 
 
 def _periods(plan: Plan, anchor: datetime, since: datetime, until: datetime) -> list[Period]:
-    return list(periods_between(anchor, plan.interval, max(since, anchor), until)) if until > anchor else []
+    """The new plan's periods from the one holding `since` to the one holding `until` (the current one)."""
+    if until < anchor or since > until:
+        return []
+    return list(periods_between(anchor, plan.interval, max(since, anchor), period_at(anchor, plan.interval, until).end))
 
 
 def _bucket(starts: Sequence[datetime], periods: Sequence[Period], at: datetime) -> int | None:
@@ -186,9 +192,11 @@ def reprice(
     occurrences: Iterable[OccurrenceUsage] = (),
     paid: Iterable[PaidLine] = (),
 ) -> Repricing:
-    """Replay recorded usage under `plan` (with its catalog's `meters`), period by period from `anchor` to `until`."""
-    periods = _periods(plan, anchor, since or anchor, until)
-    if not periods:
+    """Replay recorded usage under `plan` (with its catalog's `meters`), period by period from `anchor`
+    (or the period holding `since`) to the period holding `until` (now)."""
+    stretches = list(served)
+    periods = _periods(plan, anchor, since or anchor, until) if stretches else []
+    if not periods:  # never served (no subscription, or trials only): nothing to replay
         return Repricing(plan, plan.price.currency)
     starts = [p.start for p in periods]
     period_meters = {k: m for k, m in meters.items() if m.scope is Scope.PERIOD}
@@ -210,10 +218,9 @@ def reprice(
         i = _bucket(starts, periods, occ.started_at)
         if i is not None:
             per_occurrence[i].append(occ)
-    stretches = sorted(served, key=lambda s: s.start)
     out = []
     for i, period in enumerate(periods):
-        is_served = any(s.start < period.end and period.start < s.end for s in stretches)
+        is_served = any(s.overlaps(period) for s in stretches)
         fee = fee_charge(Segment("reprice", 0, plan, period, period.start, period.end)).amount_minor if is_served and not plan.is_free else 0
         overage = sum(c.amount_minor for c in overage_charges(plan, subscription_id="reprice", plan_version_id=0, period=period, usage=usage[i]))
         hits = _pool_hits(plan, usage[i]) + _cap_hits(plan, cap_meters, per_occurrence[i])

@@ -16,6 +16,7 @@ from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.cli_export import export_command
+from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
 
 app = typer.Typer(help="farebox: billing, metering and admission control.", no_args_is_help=True, add_completion=False)
@@ -25,6 +26,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenario_app, name="scenario")
 app.command("export")(export_command)
+app.command("reprice")(reprice_command)
 clock_app = typer.Typer(help="Test clocks (G2): move one forward and see what falls due.", no_args_is_help=True)
 app.add_typer(clock_app, name="clock")
 notify_app = typer.Typer(help="Alerts: deliver the outbox, show e-mails waiting in it.", no_args_is_help=True)
