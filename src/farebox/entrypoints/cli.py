@@ -106,6 +106,23 @@ def keys_issue(
     console.print(issued.secret)
 
 
+@app.command()
+def demo(
+    db: Path = typer.Option(None, "--db", help="Keep the demo's database in this new SQLite file (default: a temporary one)"),
+) -> None:
+    """A narrated walk-through of the three bundled catalogs on a test clock, in a fresh embedded database."""
+    from farebox.entrypoints.cli_demo import render_chapter
+    from farebox.services import demo_walkthrough
+
+    started = time.perf_counter()
+    try:
+        result = demo_walkthrough.run(database=db, on_chapter=lambda chapter: render_chapter(console, chapter))
+    except FileExistsError as exc:
+        err.print(f"[red]refused[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"walk-through done in {time.perf_counter() - started:.1f} s; database: {result.database_url}")
+
+
 @app.command("demo-data")
 def demo_data() -> None:
     """Load the bundled catalogs and a demo tenant of each for `make run` (safe to run again)."""
