@@ -121,7 +121,7 @@ def test_L11_repricing_every_tenant_sums_up_with_a_constant_number_of_statements
     assert many == few  # one statement per table per batch, not one per tenant or period
 
 
-def test_L11_only_the_operator_reprices_and_unknown_catalogs_and_plans_are_refused(fb):
+def test_L11_only_the_operator_reprices_and_unknown_catalogs_and_plans_are_refused(fb, tmp_path):
     make_tenant(fb, tenant_id="acme", catalog="session-caps", plan="pro")
     with pytest.raises(DomainError) as refused:
         reprice.reprice_tenant(fb, Principal(Role.OWNER, tenant_id="acme", key_id="k"), "acme", catalog="attendee-credits")
@@ -129,6 +129,11 @@ def test_L11_only_the_operator_reprices_and_unknown_catalogs_and_plans_are_refus
     with pytest.raises(DomainError) as missing:
         reprice.reprice_tenant(fb, SYSTEM, "acme", catalog="no-such-catalog")
     assert missing.value.code == "catalog_not_found"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(AGENTS_V2.replace("policy: hard}", "policy: sometimes}"))
+    with pytest.raises(DomainError) as invalid:
+        reprice.reprice_tenant(fb, SYSTEM, "acme", catalog=str(broken))
+    assert invalid.value.code == "catalog_invalid" and "limits.conversations.policy" in invalid.value.refusal.message
     with pytest.raises(DomainError) as plan:
         reprice.reprice_tenant(fb, SYSTEM, "acme", catalog="attendee-credits", plan="gold")
     assert plan.value.code == "plan_not_found"

@@ -12,11 +12,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
-from farebox.adapters.catalog_files import CatalogError, load_catalog, parse_catalog, plan_meters
+from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog, parse_catalog, plan_meters
 from farebox.adapters.db.repos import reprice as repo
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
@@ -82,12 +83,12 @@ class RepriceSummary:
 def new_catalog(conn: Connection, name: str) -> Catalog:
     """A loaded catalog by name, else a bundled catalog or a catalog file not loaded yet (try before you ship)."""
     document = repo.stored_catalog(conn, name)
+    if document is None and name not in BUNDLED and not Path(name).is_file():
+        raise DomainError(reasons.CATALOG_NOT_FOUND, catalog=name)
     try:
-        if document is not None:
-            return parse_catalog(document, source=f"{name} (loaded)")
-        return load_catalog(name)[0]
+        return parse_catalog(document, source=f"{name} (loaded)") if document is not None else load_catalog(name)[0]
     except CatalogError as exc:
-        raise DomainError(reasons.CATALOG_NOT_FOUND, catalog=name, details={"problems": list(exc.problems)}) from None
+        raise DomainError(reasons.CATALOG_INVALID, detail=str(exc), details={"problems": list(exc.problems)}) from None
 
 
 def _fixed_plan(catalog: Catalog, code: str | None) -> Plan | None:
@@ -147,20 +148,23 @@ def _by_tenant(rows: Iterable[Any]) -> dict[str, list[Any]]:
 
 
 def replay_batch(conn: Connection, batch: Sequence[tuple[str, datetime]], catalog: Catalog, fixed: Plan | None, since: datetime | None) -> list[TenantRepricing]:
-    """Replay a batch of (tenant, now): four set-based reads, then the pure replay per tenant."""
+    """Replay a batch of (tenant, now): five set-based reads, then the pure replay per tenant."""
     ids = [tenant_id for tenant_id, _ in batch]
     subscriptions = _by_tenant(repo.subscriptions_of(conn, ids))
     ledger = _by_tenant(repo.ledger_of(conn, ids))
     occurrences = _by_tenant(repo.occurrences_of(conn, ids))
     invoiced = _by_tenant(repo.invoiced_of(conn, ids))
+    documents = repo.plan_documents(conn, sorted({s["plan_version_id"] for rows in subscriptions.values() for s in rows}))
+    version_kinds = {v: {k: m.kind for k, m in plan_meters(doc).items()} for v, doc in documents.items()}
     kinds: dict[str, dict[str, MeterKind]] = {}  # subscription -> meter -> kind
     out = []
     for tenant_id, now in batch:
         subs = subscriptions.get(tenant_id, [])
         for s in subs:
-            kinds.setdefault(s["id"], {k: m.kind for k, m in plan_meters(s["document"]).items()})
+            kinds[s["id"]] = version_kinds[s["plan_version_id"]]
         latest = subs[-1] if subs else None
-        plan = fixed or choose_plan(catalog, code=latest["code"] if latest else None, tier=latest["document"].get("tier") if latest else None)
+        tier = documents[latest["plan_version_id"]].get("tier") if latest else None
+        plan = fixed or choose_plan(catalog, code=latest["code"] if latest else None, tier=tier)
         served = [Served(s["starts_at"], s["ended_at"]) for s in subs if s["trial_ends_at"] is None and (s["ended_at"] is None or s["ended_at"] > s["starts_at"])]
         units = [Unit(at, kinds[sub][meter], n) for _, sub, meter, n, at in ledger.get(tenant_id, []) if meter in kinds.get(sub, {})]
         result = reprice(

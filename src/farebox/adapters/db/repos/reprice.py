@@ -38,10 +38,10 @@ def tenant_batch(conn: Connection, *, after: str | None, limit: int) -> list[dic
 
 
 def subscriptions_of(conn: Connection, tenant_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Every subscription the tenants had, with its plan version's catalog, code and document."""
+    """Every subscription the tenants had, with its plan version's catalog and code, oldest first."""
     s, v = subscriptions.c, plan_versions.c
     query = (
-        select(s.tenant_id, s.id, s.status, s.starts_at, s.ended_at, s.trial_ends_at, s.plan_version_id, v.catalog, v.code, v.document)
+        select(s.tenant_id, s.id, s.status, s.starts_at, s.ended_at, s.trial_ends_at, s.plan_version_id, v.catalog, v.code)
         .join(plan_versions, v.id == s.plan_version_id)
         .where(s.tenant_id.in_(list(tenant_ids)), s.status.not_in(NOT_SUBSCRIBED))
         .order_by(s.tenant_id, s.starts_at, s.created_at)
@@ -49,11 +49,17 @@ def subscriptions_of(conn: Connection, tenant_ids: Sequence[str]) -> list[dict[s
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def plan_documents(conn: Connection, version_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The stored documents of these plan versions (their meters and tier)."""
+    v = plan_versions.c
+    return {row.id: row.document for row in conn.execute(select(v.id, v.document).where(v.id.in_(list(version_ids))))}
+
+
 def ledger_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, str, str, int, Any]]:
     """Every counted unit of the tenants (G3): (tenant, subscription, meter, units, at)."""
     u = usage_records.c
     query = select(u.tenant_id, u.subscription_id, u.meter, u.units, u.at).where(u.tenant_id.in_(list(tenant_ids))).order_by(u.tenant_id)
-    return [tuple(r) for r in conn.execute(query)]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
 
 
 def occurrences_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, Any, int, int]]:
@@ -64,7 +70,7 @@ def occurrences_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[st
         .where(o.tenant_id.in_(list(tenant_ids)), o.started_at.is_not(None))
         .order_by(o.tenant_id)
     )
-    return [tuple(r) for r in conn.execute(query)]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
 
 
 def invoiced_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, Any, int, str]]:
@@ -76,4 +82,4 @@ def invoiced_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, 
         .where(line.tenant_id.in_(list(tenant_ids)), inv.status != "void")
         .order_by(line.tenant_id)
     )
-    return [tuple(r) for r in conn.execute(query)]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
