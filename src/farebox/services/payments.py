@@ -9,6 +9,9 @@
   grace period.  Retries are due items at 1, 3 and 5 days (those that fall
   inside the plan's grace); a new payment method retries open invoices at once.
 * A successful attempt marks the invoice paid and publishes `invoice.paid`.
+* A charge the provider did not answer (timeout, connection reset) is recorded
+  `pending` without a provider reference and asked again 10 minutes later with
+  the *same* idempotency key, so a charge the provider did make is not made twice.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from farebox.services.signals import Signal
 
 RETRY = "payment.retry"
 RETRY_AFTER_DAYS = (1, 3, 5)
+UNANSWERED_RETRY = timedelta(minutes=10)  # the provider did not answer: the same charge is asked again
 DEFAULT_GRACE_DAYS = 7
 
 _provider: PaymentProvider | None = None
@@ -171,8 +175,15 @@ def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, ret
 def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, cause: str) -> dict[str, Any]:
     """One payment attempt on an open invoice, in the caller's transaction."""
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
-    number = repo.attempt_count(uow.conn, tenant_id, invoice_id) + 1
-    key = f"{invoice_id}:attempt:{number}"
+    previous = repo.attempts(uow.conn, tenant_id, invoice_id)
+    unanswered = previous[-1] if previous and previous[-1]["status"] == "pending" and previous[-1]["provider_ref"] is None else None
+    if unanswered is not None:
+        # The provider never answered the last attempt (G4): ask again with the same key, so a
+        # charge it did make is returned, not made twice.
+        number, key = unanswered["attempt"], unanswered["idempotency_key"]
+    else:
+        number = len(previous) + 1
+        key = f"{invoice_id}:attempt:{number}"
     method = repo.default_method(uow.conn, tenant_id)
     p = provider()
     amount = Money(invoice["total_minor"], invoice["currency"])
@@ -188,11 +199,17 @@ def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
         "amount_minor": amount.amount_minor, "currency": amount.currency, "status": result.status,
         "failure_code": result.failure_code, "failure_message": result.failure_message, "details": {"cause": cause, **result.details}, "created_at": now,
     }
-    repo.insert_attempt(uow.conn, **row)
+    if unanswered is not None:
+        row["id"] = unanswered["id"]
+        repo.update_attempt(uow.conn, tenant_id, row["id"], **{k: v for k, v in row.items() if k not in ("tenant_id", "id", "created_at")})
+    else:
+        repo.insert_attempt(uow.conn, **row)
     if result.succeeded:
         _mark_paid(uow, invoice, now)
     elif result.status == "failed":
         _after_failure(uow, invoice, number, result, now)
+    elif result.ref is None:  # no answer: ask again soon with the same key
+        due.schedule(uow, tenant_id=tenant_id, kind=RETRY, ref=invoice_id, due_at=now + UNANSWERED_RETRY, now=now, payload={"resend": number})
     return row
 
 
@@ -257,7 +274,8 @@ def _retry(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
     invoice = invoices_repo.get(uow.conn, item["tenant_id"], item["ref"], for_update=True)
     if invoice is None or invoice["status"] != "open":
         return "nothing to do: invoice not open"
-    row = charge_invoice(uow, invoice, now=now, cause=f"dunning retry after {item['payload'].get('retry')} day(s)")
+    cause = f"resend after no answer (attempt {item['payload']['resend']})" if "resend" in item["payload"] else f"dunning retry after {item['payload'].get('retry')} day(s)"
+    row = charge_invoice(uow, invoice, now=now, cause=cause)
     return f"retry {row['attempt']}: {row['status']}"
 
 
