@@ -187,11 +187,16 @@ def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
     customer = _customer(uow, tenant_id, now) if method is not None else None
     row, result = _charge(invoice, number, method, customer, now=now, cause=cause)
     repo.insert_attempt(uow.conn, **row)
+    _after_charge(uow, invoice, number, result, now)
+    return row
+
+
+def _after_charge(uow: UnitOfWork, invoice: dict[str, Any], number: int, result: ChargeResult, now: datetime) -> None:
+    """What an attempt's outcome does to its invoice (`collect_all` batches the succeeded ones itself)."""
     if result.succeeded:
         _mark_paid(uow, invoice, now)
     elif result.status == "failed":
         _after_failure(uow, invoice, number, result, now)
-    return row
 
 
 def _charge(invoice: dict[str, Any], number: int, method: dict[str, Any] | None, customer: str | None, *, now: datetime, cause: str) -> tuple[dict[str, Any], ChargeResult]:
@@ -281,14 +286,14 @@ def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *,
     the same attempts, idempotency keys, provider calls, states and signals, with each
     query and write done once for all of them."""
     now_of = {(t, i): now for t, i, now in issued}
-    found = invoices_repo.get_many(uow.conn, list(now_of))
-    open_ = [found[pair] for pair in now_of if pair in found and found[pair]["status"] == "open"]
+    found = invoices_repo.open_among(uow.conn, list(now_of))
+    open_ = [found[pair] for pair in now_of if pair in found]
     if not open_:
         return
     counts = repo.attempt_counts(uow.conn, [(inv["tenant_id"], inv["id"]) for inv in open_])
     methods = repo.default_methods(uow.conn, {inv["tenant_id"] for inv in open_})
     customers = _customers(uow, {inv["tenant_id"]: now_of[(inv["tenant_id"], inv["id"])] for inv in open_ if inv["tenant_id"] in methods})
-    rows, paid, failed = [], [], []
+    rows, paid, others = [], [], []
     for invoice in open_:
         tenant_id, now = invoice["tenant_id"], now_of[(invoice["tenant_id"], invoice["id"])]
         number = counts[(tenant_id, invoice["id"])] + 1
@@ -296,12 +301,12 @@ def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *,
         rows.append(row)
         if result.succeeded:
             paid.append((invoice, now))
-        elif result.status == "failed":
-            failed.append((invoice, number, result, now))
+        else:
+            others.append((invoice, number, result, now))
     repo.insert_attempts(uow.conn, rows)
     _mark_all_paid(uow, paid)
-    for invoice, number, result, now in failed:  # declines are few: the per-invoice path (G9's grace, its signals)
-        _after_failure(uow, invoice, number, result, now)
+    for invoice, number, result, now in others:  # declines are few: one by one (G9's grace and its signals)
+        _after_charge(uow, invoice, number, result, now)
 
 
 @due.handler(RETRY)

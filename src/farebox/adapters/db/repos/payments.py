@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, tuple_, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -113,13 +113,13 @@ def attempt_count(conn: Connection, tenant_id: str, invoice_id: str) -> int:
 def attempt_counts(conn: Connection, invoices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """How many attempts each `(tenant_id, invoice_id)` has had (0 included)."""
     counts = dict.fromkeys(invoices, 0)
-    if invoices:
+    if invoices:  # by tenant, then the pairs kept (see repos/invoicing.py on row-value IN)
         query = (
             select(payment_attempts.c.tenant_id, payment_attempts.c.invoice_id, func.count())
-            .where(tuple_(payment_attempts.c.tenant_id, payment_attempts.c.invoice_id).in_(list(invoices)))
+            .where(payment_attempts.c.tenant_id.in_(sorted({t for t, _ in invoices})))
             .group_by(payment_attempts.c.tenant_id, payment_attempts.c.invoice_id)
         )
-        counts.update({(t, i): n for t, i, n in conn.execute(query)})
+        counts.update({(t, i): n for t, i, n in conn.execute(query) if (t, i) in counts})
     return counts
 
 
