@@ -26,9 +26,6 @@ class Context:
     catalog: str
     tenants: set[str] = field(default_factory=set)
 
-    def now(self) -> datetime:
-        return self.fb.clock.now()
-
     def owner(self, tenant_id: str) -> Principal:
         return Principal(Role.OWNER, tenant_id=tenant_id, email=f"owner@{tenant_id}.example", key_id="scenario")
 

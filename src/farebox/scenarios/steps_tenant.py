@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from farebox.adapters.payments.sandbox import SUCCEEDS
-from farebox.domain.access import SYSTEM, Role
+from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.domain.periods import parse_duration
 from farebox.scenarios.context import Answer, Context, instant, iso, step
 from farebox.scenarios.document import Step
@@ -27,7 +27,7 @@ def _tenant(ctx: Context, s: Step) -> Answer:
     return answer
 
 
-def subscribe(ctx: Context, tenant_id: str, plan: str, *, trial: bool, catalog: str | None = None, actor=None) -> Answer:
+def subscribe(ctx: Context, tenant_id: str, plan: str, *, trial: bool, catalog: str | None = None, actor: Principal | None = None) -> Answer:
     sub = subscriptions.subscribe(ctx.fb, actor or ctx.owner(tenant_id), tenant_id, catalog=catalog or ctx.catalog, plan=plan, trial=trial)
     return {"ok": True, "status": str(sub.status), "plan": sub.plan.code, "trial_ends_at": iso(sub.trial_ends_at)}
 
