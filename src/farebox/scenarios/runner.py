@@ -92,16 +92,6 @@ def fresh_box(directory: Path, start: datetime) -> Farebox:
     return Farebox(engine=engine, clock=FrozenClock(start), settings=Settings(database_url=url, operator_key=None))
 
 
-def clear_plan_caches() -> None:
-    """Workaround: plan caches are keyed by plan version id (or subscription id) per process, and every
-    scenario has a fresh database whose ids start again from 1 — stale entries would leak between scenarios."""
-    from farebox.adapters.db.repos import metering, subscriptions
-    from farebox.services import invoicing, notify
-
-    for cache in (subscriptions._PLAN_CACHE, metering._METERS, invoicing._PLANS, notify._PLANS, notify._UNITS):
-        cache.clear()
-
-
 def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in changes.items():
@@ -141,7 +131,6 @@ def _load_catalogs(fb: Farebox, scenario: Scenario) -> str:
 def run(scenario: Scenario, *, on_step: Callable[[Step, Answer, bool], None] | None = None) -> Result:
     """Run one scenario on its own fresh database; every step runs even after a failure."""
     result = Result(scenario)
-    clear_plan_caches()
     with tempfile.TemporaryDirectory(prefix="farebox-scenario-") as tmp:
         fb = fresh_box(Path(tmp), scenario.start)
         try:
@@ -160,7 +149,6 @@ def run(scenario: Scenario, *, on_step: Callable[[Step, Answer, bool], None] | N
                     on_step(s, answer, ok)
         finally:
             fb.engine.dispose()
-            clear_plan_caches()
     return result
 
 

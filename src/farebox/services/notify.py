@@ -183,18 +183,14 @@ def on_usage_recorded(uow: UnitOfWork, signal: Signal) -> None:
 
 def _unit(uow: UnitOfWork, signal: Signal, meter: str) -> str:
     """The meter's unit as the catalog names it (credit, session, attendee); cached per subscription."""
-    key = (signal.subject or "", meter)
-    unit = _UNITS.get(key)
-    if unit is None:
+    def load() -> str:
         subscription = subscriptions_repo.get(uow.conn, signal.tenant_id, signal.subject or "")
-        unit = repo.meter_unit(uow.conn, subscription.catalog, meter) if subscription is not None else meter
-        if len(_UNITS) > 50_000:
-            _UNITS.clear()
-        _UNITS[key] = unit
-    return unit
+        return repo.meter_unit(uow.conn, subscription.catalog, meter) if subscription is not None else meter
+
+    return _UNITS.get(uow.conn, (signal.subject or "", meter), load)
 
 
-_UNITS: dict[tuple[str, str], str] = {}
+_UNITS: ImmutableRowCache[str] = ImmutableRowCache()
 
 
 @signals.on("usage.session_limit_changed")
