@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from conftest import subprocess_env
+from support import subprocess_env
 
 
 def _farebox(*args, env, check=True, cwd=None):

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from conftest import START
+from support import START
 from factories import make_tenant
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.tables.alerts import deliveries, notifications
