@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain.clock import FrozenClock
 from farebox.settings import Settings
 from farebox.services import demo
-from support import SRC, subprocess_env  # noqa: F401  (re-exported for tests)
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+from support import SRC, START, subprocess_env  # noqa: F401  (re-exported for tests)
 PG_URL = os.environ.get("FAREBOX_TEST_POSTGRES")
 ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)  # where the tests' clocks start
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
-from conftest import subprocess_env
+from support import subprocess_env
 from factories import clear_outbox, make_tenant
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.bootstrap import Farebox

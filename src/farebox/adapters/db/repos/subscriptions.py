@@ -205,3 +205,12 @@ def sales_requests_for(conn: Connection, tenant_id: str) -> list[dict[str, Any]]
         select(sales_requests).where(sales_requests.c.tenant_id == tenant_id).order_by(sales_requests.c.requested_at, sales_requests.c.id)
     )
     return [dict(r) for r in rows.mappings()]
+
+
+def get_many(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Subscription]:
+    """`get` of many `(tenant_id, subscription_id)` in one query (batch listeners of the billing run)."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)  # by tenant, then the pairs kept (see repos/invoicing.py on row-value IN)
+    rows = conn.execute(select(subscriptions).where(subscriptions.c.tenant_id.in_(sorted({t for t, _ in wanted})))).mappings()
+    return {(r["tenant_id"], r["id"]): to_domain(conn, r) for r in rows if (r["tenant_id"], r["id"]) in wanted}
