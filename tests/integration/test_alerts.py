@@ -83,6 +83,30 @@ def test_A6_a_changed_session_limit_re_arms_the_alerts(fb):
     assert [(a.data["limit"], a.data["percent"]) for a in alerts(fb)] == [(600, 80), (1000, 80)]
 
 
+def test_A6_alerts_measure_against_the_tenants_own_limit_through_admission(fb):
+    """A6: with a limit of 10 sessions set by the tenant, real messages warn at 8 and at 10 of 10."""
+    from farebox.services import admission, usage
+
+    sub_for(fb, catalog="agent-sessions", plan="sme")
+    usage.set_session_limit(fb, SYSTEM, "acme", 10)
+    for i in range(11):
+        admission.message(fb, SYSTEM, "acme", f"c{i}", sender="customer")
+    fired = [(a.kind, a.data["limit"], a.data["used"]) for a in alerts(fb) if a.kind == "session_limit"]
+    assert fired == [("session_limit", 10, 8), ("session_limit", 10, 10)]
+
+
+def test_A3_A6_a_trial_gets_trial_reminders_not_session_limit_alerts(fb):
+    """During a trial the 50-session bound is the trial's (A3: 60% and 90%), not a session limit (A6)."""
+    from farebox.services import admission
+
+    sub = sub_for(fb, catalog="agent-sessions", plan="sme")
+    start_trial(fb, sub)
+    for i in range(46):
+        admission.message(fb, SYSTEM, "acme", f"c{i}", sender="customer")
+    kinds = [(a.kind, a.data.get("used")) for a in alerts(fb) if a.kind in ("session_limit", "trial_usage")]
+    assert kinds == [("trial_usage", 30), ("trial_usage", 45)]
+
+
 def test_G12_next_period_alerts_again(fb):
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     record(fb, sub, 479, 480, included=600)

@@ -125,7 +125,8 @@ def test_G4_usage_recorded_only_when_a_period_total_changes(fb):
     mine = [s for s in seen if s.tenant_id == "g4"]
     assert len(mine) == 1
     assert {k: mine[0].data[k] for k in ("meter", "before", "after", "included")} == {"meter": "sessions", "before": 0, "after": 1, "included": 600}
-    assert set(mine[0].data) == {"meter", "before", "after", "included", "period_start", "period_end"}
+    assert set(mine[0].data) == {"meter", "before", "after", "included", "limit", "trial", "period_start", "period_end"}
+    assert (mine[0].data["limit"], mine[0].data["trial"]) == (600, False)
 
 
 def test_L4_an_upgrade_carries_the_remaining_credits_forward(fb):

@@ -341,7 +341,12 @@ def consume_pools(
         done.append(key)
         repo.record(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start, subject=subject, person_id=person_id, at=now, cause=cause[:1000])
         if capped:
-            data = {"meter": key, "before": after - 1, "after": after, "included": rule.included, "period_start": start, "period_end": end}
+            # `limit`: what alerts measure against (the tenant's own session limit, A6);
+            # `trial`: the trial's bound is in force (A3 has its own reminders).
+            data = {
+                "meter": key, "before": after - 1, "after": after, "included": rule.included, "limit": rule.warn_at,
+                "trial": trial_bound is not None, "period_start": start, "period_end": end,
+            }
             signals.publish(uow, Signal("usage.recorded", tenant_id, now, actor, sub.id, data))
         if trial_bound is not None and after >= trial_bound:
             _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
@@ -373,6 +378,10 @@ def message_in(uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Se
         assert conv is not None
     window = Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
     effect = on_message(window, now, sender, length=length, answered_only=bool(sub and sub.plan.answered_only))
+    unmetered = effect.bills and not session_meters
+    if unmetered:
+        # A plan that meters no billable sessions counts none: `billable` stays equal to the ledger (G3).
+        effect = replace(effect, bills=False, window=replace(effect.window, billed=False))
     warnings: list[str] = []
     if effect.opens or effect.bills:
         refusal = admission_refusal(sub, now)
@@ -391,6 +400,8 @@ def message_in(uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Se
     )
     if effect.bills:
         return admit(reasons.ADMITTED, counted=True, warnings=tuple(warnings))
+    if unmetered:
+        return admit(reasons.ADMITTED, counted=False)
     if effect.opens:
         return admit(reasons.NOT_BILLABLE_OUTBOUND, counted=False)
     return admit(reasons.WINDOW_OPEN, counted=False)

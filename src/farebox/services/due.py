@@ -10,7 +10,7 @@ LOCKED on PostgreSQL; SQLite has one writer).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +45,11 @@ def schedule(uow: UnitOfWork, *, tenant_id: str, kind: str, ref: str, due_at: da
 
 def cancel(uow: UnitOfWork, *, tenant_id: str, kind: str, ref: str, now: datetime) -> int:
     return repo.cancel(uow.conn, tenant_id, kind=kind, ref=ref, now=now)
+
+
+def cancel_all(uow: UnitOfWork, *, kind: str, refs: Sequence[tuple[str, str, datetime]]) -> None:
+    """`cancel` for many `(tenant_id, ref, now)` at once (one statement, executed for each)."""
+    repo.cancel_all(uow.conn, kind=kind, refs=refs)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ Overage quantities come from metering through one port, `usage_source`
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from sqlalchemy import Connection
 
 from farebox.adapters.catalog_files import plan_from_document
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.repos import catalog as catalog_repo
 from farebox.adapters.db.repos import invoicing as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
@@ -72,19 +74,19 @@ def number_pattern() -> str:
     return os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
 
 
-_PLANS: dict[int, Plan] = {}
+_PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
 
 
 def plan_for_version(conn: Connection, version_id: int) -> Plan:
     """The plan of a stored plan version (versions never change, so they are cached)."""
-    plan = _PLANS.get(version_id)
-    if plan is None:
+
+    def load() -> Plan:
         row = catalog_repo.plan_version(conn, version_id)
         if row is None:
             raise LookupError(f"plan version {version_id} not found")
-        plan = plan_from_document(row["document"], catalog=row["catalog"], code=row["code"])
-        _PLANS[version_id] = plan
-    return plan
+        return plan_from_document(row["document"], catalog=row["catalog"], code=row["code"])
+
+    return _PLANS.get(conn, version_id, load)
 
 
 @dataclass(frozen=True)
@@ -129,42 +131,94 @@ def issue(uow: UnitOfWork, *, tenant_id: str, subscription_id: str, kind: Invoic
     """Write a finalized invoice with the next number of the issuer, then publish `invoice.issued`."""
     tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
     assert tenant is not None
+    draft = Draft(tenant_id, subscription_id, kind, billing_key, period, tuple(lines), now, cause)
+    row, issued = _finalize(draft, tenant, repo.next_number(uow.conn, issuer(), now.year))
+    if not repo.insert_invoice(uow.conn, **row):
+        # a concurrent writer took the key: our number must not be used, so fail the transaction
+        raise RuntimeError(f"invoice {billing_key} was issued concurrently")
+    signals.publish(uow, _issued_signal(issued, now))
+    payments.collect(uow, tenant_id, issued.id, now)
+    return issued
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An invoice to issue: the lines `recompute` left for one billing key."""
+
+    tenant_id: str
+    subscription_id: str
+    kind: InvoiceKind
+    billing_key: str
+    period: Period
+    lines: tuple[Charge, ...]
+    now: datetime
+    cause: str
+
+
+def issue_all(uow: UnitOfWork, drafts: Sequence[Draft]) -> list[Issued]:
+    """`issue` for many invoices at once (the billing run), with the same numbers, rows, signals
+    and charges: the tenants read in one query, one block of numbers per issuer's year reserved
+    with one `UPDATE … RETURNING` and given out in the drafts' order, the invoices and their
+    lines written with `executemany`, then `invoice.issued` for all and `payments.collect_all`."""
+    if not drafts:
+        return []
+    parties = repo.billing_parties(uow.conn, (d.tenant_id for d in drafts))
+    per_year = Counter(d.now.year for d in drafts)
+    next_of_year = {year: repo.reserve_numbers(uow.conn, issuer(), year, count) for year, count in sorted(per_year.items())}
+    rows, issued = [], []
+    for draft in drafts:
+        sequence = next_of_year[draft.now.year]
+        next_of_year[draft.now.year] += 1
+        row, one = _finalize(draft, parties[draft.tenant_id], sequence)
+        rows.append(row)
+        issued.append(one)
+    lines = {row["id"]: row.pop("lines") for row in rows}
+    if repo.insert_invoices(uow.conn, rows, lines) != len(rows):
+        # a concurrent writer took a key: the numbers reserved must not be used, so fail the transaction
+        raise RuntimeError("an invoice of this batch was issued concurrently")
+    signals.publish_all(uow, [_issued_signal(one, draft.now) for one, draft in zip(issued, drafts, strict=True)])
+    payments.collect_all(uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)])
+    return issued
+
+
+def _finalize(draft: Draft, tenant: Mapping[str, Any], sequence: int) -> tuple[dict[str, Any], Issued]:
+    """The invoice row (with its `lines`) of a draft numbered `sequence`, and what `issue` returns."""
+    lines = draft.lines
     currency = lines[0].currency
     t = totals(lines, currency=currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
     invoice_id = new_id("inv")
-    number = invoice_number(number_pattern(), issuer=issuer(), year=now.year, sequence=repo.next_number(uow.conn, issuer(), now.year))
+    number = invoice_number(number_pattern(), issuer=issuer(), year=draft.now.year, sequence=sequence)
     status = "open" if t.total.amount_minor > 0 else "paid"
-    inserted = repo.insert_invoice(
-        uow.conn,
-        tenant_id=tenant_id,
-        id=invoice_id,
-        billing_key=billing_key,
-        number=number,
-        subscription_id=subscription_id,
-        kind=kind.value,
-        status=status,
-        currency=currency,
-        subtotal_minor=t.subtotal.amount_minor,
-        tax_rate_bp=t.tax_rate_bp,
-        tax_minor=t.tax.amount_minor,
-        total_minor=t.total.amount_minor,
-        tax_id=tenant.get("tax_id"),
-        bill_to={"name": tenant["name"], "email": tenant.get("billing_email")},
-        period_start_at=period.start,
-        period_end_at=period.end,
-        issued_at=now,
-        paid_at=now if status == "paid" else None,
-        cause=cause,
-        lines=[_line_row(line) for line in lines],
-    )
-    if not inserted:
-        # a concurrent writer took the key: our number must not be used, so fail the transaction
-        raise RuntimeError(f"invoice {billing_key} was issued concurrently")
-    issued = Issued(invoice_id, tenant_id, number, subscription_id, kind.value, status, currency, t.total.amount_minor, len(lines))
-    data = {"subscription_id": subscription_id, "number": number, "total_minor": t.total.amount_minor, "currency": currency, "kind": kind.value}
-    signals.publish(uow, Signal("invoice.issued", tenant_id, now, "system", invoice_id, data))
-    payments.collect(uow, tenant_id, invoice_id, now)
-    return issued
+    row = {
+        "tenant_id": draft.tenant_id,
+        "id": invoice_id,
+        "billing_key": draft.billing_key,
+        "number": number,
+        "subscription_id": draft.subscription_id,
+        "kind": draft.kind.value,
+        "status": status,
+        "currency": currency,
+        "subtotal_minor": t.subtotal.amount_minor,
+        "tax_rate_bp": t.tax_rate_bp,
+        "tax_minor": t.tax.amount_minor,
+        "total_minor": t.total.amount_minor,
+        "tax_id": tenant.get("tax_id"),
+        "bill_to": {"name": tenant["name"], "email": tenant.get("billing_email")},
+        "period_start_at": draft.period.start,
+        "period_end_at": draft.period.end,
+        "issued_at": draft.now,
+        "paid_at": draft.now if status == "paid" else None,
+        "voided_at": None,
+        "cause": draft.cause,
+        "lines": [_line_row(line) for line in lines],
+    }
+    issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency, t.total.amount_minor, len(lines))
+    return row, issued
+
+
+def _issued_signal(issued: Issued, now: datetime) -> Signal:
+    data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor, "currency": issued.currency, "kind": issued.kind}
+    return Signal("invoice.issued", issued.tenant_id, now, "system", issued.id, data)
 
 
 def _line_row(line: Charge) -> dict[str, Any]:
@@ -221,10 +275,47 @@ def bill_period(uow: UnitOfWork, subscription: Subscription, period: Period, *, 
     """Bill a subscription's period start: the first invoice, or a renewal."""
     if subscription.status is Status.TRIALING or subscription.status is Status.UPCOMING:
         return None
-    previous = previous_period(subscription, period) if kind is InvoiceKind.RENEWAL else None
-    should = period_charges(uow.conn, subscription, period, previous=previous)
-    return bill(uow, tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, billing_key=_key(subscription.id, period.start, kind),
+    key, should = _period_should(uow.conn, subscription, period, kind)
+    return bill(uow, tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, billing_key=key,
                 period=period, should=should, subscription_ids=[subscription.id], now=now, cause=cause)
+
+
+@dataclass(frozen=True)
+class PeriodStart:
+    """A subscription's period to bill (`bill_period`'s arguments)."""
+
+    subscription: Subscription
+    period: Period
+    kind: InvoiceKind
+    now: datetime
+
+
+def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str) -> list[Issued]:
+    """`bill_period` of many subscriptions at once (the billing run), in their order: the same
+    recomputation, with the existing keys and what is billed read in one query each, then `issue_all`."""
+    wanted = []
+    for start in starts:
+        s = start.subscription
+        if s.status is Status.TRIALING or s.status is Status.UPCOMING:
+            continue
+        key, should = _period_should(uow.conn, s, start.period, start.kind)
+        wanted.append((start, key, should))
+    existing = repo.existing_billing_keys(uow.conn, [(start.subscription.tenant_id, key) for start, key, _ in wanted])
+    wanted = [(start, key, should) for start, key, should in wanted if (start.subscription.tenant_id, key) not in existing]
+    billed = repo.billed_by_subscription(uow.conn, [(start.subscription.tenant_id, start.subscription.id) for start, _, _ in wanted])
+    drafts = []
+    for start, key, should in wanted:
+        s = start.subscription
+        lines = recompute(should, billed[(s.tenant_id, s.id)])
+        if lines:
+            drafts.append(Draft(s.tenant_id, s.id, start.kind, key, start.period, tuple(lines), start.now, cause))
+    return issue_all(uow, drafts)
+
+
+def _period_should(conn: Connection, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:
+    """A period start's billing key and what it should bill."""
+    previous = previous_period(subscription, period) if kind is InvoiceKind.RENEWAL else None
+    return _key(subscription.id, period.start, kind), period_charges(conn, subscription, period, previous=previous)
 
 
 def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from_subscription_id: str, from_plan_version_id: int, old_period: Period, new_period: Period, change_at: datetime, immediate: bool, cause: str) -> Issued | None:

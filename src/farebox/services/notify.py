@@ -11,11 +11,13 @@ Time-based alerts (trial days left, grace ending) are due items.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.repos import alerts as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.uow import UnitOfWork
@@ -33,9 +35,8 @@ GRACE_ENDING = "alert.grace_ending"
 
 
 # --- writing an alert ----------------------------------------------------------------
-def enabled_channels(uow: UnitOfWork, tenant_id: str) -> set[str]:
+def _enabled(settings: Mapping[tuple[str, str], bool], tenant_id: str) -> set[str]:
     """Channels on for this tenant: enabled by the operator and by the tenant (both default on)."""
-    settings = repo.channel_settings(uow.conn, [repo.OPERATOR, tenant_id])
     return {c for c in CHANNELS if settings.get((repo.OPERATOR, c), True) and settings.get((tenant_id, c), True)}
 
 
@@ -45,66 +46,86 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def raise_alert(uow: UnitOfWork, *, tenant_id: str, alert: Alert, at: datetime, tone: str = "standard") -> str | None:
     """Write one alert and its deliveries; None if it had fired already (same dedupe key)."""
-    message = alert_messages.message(alert.kind, alert.params, tone)
-    channels = enabled_channels(uow, tenant_id)
-    notification_id = new_id("ntf")
-    inserted = repo.insert_notification(
-        uow.conn,
-        tenant_id=tenant_id,
-        id=notification_id,
-        kind=alert.kind.value,
-        dedupe_key=alert.dedupe_key,
-        subscription_id=alert.subscription_id,
-        subject=alert.subject,
-        title=message.title,
-        body=message.body,
-        severity=message.severity,
-        data={**_jsonable(alert.params), "tone": tone},
-        in_app="in_app" in channels,
-        created_at=at,
-    )
-    if not inserted:
-        return None
-    targets: list[tuple[str, str]] = []
-    if "email" in channels:
-        targets += [("email", address) for address in repo.billing_recipients(uow.conn, tenant_id)]
-    if "webhook" in channels:
-        targets += [
-            ("webhook", ep["id"]) for ep in repo.list_endpoints(uow.conn, enabled_only=True) if not ep["kinds"] or alert.kind.value in ep["kinds"]
+    return raise_alerts(uow, [Raised(tenant_id, alert, at, tone)])[0]
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An alert to write for a tenant (`raise_alert`'s arguments)."""
+
+    tenant_id: str
+    alert: Alert
+    at: datetime
+    tone: str = "standard"
+
+
+def raise_alerts(uow: UnitOfWork, raised: Sequence[Raised]) -> list[str | None]:
+    """`raise_alert` of many alerts, with each query and write made once for all of them
+    (the billing run's `invoice.issued`); the notification ids, None where one had fired already."""
+    if not raised:
+        return []
+    tenant_ids = sorted({r.tenant_id for r in raised})
+    settings = repo.channel_settings(uow.conn, [repo.OPERATOR, *tenant_ids])
+    channels = {t: _enabled(settings, t) for t in tenant_ids}
+    rows = []
+    for r in raised:
+        message = alert_messages.message(r.alert.kind, r.alert.params, r.tone)
+        rows.append({
+            "tenant_id": r.tenant_id,
+            "id": new_id("ntf"),
+            "kind": r.alert.kind.value,
+            "dedupe_key": r.alert.dedupe_key,
+            "subscription_id": r.alert.subscription_id,
+            "subject": r.alert.subject,
+            "title": message.title,
+            "body": message.body,
+            "severity": message.severity,
+            "data": {**_jsonable(r.alert.params), "tone": r.tone},
+            "in_app": "in_app" in channels[r.tenant_id],
+            "created_at": r.at,
+        })
+    inserted = repo.insert_notifications(uow.conn, rows)
+    written = [(r, row) for r, row in zip(raised, rows, strict=True) if row["id"] in inserted]
+    emailed = {r.tenant_id for r, _ in written if "email" in channels[r.tenant_id]}
+    recipients = repo.billing_recipients_of(uow.conn, emailed) if emailed else {}
+    endpoints = repo.list_endpoints(uow.conn, enabled_only=True) if any("webhook" in channels[r.tenant_id] for r, _ in written) else []
+    deliveries = []
+    for r, row in written:
+        targets: list[tuple[str, str]] = []
+        if "email" in channels[r.tenant_id]:
+            targets += [("email", address) for address in recipients[r.tenant_id]]
+        if "webhook" in channels[r.tenant_id]:
+            targets += [("webhook", ep["id"]) for ep in endpoints if not ep["kinds"] or r.alert.kind.value in ep["kinds"]]
+        deliveries += [
+            {"tenant_id": r.tenant_id, "id": new_id("msg"), "notification_id": row["id"], "channel": channel, "target": target,
+             "status": "pending", "attempts": 0, "next_attempt_at": None, "created_at": r.at}
+            for channel, target in targets
         ]
-    for channel, target in targets:
-        repo.insert_delivery(
-            uow.conn,
-            tenant_id=tenant_id,
-            id=new_id("msg"),
-            notification_id=notification_id,
-            channel=channel,
-            target=target,
-            status="pending",
-            attempts=0,
-            next_attempt_at=None,
-            created_at=at,
-        )
-    return notification_id
+    repo.insert_deliveries(uow.conn, deliveries)
+    return [row["id"] if row["id"] in inserted else None for row in rows]
 
 
 # --- reading the plan behind a subscription, cheaply (usage.recorded is on the hot path) ----
-_PLANS: dict[str, Plan] = {}
+_PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
 
 
 def _plan_of(uow: UnitOfWork, tenant_id: str, subscription_id: str | None) -> Plan | None:
     """A subscription's plan never changes (a plan change is a new subscription), so it is cached."""
     if subscription_id is None:
         return None
-    plan = _PLANS.get(subscription_id)
-    if plan is None:
-        subscription = subscriptions_repo.get(uow.conn, tenant_id, subscription_id)
-        if subscription is None:
-            return None
-        if len(_PLANS) > 50_000:
-            _PLANS.clear()
-        plan = _PLANS[subscription_id] = subscription.plan
-    return plan
+    subscription_ref = subscription_id
+
+    def load() -> Plan | None:
+        subscription = subscriptions_repo.get(uow.conn, tenant_id, subscription_ref)
+        return None if subscription is None else subscription.plan
+
+    return _PLANS.get(uow.conn, subscription_id, load)
+
+
+def _plans_of(uow: UnitOfWork, pairs: Sequence[tuple[str, str | None]]) -> dict[tuple[str, str | None], Plan | None]:
+    """`_plan_of` of many `(tenant_id, subscription_id)`, the uncached ones read in one query."""
+    found = {pair: s.plan for pair, s in subscriptions_repo.get_many(uow.conn, sorted({(t, s) for t, s in pairs if s is not None})).items()}
+    return {(t, s): None if s is None else _PLANS.get(uow.conn, s, lambda t=t, s=s: found.get((t, s))) for t, s in pairs}
 
 
 def _tone(plan: Plan | None) -> str:
@@ -137,8 +158,9 @@ def on_usage_recorded(uow: UnitOfWork, signal: Signal) -> None:
     assert signal.subject is not None
     found: list[Alert] = []
     limit = plan.limit(meter)
-    if limit is not None and limit.alert_thresholds:
-        in_force = data.get("included", limit.included)
+    if limit is not None and limit.alert_thresholds and not data.get("trial"):
+        # A6: a tenant's own session limit is what 80% and 100% are measured against
+        in_force = data.get("limit", data.get("included", limit.included))
         kind = AlertKind.SESSION_LIMIT if limit.customer_limit else AlertKind.USAGE_THRESHOLD
         unit = _unit(uow, signal, meter)
         found += usage_alerts(
@@ -161,18 +183,14 @@ def on_usage_recorded(uow: UnitOfWork, signal: Signal) -> None:
 
 def _unit(uow: UnitOfWork, signal: Signal, meter: str) -> str:
     """The meter's unit as the catalog names it (credit, session, attendee); cached per subscription."""
-    key = (signal.subject or "", meter)
-    unit = _UNITS.get(key)
-    if unit is None:
+    def load() -> str:
         subscription = subscriptions_repo.get(uow.conn, signal.tenant_id, signal.subject or "")
-        unit = repo.meter_unit(uow.conn, subscription.catalog, meter) if subscription is not None else meter
-        if len(_UNITS) > 50_000:
-            _UNITS.clear()
-        _UNITS[key] = unit
-    return unit
+        return repo.meter_unit(uow.conn, subscription.catalog, meter) if subscription is not None else meter
+
+    return _UNITS.get(uow.conn, (signal.subject or "", meter), load)
 
 
-_UNITS: dict[tuple[str, str], str] = {}
+_UNITS: ImmutableRowCache[str] = ImmutableRowCache()
 
 
 @signals.on("usage.session_limit_changed")
@@ -315,8 +333,23 @@ def on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
 # --- invoices: G13 ------------------------------------------------------------------------
 @signals.on("invoice.issued")
 def on_invoice_issued(uow: UnitOfWork, signal: Signal) -> None:
+    _raise(uow, signal, *_invoice_issued(signal), subscription_id=signal.data.get("subscription_id"))
+
+
+@signals.batch_form_of(on_invoice_issued)
+def on_invoices_issued(uow: UnitOfWork, batch: Sequence[Signal]) -> None:
+    """The billing run's thousands of `invoice.issued` at once (same alerts, few statements)."""
+    plans = _plans_of(uow, [(signal.tenant_id, signal.data.get("subscription_id")) for signal in batch])
+    raised = []
+    for signal in batch:
+        kind, key, params = _invoice_issued(signal)
+        sub_id = signal.data.get("subscription_id")
+        raised.append(Raised(signal.tenant_id, Alert(kind, key, params, sub_id, signal.subject), signal.at, _tone(plans[(signal.tenant_id, sub_id)])))
+    raise_alerts(uow, raised)
+
+
+def _invoice_issued(signal: Signal) -> tuple[AlertKind, str, dict[str, Any]]:
     data = signal.data
     total = Money(int(data["total_minor"]), str(data["currency"]))
-    _raise(uow, signal, AlertKind.INVOICE_ISSUED, f"invoice_issued:{signal.subject}",
-           {"number": data["number"], "total": total.format(), "total_minor": total.amount_minor, "currency": total.currency, "invoice_kind": data.get("kind")},
-           subscription_id=data.get("subscription_id"))
+    params = {"number": data["number"], "total": total.format(), "total_minor": total.amount_minor, "currency": total.currency, "invoice_kind": data.get("kind")}
+    return AlertKind.INVOICE_ISSUED, f"invoice_issued:{signal.subject}", params

@@ -9,11 +9,15 @@
   grace period.  Retries are due items at 1, 3 and 5 days (those that fall
   inside the plan's grace); a new payment method retries open invoices at once.
 * A successful attempt marks the invoice paid and publishes `invoice.paid`.
+* A charge the provider did not answer (timeout, connection reset) is recorded
+  `pending` without a provider reference and asked again 10 minutes later with
+  the *same* idempotency key, so a charge the provider did make is not made twice.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +39,7 @@ from farebox.services.signals import Signal
 
 RETRY = "payment.retry"
 RETRY_AFTER_DAYS = (1, 3, 5)
+UNANSWERED_RETRY = timedelta(minutes=10)  # the provider did not answer: the same charge is asked again
 DEFAULT_GRACE_DAYS = 7
 
 _provider: PaymentProvider | None = None
@@ -94,13 +99,23 @@ def _attempt(row: dict[str, Any]) -> PaymentAttempt:
 
 
 def _customer(uow: UnitOfWork, tenant_id: str, now: datetime) -> str:
+    return _customers(uow, {tenant_id: now})[tenant_id]
+
+
+def _customers(uow: UnitOfWork, now_by_tenant: Mapping[str, datetime]) -> dict[str, str]:
+    """The provider's customer of each tenant, created (at the tenant's `now`) where missing."""
     p = provider()
-    ref = repo.customer_ref(uow.conn, tenant_id, p.name)
-    if ref is None:
-        tenant = tenants_repo.get_tenant(uow.conn, tenant_id) or {}
-        ref = p.create_customer(tenant_id=tenant_id, email=tenant.get("billing_email"), name=tenant.get("name", tenant_id))
-        repo.insert_customer(uow.conn, tenant_id=tenant_id, provider=p.name, customer_ref=ref, created_at=now)
-    return ref
+    refs = repo.customer_refs(uow.conn, now_by_tenant, p.name)
+    missing = [t for t in now_by_tenant if t not in refs]
+    if missing:
+        rows = []
+        parties = invoices_repo.billing_parties(uow.conn, missing)
+        for tenant_id in missing:
+            tenant = parties.get(tenant_id) or {}
+            refs[tenant_id] = p.create_customer(tenant_id=tenant_id, email=tenant.get("billing_email"), name=tenant.get("name", tenant_id))
+            rows.append({"tenant_id": tenant_id, "provider": p.name, "customer_ref": refs[tenant_id], "created_at": now_by_tenant[tenant_id]})
+        repo.insert_customers(uow.conn, rows)
+    return refs
 
 
 # -- use cases --------------------------------------------------------------------
@@ -171,15 +186,42 @@ def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, ret
 def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, cause: str) -> dict[str, Any]:
     """One payment attempt on an open invoice, in the caller's transaction."""
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
-    number = repo.attempt_count(uow.conn, tenant_id, invoice_id) + 1
-    key = f"{invoice_id}:attempt:{number}"
+    previous = repo.attempts(uow.conn, tenant_id, invoice_id)
+    unanswered = previous[-1] if previous and previous[-1]["status"] == "pending" and previous[-1]["provider_ref"] is None else None
+    # The provider never answered the last attempt (G4): ask again with the same number, so the
+    # same idempotency key, and a charge it did make is returned, not made twice.
+    number = unanswered["attempt"] if unanswered is not None else len(previous) + 1
     method = repo.default_method(uow.conn, tenant_id)
+    customer = _customer(uow, tenant_id, now) if method is not None else None
+    row, result = _charge(invoice, number, method, customer, now=now, cause=cause)
+    if unanswered is not None:
+        row["id"] = unanswered["id"]
+        repo.update_attempt(uow.conn, tenant_id, row["id"], **{k: v for k, v in row.items() if k not in ("tenant_id", "id", "created_at")})
+    else:
+        repo.insert_attempt(uow.conn, **row)
+    _after_charge(uow, invoice, number, result, now)
+    return row
+
+
+def _after_charge(uow: UnitOfWork, invoice: dict[str, Any], number: int, result: ChargeResult, now: datetime) -> None:
+    """What an attempt's outcome does to its invoice (`collect_all` batches the succeeded ones itself)."""
+    if result.succeeded:
+        _mark_paid(uow, invoice, now)
+    elif result.status == "failed":
+        _after_failure(uow, invoice, number, result, now)
+    elif result.ref is None:  # no answer: ask again soon with the same key
+        due.schedule(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], due_at=now + UNANSWERED_RETRY, now=now, payload={"resend": number})
+
+
+def _charge(invoice: dict[str, Any], number: int, method: dict[str, Any] | None, customer: str | None, *, now: datetime, cause: str) -> tuple[dict[str, Any], ChargeResult]:
+    """Ask the provider to charge an invoice (attempt `number`, idempotency key `<invoice>:attempt:<n>`); the attempt row to store."""
+    tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
+    key = f"{invoice_id}:attempt:{number}"
     p = provider()
     amount = Money(invoice["total_minor"], invoice["currency"])
-    if method is None:
+    if method is None or customer is None:
         result = ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
     else:
-        customer = _customer(uow, tenant_id, now)
         result = p.charge(customer_ref=customer, payment_method_ref=method["provider_ref"], amount=amount, idempotency_key=key,
                           description=f"Invoice {invoice['number']}", metadata={"tenant_id": tenant_id, "invoice_id": invoice_id})
     row = {
@@ -188,18 +230,20 @@ def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
         "amount_minor": amount.amount_minor, "currency": amount.currency, "status": result.status,
         "failure_code": result.failure_code, "failure_message": result.failure_message, "details": {"cause": cause, **result.details}, "created_at": now,
     }
-    repo.insert_attempt(uow.conn, **row)
-    if result.succeeded:
-        _mark_paid(uow, invoice, now)
-    elif result.status == "failed":
-        _after_failure(uow, invoice, number, result, now)
-    return row
+    return row, result
 
 
 def _mark_paid(uow: UnitOfWork, invoice: dict[str, Any], now: datetime) -> None:
-    invoices_repo.update_invoice(uow.conn, invoice["tenant_id"], invoice["id"], status="paid", paid_at=now)
-    due.cancel(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], now=now)
-    signals.publish(uow, Signal("invoice.paid", invoice["tenant_id"], now, "system", invoice["id"], {"subscription_id": invoice["subscription_id"]}))
+    _mark_all_paid(uow, [(invoice, now)])
+
+
+def _mark_all_paid(uow: UnitOfWork, paid: Sequence[tuple[dict[str, Any], datetime]]) -> None:
+    """Invoices paid (each at its `now`): status, pending retries cancelled, `invoice.paid` published."""
+    if not paid:
+        return
+    invoices_repo.mark_paid(uow.conn, [(invoice["tenant_id"], invoice["id"], now) for invoice, now in paid])
+    due.cancel_all(uow, kind=RETRY, refs=[(invoice["tenant_id"], invoice["id"], now) for invoice, now in paid])
+    signals.publish_all(uow, [Signal("invoice.paid", invoice["tenant_id"], now, "system", invoice["id"], {"subscription_id": invoice["subscription_id"]}) for invoice, now in paid])
 
 
 def _after_failure(uow: UnitOfWork, invoice: dict[str, Any], number: int, result: ChargeResult, now: datetime) -> None:
@@ -251,13 +295,42 @@ def collect(uow: UnitOfWork, tenant_id: str, invoice_id: str, now: datetime) -> 
         charge_invoice(uow, invoice, now=now, cause="invoice issued")
 
 
+def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *, cause: str = "invoice issued") -> None:
+    """`collect` for many just-issued `(tenant_id, invoice_id, now)` at once (the billing run):
+    the same attempts, idempotency keys, provider calls, states and signals, with each
+    query and write done once for all of them."""
+    now_of = {(t, i): now for t, i, now in issued}
+    found = invoices_repo.open_among(uow.conn, list(now_of))
+    open_ = [found[pair] for pair in now_of if pair in found]
+    if not open_:
+        return
+    counts = repo.attempt_counts(uow.conn, [(inv["tenant_id"], inv["id"]) for inv in open_])
+    methods = repo.default_methods(uow.conn, {inv["tenant_id"] for inv in open_})
+    customers = _customers(uow, {inv["tenant_id"]: now_of[(inv["tenant_id"], inv["id"])] for inv in open_ if inv["tenant_id"] in methods})
+    rows, paid, others = [], [], []
+    for invoice in open_:
+        tenant_id, now = invoice["tenant_id"], now_of[(invoice["tenant_id"], invoice["id"])]
+        number = counts[(tenant_id, invoice["id"])] + 1
+        row, result = _charge(invoice, number, methods.get(tenant_id), customers.get(tenant_id), now=now, cause=cause)
+        rows.append(row)
+        if result.succeeded:
+            paid.append((invoice, now))
+        else:
+            others.append((invoice, number, result, now))
+    repo.insert_attempts(uow.conn, rows)
+    _mark_all_paid(uow, paid)
+    for invoice, number, result, now in others:  # declines are few: one by one (G9's grace and its signals)
+        _after_charge(uow, invoice, number, result, now)
+
+
 @due.handler(RETRY)
 def _retry(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
     """Dunning (G9): retry an unpaid invoice during grace."""
     invoice = invoices_repo.get(uow.conn, item["tenant_id"], item["ref"], for_update=True)
     if invoice is None or invoice["status"] != "open":
         return "nothing to do: invoice not open"
-    row = charge_invoice(uow, invoice, now=now, cause=f"dunning retry after {item['payload'].get('retry')} day(s)")
+    cause = f"resend after no answer (attempt {item['payload']['resend']})" if "resend" in item["payload"] else f"dunning retry after {item['payload'].get('retry')} day(s)"
+    row = charge_invoice(uow, invoice, now=now, cause=cause)
     return f"retry {row['attempt']}: {row['status']}"
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from farebox.adapters.db.repos import subscriptions as repo
@@ -17,7 +18,7 @@ from farebox.domain.lifecycle.machine import Event
 from farebox.domain.subscriptions import Status
 from farebox.services.lifecycle import core
 from farebox.services.lifecycle.core import GRACE_END, emit, iso
-from farebox.services.signals import Signal, on
+from farebox.services.signals import Signal, batch_form_of, on
 
 
 @on("invoice.payment_failed")
@@ -52,6 +53,18 @@ def settle_payment(uow: UnitOfWork, signal: Signal) -> None:
     )
     core.disarm(uow, s, now=signal.at, kinds=(GRACE_END,))
     emit(uow, "subscription.payment_settled", s.tenant_id, signal.at, "system", s.id, invoice_id=signal.subject)
+
+
+@batch_form_of(settle_payment)
+def settle_payments(uow: UnitOfWork, batch: Sequence[Signal]) -> None:
+    """The billing run's `invoice.paid` at once: only a subscription in grace (or replaced,
+    carrying its debt over) can be settled, so one query finds those and the rest are skipped."""
+    pairs = sorted({(signal.tenant_id, signal.data["subscription_id"]) for signal in batch if signal.data.get("subscription_id")})
+    found = repo.get_many(uow.conn, pairs)
+    for signal in batch:
+        s = found.get((signal.tenant_id, signal.data.get("subscription_id") or ""))
+        if s is not None and (s.status is Status.REPLACED or s.grace_ends_at is not None):
+            settle_payment(uow, signal)
 
 
 @on("usage.recorded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,10 +23,15 @@ def _insert(conn: Connection):
 # --- notifications -------------------------------------------------------------
 def insert_notification(conn: Connection, **values: Any) -> bool:
     """Insert unless (tenant, dedupe_key) exists; True if this call inserted it (exactly once, G12)."""
-    result = conn.execute(
-        _insert(conn)(notifications).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(notifications.c.id)
-    )
-    return result.first() is not None  # (rowcount is not reliable for ON CONFLICT with every driver)
+    return bool(insert_notifications(conn, [values]))
+
+
+def insert_notifications(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """`insert_notification` of many rows in one statement; the ids of those inserted."""
+    if not rows:
+        return set()
+    statement = _insert(conn)(notifications).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(notifications.c.id)
+    return set(conn.execute(statement, list(rows)).scalars())  # (rowcount is not reliable for ON CONFLICT with every driver)
 
 
 def list_notifications(conn: Connection, tenant_id: str, *, unread_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
@@ -67,15 +73,30 @@ def get_notification(conn: Connection, tenant_id: str, notification_id: str) -> 
 # --- recipients ------------------------------------------------------------------
 def billing_recipients(conn: Connection, tenant_id: str) -> list[str]:
     """Owners' and admins' addresses, then the tenant's extra billing recipient (deduplicated)."""
-    rows = conn.execute(
-        select(members.c.email).where(members.c.tenant_id == tenant_id, members.c.role.in_(("owner", "admin"))).order_by(members.c.created_at, members.c.id)
-    ).scalars().all()
-    extra = conn.execute(select(tenants.c.billing_email).where(tenants.c.id == tenant_id)).scalar_one_or_none()
-    seen: list[str] = []
-    for email in [*rows, extra]:
-        if email and email.lower() not in (s.lower() for s in seen):
-            seen.append(email)
-    return seen
+    return billing_recipients_of(conn, [tenant_id])[tenant_id]
+
+
+def billing_recipients_of(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, list[str]]:
+    """`billing_recipients` of each of these tenants, in two queries."""
+    ids = sorted(set(tenant_ids))
+    found: dict[str, list[str | None]] = {t: [] for t in ids}
+    if not ids:
+        return {}
+    for tenant_id, email in conn.execute(
+        select(members.c.tenant_id, members.c.email)
+        .where(members.c.tenant_id.in_(ids), members.c.role.in_(("owner", "admin")))
+        .order_by(members.c.tenant_id, members.c.created_at, members.c.id)
+    ):
+        found[tenant_id].append(email)
+    for tenant_id, extra in conn.execute(select(tenants.c.id, tenants.c.billing_email).where(tenants.c.id.in_(ids))):
+        found[tenant_id].append(extra)
+    recipients: dict[str, list[str]] = {}
+    for tenant_id, emails in found.items():
+        seen = recipients[tenant_id] = []
+        for email in emails:
+            if email and email.lower() not in (s.lower() for s in seen):
+                seen.append(email)
+    return recipients
 
 
 def tenant_name(conn: Connection, tenant_id: str) -> str:
@@ -143,13 +164,20 @@ def delete_endpoint(conn: Connection, endpoint_id: str) -> int:
 
 # --- deliveries -------------------------------------------------------------------
 def insert_delivery(conn: Connection, **values: Any) -> bool:
-    result = conn.execute(
+    return insert_deliveries(conn, [values]) == 1
+
+
+def insert_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert deliveries unless the same (notification, channel, target) exists; how many were inserted."""
+    if not rows:
+        return 0
+    statement = (
         _insert(conn)(deliveries)
-        .values(**values)
         .on_conflict_do_nothing(index_elements=["tenant_id", "notification_id", "channel", "target"])
         .returning(deliveries.c.id)
     )
-    return result.first() is not None
+    return len(conn.execute(statement, list(rows)).all())
+
 
 
 def claim_due(conn: Connection, *, now: datetime, channels: tuple[str, ...], limit: int) -> list[dict[str, Any]]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,6 +31,17 @@ def cancel(conn: Connection, tenant_id: str, *, kind: str, ref: str, now: dateti
         .values(done_at=now, outcome="cancelled")
     )
     return result.rowcount
+
+
+def cancel_all(conn: Connection, *, kind: str, refs: Sequence[tuple[str, str, datetime]]) -> None:
+    """`cancel` of each `(tenant_id, ref, now)`, one statement executed for all."""
+    if refs:
+        statement = (
+            update(due_items)
+            .where(due_items.c.tenant_id == bindparam("t"), due_items.c.kind == kind, due_items.c.ref == bindparam("r"), due_items.c.done_at.is_(None))
+            .values(done_at=bindparam("now"), outcome="cancelled")
+        )
+        conn.execute(statement, [{"t": t, "r": r, "now": now} for t, r, now in refs])
 
 
 def next_for_clock(conn: Connection, clock_id: str, until: datetime) -> dict[str, Any] | None:

@@ -1,15 +1,25 @@
-"""Invoices, their lines and the gapless number sequences."""
+"""Invoices, their lines and the gapless number sequences.
+
+Most queries come twice: for one subscription or invoice (signals, the API)
+and for a batch of them (the billing run), keyed by `(tenant_id, id)` pairs;
+a batch form is one statement however long the batch.  It selects by
+`tenant_id IN (...)` (the leading column of every index here) and keeps the
+pairs asked for in Python: a row-value `(tenant_id, id) IN (...)` makes
+SQLite scan the table, and `tenant_id IN (...) AND id IN (...)` probes every
+combination of the two lists.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from farebox.adapters.db.tables.core import tenants, test_clocks
 from farebox.adapters.db.tables.invoicing import invoice_lines, invoice_sequences, invoices
 from farebox.adapters.db.tables.subscriptions import subscriptions
 
@@ -29,6 +39,30 @@ def billed_by_key(conn: Connection, tenant_id: str, subscription_ids: Iterable[s
     if period_start is not None:
         query = query.where(invoice_lines.c.period_start_at == period_start)
     return {key: int(total) for key, total in conn.execute(query)}
+
+
+Pair = tuple[str, str]  # (tenant_id, subscription or invoice id)
+
+
+def billed_by_subscription(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair, dict[str, int]]:
+    """`billed_by_key` of each of these subscriptions on its own, in one query."""
+    billed: dict[Pair, dict[str, int]] = {pair: {} for pair in pairs}
+    if not pairs:
+        return billed
+    query = (
+        select(invoice_lines.c.tenant_id, invoice_lines.c.subscription_id, invoice_lines.c.key, func.sum(invoice_lines.c.amount_minor))
+        .join(invoices, and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id))
+        .where(invoice_lines.c.tenant_id.in_(_tenants(pairs)), invoices.c.status != "void")
+        .group_by(invoice_lines.c.tenant_id, invoice_lines.c.subscription_id, invoice_lines.c.key)
+    )
+    for tenant_id, subscription_id, key, total in conn.execute(query):
+        if (tenant_id, subscription_id) in billed:
+            billed[(tenant_id, subscription_id)][key] = int(total)
+    return billed
+
+
+def _tenants(pairs: Iterable[Pair]) -> list[str]:
+    return sorted({tenant_id for tenant_id, _ in pairs})
 
 
 def fee_lines(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime) -> list[dict[str, Any]]:
@@ -54,30 +88,60 @@ def invoice_exists(conn: Connection, tenant_id: str, billing_key: str) -> bool:
     ).first() is not None
 
 
+def existing_billing_keys(conn: Connection, keys: Sequence[Pair]) -> set[Pair]:
+    """Which of these `(tenant_id, billing_key)` pairs already have an invoice."""
+    if not keys:
+        return set()
+    wanted = set(keys)
+    query = select(invoices.c.tenant_id, invoices.c.billing_key).where(invoices.c.tenant_id.in_(_tenants(wanted)))
+    return {(row.tenant_id, row.billing_key) for row in conn.execute(query)} & wanted
+
+
 def insert_invoice(conn: Connection, *, lines: Sequence[dict[str, Any]], **values: Any) -> bool:
     """Insert an invoice and its lines unless its billing key exists; True if inserted."""
+    return insert_invoices(conn, [values], {values["id"]: lines}) == 1
+
+
+def insert_invoices(conn: Connection, rows: Sequence[dict[str, Any]], lines: Mapping[str, Sequence[dict[str, Any]]]) -> int:
+    """Insert invoices (`lines` by invoice id) unless their billing key exists; how many were inserted.
+
+    Only the inserted invoices get their lines; a caller that gets fewer than
+    `len(rows)` must roll back, as the numbers it gave the others are taken.
+    """
+    if not rows:
+        return 0
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    inserted = conn.execute(
-        dialect_insert(invoices).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "billing_key"]).returning(invoices.c.id)
-    ).first()
-    if inserted is None:  # (rowcount is not reliable here on psycopg)
-        return False
-    if lines:
-        conn.execute(insert(invoice_lines), [{"tenant_id": values["tenant_id"], "invoice_id": values["id"], "position": i, **line} for i, line in enumerate(lines, 1)])
-    return True
+    statement = dialect_insert(invoices).on_conflict_do_nothing(index_elements=["tenant_id", "billing_key"]).returning(invoices.c.tenant_id, invoices.c.id)
+    # (rowcount is not reliable for ON CONFLICT on psycopg: count what came back)
+    inserted = {(row.tenant_id, row.id) for row in conn.execute(statement, list(rows))}
+    line_rows = [
+        {"tenant_id": row["tenant_id"], "invoice_id": row["id"], "position": i, **line}
+        for row in rows if (row["tenant_id"], row["id"]) in inserted
+        for i, line in enumerate(lines.get(row["id"], ()), 1)
+    ]
+    if line_rows:
+        conn.execute(insert(invoice_lines), line_rows)
+    return len(inserted)
 
 
 def next_number(conn: Connection, scope: str, year: int) -> int:
     """The next number of an issuer's year, taken inside the caller's transaction (no gaps:
     a rollback gives the number back; the row lock serialises concurrent issuers)."""
+    return reserve_numbers(conn, scope, year, 1)
+
+
+def reserve_numbers(conn: Connection, scope: str, year: int, count: int) -> int:
+    """Take the next `count` numbers of an issuer's year with one `UPDATE … RETURNING`;
+    returns the first (the block is first .. first + count - 1, no gaps, as `next_number`)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(dialect_insert(invoice_sequences).values(scope=scope, year=year, last_number=0).on_conflict_do_nothing(index_elements=["scope", "year"]))
-    return conn.execute(
+    last = conn.execute(
         update(invoice_sequences)
         .where(invoice_sequences.c.scope == scope, invoice_sequences.c.year == year)
-        .values(last_number=invoice_sequences.c.last_number + 1)
+        .values(last_number=invoice_sequences.c.last_number + count)
         .returning(invoice_sequences.c.last_number)
     ).scalar_one()
+    return int(last) - count + 1
 
 
 def get(conn: Connection, tenant_id: str, invoice_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
@@ -86,6 +150,26 @@ def get(conn: Connection, tenant_id: str, invoice_id: str, *, for_update: bool =
         query = query.with_for_update()
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
+
+
+def open_among(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair, dict[str, Any]]:
+    """Those of these invoices that are open, by `(tenant_id, id)`."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)
+    rows = conn.execute(select(invoices).where(invoices.c.tenant_id.in_(_tenants(wanted)), invoices.c.status == "open")).mappings()
+    return {(r["tenant_id"], r["id"]): dict(r) for r in rows if (r["tenant_id"], r["id"]) in wanted}
+
+
+def mark_paid(conn: Connection, paid: Sequence[tuple[str, str, datetime]]) -> None:
+    """Set `(tenant_id, invoice_id, paid_at)` invoices paid: one statement, executed for all."""
+    if paid:
+        statement = (
+            update(invoices)
+            .where(invoices.c.tenant_id == bindparam("t"), invoices.c.id == bindparam("i"))
+            .values(status="paid", paid_at=bindparam("at"))
+        )
+        conn.execute(statement, [{"t": t, "i": i, "at": at} for t, i, at in paid])
 
 
 def lines(conn: Connection, tenant_id: str, invoice_id: str) -> list[dict[str, Any]]:
@@ -124,6 +208,20 @@ def subscriptions_to_bill(conn: Connection, *, statuses: Sequence[str], plan_ver
         query = query.where((subscriptions.c.tenant_id > after[0]) | and_(subscriptions.c.tenant_id == after[0], subscriptions.c.id > after[1]))
     rows = conn.execute(query.order_by(subscriptions.c.tenant_id, subscriptions.c.id).limit(limit)).mappings()
     return [dict(r) for r in rows]
+
+
+def billing_parties(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The tenants to bill (their rows, as `tenants_repo.get_tenant`), each with `clock_now_at`,
+    its test clock's time (None on the real clock)."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return {}
+    query = (
+        select(tenants, test_clocks.c.now_at.label("clock_now_at"))
+        .select_from(tenants.outerjoin(test_clocks, tenants.c.test_clock_id == test_clocks.c.id))
+        .where(tenants.c.id.in_(ids))
+    )
+    return {row["id"]: dict(row) for row in conn.execute(query).mappings()}
 
 
 def count_invoices(conn: Connection) -> int:

@@ -27,9 +27,10 @@ from farebox.adapters.db.tables.metering import (
     usage_events,
     usage_records,
 )
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.domain.catalog import Meter
 
-_METERS: dict[int, dict[str, Meter]] = {}
+_METERS: ImmutableRowCache[dict[str, Meter]] = ImmutableRowCache()
 
 # The hot path's statements are built once: building a Core statement costs
 # ~4x its execution on SQLite (bench/admission.py; docs/performance.md).
@@ -60,11 +61,10 @@ def _insert(conn: Connection):
 
 def meters_of(conn: Connection, plan_version_id: int) -> dict[str, Meter]:
     """The meters a plan version counts (cached: plan versions never change)."""
-    cached = _METERS.get(plan_version_id)
-    if cached is None:
-        doc = conn.execute(select(plan_versions.c.document).where(plan_versions.c.id == plan_version_id)).scalar_one()
-        cached = _METERS[plan_version_id] = plan_meters(doc)
-    return cached
+    def load() -> dict[str, Meter]:
+        return plan_meters(conn.execute(select(plan_versions.c.document).where(plan_versions.c.id == plan_version_id)).scalar_one())
+
+    return _METERS.get(conn, plan_version_id, load)
 
 
 # --- occurrences ----------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Payment customers, methods and attempts."""
+"""Payment customers, methods and attempts (with batch forms for the billing run)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -12,13 +13,25 @@ from farebox.adapters.db.tables.payments import payment_attempts, payment_custom
 
 
 def customer_ref(conn: Connection, tenant_id: str, provider: str) -> str | None:
-    return conn.execute(
-        select(payment_customers.c.customer_ref).where(payment_customers.c.tenant_id == tenant_id, payment_customers.c.provider == provider)
-    ).scalar()
+    return customer_refs(conn, [tenant_id], provider).get(tenant_id)
+
+
+def customer_refs(conn: Connection, tenant_ids: Iterable[str], provider: str) -> dict[str, str]:
+    """The provider's customer of each of these tenants that has one."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return {}
+    query = select(payment_customers.c.tenant_id, payment_customers.c.customer_ref).where(payment_customers.c.tenant_id.in_(ids), payment_customers.c.provider == provider)
+    return {row.tenant_id: row.customer_ref for row in conn.execute(query)}
 
 
 def insert_customer(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(payment_customers).values(**values))
+    insert_customers(conn, [values])
+
+
+def insert_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(payment_customers), list(rows))
 
 
 def insert_method(conn: Connection, **values: Any) -> None:
@@ -37,10 +50,20 @@ def methods(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
 
 
 def default_method(conn: Connection, tenant_id: str) -> dict[str, Any] | None:
-    for method in reversed(methods(conn, tenant_id)):
-        if method["is_default"]:
-            return method
-    return None
+    return default_methods(conn, [tenant_id]).get(tenant_id)
+
+
+def default_methods(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each tenant's default payment method: its latest method marked default and not removed."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(payment_methods)
+        .where(payment_methods.c.tenant_id.in_(ids), payment_methods.c.removed_at.is_(None), payment_methods.c.is_default.is_(True))
+        .order_by(payment_methods.c.tenant_id, payment_methods.c.created_at, payment_methods.c.id)
+    ).mappings()
+    return {row["tenant_id"]: dict(row) for row in rows}  # the latest of each tenant wins
 
 
 def attempt_by_key(conn: Connection, tenant_id: str, idempotency_key: str) -> dict[str, Any] | None:
@@ -58,11 +81,16 @@ def attempt_by_ref(conn: Connection, provider: str, provider_ref: str) -> dict[s
 
 
 def insert_attempt(conn: Connection, **values: Any) -> bool:
+    return insert_attempts(conn, [values]) == 1
+
+
+def insert_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert attempts unless their idempotency key exists; how many were inserted."""
+    if not rows:
+        return 0
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    inserted = conn.execute(
-        dialect_insert(payment_attempts).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]).returning(payment_attempts.c.id)
-    ).first()
-    return inserted is not None
+    statement = dialect_insert(payment_attempts).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]).returning(payment_attempts.c.id)
+    return len(conn.execute(statement, list(rows)).all())
 
 
 def update_attempt(conn: Connection, tenant_id: str, attempt_id: str, **values: Any) -> None:
@@ -78,12 +106,17 @@ def attempts(conn: Connection, tenant_id: str, invoice_id: str) -> list[dict[str
     return [dict(r) for r in rows]
 
 
-def attempt_count(conn: Connection, tenant_id: str, invoice_id: str) -> int:
-    return conn.execute(
-        select(func.count()).select_from(payment_attempts).where(payment_attempts.c.tenant_id == tenant_id, payment_attempts.c.invoice_id == invoice_id)
-    ).scalar_one()
-
-
+def attempt_counts(conn: Connection, invoices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """How many attempts each `(tenant_id, invoice_id)` has had (0 included)."""
+    counts = dict.fromkeys(invoices, 0)
+    if invoices:  # by tenant, then the pairs kept (see repos/invoicing.py on row-value IN)
+        query = (
+            select(payment_attempts.c.tenant_id, payment_attempts.c.invoice_id, func.count())
+            .where(payment_attempts.c.tenant_id.in_(sorted({t for t, _ in invoices})))
+            .group_by(payment_attempts.c.tenant_id, payment_attempts.c.invoice_id)
+        )
+        counts.update({(t, i): n for t, i, n in conn.execute(query) if (t, i) in counts})
+    return counts
 
 
 def tenant_for_customer(conn: Connection, provider: str, customer_ref: str) -> str | None:

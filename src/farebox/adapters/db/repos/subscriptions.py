@@ -12,22 +12,22 @@ from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.tables.core import plan_versions
 from farebox.adapters.db.tables.subscriptions import sales_requests, subscription_transitions, subscriptions
 from farebox.domain.periods import Period
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.domain.subscriptions import LIVE_STATUSES, Status, Subscription
 
 # Rows that never were, or no longer are, the tenant's subscription of record.
 _NOT_CURRENT = (Status.UPCOMING.value, Status.REPLACED.value, Status.SCHEDULE_CANCELED.value)
 
-_PLAN_CACHE: dict[int, tuple[str, Any]] = {}
+_PLAN_CACHE: ImmutableRowCache[tuple[str, Any]] = ImmutableRowCache()
 
 
 def _plan(conn: Connection, version_id: int) -> tuple[str, Any]:
     # Plan versions never change once written, so they can be cached for the process.
-    cached = _PLAN_CACHE.get(version_id)
-    if cached is None:
+    def load() -> tuple[str, Any]:
         row = conn.execute(select(plan_versions).where(plan_versions.c.id == version_id)).mappings().one()
-        cached = (row["catalog"], plan_from_document(row["document"], catalog=row["catalog"], code=row["code"]))
-        _PLAN_CACHE[version_id] = cached
-    return cached
+        return (row["catalog"], plan_from_document(row["document"], catalog=row["catalog"], code=row["code"]))
+
+    return _PLAN_CACHE.get(conn, version_id, load)
 
 
 def to_domain(conn: Connection, row: Any) -> Subscription:
@@ -170,3 +170,12 @@ def sales_requests_for(conn: Connection, tenant_id: str) -> list[dict[str, Any]]
         select(sales_requests).where(sales_requests.c.tenant_id == tenant_id).order_by(sales_requests.c.requested_at, sales_requests.c.id)
     )
     return [dict(r) for r in rows.mappings()]
+
+
+def get_many(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Subscription]:
+    """`get` of many `(tenant_id, subscription_id)` in one query (batch listeners of the billing run)."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)  # by tenant, then the pairs kept (see repos/invoicing.py on row-value IN)
+    rows = conn.execute(select(subscriptions).where(subscriptions.c.tenant_id.in_(sorted({t for t, _ in wanted})))).mappings()
+    return {(r["tenant_id"], r["id"]): to_domain(conn, r) for r in rows if (r["tenant_id"], r["id"]) in wanted}
