@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import subprocess_env
+from support import subprocess_env
 
 
 def _farebox(*args, env, cwd, check=True):
