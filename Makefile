@@ -18,8 +18,9 @@ install: $(STAMP)
 run: install
 	$(BIN)/farebox migrate
 	$(BIN)/farebox catalog load --bundled
-	$(BIN)/farebox demo
+	$(BIN)/farebox demo-data
 	@echo "farebox on http://127.0.0.1:8000  (API docs: /docs)"
+	@echo "a narrated walk-through of the three catalogs on a test clock: $(BIN)/farebox demo"
 	$(BIN)/farebox serve
 
 ## The whole suite; on PostgreSQL too when FAREBOX_TEST_POSTGRES is set.

@@ -1,4 +1,4 @@
-"""The set-up promise through real processes: migrate, load, demo, serve."""
+"""The set-up promise through real processes: migrate, load, demo-data, serve."""
 
 import subprocess
 import sys
@@ -27,7 +27,7 @@ def test_migrate_demo_and_serve_answer_healthz_and_docs(tmp_path):
     env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}", FAREBOX_PORT="8765")
     _farebox("migrate", env=env, cwd=tmp_path)
     _farebox("catalog", "load", "--bundled", env=env, cwd=tmp_path)
-    demo = _farebox("demo", env=env, cwd=tmp_path)
+    demo = _farebox("demo-data", env=env, cwd=tmp_path)
     assert "demo-agents" in demo.stdout and "operator API key" in demo.stdout
     server = subprocess.Popen([sys.executable, "-m", "farebox", "serve"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -53,7 +53,7 @@ def test_G14_export_command_writes_the_tenants_files(tmp_path):
     env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}")
     _farebox("migrate", env=env, cwd=tmp_path)
     _farebox("catalog", "load", "--bundled", env=env, cwd=tmp_path)
-    _farebox("demo", env=env, cwd=tmp_path)
+    _farebox("demo-data", env=env, cwd=tmp_path)
     result = _farebox("export", "--tenant", "demo-events", "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)
     assert "exported" in result.stdout and (tmp_path / "out" / "members.jsonl").read_text().count("\n") == 3
     assert (tmp_path / "out" / "members.csv").exists() and (tmp_path / "out" / "manifest.json").exists()

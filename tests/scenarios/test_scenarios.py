@@ -57,3 +57,53 @@ steps:
 """
     result = run(parse_text(text, "refused.yaml", verbs=frozenset(STEPS)))
     assert result.ok, result.failures
+
+
+def test_the_cli_exits_1_naming_the_line_and_the_actual_answer_of_a_wrong_expectation(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from farebox.entrypoints.cli import app
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        """catalog: attendee-credits
+start: 2026-01-05T09:00:00Z
+steps:
+  - tenant: acme
+    plan: pro
+  - join: {tenant: acme, occurrence: o1, person: p1, mode: replay}
+  - join: {tenant: acme, occurrence: o1, person: p1, mode: live}
+    expect: {counted: true}
+  - check: {tenant: acme, usage: {credits: 2}}
+""",
+        encoding="utf-8",
+    )
+    right = tmp_path / "right.yaml"
+    right.write_text(wrong.read_text(encoding="utf-8").replace("counted: true", "counted: false, reason: already_counted").replace("credits: 2", "credits: 1"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["scenario", "run", str(wrong), str(right)])
+    assert result.exit_code == 1, result.output
+    assert f"{wrong}:7: join: counted: expected True, got False" in result.output
+    assert "'reason': 'already_counted'" in result.output  # the actual answer
+    assert f"{wrong}:9: check: usage: expected {{'credits': 2}}, got {{'credits': 1}}" in result.output
+    assert "1 of 2 scenario files passed" in result.output
+    assert CliRunner().invoke(app, ["scenario", "run", str(right)]).exit_code == 0
+
+
+def test_a_mapping_catalog_changes_a_bundled_one_and_checks_compare_only_the_keys_named() -> None:
+    text = """catalog:
+  base: session-caps
+  plans:
+    pro:
+      limits:
+        attendees: {included: 2, policy: hard}
+start: 2026-01-05T09:00:00Z
+steps:
+  - tenant: acme
+    plan: pro
+  - start: {tenant: acme, occurrence: o1}
+  - join: {tenant: acme, occurrence: o1, person: p, count: 3}
+    expect: {admitted_count: 2, reasons: {admitted: 2, attendee_cap_reached: 1}}
+  - check: {tenant: acme, card: {plan: pro}, notifications_include: [invoice_issued]}
+"""
+    result = run(parse_text(text, "changed.yaml", verbs=frozenset(STEPS)))
+    assert result.ok, "\n".join(map(str, result.failures))

@@ -16,6 +16,7 @@ from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.cli_export import export_command
+from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
 
 app = typer.Typer(help="farebox: billing, metering and admission control.", no_args_is_help=True, add_completion=False)
@@ -25,6 +26,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenario_app, name="scenario")
 app.command("export")(export_command)
+app.command("reprice")(reprice_command)
 clock_app = typer.Typer(help="Test clocks (G2): move one forward and see what falls due.", no_args_is_help=True)
 app.add_typer(clock_app, name="clock")
 notify_app = typer.Typer(help="Alerts: deliver the outbox, show e-mails waiting in it.", no_args_is_help=True)
@@ -105,8 +107,25 @@ def keys_issue(
 
 
 @app.command()
-def demo() -> None:
-    """Load the bundled catalogs and a demo tenant of each (safe to run again)."""
+def demo(
+    db: Path = typer.Option(None, "--db", help="Keep the demo's database in this new SQLite file (default: a temporary one)"),
+) -> None:
+    """A narrated walk-through of the three bundled catalogs on a test clock, in a fresh embedded database."""
+    from farebox.entrypoints.cli_demo import render_chapter
+    from farebox.services import demo_walkthrough
+
+    started = time.perf_counter()
+    try:
+        result = demo_walkthrough.run(database=db, on_chapter=lambda chapter: render_chapter(console, chapter))
+    except FileExistsError as exc:
+        err.print(f"[red]refused[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"walk-through done in {time.perf_counter() - started:.1f} s; database: {result.database_url}")
+
+
+@app.command("demo-data")
+def demo_data() -> None:
+    """Load the bundled catalogs and a demo tenant of each for `make run` (safe to run again)."""
     from farebox.services import demo as service
 
     fb = _fb()

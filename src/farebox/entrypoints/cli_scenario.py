@@ -11,13 +11,13 @@ from farebox.scenarios.document import ScenarioError
 from farebox.scenarios.runner import run_file
 
 scenario_app = typer.Typer(help="Executable pricing scenarios (docs/scenarios.md).", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
+        found.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])  # not sub-directories: catalogs live there
     return found
 
 

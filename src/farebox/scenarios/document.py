@@ -62,10 +62,11 @@ class Step:
 @dataclass(frozen=True)
 class Scenario:
     source: str
-    catalog: str
+    catalog: str | dict[str, Any]  # a bundled name, a file, or {base: NAME, ...changes deep-merged into it}
     start: datetime
     steps: tuple[Step, ...]
     title: str = ""
+    more_catalogs: tuple[str, ...] = ()  # loaded too, e.g. the catalog a tenant migrates to (L11)
 
 
 def parse_text(text: str, source: str = "<scenario>", *, verbs: frozenset[str] | None = None) -> Scenario:
@@ -76,7 +77,7 @@ def parse_text(text: str, source: str = "<scenario>", *, verbs: frozenset[str] |
         raise ScenarioError(source, mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(doc, dict):
         raise ScenarioError(source, None, "a scenario is a mapping with catalog, start and steps")
-    unknown = set(doc) - {LINE, "catalog", "start", "steps", "title"}
+    unknown = set(doc) - {LINE, "catalog", "start", "steps", "title", "more_catalogs"}
     if unknown:
         raise ScenarioError(source, doc[LINE], f"unknown top-level keys: {', '.join(sorted(unknown))}")
     for key in ("catalog", "start", "steps"):
@@ -94,7 +95,13 @@ def parse_text(text: str, source: str = "<scenario>", *, verbs: frozenset[str] |
         raise ScenarioError(source, doc[LINE], "steps must be a non-empty list")
     steps = tuple(_step(source, raw, verbs) for raw in doc["steps"])
     start = ensure_utc(start) if start.tzinfo else start.replace(tzinfo=timezone.utc)
-    return Scenario(source, str(doc["catalog"]), start, steps, str(doc.get("title", "")))
+    catalog = plain(doc["catalog"])
+    if isinstance(catalog, dict) and "base" not in catalog:
+        raise ScenarioError(source, doc["catalog"][LINE], "a catalog given as a mapping names its `base` catalog")
+    more = doc.get("more_catalogs") or []
+    if not isinstance(more, list):
+        raise ScenarioError(source, doc[LINE], "more_catalogs is a list of catalog names or files")
+    return Scenario(source, catalog if isinstance(catalog, dict) else str(catalog), start, steps, str(doc.get("title", "")), tuple(map(str, more)))
 
 
 def _step(source: str, raw: Any, verbs: frozenset[str] | None) -> Step:

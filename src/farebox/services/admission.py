@@ -378,6 +378,10 @@ def message_in(uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Se
         assert conv is not None
     window = Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
     effect = on_message(window, now, sender, length=length, answered_only=bool(sub and sub.plan.answered_only))
+    unmetered = effect.bills and not session_meters
+    if unmetered:
+        # A plan that meters no billable sessions counts none: `billable` stays equal to the ledger (G3).
+        effect = replace(effect, bills=False, window=replace(effect.window, billed=False))
     warnings: list[str] = []
     if effect.opens or effect.bills:
         refusal = admission_refusal(sub, now)
@@ -396,6 +400,8 @@ def message_in(uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Se
     )
     if effect.bills:
         return admit(reasons.ADMITTED, counted=True, warnings=tuple(warnings))
+    if unmetered:
+        return admit(reasons.ADMITTED, counted=False)
     if effect.opens:
         return admit(reasons.NOT_BILLABLE_OUTBOUND, counted=False)
     return admit(reasons.WINDOW_OPEN, counted=False)

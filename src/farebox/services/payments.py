@@ -9,6 +9,9 @@
   grace period.  Retries are due items at 1, 3 and 5 days (those that fall
   inside the plan's grace); a new payment method retries open invoices at once.
 * A successful attempt marks the invoice paid and publishes `invoice.paid`.
+* A charge the provider did not answer (timeout, connection reset) is recorded
+  `pending` without a provider reference and asked again 10 minutes later with
+  the *same* idempotency key, so a charge the provider did make is not made twice.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from farebox.services.signals import Signal
 
 RETRY = "payment.retry"
 RETRY_AFTER_DAYS = (1, 3, 5)
+UNANSWERED_RETRY = timedelta(minutes=10)  # the provider did not answer: the same charge is asked again
 DEFAULT_GRACE_DAYS = 7
 
 _provider: PaymentProvider | None = None
@@ -182,11 +186,19 @@ def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, ret
 def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, cause: str) -> dict[str, Any]:
     """One payment attempt on an open invoice, in the caller's transaction."""
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
-    number = repo.attempt_count(uow.conn, tenant_id, invoice_id) + 1
+    previous = repo.attempts(uow.conn, tenant_id, invoice_id)
+    unanswered = previous[-1] if previous and previous[-1]["status"] == "pending" and previous[-1]["provider_ref"] is None else None
+    # The provider never answered the last attempt (G4): ask again with the same number, so the
+    # same idempotency key, and a charge it did make is returned, not made twice.
+    number = unanswered["attempt"] if unanswered is not None else len(previous) + 1
     method = repo.default_method(uow.conn, tenant_id)
     customer = _customer(uow, tenant_id, now) if method is not None else None
     row, result = _charge(invoice, number, method, customer, now=now, cause=cause)
-    repo.insert_attempt(uow.conn, **row)
+    if unanswered is not None:
+        row["id"] = unanswered["id"]
+        repo.update_attempt(uow.conn, tenant_id, row["id"], **{k: v for k, v in row.items() if k not in ("tenant_id", "id", "created_at")})
+    else:
+        repo.insert_attempt(uow.conn, **row)
     _after_charge(uow, invoice, number, result, now)
     return row
 
@@ -197,6 +209,8 @@ def _after_charge(uow: UnitOfWork, invoice: dict[str, Any], number: int, result:
         _mark_paid(uow, invoice, now)
     elif result.status == "failed":
         _after_failure(uow, invoice, number, result, now)
+    elif result.ref is None:  # no answer: ask again soon with the same key
+        due.schedule(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], due_at=now + UNANSWERED_RETRY, now=now, payload={"resend": number})
 
 
 def _charge(invoice: dict[str, Any], number: int, method: dict[str, Any] | None, customer: str | None, *, now: datetime, cause: str) -> tuple[dict[str, Any], ChargeResult]:
@@ -315,7 +329,8 @@ def _retry(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
     invoice = invoices_repo.get(uow.conn, item["tenant_id"], item["ref"], for_update=True)
     if invoice is None or invoice["status"] != "open":
         return "nothing to do: invoice not open"
-    row = charge_invoice(uow, invoice, now=now, cause=f"dunning retry after {item['payload'].get('retry')} day(s)")
+    cause = f"resend after no answer (attempt {item['payload']['resend']})" if "resend" in item["payload"] else f"dunning retry after {item['payload'].get('retry')} day(s)"
+    row = charge_invoice(uow, invoice, now=now, cause=cause)
     return f"retry {row['attempt']}: {row['status']}"
 
 

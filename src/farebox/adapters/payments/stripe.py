@@ -8,8 +8,9 @@
   Billing Portal session;
 * webhooks are verified with `Stripe-Signature` (`parse_webhook`).
 
-Configuration: FAREBOX_STRIPE_API_KEY, FAREBOX_STRIPE_WEBHOOK_SECRET and, for
-tests or a proxy, FAREBOX_STRIPE_API_BASE (the library's api base address).
+Configuration: FAREBOX_STRIPE_API_KEY, FAREBOX_STRIPE_WEBHOOK_SECRET,
+FAREBOX_STRIPE_TIMEOUT (seconds per request, default 30) and, for tests or a
+proxy, FAREBOX_STRIPE_API_BASE (the library's api base address).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ _STATUS = {"succeeded": "succeeded", "processing": "pending", "requires_action":
 class StripeProvider:
     name = "stripe"
 
-    def __init__(self, api_key: str, *, webhook_secret: str | None = None, api_base: str | None = None) -> None:
-        options: dict[str, Any] = {"max_network_retries": 2}
+    def __init__(self, api_key: str, *, webhook_secret: str | None = None, api_base: str | None = None, timeout: float = 30.0) -> None:
+        # A request without an answer after `timeout` seconds, or whose connection was reset, is sent
+        # again by the library (twice) with the same idempotency key, so the provider charges once.
+        options: dict[str, Any] = {"max_network_retries": 2, "http_client": stripe.new_default_http_client(timeout=timeout)}
         if api_base:
             options["base_addresses"] = {"api": api_base}
         self.client = stripe.StripeClient(api_key, **options)
@@ -40,7 +43,10 @@ class StripeProvider:
         key = os.environ.get("FAREBOX_STRIPE_API_KEY")
         if not key:
             raise RuntimeError("FAREBOX_PAYMENT_PROVIDER=stripe needs FAREBOX_STRIPE_API_KEY")
-        return cls(key, webhook_secret=os.environ.get("FAREBOX_STRIPE_WEBHOOK_SECRET"), api_base=os.environ.get("FAREBOX_STRIPE_API_BASE"))
+        return cls(
+            key, webhook_secret=os.environ.get("FAREBOX_STRIPE_WEBHOOK_SECRET"), api_base=os.environ.get("FAREBOX_STRIPE_API_BASE"),
+            timeout=float(os.environ.get("FAREBOX_STRIPE_TIMEOUT", "30")),
+        )
 
     def create_customer(self, *, tenant_id: str, email: str | None, name: str) -> str:
         params: dict[str, Any] = {"name": name, "metadata": {"tenant_id": tenant_id}}
@@ -71,6 +77,10 @@ class StripeProvider:
         }
         try:
             intent = self.client.v1.payment_intents.create(params, {"idempotency_key": idempotency_key})
+        except stripe.APIConnectionError as exc:
+            # No answer even after the library's retries: the charge may or may not exist.
+            # `pending` without a reference makes farebox ask again later with the same key.
+            return ChargeResult("pending", None, "provider_unavailable", f"The payment provider did not answer: {exc.user_message or exc}"[:500])
         except stripe.CardError as exc:
             intent_id = None
             if exc.error is not None and exc.error.payment_intent is not None:

@@ -11,14 +11,24 @@ from farebox.domain.access import Role
 from farebox.domain.periods import parse_duration
 
 
-def _has_nul(value: Any) -> bool:
+def _nul_at(value: Any, path: str = "") -> str | None:
+    """Where the first NUL character is (a dotted path; "" for the value itself), or None."""
     if isinstance(value, str):
-        return "\x00" in value
+        return path if "\x00" in value else None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if _nul_at(key) is not None:
+                return here
+            found = _nul_at(item, here)
+            if found is not None:
+                return found
     if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
 
 
 class Body(BaseModel):
@@ -29,8 +39,9 @@ class Body(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL (\\u0000) characters")
+        where = _nul_at(data)
+        if where is not None:
+            raise ValueError(f"{where or 'the body'}: text must not contain NUL (\\u0000) characters")
         return data
 
 

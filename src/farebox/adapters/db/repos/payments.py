@@ -106,10 +106,6 @@ def attempts(conn: Connection, tenant_id: str, invoice_id: str) -> list[dict[str
     return [dict(r) for r in rows]
 
 
-def attempt_count(conn: Connection, tenant_id: str, invoice_id: str) -> int:
-    return attempt_counts(conn, [(tenant_id, invoice_id)])[(tenant_id, invoice_id)]
-
-
 def attempt_counts(conn: Connection, invoices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """How many attempts each `(tenant_id, invoice_id)` has had (0 included)."""
     counts = dict.fromkeys(invoices, 0)
