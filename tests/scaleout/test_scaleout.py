@@ -36,7 +36,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
 from farebox.domain.periods import periods_between
-from farebox.services import catalog, clocks, demo
+from farebox.services import catalog, clocks, demo, subscriptions
 from farebox.settings import Settings
 from support import subprocess_env
 
@@ -88,7 +88,14 @@ def database(postgres_url):
 
 
 @pytest.fixture
-def processes(database, tmp_path):
+def prepared(database):
+    """The data, written before any server or worker runs (a worker would renew on the real clock
+    a tenant not yet attached to the test clock)."""
+    return _setup(database)
+
+
+@pytest.fixture
+def processes(database, prepared, tmp_path):
     """Two API servers on their own ports and two workers, all on the one database (logs in tmp_path)."""
     env = subprocess_env(FAREBOX_DATABASE_URL=database, FAREBOX_OPERATOR_KEY=OPERATOR_KEY, FAREBOX_LOG_LEVEL="warning")
     ports = [_free_port(), _free_port()]
@@ -129,12 +136,10 @@ def _setup(url: str) -> tuple[str, datetime]:
     demo.load_catalogs(fb)
     catalog.load_document(fb, SYSTEM, CAPPED_CATALOG)
     clock = clocks.create(fb, SYSTEM, name="scale-out", start=START)
-    for tenant_id in WEBINARS:
-        make_tenant(fb, tenant_id=tenant_id, catalog="webinar-caps", plan="capped")
+    for tenant_id, catalog_name, plan in [(t, "webinar-caps", "capped") for t in WEBINARS] + [(t, "agent-sessions", "sme") for t in AGENTS]:
+        make_tenant(fb, tenant_id=tenant_id)
         clocks.attach(fb, SYSTEM, clock["id"], tenant_id)
-    for tenant_id in AGENTS:
-        make_tenant(fb, tenant_id=tenant_id, catalog="agent-sessions", plan="sme")
-        clocks.attach(fb, SYSTEM, clock["id"], tenant_id)
+        subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog_name, plan=plan, cause="scale-out test")
     fb.engine.dispose()
     anchor = (datetime.now(timezone.utc) - timedelta(days=95)).replace(microsecond=0)
     late = _box(url, anchor)
@@ -171,8 +176,8 @@ class Driver:
         return list(self.pool.map(lambda call: call(), calls))
 
 
-def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly(database, processes):
-    clock_id, anchor = _setup(database)
+def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly(database, prepared, processes):
+    clock_id, anchor = prepared
     bases, started = processes
     drive = Driver(bases)
 
