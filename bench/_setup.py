@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -66,3 +73,31 @@ def report(title: str, rows: list[tuple[str, float, str]]) -> None:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+@contextmanager
+def served(url: str, *, workers: int = 1, key: str = "bench-operator-key") -> Iterator[str]:
+    """`farebox serve` on a free loopback port, in its own process; yields its base URL."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREBOX_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), FAREBOX_DATABASE_URL=url, FAREBOX_OPERATOR_KEY=key, FAREBOX_LOG_LEVEL="warning")
+    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve", "--port", str(port), "--workers", str(workers)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise SystemExit("farebox serve did not come up")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,16 +19,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _setup import database, farebox, report, tenant  # noqa: E402
+from _setup import database, farebox, report, served, tenant  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 HEADERS = {"Authorization": "Bearer bench-operator-key"}
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def drive(base: str, n: int, concurrency: int, make) -> float:
@@ -61,26 +51,12 @@ def main() -> None:
     fb = farebox(url)
     tenant(fb, "bench", "attendee-credits", "enterprise")
     fb.engine.dispose()
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREBOX_")}
-    env.update(PYTHONPATH=str(SRC), FAREBOX_DATABASE_URL=url, FAREBOX_OPERATOR_KEY="bench-operator-key", FAREBOX_LOG_LEVEL="warning")
-    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve", "--port", str(port), "--workers", str(args.workers)], env=env)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-            assert time.monotonic() < deadline
-        asyncio.run(drive(base, 200, args.c, lambda i: ("GET", "/healthz", None)))  # warm-up
-        health = asyncio.run(drive(base, args.n, args.c, lambda i: ("GET", "/healthz", None)))
-        joins = asyncio.run(drive(base, args.n, args.c, lambda i: ("POST", f"/v1/tenants/bench/occurrences/o{i % 10}/join", {"person_id": f"p{i}"})))
+        with served(url, workers=args.workers) as base:
+            asyncio.run(drive(base, 200, args.c, lambda i: ("GET", "/healthz", None)))  # warm-up
+            health = asyncio.run(drive(base, args.n, args.c, lambda i: ("GET", "/healthz", None)))
+            joins = asyncio.run(drive(base, args.n, args.c, lambda i: ("POST", f"/v1/tenants/bench/occurrences/o{i % 10}/join", {"person_id": f"p{i}"})))
     finally:
-        server.terminate()
-        server.wait(timeout=20)
         drop()
     report(
         f"HTTP, {args.engine}, uvicorn workers={args.workers}, concurrency {args.c}, n={args.n} (counted joins)",

@@ -7,7 +7,7 @@ catalog (session-caps pro, attendee-credits pro, agent-sessions sme), six
 months of history each (subscription, invoices with their lines, ledger rows,
 occurrences), one tenant in 100 with a heavy month; then times the
 repricing of every tenant under `attendee-credits` (the service `reprice --all`
-calls, batches of 500).  The baseline, measured in the same run on the same
+calls, batches of 500), then the command itself in a new process.  The baseline, measured in the same run on the same
 file, is the bare `sqlite3` module reading and summing the same rows: ledger
 units per tenant, meter and month, occurrences per tenant and month, invoice
 lines per tenant and month.  The ratio is repricing time / baseline time.
@@ -15,8 +15,10 @@ lines per tenant and month.  The ratio is repricing time / baseline time.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.tables.core import tenants
+from farebox.adapters.db.tables.core import tenants, test_clocks
 from farebox.adapters.db.tables.invoicing import invoice_lines, invoices
 from farebox.adapters.db.tables.metering import occurrences, usage_records
 from farebox.adapters.db.tables.subscriptions import subscriptions
@@ -63,12 +65,13 @@ def load(fb: Farebox, n: int) -> int:
     with fb.uow() as uow:
         conn = uow.conn
         versions = {(c, p): offered_plan(conn, c, p).version_id for c, p, *_ in PROFILES}
+        conn.execute(test_clocks.insert(), [{"id": "clk_bench", "name": "bench", "now_at": NOW, "created_at": START}])  # the CLI sees the same now
         buffers: dict = {t: [] for t in (tenants, subscriptions, invoices, invoice_lines, usage_records, occurrences)}
         for i in range(n):
             tenant_id = f"t{i:06d}"
             catalog, plan, meter, currency, price, months = PROFILES[i % 3]
             sub = f"sub_{tenant_id}"
-            buffers[tenants].append({"id": tenant_id, "name": tenant_id, "tax_rate_bp": 0, "created_at": START})
+            buffers[tenants].append({"id": tenant_id, "name": tenant_id, "tax_rate_bp": 0, "created_at": START, "test_clock_id": "clk_bench"})
             buffers[subscriptions].append({
                 "tenant_id": tenant_id, "id": sub, "plan_version_id": versions[(catalog, plan)], "status": "active", "anchor_at": START,
                 "period_start_at": add_months(START, 6 if months == 1 else 0), "period_end_at": add_months(START, 7 if months == 1 else 12),
@@ -143,11 +146,17 @@ def main() -> None:
         summary = reprice.reprice_all(fb, SYSTEM, catalog="attendee-credits", on_progress=lambda k: done.__setitem__(0, done[0] + k))
         elapsed = time.perf_counter() - started
         fb.engine.dispose()
+        env = {**os.environ, "FAREBOX_DATABASE_URL": url, "COLUMNS": "250"}
+        started = time.perf_counter()
+        cli = subprocess.run([sys.executable, "-m", "farebox", "reprice", "--all", "--catalog", "attendee-credits"], env=env, capture_output=True, text=True, check=True)
+        cli_elapsed = time.perf_counter() - started
     assert summary.tenants == n == done[0], (summary.tenants, done[0])
     print(f"loaded {n:,} tenants, {rows:,} ledger rows in {loading:.1f} s")
     print(f"reprice --all under attendee-credits, SQLite, {n:,} tenants: {elapsed:.2f} s ({n / elapsed:,.0f} tenants/s)")
     print(f"  change: {', '.join(f'{c} {summary.change(c) / 100:+,.2f}' for c in sorted(summary.would_pay))}; "
           f"{summary.other_currency:,} in another currency; {len(summary.hitting_limits):,} would hit a limit")
+    print(f"  the command itself, `farebox reprice --all --catalog attendee-credits` (a new process, progress bar): {cli_elapsed:.2f} s")
+    print("   ", "\n    ".join(line for line in cli.stdout.splitlines() if "tenant(s)" in line))
     print(f"  baseline, bare sqlite3 reading and summing the same rows per tenant and month: {base:.2f} s")
     print(f"  ratio repricing / baseline time: {elapsed / base:.1f}x")
 

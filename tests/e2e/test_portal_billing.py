@@ -132,11 +132,15 @@ def test_A6_session_limit_refuses_zero_then_warns_at_80_and_100_percent(fb, clie
     for i in range(8, 10):
         admission.message(fb, SYSTEM, "acme", f"conv-{i}", sender="customer")
     page = client.get("/portal/t/acme/billing").text
-    assert "Session limit has been reached" in page and "almost" not in page
+    limit_card = page.split('<section class="card limit"')[1].split("</section>")[0]
+    assert "Session limit has been reached" in limit_card and "almost" not in limit_card
+    notes = page.split('id="notes-title"')[1]  # the in-app notifications of both alerts (A6, G12)
+    assert "Session limit almost reached" in notes and "Session limit has been reached" in notes
     assert "<svg" in page and "conv-0" in page  # the chart and the largest conversations
     r = client.post("/portal/t/acme/billing/session-limit/reset", data={"csrf_token": csrf})
     page = client.get(r.headers["location"]).text
-    assert "base limit applies (600)" in page and "Session limit has been reached" not in page
+    limit_card = page.split('<section class="card limit"')[1].split("</section>")[0]
+    assert "base limit applies (600)" in limit_card and "Session limit has been reached" not in limit_card
 
 
 def test_L6_attendee_credit_gauge(fb, client):

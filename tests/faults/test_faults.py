@@ -53,3 +53,31 @@ def test_G4_connection_dropped_mid_request_fails_cleanly_and_a_retry_succeeds_on
     finally:
         signals._LISTENERS["tenant.created"].remove(_drop_the_connection)
         admin.dispose()
+
+
+def test_G4_a_request_losing_the_idempotency_key_race_gets_the_first_answer_and_changes_nothing(fb, monkeypatch):
+    """Two requests with one Idempotency-Key, the second checking for the key before the first
+    committed: the second's insert of the key fails; its own change is rolled back and it answers
+    with the first answer (it answered 500 before; tests/scaleout found it on PostgreSQL)."""
+    from factories import make_tenant
+    from farebox.adapters.db.repos import idempotency as idem_repo
+    from farebox.services import usage
+
+    make_tenant(fb, tenant_id="acme", catalog="agent-sessions", plan="sme")
+    headers = {**OPERATOR, "Idempotency-Key": "message-1"}
+    with TestClient(create_app(fb), raise_server_exceptions=False) as client:
+        first = client.post("/v1/tenants/acme/conversations/c1/messages", json={"from": "customer"}, headers=headers)
+        assert first.status_code == 200 and first.json()["counted"] is True
+        real_get, calls = idem_repo.get, []
+
+        def not_yet_visible(conn, scope, key):  # the first request had not committed when the second looked
+            calls.append(key)
+            return None if len(calls) == 1 else real_get(conn, scope, key)
+
+        monkeypatch.setattr(idem_repo, "get", not_yet_visible)
+        second = client.post("/v1/tenants/acme/conversations/c1/messages", json={"from": "customer"}, headers=headers)
+    assert second.status_code == 200, second.text
+    assert second.json() == first.json() and second.headers.get("Idempotent-Replayed") == "true"
+    (conversation,) = usage.top_usage(fb, SYSTEM, "acme", 10)
+    assert conversation.units == 1
+    assert usage.verify(fb, SYSTEM, "acme") == []

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from factories import make_tenant
-from farebox.adapters.catalog_files import CatalogError, bundled_catalog_text, load_catalog_text
+from farebox.adapters.catalog_files import CatalogError, bundled_catalog_text, load_catalog_file, load_catalog_text
 from farebox.adapters.db.tables.core import catalogs as catalogs_table, plan_versions
+from farebox.adapters.db.tables.metering import usage_events
 from farebox.domain.access import SYSTEM
 from farebox.entrypoints.api.app import create_app
 from farebox.services import catalog as catalog_service, usage
@@ -122,6 +123,17 @@ def test_G15_catalog_loader_refuses_any_text_with_a_validation_error(text):
         assert exc.problems
 
 
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=200), catalog_texts().map(lambda case: case[0].encode("utf-8")[: len(case[0]) // 2])))
+def test_G15_catalog_file_of_any_bytes_is_refused_with_the_file_named(raw, tmp_path_factory):
+    path = tmp_path_factory.mktemp("catalog") / "fuzzed.yaml"
+    path.write_bytes(raw)
+    try:
+        load_catalog_file(path)
+    except CatalogError as exc:
+        assert exc.source == str(path) and exc.problems
+
+
 # -- the catalog loader through HTTP: 4xx, never 500, nothing half-written -----------------
 
 
@@ -162,6 +174,11 @@ GOOD_EVENTS = [
 ]
 
 
+def _events_stored(fb) -> int:
+    with fb.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(usage_events)).scalar_one()
+
+
 def test_G4_ingestion_batches_fuzzed_through_http_never_500_and_refusals_name_the_field(fb):
     make_tenant(fb, tenant_id="acme", catalog="attendee-credits", plan="enterprise")
     client = TestClient(create_app(fb), raise_server_exceptions=False)
@@ -177,7 +194,10 @@ def test_G4_ingestion_batches_fuzzed_through_http_never_500_and_refusals_name_th
             good["id"] = f"{good['id']}-{n}-{len(events)}"
             event, path, _ = data.draw(mutated(good, json_values)) if data.draw(st.booleans()) else (good, (), "none")
             events.append(event if data.draw(st.integers(0, 9)) else data.draw(json_values))
+        stored = _events_stored(fb)
         response = client.post("/v1/tenants/acme/usage/events", json={"events": events}, headers=OPERATOR)
+        if response.status_code != 200:
+            assert _events_stored(fb) == stored  # a batch refused whole wrote nothing
         if "\\u0000" in json.dumps(events):  # refused at the edge, naming where the NUL is
             assert response.status_code == 422, response.text
             assert "events." in response.json()["error"]["message"] and "NUL" in response.json()["error"]["message"]

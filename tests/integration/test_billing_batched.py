@@ -13,13 +13,12 @@ by what they stand for (an invoice by its number, a subscription by its tenant).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
-from support import START
 from factories import make_tenant
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.tables.alerts import deliveries, notifications
@@ -35,6 +34,7 @@ from farebox.domain.clock import FrozenClock
 from farebox.services import billing_run, clocks, demo, due, invoicing, payments, signals, webhook_endpoints
 from farebox.services import subscriptions as subs
 
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 ID = re.compile(r"\b[a-z]{2,4}_[0-9a-f]{26}\b")
 NONCE = re.compile(r"^(sub-of-[^:]+):[0-9a-f]{8}$")  # lifecycle's due items: `<subscription id>:<random nonce>`
 

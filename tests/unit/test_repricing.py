@@ -64,6 +64,7 @@ def test_S5_occurrence_caps_soft_refuse_nobody_but_mark_the_overrun():
     (period,) = r.periods
     (hit,) = period.hits
     assert (hit.meter, hit.refused, hit.occurrences, hit.reached) == ("attendees", 0, 1, 620)
+    assert period.occurrences == 2 and period.highest == {"attendees": 620}  # Pro caps attendees, not concurrent ones
     assert "upgrade required" in hit.describe()
     business = CAPS.plan("business")  # 3,000 concurrent: the peak counts, not the unique attendees
     r = reprice(business, CAPS.meters, anchor=ANCHOR, until=until, served=served(until), occurrences=[OccurrenceUsage(ANCHOR, 5000, 2999)])

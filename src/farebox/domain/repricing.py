@@ -118,6 +118,8 @@ class RepricedPeriod:
     fee_minor: int
     overage_minor: int
     hits: tuple[LimitHit, ...] = ()
+    occurrences: int = 0  # occurrences started in the period
+    highest: Mapping[str, int] = field(default_factory=dict)  # capped occurrence meter -> highest figure of one occurrence
 
     @property
     def would_pay_minor(self) -> int:
@@ -224,7 +226,8 @@ def reprice(
         fee = fee_charge(Segment("reprice", 0, plan, period, period.start, period.end)).amount_minor if is_served and not plan.is_free else 0
         overage = sum(c.amount_minor for c in overage_charges(plan, subscription_id="reprice", plan_version_id=0, period=period, usage=usage[i]))
         hits = _pool_hits(plan, usage[i]) + _cap_hits(plan, cap_meters, per_occurrence[i])
-        out.append(RepricedPeriod(period, period.end <= until, is_served, usage[i], billed[i], fee, overage, tuple(hits)))
+        highest = {key: max(_figure(m, o) for o in per_occurrence[i]) for key, m in cap_meters.items() if per_occurrence[i] and plan.limit(key)}
+        out.append(RepricedPeriod(period, period.end <= until, is_served, usage[i], billed[i], fee, overage, tuple(hits), len(per_occurrence[i]), highest))
     return Repricing(plan, plan.price.currency, tuple(out))
 
 
@@ -239,13 +242,18 @@ def _pool_hits(plan: Plan, usage: Mapping[str, int]) -> list[LimitHit]:
     return hits
 
 
+def _figure(meter: Meter, occurrence: OccurrenceUsage) -> int:
+    """What an occurrence cap measures: the peak in the room (concurrent, S5) or the unique attendees (S4)."""
+    return occurrence.peak if meter.kind is MeterKind.CONCURRENT_ATTENDEES else occurrence.attendees
+
+
 def _cap_hits(plan: Plan, meters: Mapping[str, Meter], occurrences: Sequence[OccurrenceUsage]) -> list[LimitHit]:
     hits = []
     for key, meter in sorted(meters.items()):
         limit = plan.limit(key)
         if limit is None or limit.included is None or limit.policy is Policy.OVERAGE:
             continue
-        figures = [o.peak if meter.kind is MeterKind.CONCURRENT_ATTENDEES else o.attendees for o in occurrences]
+        figures = [_figure(meter, o) for o in occurrences]
         over = [f for f in figures if f > limit.included]
         if not over:
             continue

@@ -88,7 +88,8 @@ def _print_tenant(item: TenantRepricing) -> None:
         table.add_column(column, overflow="fold")
     for p in r.periods:
         label = f"{p.period.start:%Y-%m-%d} to {p.period.end:%Y-%m-%d}" + ("" if p.complete else " (so far)")
-        usage = ", ".join(f"{k} {v}" for k, v in p.usage.items()) or "-"
+        usage = ", ".join([f"{k} {v}" for k, v in p.usage.items()] + [f"{k} up to {v} per occurrence" for k, v in p.highest.items()])
+        usage = f"{usage} ({p.occurrences} occurrence(s))" if p.highest else usage or "-"
         limits = "; ".join(h.describe() for h in p.hits) or "-"
         table.add_row(label, _money(dict(p.paid)), _money(p.would_pay_minor, r.currency), _money(p.fee_minor, r.currency), _money(p.overage_minor, r.currency), usage, limits)
     console.print(table)

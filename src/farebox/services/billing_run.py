@@ -92,7 +92,7 @@ def _now_of(uow: UnitOfWork, fb: Farebox, subscriptions: Sequence[Subscription],
     if one_by_one:
         now_by_tenant = {t: now_for(uow, fb.clock, t) for t in sorted(tenant_ids)}
     else:
-        parties = repo.billing_parties(uow.conn, tenant_ids)
+        clock_times = repo.clock_times(uow.conn, tenant_ids)
         real_now = fb.clock.now()
-        now_by_tenant = {t: parties[t]["clock_now_at"] or real_now for t in tenant_ids}
+        now_by_tenant = {t: clock_times[t] or real_now for t in tenant_ids}
     return [now_by_tenant[s.tenant_id] for s in subscriptions]

@@ -29,7 +29,7 @@ from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.domain.reasons import DomainError
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 16  # the waits between them add up to about 38½ hours (`retry_span`)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=6)
 LEASE = timedelta(seconds=60)
@@ -38,6 +38,11 @@ LEASE = timedelta(seconds=60)
 def backoff(attempts: int) -> timedelta:
     """Wait after the `attempts`-th failure: 30 s, 1 min, 2 min, 4 min … capped at 6 h."""
     return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+def retry_span() -> timedelta:
+    """How long a receiver may be down before its deliveries are `failed` (until replayed)."""
+    return sum((backoff(n) for n in range(1, MAX_ATTEMPTS)), timedelta())
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,18 +70,14 @@ class Walkthrough:
 class _Story:
     """The running demo: its services container, clock and the chapter being told."""
 
-    def __init__(self, fb: Farebox, clock_id: str, on_chapter: Callable[[Chapter], None] | None) -> None:
-        self.fb, self.clock_id, self.on_chapter = fb, clock_id, on_chapter
+    def __init__(self, fb: Farebox, clock: FrozenClock, clock_id: str, on_chapter: Callable[[Chapter], None] | None) -> None:
+        self.fb, self.clock, self.clock_id, self.on_chapter = fb, clock, clock_id, on_chapter
         self.chapter: Chapter | None = None
         self.done: list[Chapter] = []
 
     # -- telling ------------------------------------------------------------------
     def begin(self, title: str, tenant_id: str, *narration: str) -> None:
         self.chapter = Chapter(title, tenant_id, list(narration))
-
-    def say(self, line: str) -> None:
-        assert self.chapter is not None
-        self.chapter.narration.append(line)
 
     def note(self, what: str, answer: str) -> None:
         assert self.chapter is not None
@@ -127,14 +123,15 @@ class _Story:
     def owner(self, tenant_id: str) -> Principal:
         return Principal(Role.OWNER, tenant_id=tenant_id, email=f"owner@{tenant_id}.example", key_id="demo")
 
-    def tenant(self, tenant_id: str, name: str, *, card: str = SUCCEEDS) -> None:
+    def tenant(self, tenant_id: str, name: str) -> None:
+        """A tenant with an owner, on the demo's test clock, paying with the sandbox card that always succeeds."""
         tenants.create_tenant(self.fb, SYSTEM, tenant_id=tenant_id, name=name, owner_email=f"owner@{tenant_id}.example", owner_name="Demo Owner")
         clocks.attach(self.fb, SYSTEM, self.clock_id, tenant_id)
-        payments.add_payment_method(self.fb, self.owner(tenant_id), tenant_id, token=card)
+        payments.add_payment_method(self.fb, self.owner(tenant_id), tenant_id, token=SUCCEEDS)
 
     def advance(self, by: timedelta) -> None:
         report = clocks.advance(self.fb, SYSTEM, self.clock_id, by=by)
-        self.fb.clock.set(report.to_at)  # type: ignore[attr-defined]
+        self.clock.set(report.to_at)
         done = [f"{p.kind}: {p.outcome}" for p in report.processed if p.tenant_id == (self.chapter.tenant_id if self.chapter else None)]
         self.note(f"advance the test clock {_days(by)} to {report.to_at:%Y-%m-%d %H:%M}", "; ".join(done) or "nothing fell due")
 
@@ -172,10 +169,11 @@ def run(*, database: Path | None = None, on_chapter: Callable[[Chapter], None] |
         engine = make_engine(url)
         try:
             upgrade(engine)
-            fb = Farebox(engine=engine, clock=FrozenClock(START), settings=Settings(database_url=url, operator_key=None))
+            frozen = FrozenClock(START)
+            fb = Farebox(engine=engine, clock=frozen, settings=Settings(database_url=url, operator_key=None))
             demo.load_catalogs(fb)
             clock = clocks.create(fb, SYSTEM, name="farebox demo", start=START)
-            story = _Story(fb, clock["id"], on_chapter)
+            story = _Story(fb, frozen, clock["id"], on_chapter)
             with _sandbox():
                 webinar_over_its_cap(story)
                 credit_pool_runs_out(story)

@@ -124,7 +124,7 @@ def _plan_of(uow: UnitOfWork, tenant_id: str, subscription_id: str | None) -> Pl
 
 def _plans_of(uow: UnitOfWork, pairs: Sequence[tuple[str, str | None]]) -> dict[tuple[str, str | None], Plan | None]:
     """`_plan_of` of many `(tenant_id, subscription_id)`, the uncached ones read in one query."""
-    found = {pair: s.plan for pair, s in subscriptions_repo.get_many(uow.conn, sorted({(t, s) for t, s in pairs if s is not None})).items()}
+    found = subscriptions_repo.plans_of(uow.conn, sorted({(t, s) for t, s in pairs if s is not None}))
     return {(t, s): None if s is None else _PLANS.get(uow.conn, s, lambda t=t, s=s: found.get((t, s))) for t, s in pairs}
 
 

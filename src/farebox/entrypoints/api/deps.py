@@ -82,12 +82,13 @@ def idempotent(
             response = refusal_response(exc.refusal)
             body, code = json.loads(response.body), status_for(exc.code)
             uow.conn.begin()
-        idem_repo.put(uow.conn, scope=scope, key=key, request_hash=digest, status_code=code, response=body, created_at=now)
         try:
+            idem_repo.put(uow.conn, scope=scope, key=key, request_hash=digest, status_code=code, response=body, created_at=now)
             uow.commit()
         except IntegrityError:
-            # A concurrent request with the same key won the race (PostgreSQL):
-            # our transaction is rolled back, and the winner's answer is the answer.
+            # A concurrent request with the same key won the race: on PostgreSQL the insert
+            # waits for the winner's commit and then fails (or the commit does).  Our
+            # transaction is rolled back, and the winner's answer is the answer.
             uow.rollback()
             return _replay(fb, scope, key, digest)
     return JSONResponse(body, status_code=code)

@@ -6,6 +6,7 @@ nowhere else.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farebox.adapters.catalog_files import CatalogError
 from farebox.domain.reasons import DomainError, Refusal
+
+log = logging.getLogger("farebox.api")
 
 STATUS_BY_CODE: dict[str, int] = {
     "validation_error": 422,
@@ -112,14 +115,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(DBAPIError)
-    async def _storage(_: Request, exc: DBAPIError) -> JSONResponse:
+    async def _storage(request: Request, exc: DBAPIError) -> JSONResponse:
         # The transaction was rolled back with the connection (the unit of work
         # never commits half); the pool pre-pings, so a retry gets a new one.
         if exc.connection_invalidated or isinstance(exc, OperationalError):
             message = "The database connection was lost; nothing was changed. Retry the request (with the same Idempotency-Key)."
             return JSONResponse(error_body("storage_unavailable", message), status_code=503, headers={"Retry-After": "1"})
+        log.error("storage error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "An unexpected error occurred; nothing was changed."), status_code=500)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the client gets no detail; the operator gets the traceback in the server's log
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "An unexpected error occurred; nothing was changed."), status_code=500)

@@ -60,10 +60,9 @@ def settle_payments(uow: UnitOfWork, batch: Sequence[Signal]) -> None:
     """The billing run's `invoice.paid` at once: only a subscription in grace (or replaced,
     carrying its debt over) can be settled, so one query finds those and the rest are skipped."""
     pairs = sorted({(signal.tenant_id, signal.data["subscription_id"]) for signal in batch if signal.data.get("subscription_id")})
-    found = repo.get_many(uow.conn, pairs)
+    candidates = repo.in_grace_or_replaced(uow.conn, pairs)
     for signal in batch:
-        s = found.get((signal.tenant_id, signal.data.get("subscription_id") or ""))
-        if s is not None and (s.status is Status.REPLACED or s.grace_ends_at is not None):
+        if (signal.tenant_id, signal.data.get("subscription_id")) in candidates:
             settle_payment(uow, signal)
 
 

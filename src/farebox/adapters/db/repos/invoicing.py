@@ -153,12 +153,14 @@ def get(conn: Connection, tenant_id: str, invoice_id: str, *, for_update: bool =
 
 
 def open_among(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair, dict[str, Any]]:
-    """Those of these invoices that are open, by `(tenant_id, id)`."""
+    """Those of these invoices that are open, by `(tenant_id, id)`, with what charging them
+    reads (`tenant_id`, `id`, `number`, `subscription_id`, `kind`, `total_minor`, `currency`)."""
     if not pairs:
         return {}
     wanted = set(pairs)
-    rows = conn.execute(select(invoices).where(invoices.c.tenant_id.in_(_tenants(wanted)), invoices.c.status == "open")).mappings()
-    return {(r["tenant_id"], r["id"]): dict(r) for r in rows if (r["tenant_id"], r["id"]) in wanted}
+    c = invoices.c
+    query = select(c.tenant_id, c.id, c.number, c.subscription_id, c.kind, c.status, c.total_minor, c.currency).where(c.tenant_id.in_(_tenants(wanted)), c.status == "open")
+    return {(r.tenant_id, r.id): r._asdict() for r in conn.execute(query) if (r.tenant_id, r.id) in wanted}
 
 
 def mark_paid(conn: Connection, paid: Sequence[tuple[str, str, datetime]]) -> None:
@@ -211,17 +213,27 @@ def subscriptions_to_bill(conn: Connection, *, statuses: Sequence[str], plan_ver
 
 
 def billing_parties(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The tenants to bill (their rows, as `tenants_repo.get_tenant`), each with `clock_now_at`,
-    its test clock's time (None on the real clock)."""
+    """What an invoice shows of each of these tenants (`name`, `billing_email`, `tax_rate_bp`,
+    `tax_id`, as in `tenants_repo.get_tenant`), in one query."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return {}
+    query = select(tenants.c.id, tenants.c.name, tenants.c.billing_email, tenants.c.tax_rate_bp, tenants.c.tax_id).where(tenants.c.id.in_(ids))
+    return {row.id: row._asdict() for row in conn.execute(query)}
+
+
+def clock_times(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
+    """Each of these tenants' test clock time (None on the real clock), in one query;
+    a tenant that does not exist is left out (`clocks.now_for` of many)."""
     ids = sorted(set(tenant_ids))
     if not ids:
         return {}
     query = (
-        select(tenants, test_clocks.c.now_at.label("clock_now_at"))
+        select(tenants.c.id, test_clocks.c.now_at)
         .select_from(tenants.outerjoin(test_clocks, tenants.c.test_clock_id == test_clocks.c.id))
         .where(tenants.c.id.in_(ids))
     )
-    return {row["id"]: dict(row) for row in conn.execute(query).mappings()}
+    return {row.id: row.now_at for row in conn.execute(query)}
 
 
 def count_invoices(conn: Connection) -> int:

@@ -207,10 +207,22 @@ def sales_requests_for(conn: Connection, tenant_id: str) -> list[dict[str, Any]]
     return [dict(r) for r in rows.mappings()]
 
 
-def get_many(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Subscription]:
-    """`get` of many `(tenant_id, subscription_id)` in one query (batch listeners of the billing run)."""
+def _of_tenants(pairs: list[tuple[str, str]], *columns: Any) -> Any:
+    """Rows of these `(tenant_id, subscription_id)`'s tenants (by the key's leading column;
+    the caller keeps the pairs it asked for)."""
+    return select(subscriptions.c.tenant_id, subscriptions.c.id, *columns).where(subscriptions.c.tenant_id.in_(sorted({t for t, _ in pairs})))
+
+
+def plans_of(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The plan of each of these subscriptions that exists, in one query (batch listeners)."""
+    wanted = set(pairs)
+    rows = conn.execute(_of_tenants(pairs, subscriptions.c.plan_version_id)) if pairs else []
+    return {(r.tenant_id, r.id): _plan(conn, r.plan_version_id)[1] for r in rows if (r.tenant_id, r.id) in wanted}
+
+
+def in_grace_or_replaced(conn: Connection, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of these subscriptions that are in a grace period or replaced, in one query."""
     if not pairs:
-        return {}
-    wanted = set(pairs)  # by tenant, then the pairs kept (see repos/invoicing.py on row-value IN)
-    rows = conn.execute(select(subscriptions).where(subscriptions.c.tenant_id.in_(sorted({t for t, _ in wanted})))).mappings()
-    return {(r["tenant_id"], r["id"]): to_domain(conn, r) for r in rows if (r["tenant_id"], r["id"]) in wanted}
+        return set()
+    query = _of_tenants(pairs).where((subscriptions.c.grace_ends_at.is_not(None)) | (subscriptions.c.status == Status.REPLACED.value))
+    return {(r.tenant_id, r.id) for r in conn.execute(query)} & set(pairs)
