@@ -238,3 +238,32 @@ def test_a_write_lock_not_obtained_on_sqlite_is_sqlalchemys_operational_error_wh
         holder.execute("ROLLBACK")
         holder.close()
         impatient.dispose()
+
+
+def test_L2_two_first_joins_of_one_person_into_a_new_occurrence_count_once(fb):
+    """PostgreSQL: the second join waits while the first creates the occurrence and counts the
+    person; once it has the occurrence it reads the person again and answers already_counted
+    (it must not insert the person a second time)."""
+    if fb.engine.dialect.name != "postgresql":
+        pytest.skip("two writers at once need PostgreSQL")
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    make_tenant(fb, tenant_id="rc", catalog="attendee-credits", plan="pro")
+    second: dict = {}
+    with fb.uow() as uow:
+        now = clocks.now_for(uow, fb.clock, "rc")
+        assert admission.join_in(uow, "rc", "o1", "p0", mode=Mode.LIVE, role=Role.ATTENDEE, now=now).counted
+        waiter = threading.Thread(target=lambda: second.update(decision=admission.join(fb, SYSTEM, "rc", "o1", "p0")))
+        waiter.start()
+        deadline = time.monotonic() + 30
+        with fb.engine.connect() as watch:  # until the second join waits for this transaction's row
+            while not watch.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar_one():
+                assert time.monotonic() < deadline, "the second join never waited"
+                time.sleep(0.01)
+        uow.commit()
+    waiter.join(60)
+    assert (second["decision"].admitted, second["decision"].counted, second["decision"].reason) == (True, False, "already_counted")
+    assert _used(fb, "rc") == 1 and usage.verify(fb, SYSTEM, "rc") == []

@@ -157,14 +157,16 @@ def join_in(
     uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode, role: Role, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
 ) -> Decision:
     conn = uow.conn
-    # The person is read with the occurrence: nothing below writes it before it is used.
+    # The person is read with the occurrence, once its lock is held (PostgreSQL).
     occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
     if occ is None or occ["started_at"] is None:
         sub = _current(uow, tenant_id, sub)
         opened = start_in(uow, tenant_id, occurrence_id, now=now, actor=actor, sub=sub)  # S6: the clock starts at the first entry
         if not opened.admitted:
             return opened
-        occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
+        # Read both again: creating the occurrence may have waited for a concurrent
+        # first join, whose person row the first read could not see.
+        occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
         assert occ is not None
     deadline = occ["deadline_at"]
     if mode.is_live and (occ["ended_at"] is not None or past_deadline(deadline, now)):

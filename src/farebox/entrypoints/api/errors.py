@@ -117,7 +117,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _storage(request: Request, exc: DBAPIError) -> JSONResponse:
         # The transaction was rolled back with the connection (the unit of work
-        # never commits half); the pool pre-pings, so a retry gets a new one.
+        # never commits half); SQLAlchemy refreshes the pool on a lost connection, so a retry gets a new one.
         if exc.connection_invalidated or isinstance(exc, OperationalError):
             message = "The database connection was lost; nothing was changed. Retry the request (with the same Idempotency-Key)."
             return JSONResponse(error_body("storage_unavailable", message), status_code=503, headers={"Retry-After": "1"})
