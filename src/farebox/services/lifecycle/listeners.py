@@ -68,6 +68,8 @@ def settle_payments(uow: UnitOfWork, batch: Sequence[Signal]) -> None:
 
 @on("usage.recorded")
 def count_trial_usage(uow: UnitOfWork, signal: Signal) -> None:
+    if signal.data.get("trial") is False:  # metering says no trial bound is in force: nothing to keep
+        return
     s = repo.get(uow.conn, signal.tenant_id, signal.subject or "", for_update=True)
     if s is None or s.status is not Status.TRIALING or s.plan.trial is None:
         return
