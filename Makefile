@@ -19,7 +19,7 @@ run: install
 	$(BIN)/farebox migrate
 	$(BIN)/farebox catalog load --bundled
 	$(BIN)/farebox demo-data
-	@echo "farebox on http://127.0.0.1:8000  (API docs: /docs)"
+	@echo "farebox on http://$${FAREBOX_HOST:-127.0.0.1}:$${FAREBOX_PORT:-8000}  (API docs: /docs, portal: /portal)"
 	@echo "a narrated walk-through of the three catalogs on a test clock: $(BIN)/farebox demo"
 	$(BIN)/farebox serve
 
