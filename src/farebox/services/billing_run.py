@@ -7,6 +7,13 @@ run), bills a batch at once with `invoicing.bill_periods` and commits every
 batch.  `bill_periods` does what `invoicing.bill_period` does for each
 subscription (the path the signals take; `per_subscription=True` runs it here,
 for comparison), with each query and write made once for the whole batch.
+Each batch is two transactions: the invoices are issued and committed first,
+then charged (the provider calls, their attempts and what they settle) in a
+second one.  So a failure while charging (a provider error the adapter does
+not turn into an attempt, a lost connection, a kill) never rolls back an
+invoice whose charge the provider made: its id, and so its idempotency key
+`<invoice>:attempt:1`, stay, and the next run first charges every open
+invoice that has no attempt yet, with that same key (no double charge).
 Killed at any point, it is simply run again: a committed batch is not
 selected again, a batch cut short was rolled back whole, and the unique key
 per subscription, period and kind makes a double invoice impossible anyway.
@@ -26,7 +33,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import Principal, require_operator
 from farebox.domain.invoicing import InvoiceKind
 from farebox.domain.subscriptions import Status, Subscription
-from farebox.services import invoicing
+from farebox.services import invoicing, payments
 from farebox.services.clocks import now_for
 
 BILLABLE_STATUSES = (Status.ACTIVE.value, Status.PAYMENT_ISSUE.value, Status.CANCELLATION_SCHEDULED.value)
@@ -56,6 +63,7 @@ def run(fb: Farebox, actor: Principal, *, batch_size: int = 500, on_progress: Ca
     """Bill every subscription due; `on_progress(n)` after each committed batch of n."""
     require_operator(actor)
     report = BillingRunReport()
+    charge_left_over(fb, batch_size=batch_size)
     versions = _paid_plan_versions(fb)
     after: tuple[str, str] | None = None
     while True:
@@ -65,20 +73,43 @@ def run(fb: Farebox, actor: Principal, *, batch_size: int = 500, on_progress: Ca
                 return report
             subscriptions = [subscriptions_repo.to_domain(uow.conn, row) for row in rows]
             starts = [invoicing.PeriodStart(s, s.period, _kind(s), now) for s, now in zip(subscriptions, _now_of(uow, fb, subscriptions, per_subscription), strict=True)]
-            if per_subscription:
+            to_charge: list[tuple[str, str, datetime]] = []
+            if per_subscription:  # the signals' path: each invoice charged in its own issuing transaction
                 issued = [invoicing.bill_period(uow, s.subscription, s.period, kind=s.kind, now=s.now, cause=CAUSE) for s in starts]
             else:
-                issued = invoicing.bill_periods(uow, starts, cause=CAUSE)
+                issued = invoicing.bill_periods(uow, starts, cause=CAUSE, collect=False)
+                now_of = {s.subscription.tenant_id: s.now for s in starts}
+                to_charge = [(one.tenant_id, one.id, now_of[one.tenant_id]) for one in issued]
             report.examined += len(rows)
             report.invoice_ids += [one.id for one in issued if one is not None]
             report.invoiced = len(report.invoice_ids)
             after = (rows[-1]["tenant_id"], rows[-1]["id"])
             uow.commit()
+        if to_charge:
+            with fb.uow() as uow:
+                payments.collect_all(uow, to_charge)
+                uow.commit()
         if on_progress is not None:
             on_progress(len(rows))
 
 
 CAUSE = "billing run"
+
+
+def charge_left_over(fb: Farebox, *, batch_size: int = 500) -> int:
+    """Charge the open invoices that have no payment attempt (a run cut short between issuing
+    and charging), each with the idempotency key it would have had; how many were charged."""
+    seen: set[tuple[str, str]] = set()
+    while True:
+        with fb.uow() as uow:
+            pairs = [pair for pair in repo.never_charged(uow.conn, batch_size) if pair not in seen]
+            if not pairs:
+                return len(seen)
+            clock_times = repo.clock_times(uow.conn, {t for t, _ in pairs})
+            real_now = fb.clock.now()
+            payments.collect_all(uow, [(t, i, clock_times[t] or real_now) for t, i in pairs], cause="billing run: charged after an interrupted run")
+            uow.commit()
+        seen.update(pairs)
 
 
 def _kind(subscription: Subscription) -> InvoiceKind:

@@ -155,7 +155,7 @@ class Draft:
     cause: str
 
 
-def issue_all(uow: UnitOfWork, drafts: Sequence[Draft]) -> list[Issued]:
+def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True) -> list[Issued]:
     """`issue` for many invoices at once (the billing run), with the same numbers, rows, signals
     and charges: the tenants read in one query, one block of numbers per issuer's year reserved
     with one `UPDATE … RETURNING` and given out in the drafts' order, the invoices and their
@@ -177,7 +177,8 @@ def issue_all(uow: UnitOfWork, drafts: Sequence[Draft]) -> list[Issued]:
         # a concurrent writer took a key: the numbers reserved must not be used, so fail the transaction
         raise RuntimeError("an invoice of this batch was issued concurrently")
     signals.publish_all(uow, [_issued_signal(one, draft.now) for one, draft in zip(issued, drafts, strict=True)])
-    payments.collect_all(uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)])
+    if collect:
+        payments.collect_all(uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)])
     return issued
 
 
@@ -290,7 +291,7 @@ class PeriodStart:
     now: datetime
 
 
-def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str) -> list[Issued]:
+def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, collect: bool = True) -> list[Issued]:
     """`bill_period` of many subscriptions at once (the billing run), in their order: the same
     recomputation, with the existing keys and what is billed read in one query each, then `issue_all`."""
     wanted = []
@@ -309,7 +310,7 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str) 
         lines = recompute(should, billed[(s.tenant_id, s.id)])
         if lines:
             drafts.append(Draft(s.tenant_id, s.id, start.kind, key, start.period, tuple(lines), start.now, cause))
-    return issue_all(uow, drafts)
+    return issue_all(uow, drafts, collect=collect)
 
 
 def _period_should(conn: Connection, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from farebox.adapters.db.tables.core import tenants, test_clocks
 from farebox.adapters.db.tables.invoicing import invoice_lines, invoice_sequences, invoices
+from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.adapters.db.tables.subscriptions import subscriptions
 
 
@@ -242,3 +243,12 @@ def count_invoices(conn: Connection) -> int:
 
 def count_subscriptions_to_bill(conn: Connection, *, statuses: Sequence[str], plan_version_ids: Sequence[int]) -> int:
     return conn.execute(select(func.count()).select_from(subscriptions).where(_to_bill(statuses, plan_version_ids))).scalar_one()
+
+
+def never_charged(conn: Connection, limit: int) -> list[Pair]:
+    """Open invoices without a single payment attempt: issued by a billing run whose charging
+    transaction did not commit (every charge, even without a card, leaves an attempt)."""
+    a = payment_attempts.c
+    attempted = exists().where(a.tenant_id == invoices.c.tenant_id, a.invoice_id == invoices.c.id)
+    query = select(invoices.c.tenant_id, invoices.c.id).where(invoices.c.status == "open", ~attempted).order_by(invoices.c.tenant_id, invoices.c.id).limit(limit)
+    return [(r.tenant_id, r.id) for r in conn.execute(query)]
