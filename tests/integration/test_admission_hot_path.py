@@ -267,3 +267,39 @@ def test_L2_two_first_joins_of_one_person_into_a_new_occurrence_count_once(fb):
     waiter.join(60)
     assert (second["decision"].admitted, second["decision"].counted, second["decision"].reason) == (True, False, "already_counted")
     assert _used(fb, "rc") == 1 and usage.verify(fb, SYSTEM, "rc") == []
+
+
+def test_S6_G12_two_first_entries_into_a_new_occurrence_keep_the_first_start_and_one_warning(fb):
+    """PostgreSQL: the second first-entry waits while the first creates and starts the
+    occurrence; it must keep that start and deadline (S6: the clock runs from the first
+    entry) and not schedule a second "10 minutes left" warning (G12: once)."""
+    if fb.engine.dialect.name != "postgresql":
+        pytest.skip("two writers at once need PostgreSQL")
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from farebox.bootstrap import Farebox
+    from farebox.domain.clock import FrozenClock
+
+    make_tenant(fb, tenant_id="fs", catalog="session-caps", plan="pro")
+    second: dict = {}
+    later = FrozenClock(fb.clock.now() + timedelta(minutes=45))  # makes a second start visible
+    with fb.uow() as uow:
+        now = clocks.now_for(uow, fb.clock, "fs")
+        first = admission.join_in(uow, "fs", "o1", "p1", mode=Mode.LIVE, role=Role.ATTENDEE, now=now)
+        box = Farebox(engine=fb.engine, clock=later, settings=fb.settings)
+        waiter = threading.Thread(target=lambda: second.update(decision=admission.join(box, SYSTEM, "fs", "o1", "p2")))
+        waiter.start()
+        deadline = time.monotonic() + 30
+        with fb.engine.connect() as watch:  # until the second entry waits for this transaction's row
+            while not watch.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar_one():
+                assert time.monotonic() < deadline, "the second entry never waited"
+                time.sleep(0.01)
+        uow.commit()
+    waiter.join(60)
+    assert second["decision"].counted and second["decision"].deadline == first.deadline
+    with fb.engine.connect() as conn:
+        kinds = sorted(conn.execute(text("SELECT kind FROM due_items WHERE tenant_id = 'fs' AND ref = 'o1'")).scalars())
+    assert len(kinds) == 2 and len(set(kinds)) == 2, kinds  # one warning, one end

@@ -173,7 +173,8 @@ def worker(
     from farebox.services import delivery, due
 
     fb = _fb()
-    while True:
+
+    def one_pass() -> bool:
         processed = due.run_due(fb, limit=1000)
         sent = delivery.deliver_pending(fb, limit=1000, lease=timedelta(seconds=lease))
         for delivery_id in sent.delivered + sent.retrying + sent.failed:
@@ -182,10 +183,19 @@ def worker(
         for item in processed:
             console.print(f"{datetime.now().isoformat(timespec='seconds')} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
         billed = _billing_pass(fb)
-        processed = processed or billed  # type: ignore[assignment]
+        return bool(processed or billed)
+
+    while True:
         if once:
+            one_pass()
             return
-        if not processed:
+        try:
+            busy = one_pass()
+        except Exception:  # a pass that failed rolled back; the next one takes up what is still due
+            console.print(f"{datetime.now().isoformat(timespec='seconds')} worker pass failed; retrying in {interval}s")
+            console.print_exception()
+            busy = False
+        if not busy:
             time.sleep(interval)
 
 

@@ -125,13 +125,17 @@ def _occurrence_limits(sub: Subscription | None, meters: dict[str, Meter]) -> li
     return [(meters[l.meter], l) for l in sub.plan.limits if l.meter in meters and meters[l.meter].scope is Scope.OCCURRENCE]
 
 
+def _already_started(occ: dict[str, Any], now: datetime) -> Decision:
+    if occ["ended_at"] is not None or past_deadline(occ["deadline_at"], now):
+        return refuse(reasons.DURATION_EXCEEDED, deadline=occ["deadline_at"])
+    return admit(reasons.STARTED, counted=False, deadline=occ["deadline_at"])
+
+
 def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime, actor: str = "system", sub: Any = UNREAD) -> Decision:
     conn = uow.conn
     occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
     if occ is not None and occ["started_at"] is not None:
-        if occ["ended_at"] is not None or past_deadline(occ["deadline_at"], now):
-            return refuse(reasons.DURATION_EXCEEDED, deadline=occ["deadline_at"])
-        return admit(reasons.STARTED, counted=False, deadline=occ["deadline_at"])
+        return _already_started(occ, now)
     sub = _current(uow, tenant_id, sub)
     refusal = admission_refusal(sub, now)
     if refusal is not None:
@@ -143,6 +147,10 @@ def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: dateti
         if upgrade_required(flags["upgrade_required_peak"], limit.included if limit else None):
             return refuse(reasons.UPGRADE_REQUIRED)
     occ = repo.create_occurrence(conn, tenant_id=tenant_id, occurrence_id=occurrence_id, now=now)
+    if occ["started_at"] is not None:
+        # Creating it waited for a concurrent first entry that started it: S6's clock runs
+        # from that entry, so keep its start, deadline and alerts (G12: the warning once).
+        return _already_started(occ, now)
     deadline = deadline_for(now, sub.plan.event_duration)
     repo.update_occurrence(conn, tenant_id, occurrence_id, started_at=now, deadline_at=deadline, subscription_id=sub.id)
     if deadline is not None:
