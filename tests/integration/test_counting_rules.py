@@ -69,3 +69,24 @@ def test_G3_verify_finds_a_counter_that_differs_from_its_ledger(fb):
         uow.commit()
     differences = usage.verify(fb, SYSTEM, "g3")
     assert [(d["what"], d["used"], d["recomputed"]) for d in differences] == [("counter", 5, 1)]
+
+
+def test_G3_a_later_pool_refusing_leaves_no_ledger_row_of_an_earlier_one(fb):
+    """A plan with two period pools of one kind: when the second refuses, the first pool's
+    unit is given back and no ledger row of it stays (the counters match the ledger, G3)."""
+    import yaml
+
+    from farebox.adapters.catalog_files import bundled_catalog_text
+    from farebox.services import catalog as catalog_service
+
+    doc = yaml.safe_load(bundled_catalog_text("attendee-credits"))
+    doc["name"] = "two-pools"
+    doc["meters"]["seats"] = {"kind": "attendees", "scope": "period", "unit": "seat"}  # sorts after "credits"
+    doc["plans"]["pro"]["limits"]["seats"] = {"included": 2, "policy": "hard"}
+    catalog_service.load_document(fb, SYSTEM, yaml.safe_dump(doc, sort_keys=False))
+    make_tenant(fb, tenant_id="tp", catalog="two-pools", plan="pro")
+    answers = [admission.join(fb, SYSTEM, "tp", "o1", f"p{i}") for i in range(3)]
+    assert [a.counted for a in answers] == [True, True, False]
+    summary = usage.usage_summary(fb, SYSTEM, "tp")
+    assert (summary.meter("credits").used, summary.meter("seats").used) == (2, 2)
+    assert usage.verify(fb, SYSTEM, "tp") == []

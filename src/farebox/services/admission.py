@@ -338,10 +338,12 @@ def consume_pools(
     actor: str,
     cause: str,
 ) -> tuple[reasons.Reason | None, list[str]]:
-    """Count one unit on each of these period meters, or refuse without counting any."""
+    """Count one unit on each of these period meters, or refuse without counting any: every
+    counter is taken first, and only then is each unit written to the ledger and announced
+    (a refusal by a later meter leaves no ledger row of an earlier one behind, G3)."""
     conn = uow.conn
     warnings: list[str] = []
-    done: list[str] = []
+    done: list[tuple[str, Any, int, Meter, int | None]] = []
     start, end = sub.period.start, sub.period.end
     session_limit: int | None = None
     for key in sorted(keys):
@@ -365,12 +367,14 @@ def consume_pools(
             # The cached figure outlived its counter (a rolled-back creation): read it afresh, once.
             rule, after = take(repo.carried_in(conn, **counter, period_end_at=end, fresh=True)[0])
         if after is None:
-            for undo in done:
+            for undo, *_ in done:
                 repo.consume(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=undo, period_start_at=start, cap=None, units=-1)
             if trial_bound is not None:
                 _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
             return rule.reason, []
-        done.append(key)
+        done.append((key, rule, after, meter, trial_bound))
+    for key, rule, after, meter, trial_bound in done:
+        capped = meter.scope is Scope.PERIOD
         repo.record(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start, subject=subject, person_id=person_id, at=now, cause=cause[:1000])
         if capped:
             # `limit`: what alerts measure against (the tenant's own session limit, A6);
