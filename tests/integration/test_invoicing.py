@@ -236,3 +236,12 @@ def test_G13_billing_run_invoices_every_due_subscription_once_and_a_rerun_create
     kinds = sorted(inv.kind for inv in invoices.list_invoices(fb, SYSTEM, "a1"))
     assert kinds == ["renewal", "subscription"]
     assert billing_run.run(fb, SYSTEM).invoiced == 0
+
+
+def test_G13_a_number_pattern_without_the_year_is_refused(monkeypatch):
+    """The sequence restarts every year per issuer: without {year} two invoices could share a number."""
+    monkeypatch.setenv("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{seq:06d}")
+    with pytest.raises(ValueError, match="must contain"):
+        invoicing.number_pattern()
+    monkeypatch.setenv("FAREBOX_INVOICE_NUMBER_PATTERN", "INV/{year}/{seq}")
+    assert invoicing.number_pattern() == "INV/{year}/{seq}"

@@ -71,7 +71,12 @@ def issuer() -> str:
 
 
 def number_pattern() -> str:
-    return os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
+    """G13: the sequence restarts every year per issuer, so a pattern must hold `{year}` and
+    `{seq}` or two invoices could get one number."""
+    pattern = os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
+    if "{year" not in pattern or "{seq" not in pattern:
+        raise ValueError(f"FAREBOX_INVOICE_NUMBER_PATTERN {pattern!r} must contain {{year}} and {{seq}}: numbers restart every year")
+    return pattern
 
 
 _PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
