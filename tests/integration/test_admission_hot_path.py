@@ -303,3 +303,39 @@ def test_S6_G12_two_first_entries_into_a_new_occurrence_keep_the_first_start_and
     with fb.engine.connect() as conn:
         kinds = sorted(conn.execute(text("SELECT kind FROM due_items WHERE tenant_id = 'fs' AND ref = 'o1'")).scalars())
     assert len(kinds) == 2 and len(set(kinds)) == 2, kinds  # one warning, one end
+
+
+def test_G3_A8_a_counter_committed_by_another_transaction_right_after_a_missed_update_still_counts_once(fb):
+    """PostgreSQL, an overage pool: decision A creates the period's counter (not yet committed;
+    its figure is cached in this process); decision B's update finds no visible row, and A
+    commits right then.  B must count its session with its ledger unit (G3), never answer
+    counted without one (seen once in the scale-out test before the fix)."""
+    if fb.engine.dialect.name != "postgresql":
+        pytest.skip("two writers at once need PostgreSQL")
+    import threading
+
+    make_tenant(fb, tenant_id="mc", catalog="agent-sessions", plan="sme")  # sessions: overage, an uncapped consume
+    metering_repo._CARRIED_IN.clear()
+    missed, committed = threading.Event(), threading.Event()
+    result: dict = {}
+
+    def after_execute(conn, cursor, statement, parameters, context, executemany):
+        if threading.current_thread().name == "B" and statement.lstrip().upper().startswith("UPDATE USAGE_COUNTERS") and cursor.rowcount == 0 and not missed.is_set():
+            missed.set()
+            committed.wait(30)  # A commits between B's missed update and whatever B does next
+
+    event.listen(fb.engine, "after_cursor_execute", after_execute)
+    try:
+        with fb.uow() as uow:
+            now = clocks.now_for(uow, fb.clock, "mc")
+            assert admission.message_in(uow, "mc", "a", admission.Sender.CUSTOMER, now=now).counted
+            b = threading.Thread(name="B", target=lambda: result.update(decision=admission.message(fb, SYSTEM, "mc", "b", sender="customer")))
+            b.start()
+            assert missed.wait(30), "B's update never missed the uncommitted counter"
+            uow.commit()
+        committed.set()
+        b.join(60)
+    finally:
+        event.remove(fb.engine, "after_cursor_execute", after_execute)
+    assert result["decision"].counted
+    assert _used(fb, "mc") == 2 and usage.verify(fb, SYSTEM, "mc") == []

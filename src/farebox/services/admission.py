@@ -363,9 +363,14 @@ def consume_pools(
 
         carried_in, cached = repo.carried_in(conn, **counter, period_end_at=end)
         rule, after = take(carried_in)
-        if after is None and cached and not repo.counter_carries(conn, **counter, carried_in=carried_in):
-            # The cached figure outlived its counter (a rolled-back creation): read it afresh, once.
+        if after is None and cached:
+            # A cached figure is checked on a fresh read before anything is concluded: its counter
+            # may come from a creation that rolled back, or from one not committed when the
+            # update ran (PostgreSQL: that row was invisible to it, and may be visible now).
             rule, after = take(repo.carried_in(conn, **counter, period_end_at=end, fresh=True)[0])
+        if after is None and rule.reason is None:
+            # An uncapped pool (overage) never refuses: never answer "counted" without the unit.
+            raise RuntimeError(f"usage counter {counter} could not be updated")
         if after is None:
             for undo, *_ in done:
                 repo.consume(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=undo, period_start_at=start, cap=None, units=-1)

@@ -171,8 +171,7 @@ def carried_in(conn: Connection, *, tenant_id: str, subscription_id: str, meter:
     the hot path reads no counter row.  The cache may outlive a rolled-back
     creation: `consume(..., carried_in=...)` therefore only counts on a row that
     exists with that very figure; when a consume with a cached figure is refused,
-    the caller checks `counter_carries` and, if the row is not what the cache
-    says, asks again with `fresh=True` (re-read, re-created if need be).
+    the caller asks again with `fresh=True` (re-read, re-created if need be).
     """
     key = (tenant_id, subscription_id, meter, period_start_at)
     if fresh:
@@ -188,12 +187,6 @@ def carried_in(conn: Connection, *, tenant_id: str, subscription_id: str, meter:
 
     value = _CARRIED_IN.get(conn, key, load)
     return value, not loaded
-
-
-def counter_carries(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, carried_in: int) -> bool:
-    """Does this counter exist with this carried figure?  (Then a refused `consume` was a real refusal.)"""
-    counter = get_counter(conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at)
-    return counter is not None and counter["carried_in"] == carried_in
 
 
 def get_counter(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime) -> dict[str, Any] | None:
