@@ -1,4 +1,4 @@
-"""Helpers for metering tests: plan variants with smaller numbers, fresh plan caches."""
+"""Helpers for metering tests: plan variants with smaller numbers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ import yaml
 from sqlalchemy import update
 
 from farebox.adapters.catalog_files import bundled_catalog_text
-from farebox.adapters.db.repos import metering as metering_repo
 from farebox.adapters.db.repos import subscriptions as subs_repo
 from farebox.adapters.db.tables.subscriptions import subscriptions
 from farebox.domain.access import SYSTEM
 from farebox.services import catalog as catalog_service
-
-
-def clear_plan_caches() -> None:
-    """Plan versions are cached per process by id; each test has a fresh database."""
-    subs_repo._PLAN_CACHE.clear()
-    metering_repo._METERS.clear()
 
 
 def shrink(fb, tenant_id: str, meter: str, included: int, policy: str | None = None, **plan_fields) -> None:

@@ -8,16 +8,9 @@ from fastapi.testclient import TestClient
 from factories import make_tenant
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from metering_support import clear_plan_caches, shrink
+from metering_support import shrink
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
 
 
 @pytest.fixture

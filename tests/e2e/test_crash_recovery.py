@@ -13,25 +13,16 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.services import usage
-from metering_support import clear_plan_caches
 from support import subprocess_env
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 JOINS = 120
 BATCHES = 30
 PER_BATCH = 20
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
 
 
 def _port() -> int:
@@ -111,7 +102,6 @@ def test_G4_sigkill_mid_stream_then_replay_counts_everything_exactly_once(fb, db
     finally:
         server.terminate()
         server.wait(timeout=10)
-    clear_plan_caches()
     assert usage.verify(fb, SYSTEM) == []
     assert usage.usage_summary(fb, SYSTEM, "crash-l").meter("credits").used == JOINS
     assert usage.usage_summary(fb, SYSTEM, "crash-a").meter("sessions").used == BATCHES * PER_BATCH

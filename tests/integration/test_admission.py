@@ -8,20 +8,11 @@ import pytest
 from sqlalchemy import update
 
 from factories import make_tenant
-from metering_support import clear_plan_caches, shrink
+from metering_support import shrink
 from farebox.adapters.db.tables.subscriptions import subscriptions
 from farebox.domain.access import SYSTEM
 from farebox.services import admission, signals, usage
 from farebox.services.signals import Signal
-
-
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
 
 
 def _joins(fb, tenant, occurrence, people, **kw):

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import event, select, update
 
 from factories import make_tenant
-from metering_support import clear_plan_caches
 from farebox.adapters.db.repos import clocks as clocks_repo
 from farebox.adapters.db.repos import metering as metering_repo
 from farebox.adapters.db.repos import subscriptions as subs_repo
@@ -26,13 +25,6 @@ from farebox.services.signals import Signal
 
 T0 = utc(2026, 1, 5, 9)
 G10 = "Your subscription has ended. Please upgrade your plan to continue."
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
 
 
 def _on_clock(fb, tenant_id: str, **kw) -> str:

@@ -8,24 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.services import usage
-from metering_support import clear_plan_caches, shrink
+from metering_support import shrink
 from support import subprocess_env
 
 WORKER = Path(__file__).resolve().parents[1] / "metering_worker.py"
 PROCESSES = 4
 PER_PROCESS = 12
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
 
 
 def _hammer(db_url: str, tenant: str, occurrence: str, *, spread: bool = False, messages: bool = False) -> list[list]:

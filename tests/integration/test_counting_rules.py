@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 
 from factories import make_tenant
 from farebox.adapters.db.tables.metering import usage_counters
 from farebox.domain.access import SYSTEM
 from farebox.services import admission, clocks, usage
-from metering_support import clear_plan_caches
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
 
 
 def test_L1_one_credit_per_attendee_whatever_the_mode(fb):

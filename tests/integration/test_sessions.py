@@ -14,14 +14,7 @@ from farebox.domain.access import SYSTEM, Role
 from farebox.domain.reasons import DomainError
 from farebox.services import admission, signals, usage
 from farebox.services.signals import Signal
-from metering_support import clear_plan_caches, shrink
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plan_caches():
-    clear_plan_caches()
-    yield
-    clear_plan_caches()
+from metering_support import shrink
 
 
 def _sub(fb, tenant_id):
