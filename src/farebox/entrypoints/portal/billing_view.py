@@ -19,14 +19,7 @@ from farebox.domain.lifecycle import cards as cards_domain
 from farebox.domain.subscriptions import Status
 from farebox.domain.metering import ALMOST_REACHED, REACHED, WARNING_PERCENT
 from farebox.entrypoints.portal import charts
-from farebox.services import catalog, clocks, notifications, subscriptions, tenants, usage
-
-try:  # invoicing (issue 6): shown once it is part of the build
-    from farebox.services import invoices as invoices_service
-    from farebox.services import payments as payments_service
-except ImportError:  # pragma: no cover - before the invoicing merge
-    invoices_service = None  # type: ignore[assignment]
-    payments_service = None  # type: ignore[assignment]
+from farebox.services import catalog, clocks, invoices, notifications, payments, subscriptions, tenants, usage
 
 SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
 
@@ -75,7 +68,6 @@ class BillingPage:
     notifications: notifications.NotificationList
     invoices: list[Any] = field(default_factory=list)
     payment_methods: list[Any] = field(default_factory=list)
-    invoicing_available: bool = False
 
 
 def tenant_now(fb: Farebox, tenant_id: str) -> datetime:
@@ -177,9 +169,7 @@ def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
         chart_svg=chart(fb, actor, tenant_id, summary, now), top=usage.top_usage(fb, actor, tenant_id, limit=10),
         plans=plan_offers(fb, catalog_name, current.plan.code if current is not None and current.is_live and current.status is not Status.TRIALING else None),
         notifications=notifications.list_notifications(fb, actor, tenant_id, limit=20),
+        invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24),
+        payment_methods=payments.list_payment_methods(fb, actor, tenant_id),
     )
-    if invoices_service is not None and payments_service is not None:
-        page.invoicing_available = True
-        page.invoices = invoices_service.list_invoices(fb, actor, tenant_id, limit=24)
-        page.payment_methods = payments_service.list_payment_methods(fb, actor, tenant_id)
     return page

@@ -14,12 +14,7 @@ from farebox.domain.periods import parse_duration
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
 from farebox.entrypoints.portal.console_view import mrr_rows, usage_line
-from farebox.services import audit, catalog, clocks, delivery, tenants, usage
-
-try:  # invoicing (issue 6)
-    from farebox.services import billing_run
-except ImportError:  # pragma: no cover - before the invoicing merge
-    billing_run = None  # type: ignore[assignment]
+from farebox.services import audit, billing_run, catalog, clocks, delivery, tenants, usage
 
 router = APIRouter(prefix="/portal/console", include_in_schema=False)
 
@@ -104,16 +99,14 @@ def replay_delivery(request: Request, delivery_id: str, current: Session, csrf: 
 @router.get("/billing-runs", response_class=HTMLResponse)
 def billing_runs_page(request: Request, current: Session, report=None):
     require_operator(current.principal)
-    due = billing_run.due_count(fb_of(request)) if billing_run is not None else None
-    return page(request, "console_billing_runs.html", current, available=billing_run is not None, due=due, report=report, tab="billing-runs")
+    due = billing_run.due_count(fb_of(request))
+    return page(request, "console_billing_runs.html", current, due=due, report=report, tab="billing-runs")
 
 
 @router.post("/billing-runs", response_class=HTMLResponse)
 def run_billing(request: Request, current: Session, csrf: CsrfField):
     check_csrf(current, csrf)
     require_operator(current.principal)
-    if billing_run is None:
-        return billing_runs_page(request, current)
     report = billing_run.run(fb_of(request), current.principal)
     return billing_runs_page(request, current, report=report)
 
