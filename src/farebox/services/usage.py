@@ -20,7 +20,14 @@ from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.domain.catalog import Limit, Meter, Scope
-from farebox.domain.metering import carried_forward, overage, percent, pool_rule, validate_session_limit
+from farebox.domain.metering import (
+    carried_forward,
+    overage,
+    percent,
+    pool_rule,
+    session_warnings,
+    validate_session_limit,
+)
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription, trial_used_up
 from farebox.services import signals
@@ -46,6 +53,7 @@ class MeterUsage:
     customer_limit_allowed: bool
     period_start: datetime
     period_end: datetime
+    warnings: tuple[str, ...] = ()  # A6: "Session limit almost reached" from 80%, "... has been reached" at 100%
 
 
 @dataclass(frozen=True)
@@ -99,9 +107,29 @@ def summary_in(conn: Connection, tenant_id: str) -> UsageSummary:
     sub = subs_repo.current(conn, tenant_id)
     if sub is None:
         return UsageSummary(tenant_id, None, None, None, None)
+    counters = repo.counters_for(conn, tenant_id, sub.id, sub.period.start)
+    return _summary(conn, tenant_id, sub, counters, repo.settings(conn, tenant_id)["session_limit"])
+
+
+def summaries_of(conn: Connection, current: dict[str, Subscription], tenant_ids: list[str]) -> dict[str, UsageSummary]:
+    """`summary_in` of many tenants whose current subscriptions are known, in a constant number of statements."""
+    periods = [(t, sub.id, sub.period.start) for t, sub in current.items()]
+    counters: dict[str, list[dict[str, Any]]] = {}
+    for row in repo.counters_of_many(conn, periods):
+        counters.setdefault(row["tenant_id"], []).append(row)
+    limits = repo.settings_of_many(conn, list(current))
+    return {
+        t: _summary(conn, t, current[t], counters.get(t, []), limits.get(t, {}).get("session_limit"))
+        if t in current else UsageSummary(t, None, None, None, None)
+        for t in tenant_ids
+    }
+
+
+def _summary(
+    conn: Connection, tenant_id: str, sub: Subscription, counter_rows: list[dict[str, Any]], session_limit: int | None
+) -> UsageSummary:
     meters = repo.meters_of(conn, sub.plan_version_id)
-    counters = {c["meter"]: c for c in repo.counters_for(conn, tenant_id, sub.id, sub.period.start)}
-    session_limit = repo.settings(conn, tenant_id)["session_limit"]
+    counters = {c["meter"]: c for c in counter_rows}
     rows = [_meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()]
     return UsageSummary(tenant_id, sub.id, sub.plan.code, sub.period.start, sub.period.end, rows)
 
@@ -122,6 +150,7 @@ def _meter_usage(sub: Subscription, meter: Meter, limit: Limit | None, counter: 
         limit=shown, left=None if shown is None else max(0, shown - used), percent=percent(used, shown),
         overage=overage(used, rule.included), carried_in=carried, policy=limit.policy.value if limit else None,
         session_limit=own, customer_limit_allowed=allowed, period_start=sub.period.start, period_end=sub.period.end,
+        warnings=session_warnings(used, rule, meter.kind),
     )
 
 

@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from farebox.domain.access import require_billing_access
 from farebox.domain.reasons import DomainError
-from farebox.entrypoints.portal import billing_view
+
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
 from farebox.services import invoices as invoices_service
+from farebox.services import tenants
 from farebox.services import payments as payments_service
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
@@ -30,7 +31,7 @@ SANDBOX_CARDS = (
 
 def _sandbox_page(request: Request, current, tenant_id: str, *, error=None) -> HTMLResponse:
     fb = fb_of(request)
-    tenant = billing_view.tenants.get_tenant(fb, current.principal, tenant_id)
+    tenant = tenants.get_tenant(fb, current.principal, tenant_id)
     return page(request, "sandbox_hosted.html", current, tenant=tenant, cards=SANDBOX_CARDS, error=error, tab="billing")
 
 

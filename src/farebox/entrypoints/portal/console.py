@@ -8,29 +8,21 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.domain.access import require_operator
 from farebox.domain.periods import parse_duration
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.entrypoints.portal.console_view import mrr_rows, usage_line
-from farebox.services import audit, billing_run, catalog, clocks, delivery, tenants, usage
+from farebox.entrypoints.portal.console_view import usage_line
+from farebox.services import audit, billing_run, catalog, clocks, delivery, tenant_overview
 
 router = APIRouter(prefix="/portal/console", include_in_schema=False)
 
 
 @router.get("", response_class=HTMLResponse)
 def tenants_page(request: Request, current: Session, q: Annotated[str | None, Query(max_length=100)] = None):
-    fb = fb_of(request)
-    require_operator(current.principal)
-    rows = []
-    found = tenants.list_tenants(fb, current.principal, search=q, limit=200)
-    with fb.uow(readonly=True) as uow:
-        for tenant in found:
-            sub = subscriptions_repo.current(uow.conn, tenant["id"])
-            summary = usage.summary_in(uow.conn, tenant["id"])
-            rows.append({"tenant": tenant, "subscription": sub, "usage": usage_line(summary)})
-    rows, totals = mrr_rows(rows)
+    overview = tenant_overview.tenant_overview(fb_of(request), current.principal, search=q, limit=200)
+    rows = [{"tenant": r.tenant, "subscription": r.subscription, "usage": usage_line(r.usage), "mrr": r.mrr} for r in overview.rows]
+    totals = {currency: mrr.format() for currency, mrr in overview.mrr_totals.items()}
     return page(request, "console_tenants.html", current, rows=rows, totals=totals, q=q or "", tab="tenants")
 
 
