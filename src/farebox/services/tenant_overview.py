@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from farebox.adapters.db.repos import subscriptions as subs_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.bootstrap import Farebox
 from farebox.domain.access import Principal, require_operator
@@ -34,7 +33,7 @@ def tenant_overview(fb: Farebox, actor: Principal, *, search: str | None = None,
     with fb.uow(readonly=True) as uow:
         found = tenants_repo.list_tenants(uow.conn, search=search, limit=limit)
         ids = [t["id"] for t in found]
-        current = subs_repo.current_of_many(uow.conn, ids)
-        usage = summaries_of(uow.conn, current, ids)
+        current = uow.subscriptions.current_of_many(ids)
+        usage = summaries_of(uow.metering, current, ids)
     rows = [TenantRow(t, current.get(t["id"]), usage[t["id"]], monthly_recurring_revenue(current.get(t["id"]))) for t in found]
     return TenantOverview(rows, mrr_totals([r.subscription for r in rows]))

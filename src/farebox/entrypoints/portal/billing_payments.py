@@ -49,7 +49,7 @@ def open_hosted_page(request: Request, tenant_id: str, current: Session, csrf: C
     """Redirect to the provider's hosted page; it comes back to the Billing tab."""
     check_csrf(current, csrf)
     require_billing_access(current.principal, tenant_id)
-    sandbox = payments_service.provider().name == "sandbox"
+    sandbox = payments_service.provider(fb_of(request)).name == "sandbox"
     back = f"{str(request.base_url).rstrip('/')}/portal/t/{tenant_id}/billing" + ("/payment-method/sandbox" if sandbox else "")
     link = payments_service.hosted_link(fb_of(request), current.principal, tenant_id, kind="portal", return_url=back)
     return RedirectResponse(link, status_code=303)
