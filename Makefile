@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install migration bench clean
+.PHONY: run test lint install migration bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ run: install
 	@echo "a narrated walk-through of the three catalogs on a test clock: $(BIN)/farebox demo"
 	$(BIN)/farebox serve
 
-## The whole suite; on PostgreSQL too when FAREBOX_TEST_POSTGRES is set.
-test: install
+## ruff (pycodestyle, pyflakes, bugbear, import order; lines under 120) and mypy on src/farebox (pyproject.toml).
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+## Lint, then the whole suite; on PostgreSQL too when FAREBOX_TEST_POSTGRES is set.
+test: lint
 	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -50,7 +50,9 @@ def database(engine_name: str) -> tuple[str, callable]:
 def farebox(url: str) -> Farebox:
     engine = make_engine(url)
     upgrade(engine)
-    fb = Farebox(engine=engine, clock=FrozenClock(START), settings=Settings(database_url=url, operator_key="bench-operator-key"))
+    fb = Farebox(
+        engine=engine, clock=FrozenClock(START), settings=Settings(database_url=url, operator_key="bench-operator-key")
+    )
     demo.load_catalogs(fb)
     return fb
 
@@ -84,8 +86,15 @@ def served(url: str, *, workers: int = 1, key: str = "bench-operator-key") -> It
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAREBOX_")}
-    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), FAREBOX_DATABASE_URL=url, FAREBOX_OPERATOR_KEY=key, FAREBOX_LOG_LEVEL="warning")
-    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve", "--port", str(port), "--workers", str(workers)], env=env)
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"),
+        FAREBOX_DATABASE_URL=url,
+        FAREBOX_OPERATOR_KEY=key,
+        FAREBOX_LOG_LEVEL="warning",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "farebox", "serve", "--port", str(port), "--workers", str(workers)], env=env
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

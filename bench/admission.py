@@ -34,7 +34,10 @@ BARE_SCHEMA = [
 BARE_DECISION = [
     ("SELECT * FROM occ WHERE tenant_id='t' AND id=? {lock}", lambda occ, i: (occ,)),
     ("SELECT * FROM people WHERE tenant_id='t' AND occurrence_id=? AND person_id=?", lambda occ, i: (occ, f"p{i}")),
-    ("UPDATE counters SET used = used + 1 WHERE tenant_id='t' AND sub='s' AND meter='credits' AND start='2026' AND used + 1 <= 100000000 RETURNING used", lambda occ, i: ()),
+    (
+        "UPDATE counters SET used = used + 1 WHERE tenant_id='t' AND sub='s' AND meter='credits' AND start='2026' AND used + 1 <= 100000000 RETURNING used",
+        lambda occ, i: (),
+    ),
     ("INSERT INTO ledger VALUES ('t', ?, ?, ?, '2026-01-05')", lambda occ, i: (f"u{i}", occ, f"p{i}")),
     ("INSERT INTO people VALUES ('t', ?, ?, '2026-01-05')", lambda occ, i: (occ, f"p{i}")),
     ("UPDATE occ SET counted = counted + 1, present = present + 1 WHERE tenant_id='t' AND id=?", lambda occ, i: (occ,)),
@@ -59,8 +62,12 @@ class Bare:
             text = text.format(lock="FOR UPDATE" if pg else "")
             if pg:
                 for table in ("occ", "people", "counters", "ledger"):
-                    text = text.replace(f"TABLE {table} ", f"TABLE bare_{table} ").replace(f"FROM {table} ", f"FROM bare_{table} ")
-                    text = text.replace(f"INTO {table} ", f"INTO bare_{table} ").replace(f"UPDATE {table} ", f"UPDATE bare_{table} ")
+                    text = text.replace(f"TABLE {table} ", f"TABLE bare_{table} ").replace(
+                        f"FROM {table} ", f"FROM bare_{table} "
+                    )
+                    text = text.replace(f"INTO {table} ", f"INTO bare_{table} ").replace(
+                        f"UPDATE {table} ", f"UPDATE bare_{table} "
+                    )
                 text = text.replace("?", "%s")
             return text
 
@@ -78,7 +85,9 @@ class Bare:
         if not self.pg:
             db.execute("BEGIN IMMEDIATE")
         for text, params in self.statements:
-            db.execute(text, params(occ, i)).fetchone() if text.startswith(("SELECT", "UPDATE counters", "UPDATE bare_counters")) else db.execute(text, params(occ, i))
+            db.execute(text, params(occ, i)).fetchone() if text.startswith(
+                ("SELECT", "UPDATE counters", "UPDATE bare_counters")
+            ) else db.execute(text, params(occ, i))
         db.commit() if self.pg else db.execute("COMMIT")
 
     def close(self) -> None:
@@ -116,7 +125,11 @@ def main() -> None:
         tenant(fb, "bench", "attendee-credits", "enterprise")  # overage: never refuses, every join counts
         for i in range(200):  # warm-up
             admission.join(fb, SYSTEM, "bench", "warm", f"w{i}")
-        where = url.removeprefix("sqlite:///") + ".bare" if args.engine == "sqlite" else fb.engine.url.render_as_string(hide_password=False)
+        where = (
+            url.removeprefix("sqlite:///") + ".bare"
+            if args.engine == "sqlite"
+            else fb.engine.url.render_as_string(hide_password=False)
+        )
         bare = Bare(where, args.engine)
         ours, bare_lat = interleaved(farebox_join(fb), bare.decide, args.n)
         bare.close()

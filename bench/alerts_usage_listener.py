@@ -37,7 +37,13 @@ def main(n: int) -> None:
             start = time.perf_counter()
             for i in range(n):
                 with fb.uow() as uow:
-                    data = {"meter": "sessions", "before": i, "after": i + 1, "included": 10 * n, "period_start": sub.period.start.isoformat()}
+                    data = {
+                        "meter": "sessions",
+                        "before": i,
+                        "after": i + 1,
+                        "included": 10 * n,
+                        "period_start": sub.period.start.isoformat(),
+                    }
                     publish(uow, Signal(kind, "acme", fb.clock.now(), subject=sub.id, data=data))
                     uow.commit()
             return n / (time.perf_counter() - start)
@@ -47,7 +53,9 @@ def main(n: int) -> None:
         for _ in range(3):  # interleaved, best of three each: the machine is noisy
             baseline = max(baseline, run("bench.nobody_listens"))
             with_alerts = max(with_alerts, run("usage.recorded"))
-        print(f"usage.recorded with the alerts listener: {with_alerts:,.0f}/s; baseline (no listener): {baseline:,.0f}/s; ratio {with_alerts / baseline:.2f}")
+        print(
+            f"usage.recorded with the alerts listener: {with_alerts:,.0f}/s; baseline (no listener): {baseline:,.0f}/s; ratio {with_alerts / baseline:.2f}"
+        )
         engine.dispose()
 
 

@@ -47,13 +47,42 @@ def setup(url: str, n: int) -> Farebox:
         period = period_at(now - timedelta(days=3), "month", now)
         ts = [{"id": f"t{i:06d}", "name": f"T{i}", "tax_rate_bp": 0, "created_at": now} for i in range(n)]
         uow.conn.execute(tenants.insert(), ts)
-        uow.conn.execute(subscriptions.insert(), [
-            {"tenant_id": t["id"], "id": f"sub_{t['id']}", "plan_version_id": version, "status": "active", "anchor_at": period.start,
-             "period_start_at": period.start, "period_end_at": period.end, "starts_at": period.start, "created_at": period.start,
-             "cancel_at_period_end": False, "row_version": 1, "settings": {}} for t in ts])
-        uow.conn.execute(payment_methods.insert(), [
-            {"tenant_id": t["id"], "id": f"pm_{t['id']}", "provider": "sandbox", "provider_ref": "pm_sandbox_4242424242424242_x", "brand": "visa",
-             "last4": "4242", "is_default": True, "created_at": now} for t in ts])
+        uow.conn.execute(
+            subscriptions.insert(),
+            [
+                {
+                    "tenant_id": t["id"],
+                    "id": f"sub_{t['id']}",
+                    "plan_version_id": version,
+                    "status": "active",
+                    "anchor_at": period.start,
+                    "period_start_at": period.start,
+                    "period_end_at": period.end,
+                    "starts_at": period.start,
+                    "created_at": period.start,
+                    "cancel_at_period_end": False,
+                    "row_version": 1,
+                    "settings": {},
+                }
+                for t in ts
+            ],
+        )
+        uow.conn.execute(
+            payment_methods.insert(),
+            [
+                {
+                    "tenant_id": t["id"],
+                    "id": f"pm_{t['id']}",
+                    "provider": "sandbox",
+                    "provider_ref": "pm_sandbox_4242424242424242_x",
+                    "brand": "visa",
+                    "last4": "4242",
+                    "is_default": True,
+                    "created_at": now,
+                }
+                for t in ts
+            ],
+        )
         uow.commit()
     return fb
 
@@ -101,7 +130,9 @@ def main() -> None:
     assert report.invoiced == n, report.invoiced
     assert rerun.invoiced == 0
     path_name = "per subscription" if per_subscription else "batched"
-    print(f"billing run ({path_name}), SQLite, {n} subscriptions: {elapsed:.2f} s ({n / elapsed:,.0f} subscriptions/s; invoiced and charged {report.invoiced})")
+    print(
+        f"billing run ({path_name}), SQLite, {n} subscriptions: {elapsed:.2f} s ({n / elapsed:,.0f} subscriptions/s; invoiced and charged {report.invoiced})"
+    )
     print(f"  CPU time of the run: {cpu:.2f} s ({cpu / elapsed:.0%} of the wall time)")
     print(f"  projected for 100,000: {100_000 * elapsed / n:.0f} s (target < 60 s)")
     print(f"  baseline, bare sqlite3 executemany of {n} invoices + {n} lines: {base:.3f} s ({n / base:,.0f}/s)")

@@ -55,7 +55,14 @@ def main() -> None:
         with served(url, workers=args.workers) as base:
             asyncio.run(drive(base, 200, args.c, lambda i: ("GET", "/healthz", None)))  # warm-up
             health = asyncio.run(drive(base, args.n, args.c, lambda i: ("GET", "/healthz", None)))
-            joins = asyncio.run(drive(base, args.n, args.c, lambda i: ("POST", f"/v1/tenants/bench/occurrences/o{i % 10}/join", {"person_id": f"p{i}"})))
+            joins = asyncio.run(
+                drive(
+                    base,
+                    args.n,
+                    args.c,
+                    lambda i: ("POST", f"/v1/tenants/bench/occurrences/o{i % 10}/join", {"person_id": f"p{i}"}),
+                )
+            )
     finally:
         drop()
     report(

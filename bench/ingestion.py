@@ -37,7 +37,9 @@ def bare_sqlite(path: str, batches: list[list[dict]]) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data TEXT, PRIMARY KEY (tenant_id, source, id))")
+    db.execute(
+        "CREATE TABLE ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data TEXT, PRIMARY KEY (tenant_id, source, id))"
+    )
     t0 = time.perf_counter()
     for evs in batches:
         db.execute("BEGIN")
@@ -50,7 +52,9 @@ def bare_copy(url: str, batches: list[list[dict]]) -> float:
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as db:
-        db.execute("CREATE TABLE bare_ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data JSONB, PRIMARY KEY (tenant_id, source, id))")
+        db.execute(
+            "CREATE TABLE bare_ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data JSONB, PRIMARY KEY (tenant_id, source, id))"
+        )
         db.commit()
         t0 = time.perf_counter()
         for evs in batches:

@@ -64,7 +64,10 @@ def main() -> None:
         ).fetchone()
 
     results = {}
-    for name, fn in (("raw sqlite3 SELECT", raw_read), ("repos.subscriptions.current + admission_refusal", farebox_read)):
+    for name, fn in (
+        ("raw sqlite3 SELECT", raw_read),
+        ("repos.subscriptions.current + admission_refusal", farebox_read),
+    ):
         latencies = []
         start = time.perf_counter()
         for i in range(args.reads):

@@ -62,11 +62,21 @@ class Phase:
     def line(self) -> str:
         ok = self.done - sum(self.errors.values())
         rate = self.done / self.elapsed if self.elapsed else 0.0
-        p50, p99 = (1000 * pct(self.latencies, 0.50), 1000 * pct(self.latencies, 0.99)) if self.latencies else (0.0, 0.0)
+        p50, p99 = (
+            (1000 * pct(self.latencies, 0.50), 1000 * pct(self.latencies, 0.99)) if self.latencies else (0.0, 0.0)
+        )
         return f"  {self.name:<34} {self.done:>6} req {rate:>8.1f}/s  p50 {p50:>7.1f} ms  p99 {p99:>7.1f} ms  errors {sum(self.errors.values())} ({ok} ok)"
 
 
-async def _send(client: httpx.AsyncClient, phase: Phase, method: str, path: str, body: dict | None, due: float, gate: asyncio.Semaphore | None = None) -> None:
+async def _send(
+    client: httpx.AsyncClient,
+    phase: Phase,
+    method: str,
+    path: str,
+    body: dict | None,
+    due: float,
+    gate: asyncio.Semaphore | None = None,
+) -> None:
     if gate is not None:  # wait here, not in httpx's pool (whose queue slows down with thousands waiting)
         async with gate:
             return await _send(client, phase, method, path, body, due)
@@ -126,7 +136,9 @@ def main() -> None:
     ap.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres"])
     ap.add_argument("--attendees", type=int, default=3000)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds over which the attendees arrive")
-    ap.add_argument("--message-rate", type=float, default=10.0, help="conversation messages per second during the replay")
+    ap.add_argument(
+        "--message-rate", type=float, default=10.0, help="conversation messages per second during the replay"
+    )
     ap.add_argument("--conversations", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=32, help="connections the generator keeps open")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the server")
@@ -136,7 +148,10 @@ def main() -> None:
     url, drop = database(args.engine)
     fb = farebox(url)
     fb.clock = SystemClock()  # the server lives on the real clock: subscribe now
-    for tenant_id, catalog, plan in (("webinars", "session-caps", "business"), ("agents", "agent-sessions", "enterprise")):
+    for tenant_id, catalog, plan in (
+        ("webinars", "session-caps", "business"),
+        ("agents", "agent-sessions", "enterprise"),
+    ):
         tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id, owner_email=f"owner@{tenant_id}.test")
         subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, cause="load test")
     fb.engine.dispose()
@@ -147,37 +162,69 @@ def main() -> None:
             asyncio.run(closed_loop(base, Phase("warm-up"), [("GET", "/healthz", None)] * 200, 8))
 
             # 1. the replay, at the webinar's pace, then /healthz on the same schedule
-            joins, messages, health = Phase("webinar joins"), Phase("conversation messages"), Phase("/healthz, same schedule (baseline)")
-            schedule = [(at, joins, "POST", "/v1/tenants/webinars/occurrences/webinar-1/join", {"person_id": f"attendee-{i}"})
-                        for i, at in enumerate(arrivals(args.attendees, args.duration, rng))]
+            joins, messages, health = (
+                Phase("webinar joins"),
+                Phase("conversation messages"),
+                Phase("/healthz, same schedule (baseline)"),
+            )
+            schedule = [
+                (at, joins, "POST", "/v1/tenants/webinars/occurrences/webinar-1/join", {"person_id": f"attendee-{i}"})
+                for i, at in enumerate(arrivals(args.attendees, args.duration, rng))
+            ]
             n_messages = int(args.message_rate * args.duration)
-            schedule += [(args.duration * i / max(n_messages, 1), messages, "POST", f"/v1/tenants/agents/conversations/conv-{rng.randrange(args.conversations)}/messages",
-                          {"from": rng.choice(["customer", "agent"])}) for i in range(n_messages)]
+            schedule += [
+                (
+                    args.duration * i / max(n_messages, 1),
+                    messages,
+                    "POST",
+                    f"/v1/tenants/agents/conversations/conv-{rng.randrange(args.conversations)}/messages",
+                    {"from": rng.choice(["customer", "agent"])},
+                )
+                for i in range(n_messages)
+            ]
             schedule.sort(key=lambda s: s[0])
             asyncio.run(open_loop(base, schedule, args.concurrency))
-            asyncio.run(open_loop(base, [(at, health, "GET", "/healthz", None) for at, *_ in schedule], args.concurrency))
+            asyncio.run(
+                open_loop(base, [(at, health, "GET", "/healthz", None) for at, *_ in schedule], args.concurrency)
+            )
 
             # 2. saturation: as fast as the connections allow
             rush, rush_health = Phase("joins, closed loop"), Phase("/healthz, closed loop (baseline)")
-            asyncio.run(closed_loop(base, rush, [("POST", "/v1/tenants/webinars/occurrences/webinar-2/join", {"person_id": f"attendee-{i}"}) for i in range(args.attendees)], args.concurrency))
+            asyncio.run(
+                closed_loop(
+                    base,
+                    rush,
+                    [
+                        ("POST", "/v1/tenants/webinars/occurrences/webinar-2/join", {"person_id": f"attendee-{i}"})
+                        for i in range(args.attendees)
+                    ],
+                    args.concurrency,
+                )
+            )
             asyncio.run(closed_loop(base, rush_health, [("GET", "/healthz", None)] * args.attendees, args.concurrency))
     finally:
         drop()
 
     replay_rate = (joins.done + messages.done) / joins.elapsed
     health_p99 = pct(health.latencies, 0.99)
-    print(f"\nwebinar replay: {args.attendees} attendees over {args.duration:.0f} s + {n_messages} messages, {args.engine}, "
-          f"uvicorn workers={args.workers}, {args.concurrency} connections, generator: 1 asyncio process")
+    print(
+        f"\nwebinar replay: {args.attendees} attendees over {args.duration:.0f} s + {n_messages} messages, {args.engine}, "
+        f"uvicorn workers={args.workers}, {args.concurrency} connections, generator: 1 asyncio process"
+    )
     for phase in (joins, messages, health):
         print(phase.line())
-    print(f"  replay throughput (joins + messages)  {replay_rate:.1f}/s; errors {sum(joins.errors.values()) + sum(messages.errors.values())} {dict(joins.errors + messages.errors)}")
+    print(
+        f"  replay throughput (joins + messages)  {replay_rate:.1f}/s; errors {sum(joins.errors.values()) + sum(messages.errors.values())} {dict(joins.errors + messages.errors)}"
+    )
     print(f"  join answers: {dict(joins.reasons)}; message answers: {dict(messages.reasons)}")
     print(f"  p99 joins / p99 /healthz (same schedule)   {pct(joins.latencies, 0.99) / health_p99:.2f}x")
     print(f"\nsaturation: {args.attendees} joins as fast as {args.concurrency} connections allow")
     for phase in (rush, rush_health):
         print(phase.line())
     print(f"  join answers: {dict(rush.reasons)}")
-    print(f"  throughput joins / /healthz               {100 * (rush.done / rush.elapsed) / (rush_health.done / rush_health.elapsed):.1f} %")
+    print(
+        f"  throughput joins / /healthz               {100 * (rush.done / rush.elapsed) / (rush_health.done / rush_health.elapsed):.1f} %"
+    )
 
 
 if __name__ == "__main__":

@@ -65,31 +65,83 @@ def load(fb: Farebox, n: int) -> int:
     with fb.uow() as uow:
         conn = uow.conn
         versions = {(c, p): offered_plan(conn, c, p).version_id for c, p, *_ in PROFILES}
-        conn.execute(test_clocks.insert(), [{"id": "clk_bench", "name": "bench", "now_at": NOW, "created_at": START}])  # the CLI sees the same now
+        conn.execute(
+            test_clocks.insert(), [{"id": "clk_bench", "name": "bench", "now_at": NOW, "created_at": START}]
+        )  # the CLI sees the same now
         buffers: dict = {t: [] for t in (tenants, subscriptions, invoices, invoice_lines, usage_records, occurrences)}
         for i in range(n):
             tenant_id = f"t{i:06d}"
             catalog, plan, meter, currency, price, months = PROFILES[i % 3]
             sub = f"sub_{tenant_id}"
-            buffers[tenants].append({"id": tenant_id, "name": tenant_id, "tax_rate_bp": 0, "created_at": START, "test_clock_id": "clk_bench"})
-            buffers[subscriptions].append({
-                "tenant_id": tenant_id, "id": sub, "plan_version_id": versions[(catalog, plan)], "status": "active", "anchor_at": START,
-                "period_start_at": add_months(START, 6 if months == 1 else 0), "period_end_at": add_months(START, 7 if months == 1 else 12),
-                "starts_at": START, "created_at": START, "cancel_at_period_end": False, "row_version": 1, "settings": {},
-            })
+            buffers[tenants].append(
+                {
+                    "id": tenant_id,
+                    "name": tenant_id,
+                    "tax_rate_bp": 0,
+                    "created_at": START,
+                    "test_clock_id": "clk_bench",
+                }
+            )
+            buffers[subscriptions].append(
+                {
+                    "tenant_id": tenant_id,
+                    "id": sub,
+                    "plan_version_id": versions[(catalog, plan)],
+                    "status": "active",
+                    "anchor_at": START,
+                    "period_start_at": add_months(START, 6 if months == 1 else 0),
+                    "period_end_at": add_months(START, 7 if months == 1 else 12),
+                    "starts_at": START,
+                    "created_at": START,
+                    "cancel_at_period_end": False,
+                    "row_version": 1,
+                    "settings": {},
+                }
+            )
             for k in range(0, 6, months):
                 start, end = add_months(START, k), add_months(START, k + months)
                 invoice = f"inv_{tenant_id}_{k}"
-                buffers[invoices].append({
-                    "tenant_id": tenant_id, "id": invoice, "billing_key": invoice, "number": f"B-{i}-{k}", "subscription_id": sub, "kind": "renewal",
-                    "status": "paid", "currency": currency, "subtotal_minor": price, "tax_rate_bp": 0, "tax_minor": 0, "total_minor": price,
-                    "bill_to": {}, "period_start_at": start, "period_end_at": end, "issued_at": start, "paid_at": start, "cause": "bench",
-                })
-                buffers[invoice_lines].append({
-                    "tenant_id": tenant_id, "invoice_id": invoice, "position": 1, "key": f"fee:{sub}:{k}", "kind": "fee", "description": plan,
-                    "subscription_id": sub, "plan_version_id": versions[(catalog, plan)], "quantity": 1, "unit_amount_minor": price, "amount_minor": price,
-                    "period_start_at": start, "period_end_at": end, "service_start_at": start, "service_end_at": end,
-                })
+                buffers[invoices].append(
+                    {
+                        "tenant_id": tenant_id,
+                        "id": invoice,
+                        "billing_key": invoice,
+                        "number": f"B-{i}-{k}",
+                        "subscription_id": sub,
+                        "kind": "renewal",
+                        "status": "paid",
+                        "currency": currency,
+                        "subtotal_minor": price,
+                        "tax_rate_bp": 0,
+                        "tax_minor": 0,
+                        "total_minor": price,
+                        "bill_to": {},
+                        "period_start_at": start,
+                        "period_end_at": end,
+                        "issued_at": start,
+                        "paid_at": start,
+                        "cause": "bench",
+                    }
+                )
+                buffers[invoice_lines].append(
+                    {
+                        "tenant_id": tenant_id,
+                        "invoice_id": invoice,
+                        "position": 1,
+                        "key": f"fee:{sub}:{k}",
+                        "kind": "fee",
+                        "description": plan,
+                        "subscription_id": sub,
+                        "plan_version_id": versions[(catalog, plan)],
+                        "quantity": 1,
+                        "unit_amount_minor": price,
+                        "amount_minor": price,
+                        "period_start_at": start,
+                        "period_end_at": end,
+                        "service_start_at": start,
+                        "service_end_at": end,
+                    }
+                )
             for month in range(6):
                 heavy = i % 100 == 0 and month == 2
                 count = 1300 if heavy else rng.randint(2, 18)
@@ -101,11 +153,34 @@ def load(fb: Farebox, n: int) -> int:
                     occ = f"o{month}"
                     at = [base] * count
                     subjects = [f"occurrence:{occ}"] * count
-                    buffers[occurrences].append({"tenant_id": tenant_id, "id": occ, "subscription_id": sub, "started_at": base, "counted": count,
-                                                 "present": 0, "peak": count, "queue_tail": 0, "created_at": base})
+                    buffers[occurrences].append(
+                        {
+                            "tenant_id": tenant_id,
+                            "id": occ,
+                            "subscription_id": sub,
+                            "started_at": base,
+                            "counted": count,
+                            "present": 0,
+                            "peak": count,
+                            "queue_tail": 0,
+                            "created_at": base,
+                        }
+                    )
                 for j, (when, subject) in enumerate(zip(at, subjects)):
-                    buffers[usage_records].append({"tenant_id": tenant_id, "id": f"u{month}_{j}", "subscription_id": sub, "meter": meter,
-                                                   "period_start_at": START, "subject": subject, "person_id": f"p{j}", "units": 1, "at": when, "cause": "bench"})
+                    buffers[usage_records].append(
+                        {
+                            "tenant_id": tenant_id,
+                            "id": f"u{month}_{j}",
+                            "subscription_id": sub,
+                            "meter": meter,
+                            "period_start_at": START,
+                            "subject": subject,
+                            "person_id": f"p{j}",
+                            "units": 1,
+                            "at": when,
+                            "cause": "bench",
+                        }
+                    )
                 ledger += count
             _flush(conn, buffers)
         _flush(conn, buffers, force=True)
@@ -118,7 +193,9 @@ def baseline(path: Path) -> float:
     conn = sqlite3.connect(path)
     started = time.perf_counter()
     conn.execute("SELECT tenant_id, meter, substr(at, 1, 7), sum(units) FROM usage_records GROUP BY 1, 2, 3").fetchall()
-    conn.execute("SELECT tenant_id, substr(started_at, 1, 7), count(*), max(counted), max(peak) FROM occurrences WHERE started_at IS NOT NULL GROUP BY 1, 2").fetchall()
+    conn.execute(
+        "SELECT tenant_id, substr(started_at, 1, 7), count(*), max(counted), max(peak) FROM occurrences WHERE started_at IS NOT NULL GROUP BY 1, 2"
+    ).fetchall()
     conn.execute(
         "SELECT l.tenant_id, i.currency, substr(l.service_start_at, 1, 7), sum(l.amount_minor) FROM invoice_lines l "
         "JOIN invoices i ON i.tenant_id = l.tenant_id AND i.id = l.invoice_id WHERE i.status != 'void' GROUP BY 1, 2, 3"
@@ -143,19 +220,33 @@ def main() -> None:
         base = baseline(path)
         done = [0]
         started = time.perf_counter()
-        summary = reprice.reprice_all(fb, SYSTEM, catalog="attendee-credits", on_progress=lambda k: done.__setitem__(0, done[0] + k))
+        summary = reprice.reprice_all(
+            fb, SYSTEM, catalog="attendee-credits", on_progress=lambda k: done.__setitem__(0, done[0] + k)
+        )
         elapsed = time.perf_counter() - started
         fb.engine.dispose()
         env = {**os.environ, "FAREBOX_DATABASE_URL": url, "COLUMNS": "250"}
         started = time.perf_counter()
-        cli = subprocess.run([sys.executable, "-m", "farebox", "reprice", "--all", "--catalog", "attendee-credits"], env=env, capture_output=True, text=True, check=True)
+        cli = subprocess.run(
+            [sys.executable, "-m", "farebox", "reprice", "--all", "--catalog", "attendee-credits"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         cli_elapsed = time.perf_counter() - started
     assert summary.tenants == n == done[0], (summary.tenants, done[0])
     print(f"loaded {n:,} tenants, {rows:,} ledger rows in {loading:.1f} s")
-    print(f"reprice --all under attendee-credits, SQLite, {n:,} tenants: {elapsed:.2f} s ({n / elapsed:,.0f} tenants/s)")
-    print(f"  change: {', '.join(f'{c} {summary.change(c) / 100:+,.2f}' for c in sorted(summary.would_pay))}; "
-          f"{summary.other_currency:,} in another currency; {len(summary.hitting_limits):,} would hit a limit")
-    print(f"  the command itself, `farebox reprice --all --catalog attendee-credits` (a new process, progress bar): {cli_elapsed:.2f} s")
+    print(
+        f"reprice --all under attendee-credits, SQLite, {n:,} tenants: {elapsed:.2f} s ({n / elapsed:,.0f} tenants/s)"
+    )
+    print(
+        f"  change: {', '.join(f'{c} {summary.change(c) / 100:+,.2f}' for c in sorted(summary.would_pay))}; "
+        f"{summary.other_currency:,} in another currency; {len(summary.hitting_limits):,} would hit a limit"
+    )
+    print(
+        f"  the command itself, `farebox reprice --all --catalog attendee-credits` (a new process, progress bar): {cli_elapsed:.2f} s"
+    )
     print("   ", "\n    ".join(line for line in cli.stdout.splitlines() if "tenant(s)" in line))
     print(f"  baseline, bare sqlite3 reading and summing the same rows per tenant and month: {base:.2f} s")
     print(f"  ratio repricing / baseline time: {elapsed / base:.1f}x")

@@ -32,8 +32,18 @@ def load_events(fb, tenant_id: str, n: int) -> None:
         chunk = 50_000
         for start in range(1, n, chunk):
             rows = [
-                {"tenant_id": tenant_id, "id": f"u{i:09d}", "subscription_id": sub.id, "meter": "sessions", "period_start_at": sub.period.start,
-                 "subject": f"conversation:c{i}", "person_id": None, "units": 1, "at": START + timedelta(seconds=i % 86400), "cause": "bench"}
+                {
+                    "tenant_id": tenant_id,
+                    "id": f"u{i:09d}",
+                    "subscription_id": sub.id,
+                    "meter": "sessions",
+                    "period_start_at": sub.period.start,
+                    "subject": f"conversation:c{i}",
+                    "person_id": None,
+                    "units": 1,
+                    "at": START + timedelta(seconds=i % 86400),
+                    "cause": "bench",
+                }
                 for i in range(start, min(n, start + chunk))
             ]
             uow.conn.execute(insert(usage_records), rows)

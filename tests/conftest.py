@@ -22,8 +22,9 @@ from farebox.adapters.db.migrate import upgrade
 from farebox.adapters.db.tables import metadata
 from farebox.bootstrap import Farebox
 from farebox.domain.clock import FrozenClock
-from farebox.settings import Settings
 from farebox.services import demo
+from farebox.settings import Settings
+
 from support import SRC, START, subprocess_env, tier_missing  # noqa: F401  (re-exported for tests)
 
 PG_URL = os.environ.get("FAREBOX_TEST_POSTGRES")

@@ -6,13 +6,21 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.services import payments, subscriptions, tenants
 
-
 GOOD_CARD = "4242424242424242"  # the sandbox's card that always succeeds
 
 
-def make_tenant(fb: Farebox, *, tenant_id: str = "acme", catalog: str | None = None, plan: str | None = None, card: str | None = GOOD_CARD) -> str:
+def make_tenant(
+    fb: Farebox,
+    *,
+    tenant_id: str = "acme",
+    catalog: str | None = None,
+    plan: str | None = None,
+    card: str | None = GOOD_CARD,
+) -> str:
     """A tenant with an owner and (by default) a good sandbox card, subscribed when a plan is given."""
-    tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id.title(), owner_email=f"owner@{tenant_id}.test")
+    tenants.create_tenant(
+        fb, SYSTEM, tenant_id=tenant_id, name=tenant_id.title(), owner_email=f"owner@{tenant_id}.test"
+    )
     if card:
         payments.add_payment_method(fb, SYSTEM, tenant_id, token=card)
     if catalog and plan:
@@ -28,7 +36,8 @@ def clear_outbox(fb, tenant_id):
     """Forget the set-up's alerts (the first invoice's), so a test sees only what it causes."""
     from sqlalchemy import delete
 
-    from farebox.adapters.db.tables.alerts import deliveries, delivery_attempts, notifications as notifications_table
+    from farebox.adapters.db.tables.alerts import deliveries, delivery_attempts
+    from farebox.adapters.db.tables.alerts import notifications as notifications_table
 
     with fb.uow() as uow:
         for table in (delivery_attempts, deliveries, notifications_table):

@@ -49,20 +49,54 @@ class FakeStripe:
         if path.startswith("/v1/payment_methods/") and path.endswith("/attach"):
             pm = path.split("/")[3]
             if pm == REFUSED_PM:
-                return 402, {"error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}}
-            return 200, {"id": pm, "object": "payment_method", "customer": params["customer"], "card": {"brand": "visa", "last4": "0341" if pm == DECLINING_PM else "4242"}}
+                return 402, {
+                    "error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}
+                }
+            return 200, {
+                "id": pm,
+                "object": "payment_method",
+                "customer": params["customer"],
+                "card": {"brand": "visa", "last4": "0341" if pm == DECLINING_PM else "4242"},
+            }
         if path == "/v1/payment_intents":
-            intent = {"id": self._id("pi"), "object": "payment_intent", "amount": int(params["amount"]), "currency": params["currency"], "customer": params["customer"]}
+            intent = {
+                "id": self._id("pi"),
+                "object": "payment_intent",
+                "amount": int(params["amount"]),
+                "currency": params["currency"],
+                "customer": params["customer"],
+            }
             if params["payment_method"] == DECLINING_PM:
                 intent["status"] = "requires_payment_method"
-                return 402, {"error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined.", "payment_intent": intent}}
+                return 402, {
+                    "error": {
+                        "type": "card_error",
+                        "code": "card_declined",
+                        "message": "Your card was declined.",
+                        "payment_intent": intent,
+                    }
+                }
             return 200, {**intent, "status": "succeeded"}
         if path == "/v1/refunds":
-            return 200, {"id": self._id("re"), "object": "refund", "status": "succeeded", "payment_intent": params["payment_intent"]}
+            return 200, {
+                "id": self._id("re"),
+                "object": "refund",
+                "status": "succeeded",
+                "payment_intent": params["payment_intent"],
+            }
         if path == "/v1/checkout/sessions":
-            return 200, {"id": self._id("cs"), "object": "checkout.session", "url": "https://checkout.stripe.test/c/pay/" + params["customer"], "mode": params["mode"]}
+            return 200, {
+                "id": self._id("cs"),
+                "object": "checkout.session",
+                "url": "https://checkout.stripe.test/c/pay/" + params["customer"],
+                "mode": params["mode"],
+            }
         if path == "/v1/billing_portal/sessions":
-            return 200, {"id": self._id("bps"), "object": "billing_portal.session", "url": "https://billing.stripe.test/p/session/" + params["customer"]}
+            return 200, {
+                "id": self._id("bps"),
+                "object": "billing_portal.session",
+                "url": "https://billing.stripe.test/p/session/" + params["customer"],
+            }
         return 404, {"error": {"type": "invalid_request_error", "message": f"no fake for {path}"}}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

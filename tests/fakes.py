@@ -42,11 +42,15 @@ class FakeMeteringRepository:
         self.counters: list[dict[str, Any]] = []
         self.limits: dict[str, int] = {}
 
-    def count(self, sub: Subscription, meter: str, used: int, *, carried_in: int = 0, period_start: datetime | None = None) -> None:
+    def count(
+        self, sub: Subscription, meter: str, used: int, *, carried_in: int = 0, period_start: datetime | None = None
+    ) -> None:
         start = period_start or sub.period.start
         self.counters = [
-            c for c in self.counters
-            if (c["tenant_id"], c["subscription_id"], c["meter"], c["period_start_at"]) != (sub.tenant_id, sub.id, meter, start)
+            c
+            for c in self.counters
+            if (c["tenant_id"], c["subscription_id"], c["meter"], c["period_start_at"])
+            != (sub.tenant_id, sub.id, meter, start)
         ]
         self.counters.append({
             "tenant_id": sub.tenant_id, "subscription_id": sub.id, "meter": meter, "period_start_at": start,
@@ -61,14 +65,19 @@ class FakeMeteringRepository:
 
     def counters_of_many(self, periods: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
         wanted = set(periods)
-        return [dict(c) for c in self.counters if (c["tenant_id"], c["subscription_id"], c["period_start_at"]) in wanted]
+        return [
+            dict(c) for c in self.counters if (c["tenant_id"], c["subscription_id"], c["period_start_at"]) in wanted
+        ]
 
     def counters_between(
         self, tenant_id: str, subscription_id: str, start: datetime, end: datetime
     ) -> list[dict[str, Any]]:
         return [
-            dict(c) for c in self.counters
-            if c["tenant_id"] == tenant_id and c["subscription_id"] == subscription_id and start <= c["period_start_at"] < end
+            dict(c)
+            for c in self.counters
+            if c["tenant_id"] == tenant_id
+            and c["subscription_id"] == subscription_id
+            and start <= c["period_start_at"] < end
         ]
 
     def session_limit(self, tenant_id: str) -> int | None:

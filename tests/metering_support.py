@@ -29,5 +29,7 @@ def shrink(fb, tenant_id: str, meter: str, included: int, policy: str | None = N
     catalog_service.load_document(fb, SYSTEM, yaml.safe_dump(doc, sort_keys=False))  # plan order is tier order
     with fb.uow() as uow:
         offered = catalog_service.offered_plan(uow.conn, doc["name"], sub.plan.code)
-        uow.conn.execute(update(subscriptions).where(subscriptions.c.id == sub.id).values(plan_version_id=offered.version_id))
+        uow.conn.execute(
+            update(subscriptions).where(subscriptions.c.id == sub.id).values(plan_version_id=offered.version_id)
+        )
         uow.commit()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import sys
 
+from farebox.adapters.clock import SystemClock
 from farebox.adapters.db.engine import make_engine
 from farebox.bootstrap import Farebox
-from farebox.adapters.clock import SystemClock
 from farebox.domain.access import SYSTEM
 from farebox.services import admission
 from farebox.settings import Settings

@@ -20,7 +20,9 @@ def sign_in_link(log: Path, email: str) -> str:
 
 
 def api(base: str, method: str, path: str, **kwargs):
-    r = httpx.request(method, base + path, headers={"Authorization": "Bearer browser-operator-key"}, timeout=10, **kwargs)
+    r = httpx.request(
+        method, base + path, headers={"Authorization": "Bearer browser-operator-key"}, timeout=10, **kwargs
+    )
     assert r.status_code < 400, r.text
     return r.json()
 
@@ -42,4 +44,10 @@ def record_conversations(env: dict, tenant_id: str, prefix: str, count: int) -> 
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-c", RECORD, tenant_id, prefix, str(count)], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", RECORD, tenant_id, prefix, str(count)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )

@@ -54,9 +54,18 @@ def server(tmp_path):
         FAREBOX_LOG_LEVEL="warning",
     )
     for args in (["migrate"], ["catalog", "load", "--bundled"]):
-        subprocess.run([sys.executable, "-m", "farebox", *args], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "farebox", *args],
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "farebox", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "farebox", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -82,7 +91,15 @@ def browser(chromium_path):
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=chromium_path,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
+
+from factories import make_tenant
 from metering_support import shrink
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
@@ -25,7 +26,11 @@ def test_G15_a_refusal_of_entry_is_a_200_answer_with_a_reason(client, fb):
     assert ok.status_code == 200 and ok.json()["admitted"] is True and ok.json()["counted"] is True
     no = client.post("/v1/tenants/h1/occurrences/o1/join", json={"person_id": "b"}, headers=OPERATOR)
     assert no.status_code == 200
-    assert {k: no.json()[k] for k in ("admitted", "counted", "reason")} == {"admitted": False, "counted": False, "reason": "credits_exhausted"}
+    assert {k: no.json()[k] for k in ("admitted", "counted", "reason")} == {
+        "admitted": False,
+        "counted": False,
+        "reason": "credits_exhausted",
+    }
 
 
 def test_G4_same_idempotency_key_returns_the_first_answer_and_counts_once(client, fb):
@@ -52,12 +57,39 @@ def test_A6_session_limit_over_http(client, fb):
 def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(client, fb):
     make_tenant(fb, tenant_id="h4", catalog="attendee-credits", plan="pro")
     events = [
-        {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T08:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
-        {"id": "e2", "source": "replays", "type": "attendee.joined", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "on_demand"}},
+        {
+            "id": "e1",
+            "source": "replays",
+            "type": "attendee.joined",
+            "time": "2026-01-05T08:00:00Z",
+            "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"},
+        },
+        {
+            "id": "e2",
+            "source": "replays",
+            "type": "attendee.joined",
+            "data": {"occurrence_id": "o1", "person_id": "a", "mode": "on_demand"},
+        },
         {"id": "e3", "source": "replays", "type": "nonsense", "data": {}},
-        {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T08:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
-        {"id": "e1", "source": "replays", "type": "attendee.joined", "data": {"occurrence_id": "o1", "person_id": "zz"}},
-        {"id": "e4", "source": "replays", "type": "attendee.registered", "data": {"occurrence_id": "o1", "person_id": "b"}},
+        {
+            "id": "e1",
+            "source": "replays",
+            "type": "attendee.joined",
+            "time": "2026-01-05T08:00:00Z",
+            "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"},
+        },
+        {
+            "id": "e1",
+            "source": "replays",
+            "type": "attendee.joined",
+            "data": {"occurrence_id": "o1", "person_id": "zz"},
+        },
+        {
+            "id": "e4",
+            "source": "replays",
+            "type": "attendee.registered",
+            "data": {"occurrence_id": "o1", "person_id": "b"},
+        },
     ]
     r = client.post("/v1/tenants/h4/usage/events", json={"events": events}, headers=OPERATOR)
     assert r.status_code == 200
@@ -74,7 +106,13 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(clie
 def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessions(client, fb):
     make_tenant(fb, tenant_id="h5", catalog="agent-sessions", plan="sme")
     events = [
-        {"id": f"m{h}", "source": "chat", "type": "conversation.message", "time": f"2026-01-0{3 + h // 24}T{h % 24:02d}:00:00Z", "data": {"conversation_id": "c1", "from": "customer"}}
+        {
+            "id": f"m{h}",
+            "source": "chat",
+            "type": "conversation.message",
+            "time": f"2026-01-0{3 + h // 24}T{h % 24:02d}:00:00Z",
+            "data": {"conversation_id": "c1", "from": "customer"},
+        }
         for h in range(0, 37, 4)
     ]
     body = client.post("/v1/tenants/h5/usage/events", json={"events": events}, headers=OPERATOR).json()
@@ -91,5 +129,9 @@ def test_G6_a_member_cannot_read_usage(client, fb):
     r = client.get("/v1/tenants/h6/usage", headers={"Authorization": f"Bearer {issued.secret}"})
     assert r.status_code == 403
     # but a member's key may ask admissions (the platform's agents use such keys)
-    r = client.post("/v1/tenants/h6/conversations/c1/messages", json={"from": "customer"}, headers={"Authorization": f"Bearer {issued.secret}"})
+    r = client.post(
+        "/v1/tenants/h6/conversations/c1/messages",
+        json={"from": "customer"},
+        headers={"Authorization": f"Bearer {issued.secret}"},
+    )
     assert r.status_code == 200 and r.json()["admitted"] is True

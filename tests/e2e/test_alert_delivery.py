@@ -22,8 +22,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
-from support import subprocess_env
-from factories import clear_outbox, make_tenant, usage_recorded
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM, Role
@@ -31,6 +29,9 @@ from farebox.entrypoints.api.app import create_app
 from farebox.services import delivery, subscriptions, tenants, webhook_endpoints
 from farebox.services.signals import Signal, publish
 from farebox.settings import Settings
+
+from factories import clear_outbox, make_tenant, usage_recorded
+from support import subprocess_env
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -120,7 +121,11 @@ def test_G12_email_over_real_smtp_to_owners_admins_and_billing_recipient(fb):
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
-        smtp_fb = Farebox(engine=fb.engine, clock=fb.clock, settings=Settings(database_url="", smtp_url=f"smtp://127.0.0.1:{controller.port}"))
+        smtp_fb = Farebox(
+            engine=fb.engine,
+            clock=fb.clock,
+            settings=Settings(database_url="", smtp_url=f"smtp://127.0.0.1:{controller.port}"),
+        )
         make_tenant(smtp_fb, tenant_id="acme", catalog="agent-sessions", plan="sme")
         clear_outbox(smtp_fb, "acme")
         tenants.add_member(smtp_fb, SYSTEM, "acme", email="admin@acme.test", role=Role.ADMIN)
@@ -208,7 +213,9 @@ def test_G12_api_lists_notifications_deliveries_and_manages_endpoints(fb, receiv
     made = client.post("/v1/webhook-endpoints", json={"url": hook.url}, headers=OPERATOR)
     assert made.status_code == 201 and made.json()["secret"].startswith("whsec_")
     assert client.get("/v1/webhook-endpoints", headers=OPERATOR).json()[0]["secret"] is None
-    rotated = client.post(f"/v1/webhook-endpoints/{made.json()['id']}/rotate-secret", json={"grace_hours": 2}, headers=OPERATOR).json()
+    rotated = client.post(
+        f"/v1/webhook-endpoints/{made.json()['id']}/rotate-secret", json={"grace_hours": 2}, headers=OPERATOR
+    ).json()
     assert rotated["secret"] != made.json()["secret"] and rotated["previous_secret_expires_at"]
     make_tenant(fb, tenant_id="acme", catalog="agent-sessions", plan="sme")
     clear_outbox(fb, "acme")
@@ -218,10 +225,15 @@ def test_G12_api_lists_notifications_deliveries_and_manages_endpoints(fb, receiv
     as_owner = {"Authorization": f"Bearer {owner}"}
     listed = client.get("/v1/tenants/acme/notifications", headers=as_owner).json()
     assert listed["unread"] == 1 and listed["items"][0]["title"] == "Session limit almost reached"
-    assert client.get("/v1/tenants/acme/notifications", headers={"Authorization": f"Bearer {member}"}).status_code == 403
+    assert (
+        client.get("/v1/tenants/acme/notifications", headers={"Authorization": f"Bearer {member}"}).status_code == 403
+    )
     read = client.post(f"/v1/tenants/acme/notifications/{listed['items'][0]['id']}/read", headers=as_owner)
     assert read.status_code == 200 and read.json()["read_at"]
-    assert client.get("/v1/tenants/acme/notifications?unread=true", headers=as_owner).json() == {"unread": 0, "items": []}
+    assert client.get("/v1/tenants/acme/notifications?unread=true", headers=as_owner).json() == {
+        "unread": 0,
+        "items": [],
+    }
     assert client.get("/v1/tenants/acme/email-outbox", headers=as_owner).json()[0]["to"] == "owner@acme.test"
     delivery.deliver_pending(fb)
     deliveries = client.get("/v1/deliveries?channel=webhook", headers=OPERATOR).json()
@@ -229,8 +241,18 @@ def test_G12_api_lists_notifications_deliveries_and_manages_endpoints(fb, receiv
     one = client.get(f"/v1/deliveries/{deliveries[0]['id']}", headers=OPERATOR).json()
     assert one["log"][0]["status_code"] == 200
     assert client.post(f"/v1/deliveries/{one['id']}/replay", headers=OPERATOR).json()["status"] == "pending"
-    assert client.put("/v1/tenants/acme/notification-channels", json={"channel": "email", "enabled": False}, headers=as_owner).json()["email"] is False
-    assert client.put("/v1/notification-channels", json={"channel": "webhook", "enabled": False}, headers=as_owner).status_code == 403
+    assert (
+        client.put(
+            "/v1/tenants/acme/notification-channels", json={"channel": "email", "enabled": False}, headers=as_owner
+        ).json()["email"]
+        is False
+    )
+    assert (
+        client.put(
+            "/v1/notification-channels", json={"channel": "webhook", "enabled": False}, headers=as_owner
+        ).status_code
+        == 403
+    )
     assert client.delete(f"/v1/webhook-endpoints/{made.json()['id']}", headers=OPERATOR).status_code == 204
 
 
@@ -257,7 +279,9 @@ def test_G12_worker_killed_between_writing_and_delivering_loses_nothing(fb, db_u
         worker.send_signal(signal.SIGKILL)  # mid-delivery: claimed, sent, not recorded
         worker.wait(10)
         hook.release.set()
-        assert {d.status for d in delivery.list_deliveries(fb, SYSTEM, channel="webhook")} == {"pending"}  # nothing recorded, nothing lost
+        assert {d.status for d in delivery.list_deliveries(fb, SYSTEM, channel="webhook")} == {
+            "pending"
+        }  # nothing recorded, nothing lost
         worker = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -267,5 +291,7 @@ def test_G12_worker_killed_between_writing_and_delivering_loses_nothing(fb, db_u
     finally:
         worker.kill()
         worker.wait(10)
-    assert {d.id: d.status for d in delivery.list_deliveries(fb, SYSTEM, channel="webhook")} == {i: "delivered" for i in expected}
+    assert {d.id: d.status for d in delivery.list_deliveries(fb, SYSTEM, channel="webhook")} == {
+        i: "delivered" for i in expected
+    }
     assert {h["webhook-id"] for h, _ in hook.received} == expected

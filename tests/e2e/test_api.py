@@ -17,7 +17,9 @@ def client(fb):
 
 
 def _tenant(client, tenant_id="acme"):
-    r = client.post("/v1/tenants", json={"id": tenant_id, "name": tenant_id, "owner_email": f"o@{tenant_id}.test"}, headers=OPERATOR)
+    r = client.post(
+        "/v1/tenants", json={"id": tenant_id, "name": tenant_id, "owner_email": f"o@{tenant_id}.test"}, headers=OPERATOR
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -89,8 +91,15 @@ def test_G6_billing_is_owner_and_admin_only_and_tenants_are_isolated(client, fb)
 def test_G2_test_clock_over_http(client):
     _tenant(client, "acme")
     clock = client.post("/v1/test-clocks", json={"name": "c", "start": "2027-01-31T12:00:00Z"}, headers=OPERATOR).json()
-    assert client.post(f"/v1/test-clocks/{clock['id']}/tenants", json={"tenant_id": "acme"}, headers=OPERATOR).json()["tenants"] == ["acme"]
-    assert client.post("/v1/tenants/acme/payment-methods", json={"token": "4242424242424242"}, headers=OPERATOR).status_code == 201
+    assert client.post(f"/v1/test-clocks/{clock['id']}/tenants", json={"tenant_id": "acme"}, headers=OPERATOR).json()[
+        "tenants"
+    ] == ["acme"]
+    assert (
+        client.post(
+            "/v1/tenants/acme/payment-methods", json={"token": "4242424242424242"}, headers=OPERATOR
+        ).status_code
+        == 201
+    )
     client.post("/v1/tenants/acme/subscription", json={"catalog": "agent-sessions", "plan": "sme"}, headers=OPERATOR)
     r = client.post(f"/v1/test-clocks/{clock['id']}/advance", json={"by": "30d"}, headers=OPERATOR)
     assert r.status_code == 200
@@ -104,7 +113,14 @@ def test_catalogs_load_by_bundled_name_or_yaml_text_never_a_server_path(client):
     assert r.status_code == 200 and r.json()["unchanged"]
     r = client.post("/v1/catalogs", json={"bundled": "/etc/passwd"}, headers=OPERATOR)
     assert r.status_code == 404 and r.json()["error"]["code"] == "catalog_not_found"
-    r = client.post("/v1/catalogs", json={"document": "name: tiny\ntitle: Tiny\nmeters: {}\nplans: {solo: {name: Solo, price: '5.00', interval: month}}\n"}, headers=OPERATOR)
+    r = client.post(
+        "/v1/catalogs",
+        json={
+            "document": "name: tiny\ntitle: Tiny\nmeters: {}\n"
+            "plans: {solo: {name: Solo, price: '5.00', interval: month}}\n"
+        },
+        headers=OPERATOR,
+    )
     assert r.status_code == 200 and r.json()["added"] == ["solo v1"]
     r = client.post("/v1/catalogs", json={"document": "name: tiny\nplans: {}\n"}, headers=OPERATOR)
     assert r.status_code == 422 and r.json()["error"]["code"] == "catalog_invalid"

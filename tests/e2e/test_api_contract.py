@@ -4,11 +4,11 @@ response matches the schema, and a refused request writes nothing."""
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import func, select
 
 from farebox.adapters.db.tables import metadata
 from farebox.entrypoints.api.app import create_app
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 EXAMPLES_PER_OPERATION = 25
@@ -38,11 +38,15 @@ def test_every_operation_answers_within_its_contract(fb):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def fuzz(case):
             before = _row_counts(fb)
             response = case.call_and_validate(headers=OPERATOR, excluded_checks=EXCLUDED)
             if response.status_code >= 400:  # refused: nothing half-written
-                assert _row_counts(fb) == before, f"{case.method} {case.formatted_path} -> {response.status_code} wrote rows"
+                assert _row_counts(fb) == before, (
+                    f"{case.method} {case.formatted_path} -> {response.status_code} wrote rows"
+                )
 
         fuzz()

@@ -42,7 +42,9 @@ class World:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     sessions: dict[str, portal_auth.PortalSession] = field(default_factory=dict)
     clock_id: str = ""
-    ids: dict[str, str] = field(default_factory=lambda: {"occurrence_id": "o1", "conversation_id": "c1"})  # ids a row's path uses
+    ids: dict[str, str] = field(
+        default_factory=lambda: {"occurrence_id": "o1", "conversation_id": "c1"}
+    )  # ids a row's path uses
 
 
 def build_world(fb) -> World:
@@ -60,9 +62,13 @@ def build_world(fb) -> World:
     }
     world.sessions = {
         "operator": portal_auth._open_session(fb, Principal(Role.OPERATOR, email="operator")),
-        "other_owner": portal_auth._open_session(fb, Principal(Role.OWNER, tenant_id="other", email="owner@other.test")),
+        "other_owner": portal_auth._open_session(
+            fb, Principal(Role.OWNER, tenant_id="other", email="owner@other.test")
+        ),
         **{
-            role.value: portal_auth._open_session(fb, Principal(role, tenant_id="acme", email=f"{role.value}@acme.test"))
+            role.value: portal_auth._open_session(
+                fb, Principal(role, tenant_id="acme", email=f"{role.value}@acme.test")
+            )
             for role in (Role.OWNER, Role.ADMIN, Role.MEMBER)
         },
     }
@@ -155,23 +161,55 @@ API_ROWS = [
     Row("GET", "/v1/catalogs", EVERYONE - {"none", "wrong"}),
     Row("POST", "/v1/catalogs", OPERATOR, body(lambda w: {"bundled": "session-caps"})),
     Row("GET", "/v1/tenants", OPERATOR),
-    Row("POST", "/v1/tenants", OPERATOR, body(lambda w: {"id": f"new{next(_unique)}", "name": "New", "owner_email": "o@new.test"})),
+    Row(
+        "POST",
+        "/v1/tenants",
+        OPERATOR,
+        body(lambda w: {"id": f"new{next(_unique)}", "name": "New", "owner_email": "o@new.test"}),
+    ),
     Row("GET", "/v1/tenants/{tenant_id}", TEAM),
     Row("GET", "/v1/tenants/{tenant_id}/members", TEAM),
-    Row("POST", "/v1/tenants/{tenant_id}/members", BILLING, body(lambda w: {"email": f"m{next(_unique)}@acme.test", "role": "member"})),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/members",
+        BILLING,
+        body(lambda w: {"email": f"m{next(_unique)}@acme.test", "role": "member"}),
+    ),
     Row("POST", "/v1/tenants/{tenant_id}/api-keys", BILLING, body(lambda w: {"role": "member"})),
     Row("GET", "/v1/tenants/{tenant_id}/subscription", BILLING, prepare=subscribed),
-    Row("POST", "/v1/tenants/{tenant_id}/subscription", BILLING, body(lambda w: {"catalog": "session-caps", "plan": "free"})),
-    Row("POST", "/v1/tenants/{tenant_id}/subscription/trial", BILLING, body(lambda w: {"catalog": "agent-sessions", "plan": "sme"})),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/subscription",
+        BILLING,
+        body(lambda w: {"catalog": "session-caps", "plan": "free"}),
+    ),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/subscription/trial",
+        BILLING,
+        body(lambda w: {"catalog": "agent-sessions", "plan": "sme"}),
+    ),
     Row("POST", "/v1/tenants/{tenant_id}/subscription/change", BILLING, body(lambda w: {"plan": "pro"}), subscribed),
-    Row("GET", "/v1/tenants/{tenant_id}/subscription/preview", BILLING, query(lambda w: {"catalog": "attendee-credits", "plan": "pro"}), subscribed),
+    Row(
+        "GET",
+        "/v1/tenants/{tenant_id}/subscription/preview",
+        BILLING,
+        query(lambda w: {"catalog": "attendee-credits", "plan": "pro"}),
+        subscribed,
+    ),
     Row("GET", "/v1/tenants/{tenant_id}/subscription/upcoming", BILLING, prepare=change_scheduled),
     Row("POST", "/v1/tenants/{tenant_id}/subscription/upcoming/cancel", BILLING, prepare=change_scheduled),
     Row("POST", "/v1/tenants/{tenant_id}/subscription/cancel", BILLING, prepare=on_pro),
     Row("POST", "/v1/tenants/{tenant_id}/subscription/reactivate", BILLING, prepare=cancellation_scheduled),
     Row("GET", "/v1/tenants/{tenant_id}/subscription/cards", BILLING, prepare=subscribed),
     Row("GET", "/v1/tenants/{tenant_id}/subscription/transitions", BILLING, prepare=subscribed),
-    Row("POST", "/v1/tenants/{tenant_id}/subscription/sales-requests", BILLING, body(lambda w: {"plan": "business"}), subscribed),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/subscription/sales-requests",
+        BILLING,
+        body(lambda w: {"plan": "business"}),
+        subscribed,
+    ),
     Row("GET", "/v1/test-clocks", OPERATOR),
     Row("POST", "/v1/test-clocks", OPERATOR, body(lambda w: {"name": "x"})),
     Row("GET", "/v1/test-clocks/{clock_id}", OPERATOR),
@@ -185,11 +223,18 @@ API_ROWS = [
     Row("POST", "/v1/tenants/{tenant_id}/notifications/read-all", BILLING, prepare=alerted),
     Row("POST", "/v1/tenants/{tenant_id}/notifications/{notification_id}/read", BILLING, prepare=alerted),
     Row("GET", "/v1/tenants/{tenant_id}/notification-channels", BILLING),
-    Row("PUT", "/v1/tenants/{tenant_id}/notification-channels", BILLING, body(lambda w: {"channel": "email", "enabled": False})),
+    Row(
+        "PUT",
+        "/v1/tenants/{tenant_id}/notification-channels",
+        BILLING,
+        body(lambda w: {"channel": "email", "enabled": False}),
+    ),
     Row("GET", "/v1/notification-channels", OPERATOR),
     Row("PUT", "/v1/notification-channels", OPERATOR, body(lambda w: {"channel": "webhook", "enabled": False})),
     Row("GET", "/v1/tenants/{tenant_id}/email-outbox", BILLING, prepare=alerted),
-    Row("GET", "/v1/deliveries", BILLING, query(lambda w: {"tenant_id": "acme"}), alerted),  # without tenant_id: operator only
+    Row(
+        "GET", "/v1/deliveries", BILLING, query(lambda w: {"tenant_id": "acme"}), alerted
+    ),  # without tenant_id: operator only
     Row("GET", "/v1/deliveries/{delivery_id}", BILLING, prepare=alerted),
     Row("POST", "/v1/deliveries/{delivery_id}/replay", OPERATOR, prepare=alerted),
     Row("POST", "/v1/webhook-endpoints", OPERATOR, body(lambda w: {"url": "http://127.0.0.1:9/other"})),
@@ -198,16 +243,51 @@ API_ROWS = [
     Row("DELETE", "/v1/webhook-endpoints/{endpoint_id}", OPERATOR, prepare=alerted),
     # admission and usage (the platform calls admission with any of the tenant's keys)
     Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/start", TEAM, prepare=on_pro),
-    Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/join", TEAM, body(lambda w: {"person_id": f"p{next(_unique)}"}), on_pro),
-    Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/leave", TEAM, body(lambda w: {"person_id": "p1"}), on_pro),
-    Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/register", TEAM, body(lambda w: {"person_id": f"p{next(_unique)}"}), on_pro),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/join",
+        TEAM,
+        body(lambda w: {"person_id": f"p{next(_unique)}"}),
+        on_pro,
+    ),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/leave",
+        TEAM,
+        body(lambda w: {"person_id": "p1"}),
+        on_pro,
+    ),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/register",
+        TEAM,
+        body(lambda w: {"person_id": f"p{next(_unique)}"}),
+        on_pro,
+    ),
     Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/end", TEAM, prepare=occurrence_started),
-    Row("POST", "/v1/tenants/{tenant_id}/conversations/{conversation_id}/messages", TEAM, body(lambda w: {"from": "customer"}), on_agents),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/conversations/{conversation_id}/messages",
+        TEAM,
+        body(lambda w: {"from": "customer"}),
+        on_agents,
+    ),
     Row(
         "POST",
         "/v1/tenants/{tenant_id}/usage/events",
         TEAM,
-        body(lambda w: {"events": [{"id": f"e{next(_unique)}", "source": "matrix", "type": "attendee.registered", "data": {"occurrence_id": "o1", "person_id": "p1"}}]}),
+        body(
+            lambda w: {
+                "events": [
+                    {
+                        "id": f"e{next(_unique)}",
+                        "source": "matrix",
+                        "type": "attendee.registered",
+                        "data": {"occurrence_id": "o1", "person_id": "p1"},
+                    }
+                ]
+            }
+        ),
         on_pro,
     ),
     Row("GET", "/v1/tenants/{tenant_id}/usage", BILLING, prepare=on_agents),
@@ -222,12 +302,23 @@ API_ROWS = [
     Row("GET", "/v1/tenants/{tenant_id}/invoices/{invoice_id}", BILLING, prepare=invoiced),
     Row("GET", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/payments", BILLING, prepare=invoiced),
     Row("GET", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pdf", BILLING, prepare=invoiced),
-    Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/email", BILLING, body(lambda w: {"to": "books@acme.test"}), invoiced),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/invoices/{invoice_id}/email",
+        BILLING,
+        body(lambda w: {"to": "books@acme.test"}),
+        invoiced,
+    ),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pay", BILLING, prepare=invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void", OPERATOR, prepare=invoiced),
     Row("GET", "/v1/tenants/{tenant_id}/payment-methods", BILLING),
     Row("POST", "/v1/tenants/{tenant_id}/payment-methods", BILLING, body(lambda w: {"token": "4242424242424242"})),
-    Row("POST", "/v1/tenants/{tenant_id}/payment-links", BILLING, body(lambda w: {"kind": "checkout", "return_url": "http://127.0.0.1:8000/back"})),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/payment-links",
+        BILLING,
+        body(lambda w: {"kind": "checkout", "return_url": "http://127.0.0.1:8000/back"}),
+    ),
 ]
 
 PORTAL_ROWS = [
@@ -245,9 +336,20 @@ PORTAL_ROWS = [
     Row("POST", "/portal/console/clocks/{clock_id}/advance", OPERATOR, form(lambda w: {"by": "1h"})),
     # the Billing tab (issue 7)
     Row("GET", "/portal/t/{tenant_id}/audit", BILLING, prepare=subscribed),
-    Row("GET", "/portal/t/{tenant_id}/billing/plans/{plan}", BILLING, prepare=lambda fb, w: (on_pro(fb, w), w.ids.update(plan="pro_plus"))),
+    Row(
+        "GET",
+        "/portal/t/{tenant_id}/billing/plans/{plan}",
+        BILLING,
+        prepare=lambda fb, w: (on_pro(fb, w), w.ids.update(plan="pro_plus")),
+    ),
     Row("POST", "/portal/t/{tenant_id}/billing/subscribe", BILLING, form(lambda w: {"plan": "pro"}), subscribed),
-    Row("POST", "/portal/t/{tenant_id}/billing/sales-requests", BILLING, form(lambda w: {"plan": "business"}), subscribed),
+    Row(
+        "POST",
+        "/portal/t/{tenant_id}/billing/sales-requests",
+        BILLING,
+        form(lambda w: {"plan": "business"}),
+        subscribed,
+    ),
     Row("GET", "/portal/t/{tenant_id}/billing/upcoming/cancel", BILLING, prepare=change_scheduled),
     Row("POST", "/portal/t/{tenant_id}/billing/upcoming/cancel", BILLING, form(), change_scheduled),
     Row("GET", "/portal/t/{tenant_id}/billing/cancel", BILLING, prepare=on_pro),
@@ -271,7 +373,13 @@ PORTAL_ROWS = [
     )),
     Row("POST", "/portal/t/{tenant_id}/billing/payment-method", BILLING, form(), on_pro),
     Row("GET", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, prepare=on_pro),
-    Row("POST", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, form(lambda w: {"card": "4242 4242 4242 4242"}), on_pro),
+    Row(
+        "POST",
+        "/portal/t/{tenant_id}/billing/payment-method/sandbox",
+        BILLING,
+        form(lambda w: {"card": "4242 4242 4242 4242"}),
+        on_pro,
+    ),
 ]
 # Reached without a session, with a secret of their own (tested in test_portal.py):
 # the sign-in form posts, the magic link, the operator's key form.
@@ -338,7 +446,10 @@ def _call(client: TestClient, world: World, row: Row, caller: str, *, portal: bo
 
 def _allowed_ok(response, *, portal: bool) -> bool:
     if portal and response.status_code in (302, 303):
-        return not response.headers["location"].startswith("/portal/sign-in") or response.request.url.path == "/portal/sign-out"
+        return (
+            not response.headers["location"].startswith("/portal/sign-in")
+            or response.request.url.path == "/portal/sign-out"
+        )
     return 200 <= response.status_code < 300
 
 
@@ -362,14 +473,21 @@ def test_G6_each_caller_is_allowed_or_refused_with_nothing_changed(fb, row: Row)
                 continue
             before = snapshot(fb)
             response = _call(client, world, row, caller, portal=portal)
-            assert _refused_ok(response, caller, portal=portal), f"{caller}: {response.status_code} {response.text[:300]}"
+            assert _refused_ok(response, caller, portal=portal), (
+                f"{caller}: {response.status_code} {response.text[:300]}"
+            )
             assert snapshot(fb) == before, f"{caller} was refused but something changed"
         succeeded = 0
         for caller in CALLERS:
             if caller not in row.allowed:
                 continue
             response = _call(client, world, row, caller, portal=portal)
-            if succeeded and response.status_code in (404, 409) and response.json()["error"]["code"] not in ("not_found", "forbidden"):
-                continue  # an earlier caller made the change; this one got past authorization to a rule (e.g. same_plan)
+            if (
+                succeeded
+                and response.status_code in (404, 409)
+                and response.json()["error"]["code"] not in ("not_found", "forbidden")
+            ):
+                # an earlier caller made the change; this one got past authorization to a rule (e.g. same_plan)
+                continue
             assert _allowed_ok(response, portal=portal), f"{caller}: {response.status_code} {response.text[:300]}"
             succeeded += 1

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.tables.invoicing import invoices
+
 from support import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,9 +60,13 @@ def test_G13_billing_run_killed_halfway_then_rerun_bills_each_subscription_once(
         child.wait()
     cut, _ = _count(url)
     assert 0 < cut < N, "the run should have been killed half-way"
-    done = subprocess.run([sys.executable, "-m", "farebox", "bill"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "farebox", "bill"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert _count(url) == (N, N)
-    again = subprocess.run([sys.executable, "-m", "farebox", "bill"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "farebox", "bill"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert "issued 0 invoice(s)" in again.stdout
     assert _count(url) == (N, N)

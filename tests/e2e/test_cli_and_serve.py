@@ -10,12 +10,23 @@ from support import subprocess_env
 
 
 def _farebox(*args, env, check=True, cwd=None):
-    return subprocess.run([sys.executable, "-m", "farebox", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "farebox", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
 
 
 def test_catalog_validate_refuses_a_broken_file_with_its_location(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ntitle: x\nmeters: {m: {kind: attendees, scope: period}}\nplans: {pro: {name: Pro, price: '1.00', interval: week}}\n")
+    bad.write_text(
+        "name: x\ntitle: x\nmeters: {m: {kind: attendees, scope: period}}\nplans: {pro: {name: Pro, price: '1.00', "
+        "interval: week}}\n"
+    )
     result = _farebox("catalog", "validate", str(bad), env=subprocess_env(), check=False)
     assert result.returncode == 1
     assert "bad.yaml" in result.stderr and "plan 'pro'" in result.stderr and "interval" in result.stderr
@@ -29,7 +40,13 @@ def test_migrate_demo_and_serve_answer_healthz_and_docs(tmp_path):
     _farebox("catalog", "load", "--bundled", env=env, cwd=tmp_path)
     demo = _farebox("demo-data", env=env, cwd=tmp_path)
     assert "demo-agents" in demo.stdout and "operator API key" in demo.stdout
-    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "farebox", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -7,7 +7,15 @@ from support import subprocess_env
 
 
 def _farebox(*args, env, cwd, check=True):
-    return subprocess.run([sys.executable, "-m", "farebox", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "farebox", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=check,
+    )
 
 
 def test_demo_narrates_caps_credits_trial_and_grace_with_what_was_admitted_counted_alerted_and_invoiced(tmp_path):
@@ -21,7 +29,10 @@ def test_demo_narrates_caps_credits_trial_and_grace_with_what_was_admitted_count
     assert "already_counted" in out and "registered" in out and "not_billable_member" in out
     assert "Credit limit reached" in out and "of 1200, 0 left" in out
     # A3: the trial ends on its 50th session
-    assert "a customer writes in a new conversation #50 " in out and "trial_exhausted: Your subscription has ended. Please upgrade your plan to continue." in out
+    assert (
+        "a customer writes in a new conversation #50 " in out
+        and "trial_exhausted: Your subscription has ended. Please upgrade your plan to continue." in out
+    )
     assert "You have used 60% of your trial sessions" in out and "Your trial has ended" in out
     # G9, A7: the declined renewal, grace with service, then G9's message
     assert "Payment issue" in out and "grace expired" in out

@@ -7,7 +7,15 @@ from support import subprocess_env
 
 
 def _farebox(*args, env, cwd, check=True):
-    return subprocess.run([sys.executable, "-m", "farebox", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "farebox", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
 
 
 def test_L11_reprice_a_tenant_and_every_tenant_from_the_command_line(tmp_path):
@@ -24,7 +32,18 @@ def test_L11_reprice_a_tenant_and_every_tenant_from_the_command_line(tmp_path):
     assert "3 tenant(s)" in every.stdout and "1 invoiced in another currency" in every.stdout
     assert "repricing" in every.stderr and "3/3" in every.stderr  # the progress bar
 
-    wrong = _farebox("reprice", "--tenant", "demo-webinars", "--catalog", "attendee-credits", "--plan", "gold", env=env, cwd=tmp_path, check=False)
+    wrong = _farebox(
+        "reprice",
+        "--tenant",
+        "demo-webinars",
+        "--catalog",
+        "attendee-credits",
+        "--plan",
+        "gold",
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
     assert wrong.returncode == 1 and "plan_not_found" in wrong.stderr
     neither = _farebox("reprice", "--catalog", "session-caps", env=env, cwd=tmp_path, check=False)
     assert neither.returncode == 2

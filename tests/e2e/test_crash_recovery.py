@@ -14,9 +14,10 @@ import time
 
 import httpx
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.services import usage
+
+from factories import make_tenant
 from support import subprocess_env
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
@@ -32,8 +33,15 @@ def _port() -> int:
 
 
 def _serve(db_url: str, port: int) -> subprocess.Popen:
-    env = subprocess_env(FAREBOX_DATABASE_URL=db_url, FAREBOX_OPERATOR_KEY="test-operator-key", FAREBOX_PORT=str(port), FAREBOX_LOG_LEVEL="warning")
-    server = subprocess.Popen([sys.executable, "-m", "farebox", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = subprocess_env(
+        FAREBOX_DATABASE_URL=db_url,
+        FAREBOX_OPERATOR_KEY="test-operator-key",
+        FAREBOX_PORT=str(port),
+        FAREBOX_LOG_LEVEL="warning",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "farebox", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -49,10 +57,17 @@ def _requests() -> list[tuple[str, str, dict]]:
     reqs = []
     for i in range(max(JOINS, BATCHES)):
         if i < JOINS:
-            reqs.append((f"join-{i}", f"/v1/tenants/crash-l/occurrences/o{i % 7}/join", {"person_id": f"p{i}", "mode": "live"}))
+            reqs.append(
+                (f"join-{i}", f"/v1/tenants/crash-l/occurrences/o{i % 7}/join", {"person_id": f"p{i}", "mode": "live"})
+            )
         if i < BATCHES:
             events = [
-                {"id": f"m{i}-{j}", "source": "chat", "type": "conversation.message", "data": {"conversation_id": f"c{i}-{j}", "from": "customer"}}
+                {
+                    "id": f"m{i}-{j}",
+                    "source": "chat",
+                    "type": "conversation.message",
+                    "data": {"conversation_id": f"c{i}-{j}", "from": "customer"},
+                }
                 for j in range(PER_BATCH)
             ]
             reqs.append((f"batch-{i}", "/v1/tenants/crash-a/usage/events", {"events": events}))
@@ -105,5 +120,11 @@ def test_G4_sigkill_mid_stream_then_replay_counts_everything_exactly_once(fb, db
     assert usage.verify(fb, SYSTEM) == []
     assert usage.usage_summary(fb, SYSTEM, "crash-l").meter("credits").used == JOINS
     assert usage.usage_summary(fb, SYSTEM, "crash-a").meter("sessions").used == BATCHES * PER_BATCH
-    cli = subprocess.run([sys.executable, "-m", "farebox", "usage", "verify"], env=subprocess_env(FAREBOX_DATABASE_URL=db_url), capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, "-m", "farebox", "usage", "verify"],
+        env=subprocess_env(FAREBOX_DATABASE_URL=db_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr

@@ -5,8 +5,8 @@ from fastapi.testclient import TestClient
 
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import tenants
 from farebox.services import subscriptions as subs
+from farebox.services import tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -23,7 +23,12 @@ def _key(fb, tenant_id, role):
 
 
 def _billed_tenant(fb, client, card="4000 0000 0000 0341"):
-    assert client.post("/v1/tenants", json={"id": "acme", "name": "Acme", "owner_email": "o@acme.test"}, headers=OPERATOR).status_code == 201
+    assert (
+        client.post(
+            "/v1/tenants", json={"id": "acme", "name": "Acme", "owner_email": "o@acme.test"}, headers=OPERATOR
+        ).status_code
+        == 201
+    )
     owner = _key(fb, "acme", Role.OWNER)
     r = client.post("/v1/tenants/acme/payment-methods", json={"token": card}, headers=owner)
     assert r.status_code == 201, r.text
@@ -39,7 +44,9 @@ def test_G13_owner_lists_downloads_and_pays_an_invoice(fb, client):
     (inv,) = client.get("/v1/tenants/acme/invoices", headers=owner).json()
     assert (inv["number"], inv["status"], inv["total"]) == ("FB-2026-000001", "open", "29.00 USD")
     pdf = client.get(f"/v1/tenants/acme/invoices/{inv['id']}/pdf", headers=owner)
-    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert (
+        pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    )
     assert "FB-2026-000001.pdf" in pdf.headers["content-disposition"]
     failed = client.post(f"/v1/tenants/acme/invoices/{inv['id']}/pay", headers=owner)
     assert failed.status_code == 200 and failed.json()["status"] == "failed"
@@ -56,7 +63,11 @@ def test_G6_members_get_403_and_other_tenants_404_on_invoices_and_pdf(fb, client
     _billed_tenant(fb, client)
     member = _key(fb, "acme", Role.MEMBER)
     (inv,) = client.get("/v1/tenants/acme/invoices", headers=OPERATOR).json()
-    for path in ("/v1/tenants/acme/invoices", f"/v1/tenants/acme/invoices/{inv['id']}/pdf", "/v1/tenants/acme/payment-methods"):
+    for path in (
+        "/v1/tenants/acme/invoices",
+        f"/v1/tenants/acme/invoices/{inv['id']}/pdf",
+        "/v1/tenants/acme/payment-methods",
+    ):
         r = client.get(path, headers=member)
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", path
     client.post("/v1/tenants", json={"id": "other", "name": "Other", "owner_email": "o@other.test"}, headers=OPERATOR)
@@ -74,5 +85,9 @@ def test_G13_preview_and_payment_links(fb, client):
     owner = _billed_tenant(fb, client, card="4242424242424242")
     preview = client.get("/v1/tenants/acme/invoices/preview", headers=owner).json()
     assert preview["status"] == "draft" and preview["number"] is None and preview["total"] == "29.00 USD"
-    link = client.post("/v1/tenants/acme/payment-links", json={"kind": "portal", "return_url": "https://app.test/billing"}, headers=owner)
+    link = client.post(
+        "/v1/tenants/acme/payment-links",
+        json={"kind": "portal", "return_url": "https://app.test/billing"},
+        headers=owner,
+    )
     assert link.status_code == 200 and link.json()["url"].startswith("https://app.test/billing")

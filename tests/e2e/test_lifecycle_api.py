@@ -50,7 +50,10 @@ def test_G7_change_at_period_end_shows_upcoming_card_and_can_be_cancelled(client
     body = r.json()
     assert (body["immediate"], body["upgrade"], body["upcoming"]["plan"]) == (False, False, "pro")
     cards = client.get(f"{BASE}/cards", headers=admin).json()
-    assert cards["upcoming"]["badge"] == "Upcoming subscription" and cards["upcoming"]["starts_on"] == body["subscription"]["period_end_at"]
+    assert (
+        cards["upcoming"]["badge"] == "Upcoming subscription"
+        and cards["upcoming"]["starts_on"] == body["subscription"]["period_end_at"]
+    )
     assert client.get(f"{BASE}/upcoming", headers=admin).json()["plan"] == "pro"
     assert client.post(f"{BASE}/upcoming/cancel", headers=admin).status_code == 200
     r = client.post(f"{BASE}/upcoming/cancel", headers=admin)
@@ -85,7 +88,11 @@ def test_L11_preview_and_A5_book_a_demo(client, fb):
     owner = _key(fb, Role.OWNER)
     client.post(BASE, json={"catalog": "agent-sessions", "plan": "sme"}, headers=owner)
     preview = client.get(f"{BASE}/preview", params={"catalog": "attendee-credits", "plan": "pro"}, headers=owner).json()
-    assert preview["to_catalog"] == "attendee-credits" and preview["currency_changes"] is True and preview["due_now_minor"] is None
+    assert (
+        preview["to_catalog"] == "attendee-credits"
+        and preview["currency_changes"] is True
+        and preview["due_now_minor"] is None
+    )
     r = client.post(f"{BASE}/sales-requests", json={"plan": "enterprise"}, headers=owner)
     assert r.status_code == 201 and r.json()["message"] == "Request received"
     r = client.post(f"{BASE}/change", json={"plan": "enterprise"}, headers=owner)

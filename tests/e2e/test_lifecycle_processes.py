@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, text
 
-from support import subprocess_env
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.migrate import upgrade
 from farebox.adapters.db.tables import metadata
@@ -21,7 +20,9 @@ from farebox.domain.clock import FrozenClock
 from farebox.domain.periods import periods_between
 from farebox.services import clocks, demo, subscriptions
 from farebox.settings import Settings
+
 from factories import make_tenant
+from support import subprocess_env
 
 
 def _truncate(engine) -> None:
@@ -31,7 +32,11 @@ def _truncate(engine) -> None:
 
 
 def _box(url: str, start: datetime) -> Farebox:
-    return Farebox(engine=make_engine(url), clock=FrozenClock(start), settings=Settings(database_url=url, operator_key="test-operator-key"))
+    return Farebox(
+        engine=make_engine(url),
+        clock=FrozenClock(start),
+        settings=Settings(database_url=url, operator_key="test-operator-key"),
+    )
 
 
 def test_G2_two_workers_on_postgresql_renew_each_period_exactly_once(postgres_url):
@@ -47,7 +52,13 @@ def test_G2_two_workers_on_postgresql_renew_each_period_exactly_once(postgres_ur
         make_tenant(fb, tenant_id=tenant, catalog="session-caps", plan="pro")
     env = subprocess_env(FAREBOX_DATABASE_URL=postgres_url)
     workers = [
-        subprocess.Popen([sys.executable, "-m", "farebox", "worker", "--once"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "farebox", "worker", "--once"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outputs = [w.communicate(timeout=300) for w in workers]
@@ -62,7 +73,9 @@ def test_G2_two_workers_on_postgresql_renew_each_period_exactly_once(postgres_ur
             ).scalars().all()
             starts = [d["period_start"] for d in renewals if d.get("event") == "renew"]
             assert len(starts) == len(set(starts)) == expected, tenant
-        done = conn.execute(select(func.count()).select_from(due_items).where(due_items.c.done_at.is_not(None))).scalar_one()
+        done = conn.execute(
+            select(func.count()).select_from(due_items).where(due_items.c.done_at.is_not(None))
+        ).scalar_one()
     assert done == expected * len(tenants)
     both = [line for out, _ in outputs for line in out.splitlines() if "renewed" in line]
     assert len(both) == expected * len(tenants)
@@ -83,9 +96,21 @@ def test_G2_cli_clock_advance_runs_the_trial_end(tmp_path):
     subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme", trial=True)
     fb.engine.dispose()
     env = subprocess_env(FAREBOX_DATABASE_URL=url, COLUMNS="250")
-    run = subprocess.run([sys.executable, "-m", "farebox", "clock", "advance", clock["id"], "--by", "36h"], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "farebox", "clock", "advance", clock["id"], "--by", "36h"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "0 due items" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "farebox", "clock", "advance", clock["id"], "--by", "13d"], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "farebox", "clock", "advance", clock["id"], "--by", "13d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "trial_end" in run.stdout and "trial ended: expired" in run.stdout

@@ -6,10 +6,11 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.services import tenants
+
+from factories import make_tenant
 
 
 @pytest.fixture
@@ -64,7 +65,9 @@ def test_G6_a_member_of_one_tenant_cannot_open_another(fb, client, links):
 def test_sign_in_links_are_single_use_and_unknown_emails_learn_nothing(fb, client, links):
     make_tenant(fb, tenant_id="acme")
     form = client.get("/portal/sign-in")
-    r = client.post("/portal/sign-in", data={"csrf_token": _csrf(form.text), "tenant_id": "acme", "email": "nobody@acme.test"})
+    r = client.post(
+        "/portal/sign-in", data={"csrf_token": _csrf(form.text), "tenant_id": "acme", "email": "nobody@acme.test"}
+    )
     assert "Check your e-mail" in r.text and links == []
     sign_in(client, links, "acme", "owner@acme.test")
     client.cookies.clear()

@@ -13,13 +13,13 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import admission, clocks, portal_auth, subscriptions, tenants
-from farebox.services import signals
+from farebox.services import admission, clocks, portal_auth, signals, subscriptions, tenants
 from farebox.services.signals import Signal
+
+from factories import make_tenant
 
 
 @pytest.fixture
@@ -81,9 +81,17 @@ def test_G7_subscribe_from_trial_then_schedule_downgrade_see_upcoming_and_cancel
     page = client.get(r.headers["location"]).text
     assert badge(page) == "Active subscription" and "Next billing date" in page
     dialog = client.get("/portal/t/acme/billing/plans/playground").text
-    for words in ("Apply subscription updates", "Immediately", "End of the current period", "On custom date", "Update subscription"):
+    for words in (
+        "Apply subscription updates",
+        "Immediately",
+        "End of the current period",
+        "On custom date",
+        "Update subscription",
+    ):
         assert words in dialog
-    r = client.post("/portal/t/acme/billing/subscribe", data={"csrf_token": csrf, "plan": "playground", "when": "end_of_period"})
+    r = client.post(
+        "/portal/t/acme/billing/subscribe", data={"csrf_token": csrf, "plan": "playground", "when": "end_of_period"}
+    )
     assert r.headers["location"].endswith("done=scheduled")
     page = client.get("/portal/t/acme/billing").text
     assert "Upcoming subscription" in page and "Starts on" in page
@@ -99,11 +107,16 @@ def test_G7_change_on_a_custom_date_and_a_past_date_is_refused(fb, client, clock
     make_tenant(fb, tenant_id="acme", catalog="session-caps", plan="pro_plus")
     csrf = as_role(fb, client, "acme", Role.OWNER)
     day = (clock.now() + timedelta(days=10)).date().isoformat()
-    r = client.post("/portal/t/acme/billing/subscribe", data={"csrf_token": csrf, "plan": "pro", "when": "custom_date", "date": day})
+    r = client.post(
+        "/portal/t/acme/billing/subscribe", data={"csrf_token": csrf, "plan": "pro", "when": "custom_date", "date": day}
+    )
     assert r.headers["location"].endswith("done=scheduled")
     assert subscriptions.upcoming(fb, SYSTEM, "acme").starts_at.date().isoformat() == day
     past = (clock.now() - timedelta(days=1)).date().isoformat()
-    r = client.post("/portal/t/acme/billing/subscribe", data={"csrf_token": csrf, "plan": "pro", "when": "custom_date", "date": past})
+    r = client.post(
+        "/portal/t/acme/billing/subscribe",
+        data={"csrf_token": csrf, "plan": "pro", "when": "custom_date", "date": past},
+    )
     assert 'data-code="change_date_in_past"' in r.text
 
 
@@ -161,7 +174,17 @@ def test_G9_A7_payment_pending_banner_then_overdue_message(fb, client, clock):
     clocks.attach(fb, SYSTEM, clock_id, "acme")
     as_role(fb, client, "acme", Role.OWNER)
     with fb.uow() as uow:  # invoicing tells lifecycle a renewal payment failed
-        signals.publish(uow, Signal("invoice.payment_failed", "acme", clock.now(), "system", "inv_1", {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"}))
+        signals.publish(
+            uow,
+            Signal(
+                "invoice.payment_failed",
+                "acme",
+                clock.now(),
+                "system",
+                "inv_1",
+                {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"},
+            ),
+        )
         uow.commit()
     page = client.get("/portal/t/acme/billing").text
     assert badge(page) == "Payment issue" and "Payment pending" in page
@@ -208,8 +231,16 @@ def test_G6_member_gets_403_on_every_billing_page_and_action(fb, client):
     for path in ("", "/plans/playground", "/upcoming/cancel", "/cancel", "/export"):
         assert client.get(f"/portal/t/acme/billing{path}").status_code == 403, path
     assert client.get("/portal/t/acme/audit").status_code == 403
-    for path, data in (("/subscribe", {"plan": "playground"}), ("/sales-requests", {"plan": "enterprise"}), ("/session-limit", {"sessions": "5"}),
-                       ("/session-limit/reset", {}), ("/cancel", {}), ("/reactivate", {}), ("/upcoming/cancel", {}), ("/notifications/read", {})):
+    for path, data in (
+        ("/subscribe", {"plan": "playground"}),
+        ("/sales-requests", {"plan": "enterprise"}),
+        ("/session-limit", {"sessions": "5"}),
+        ("/session-limit/reset", {}),
+        ("/cancel", {}),
+        ("/reactivate", {}),
+        ("/upcoming/cancel", {}),
+        ("/notifications/read", {}),
+    ):
         assert client.post(f"/portal/t/acme/billing{path}", data={"csrf_token": csrf, **data}).status_code == 403, path
     assert subscriptions.current(fb, SYSTEM, "acme").plan.code == "sme"
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
 from farebox.services import admission, delivery, portal_auth, subscriptions
+
+from factories import make_tenant
 
 
 @pytest.fixture

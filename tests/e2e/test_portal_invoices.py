@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
 from farebox.services import portal_auth
+
+from factories import make_tenant
 
 
 @pytest.fixture
@@ -31,7 +32,9 @@ def test_G13_invoices_listed_with_a_pdf_download(fb, owner):
     page = owner.get("/portal/t/acme/billing").text
     assert issued[0].number in page and "Download PDF" in page
     pdf = owner.get(f"/portal/t/acme/billing/invoices/{issued[0].id}.pdf")
-    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert (
+        pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    )
 
 
 def test_payment_method_added_on_the_sandbox_hosted_page(fb, owner):
@@ -40,9 +43,13 @@ def test_payment_method_added_on_the_sandbox_hosted_page(fb, owner):
     assert r.status_code == 303 and "/portal/t/acme/billing/payment-method/sandbox" in r.headers["location"]
     hosted = owner.get(r.headers["location"].replace("http://testserver", ""))
     assert hosted.status_code == 200 and "Sandbox billing portal" in hosted.text
-    refused = owner.post("/portal/t/acme/billing/payment-method/sandbox", data={"csrf_token": owner.csrf, "card": "4000 0000 0000 0002"})
+    refused = owner.post(
+        "/portal/t/acme/billing/payment-method/sandbox", data={"csrf_token": owner.csrf, "card": "4000 0000 0000 0002"}
+    )
     assert 'data-code="payment_method_refused"' in refused.text
-    r = owner.post("/portal/t/acme/billing/payment-method/sandbox", data={"csrf_token": owner.csrf, "card": "4242 4242 4242 4242"})
+    r = owner.post(
+        "/portal/t/acme/billing/payment-method/sandbox", data={"csrf_token": owner.csrf, "card": "4242 4242 4242 4242"}
+    )
     assert r.status_code == 303
     page = owner.get(r.headers["location"]).text
     assert "Payment method added." in page and "4242" in page

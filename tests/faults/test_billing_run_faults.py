@@ -11,13 +11,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from factories import make_tenant
 from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.adapters.payments.sandbox import SUCCEEDS, SandboxProvider
 from farebox.domain.access import SYSTEM
 from farebox.services import billing_run, invoicing, signals
 from farebox.services import subscriptions as subs
+
+from factories import make_tenant
 
 
 class FailingOnce(SandboxProvider):
@@ -42,7 +43,11 @@ def _count(fb, table, *where) -> int:
 
 def test_G4_G13_a_billing_run_failing_while_charging_never_charges_twice(fb, monkeypatch):
     for kind in ("subscription.started", "subscription.renewed"):  # leave the invoicing to the billing run
-        monkeypatch.setitem(signals._LISTENERS, kind, [f for f in signals._LISTENERS.get(kind, []) if f.__module__ != invoicing.__name__])
+        monkeypatch.setitem(
+            signals._LISTENERS,
+            kind,
+            [f for f in signals._LISTENERS.get(kind, []) if f.__module__ != invoicing.__name__],
+        )
     provider = FailingOnce(fail_at=3)
     fb.payment_provider = provider
     for tenant in ("a", "b", "c", "d"):

@@ -10,11 +10,12 @@ from datetime import timedelta
 import yaml
 from fastapi.testclient import TestClient
 
-from factories import clear_outbox, make_tenant
 from farebox.adapters.catalog_files import bundled_catalog_text
 from farebox.domain.access import SYSTEM
 from farebox.entrypoints.api.app import create_app
 from farebox.services import billing_run, clocks, invoices, subscriptions, usage
+
+from factories import clear_outbox, make_tenant
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -22,7 +23,11 @@ OPERATOR = {"Authorization": "Bearer test-operator-key"}
 def _sessions(fb, tenant_id: str, n: int) -> None:
     client = TestClient(create_app(fb))
     for i in range(n):
-        r = client.post(f"/v1/tenants/{tenant_id}/conversations/{tenant_id}-c{i}/messages", json={"from": "customer"}, headers=OPERATOR)
+        r = client.post(
+            f"/v1/tenants/{tenant_id}/conversations/{tenant_id}-c{i}/messages",
+            json={"from": "customer"},
+            headers=OPERATOR,
+        )
         assert r.status_code == 200 and r.json()["counted"], r.text
 
 
@@ -49,7 +54,11 @@ def test_G15_catalog_edited_while_subscribed_keeps_their_version_and_new_subscri
 
     # the subscribed tenant, mid-period: nothing moved under it
     after = subscriptions.current(fb, SYSTEM, "acme")
-    assert (after.id, after.plan_version_id, after.plan.price.amount_minor) == (before.id, before.plan_version_id, 15000)
+    assert (after.id, after.plan_version_id, after.plan.price.amount_minor) == (
+        before.id,
+        before.plan_version_id,
+        15000,
+    )
     meter = _meter(fb, "acme")
     assert (meter.used, meter.included) == (3, 600)
     assert after.plan.limit("sessions").overage_unit_price.amount_minor == 50
@@ -59,7 +68,9 @@ def test_G15_catalog_edited_while_subscribed_keeps_their_version_and_new_subscri
     billing_run.run(fb, SYSTEM)
     renewal = [i for i in invoices.list_invoices(fb, SYSTEM, "acme") if i.kind == "renewal"]
     assert len(renewal) == 1
-    assert [(line.kind, line.amount.amount_minor) for line in renewal[0].lines if line.kind == "fee"] == [("fee", 15000)]
+    assert [(line.kind, line.amount.amount_minor) for line in renewal[0].lines if line.kind == "fee"] == [
+        ("fee", 15000)
+    ]
     renewed = subscriptions.current(fb, SYSTEM, "acme")
     assert renewed.plan_version_id == before.plan_version_id and _meter(fb, "acme").included == 600
 

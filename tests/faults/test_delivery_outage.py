@@ -13,12 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from factories import clear_outbox, make_tenant, usage_recorded
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.services import delivery, subscriptions, webhook_endpoints
 from farebox.services.signals import Signal, publish
 from farebox.settings import Settings
+
+from factories import clear_outbox, make_tenant, usage_recorded
 
 TENANTS = ("acme", "globex", "initech")
 STEP = timedelta(seconds=30)  # how often the test's worker passes run, in clock time
@@ -97,7 +98,9 @@ def _setup(fb: Farebox, channel: str) -> tuple[Farebox, WebhookReceiver | SmtpRe
         webhook_endpoints.create_endpoint(fb, SYSTEM, url=f"http://127.0.0.1:{port}/hooks", kinds=("session_limit",))
         box, receiver = fb, WebhookReceiver(port)
     else:
-        box = Farebox(engine=fb.engine, clock=fb.clock, settings=Settings(database_url="", smtp_url=f"smtp://127.0.0.1:{port}"))
+        box = Farebox(
+            engine=fb.engine, clock=fb.clock, settings=Settings(database_url="", smtp_url=f"smtp://127.0.0.1:{port}")
+        )
         receiver = SmtpReceiver(port)
     for tenant_id in TENANTS:
         make_tenant(box, tenant_id=tenant_id, catalog="agent-sessions", plan="sme")
@@ -141,7 +144,7 @@ def test_G12_receiver_down_for_an_hour_deliveries_back_off_and_catch_up_exactly_
     for d in _deliveries(box, channel):
         log = delivery.get_delivery(box, SYSTEM, d.id).log
         assert [a.ok for a in log] == [False] * (len(log) - 1) + [True]
-        gaps = [later.at - earlier.at for earlier, later in zip(log, log[1:])]
+        gaps = [later.at - earlier.at for earlier, later in zip(log, log[1:], strict=False)]
         assert gaps == [delivery.backoff(n) for n in range(1, len(log))]  # 30 s, 1 min, 2 min … exponential
 
 

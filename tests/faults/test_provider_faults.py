@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from factories import make_tenant
-from fake_stripe import FakeStripe
 from farebox.adapters.payments.stripe import StripeProvider
 from farebox.domain.access import SYSTEM
 from farebox.services import billing_run, due, invoices, payments, subscriptions
+
+from factories import make_tenant
+from fake_stripe import FakeStripe
 
 TIMEOUT = 0.5  # seconds the client waits for an answer
 
@@ -91,7 +92,12 @@ def _charged_once(fb, flaky) -> None:
     assert subscriptions.current(fb, SYSTEM, "acme").status.value == "active"
 
 
-@pytest.mark.parametrize("flaky", [("slow", 1), ("slow", 2), ("reset", 1), ("reset", 2)], indirect=True, ids=["slow-once", "slow-twice", "reset-once", "reset-twice"])
+@pytest.mark.parametrize(
+    "flaky",
+    [("slow", 1), ("slow", 2), ("reset", 1), ("reset", 2)],
+    indirect=True,
+    ids=["slow-once", "slow-twice", "reset-once", "reset-twice"],
+)
 def test_G4_provider_answer_lost_within_the_client_retries_charges_once(fb, flaky):
     """The library sends the charge again with the same key; the provider returns the first answer."""
     _subscribe(fb)
@@ -100,7 +106,9 @@ def test_G4_provider_answer_lost_within_the_client_retries_charges_once(fb, flak
     _charged_once(fb, flaky)
 
 
-@pytest.mark.parametrize("flaky", [("slow", 3), ("reset", 3), ("reset", 5)], indirect=True, ids=["slow-3", "reset-3", "reset-5"])
+@pytest.mark.parametrize(
+    "flaky", [("slow", 3), ("reset", 3), ("reset", 5)], indirect=True, ids=["slow-3", "reset-3", "reset-5"]
+)
 def test_G4_provider_down_longer_than_the_client_retries_charges_once_later(fb, flaky):
     """No answer at all: subscribing still issues the invoice (nothing raised, nothing rolled
     back), records the attempt as unanswered, and asks again later with the same key."""

@@ -12,19 +12,25 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from factories import make_tenant
 from farebox.adapters.catalog_files import CatalogError, bundled_catalog_text, load_catalog_file, load_catalog_text
-from farebox.adapters.db.tables.core import catalogs as catalogs_table, plan_versions
+from farebox.adapters.db.tables.core import catalogs as catalogs_table
+from farebox.adapters.db.tables.core import plan_versions
 from farebox.adapters.db.tables.metering import usage_events
 from farebox.domain.access import SYSTEM
 from farebox.entrypoints.api.app import create_app
-from farebox.services import catalog as catalog_service, usage
+from farebox.services import catalog as catalog_service
+from farebox.services import usage
+
+from factories import make_tenant
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 # -- values and mutations ---------------------------------------------------------------------
 
@@ -32,10 +38,34 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 def _values(finite: bool) -> st.SearchStrategy:
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=not finite, allow_infinity=not finite),
-        st.text(max_size=20), st.sampled_from(["", "0", "-1", "1.005", "1e9", "NaN", "24h", "0m", "month", "hard", "99999999999999999999", "\x00", "é" * 300]),
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=not finite, allow_infinity=not finite),
+        st.text(max_size=20),
+        st.sampled_from(
+            [
+                "",
+                "0",
+                "-1",
+                "1.005",
+                "1e9",
+                "NaN",
+                "24h",
+                "0m",
+                "month",
+                "hard",
+                "99999999999999999999",
+                "\x00",
+                "é" * 300,
+            ]
+        ),
     )
-    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=6)
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+        max_leaves=6,
+    )
 
 
 values = _values(finite=False)  # YAML has .nan and .inf
@@ -77,11 +107,15 @@ def mutated(draw, document: dict, values: st.SearchStrategy = values) -> tuple[d
 
 def _named(problems: list[str], path: tuple) -> bool:
     """Some problem names a field on the mutated path (or the whole document)."""
-    words = [p.removesuffix("s") if p in ("meters", "plans") else p for p in path if isinstance(p, str)]  # "meter 'x'", "plan 'y'"
+    words = [
+        p.removesuffix("s") if p in ("meters", "plans") else p for p in path if isinstance(p, str)
+    ]  # "meter 'x'", "plan 'y'"
     return any(any(word in problem for word in words) or "(document)" in problem for problem in problems)
 
 
-CATALOGS = {name: yaml.safe_load(bundled_catalog_text(name)) for name in ("session-caps", "attendee-credits", "agent-sessions")}
+CATALOGS = {
+    name: yaml.safe_load(bundled_catalog_text(name)) for name in ("session-caps", "attendee-credits", "agent-sessions")
+}
 
 
 # -- the catalog loader, in-process ------------------------------------------------------------
@@ -114,8 +148,13 @@ def test_G15_catalog_loader_refuses_every_broken_document_naming_the_field(case)
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
-                      st.sampled_from(["[", "{a: [}", "!!python/object:os.system ls", "a: &x [*x]", "- 1\n- 2", "name: x", "~", "3"])))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
+        st.sampled_from(["[", "{a: [}", "!!python/object:os.system ls", "a: &x [*x]", "- 1\n- 2", "name: x", "~", "3"]),
+    )
+)
 def test_G15_catalog_loader_refuses_any_text_with_a_validation_error(text):
     try:
         load_catalog_text(text, source="fuzz")
@@ -124,7 +163,11 @@ def test_G15_catalog_loader_refuses_any_text_with_a_validation_error(text):
 
 
 @FUZZ
-@given(raw=st.one_of(st.binary(max_size=200), catalog_texts().map(lambda case: case[0].encode("utf-8")[: len(case[0]) // 2])))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=200), catalog_texts().map(lambda case: case[0].encode("utf-8")[: len(case[0]) // 2])
+    )
+)
 def test_G15_catalog_file_of_any_bytes_is_refused_with_the_file_named(raw, tmp_path_factory):
     path = tmp_path_factory.mktemp("catalog") / "fuzzed.yaml"
     path.write_bytes(raw)
@@ -141,7 +184,9 @@ def _catalog_state(fb) -> tuple:
     with fb.engine.connect() as conn:
         return (
             conn.execute(select(func.count()).select_from(plan_versions)).scalar_one(),
-            sorted(conn.execute(select(catalogs_table.c.name, catalogs_table.c.document)).all(), key=lambda r: r[0]).__repr__(),
+            sorted(
+                conn.execute(select(catalogs_table.c.name, catalogs_table.c.document)).all(), key=lambda r: r[0]
+            ).__repr__(),
         )
 
 
@@ -170,7 +215,12 @@ GOOD_EVENTS = [
      "data": {"occurrence_id": "o1", "person_id": "p1", "mode": "replay", "role": "attendee"}},
     {"id": "e2", "source": "fuzz", "type": "attendee.registered", "data": {"occurrence_id": "o1", "person_id": "p2"}},
     {"id": "e3", "source": "fuzz", "type": "attendee.left", "data": {"occurrence_id": "o1", "person_id": "p1"}},
-    {"id": "e4", "source": "fuzz", "type": "conversation.message", "data": {"conversation_id": "c1", "from": "customer"}},
+    {
+        "id": "e4",
+        "source": "fuzz",
+        "type": "conversation.message",
+        "data": {"conversation_id": "c1", "from": "customer"},
+    },
 ]
 
 
@@ -222,7 +272,13 @@ def test_G4_ingestion_batches_fuzzed_through_http_never_500_and_refusals_name_th
 
 
 @FUZZ
-@given(body=st.one_of(json_values, st.fixed_dictionaries({"events": json_values}), st.fixed_dictionaries({"events": st.lists(json_values, max_size=3), "extra": json_values})))
+@given(
+    body=st.one_of(
+        json_values,
+        st.fixed_dictionaries({"events": json_values}),
+        st.fixed_dictionaries({"events": st.lists(json_values, max_size=3), "extra": json_values}),
+    )
+)
 def test_G4_a_malformed_ingestion_body_is_a_422_naming_the_field(body, fuzz_client):
     client, fb = fuzz_client
     response = client.post("/v1/tenants/acme/usage/events", json=body, headers=OPERATOR)

@@ -13,7 +13,9 @@ from farebox.services.clocks import now_for
 from farebox.services.signals import Signal
 
 
-def publish(fb: Farebox, kind: str, tenant_id: str, subject: str, data: dict[str, Any], at: datetime | None = None) -> None:
+def publish(
+    fb: Farebox, kind: str, tenant_id: str, subject: str, data: dict[str, Any], at: datetime | None = None
+) -> None:
     with fb.uow() as uow:
         signals.publish(uow, Signal(kind, tenant_id, at or now_for(uow, fb.clock, tenant_id), "test", subject, data))
         uow.commit()

@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from factories import make_tenant
-from metering_support import shrink
 from farebox.adapters.db.tables.subscriptions import subscriptions
 from farebox.domain.access import SYSTEM
 from farebox.services import admission, signals, usage
 from farebox.services.signals import Signal
+
+from factories import make_tenant
+from metering_support import shrink
 
 
 def _joins(fb, tenant, occurrence, people, **kw):
@@ -117,8 +118,12 @@ def test_L8_enterprise_goes_past_its_pool_and_the_excess_is_overage(fb):
     credits = summary.meter("credits")
     assert (credits.used, credits.included, credits.overage) == (5, 2, 3)
     with fb.uow(readonly=True) as uow:
-        assert usage.overage_usage(uow.subscriptions, uow.metering, "le", summary.subscription_id, summary.period_start, summary.period_end) == {"credits": 3}
-        assert usage.billable_usage(uow.conn, "le", summary.subscription_id, summary.period_start, summary.period_end) == {"credits": 5}
+        assert usage.overage_usage(
+            uow.subscriptions, uow.metering, "le", summary.subscription_id, summary.period_start, summary.period_end
+        ) == {"credits": 3}
+        assert usage.billable_usage(
+            uow.conn, "le", summary.subscription_id, summary.period_start, summary.period_end
+        ) == {"credits": 5}
 
 
 def test_S5_soft_cap_blocks_nobody_tells_host_once_and_requires_upgrade(fb):
@@ -137,12 +142,26 @@ def test_S5_soft_cap_blocks_nobody_tells_host_once_and_requires_upgrade(fb):
     # S5: an upgrade clears the flag (published by lifecycle; here by the test).
     with fb.uow() as uow:
         sub = usage.subs_repo.current(uow.conn, "ss")
-        signals.publish(uow, Signal("subscription.plan_changed", "ss", fb.clock.now(), subject=sub.id, data={
-            "from_subscription_id": sub.id, "from_plan_version_id": sub.plan_version_id, "to_plan_version_id": sub.plan_version_id,
-            "upgrade": True, "immediate": True,
-            "old_period_start": sub.period.start.isoformat(), "old_period_end": sub.period.end.isoformat(),
-            "new_period_start": sub.period.start.isoformat(), "new_period_end": sub.period.end.isoformat(),
-        }))
+        signals.publish(
+            uow,
+            Signal(
+                "subscription.plan_changed",
+                "ss",
+                fb.clock.now(),
+                subject=sub.id,
+                data={
+                    "from_subscription_id": sub.id,
+                    "from_plan_version_id": sub.plan_version_id,
+                    "to_plan_version_id": sub.plan_version_id,
+                    "upgrade": True,
+                    "immediate": True,
+                    "old_period_start": sub.period.start.isoformat(),
+                    "old_period_end": sub.period.end.isoformat(),
+                    "new_period_start": sub.period.start.isoformat(),
+                    "new_period_end": sub.period.end.isoformat(),
+                },
+            ),
+        )
         uow.commit()
     assert admission.start_occurrence(fb, SYSTEM, "ss", "o2").admitted
 
@@ -172,15 +191,26 @@ def test_S5_hard_cap_refuses_at_the_cap(fb):
 def test_G10_no_subscription_refuses_and_G9_grace_expired_refuses(fb, clock):
     make_tenant(fb, tenant_id="gx")
     assert admission.join(fb, SYSTEM, "gx", "o1", "a").reason == "subscription_expired"
-    assert admission.message(fb, SYSTEM, "gx", "c1", sender="customer").message == "Your subscription has ended. Please upgrade your plan to continue."
+    assert (
+        admission.message(fb, SYSTEM, "gx", "c1", sender="customer").message
+        == "Your subscription has ended. Please upgrade your plan to continue."
+    )
     make_tenant(fb, tenant_id="gp", catalog="agent-sessions", plan="sme")
     with fb.uow() as uow:
-        uow.conn.execute(update(subscriptions).where(subscriptions.c.tenant_id == "gp").values(status="payment_issue", grace_ends_at=clock.now() + timedelta(days=7)))
+        uow.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.tenant_id == "gp")
+            .values(status="payment_issue", grace_ends_at=clock.now() + timedelta(days=7))
+        )
         uow.commit()
     assert admission.message(fb, SYSTEM, "gp", "c1", sender="customer").admitted  # in grace: service continues
     clock.advance(timedelta(days=7))
     overdue = admission.message(fb, SYSTEM, "gp", "c2", sender="customer")
-    assert (overdue.admitted, overdue.reason, overdue.message) == (False, "payment_overdue", "Your payment is overdue and the grace period has expired.")
+    assert (overdue.admitted, overdue.reason, overdue.message) == (
+        False,
+        "payment_overdue",
+        "Your payment is overdue and the grace period has expired.",
+    )
 
 
 def test_validation_of_mode_and_role(fb):

@@ -11,17 +11,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from factories import make_tenant
 from farebox.adapters.db.repos import clocks as clocks_repo
 from farebox.adapters.db.repos import metering as metering_repo
 from farebox.adapters.db.repos import subscriptions as subs_repo
 from farebox.adapters.db.tables.metering import usage_counters
-from farebox.domain.admission import Mode, Role
 from farebox.domain.access import SYSTEM
+from farebox.domain.admission import Mode, Role
 from farebox.domain.periods import utc
 from farebox.domain.reasons import DomainError
 from farebox.services import admission, clocks, ingestion, signals, subscriptions, usage
 from farebox.services.signals import Signal
+
+from factories import make_tenant
 
 T0 = utc(2026, 1, 5, 9)
 G10 = "Your subscription has ended. Please upgrade your plan to continue."
@@ -46,7 +47,9 @@ def test_the_folded_read_answers_exactly_what_now_for_and_current_answer(fb, clo
     make_tenant(fb, tenant_id="live", catalog="attendee-credits", plan="pro")
     _on_clock(fb, "clocked", catalog="attendee-credits", plan="free")
     _on_clock(fb, "ended", catalog="agent-sessions", plan="sme", trial=True)
-    clocks.advance(fb, SYSTEM, clocks.get(fb, SYSTEM, _clock_of(fb, "ended"))["id"], by=timedelta(days=15))  # A3: trial over, expired
+    clocks.advance(
+        fb, SYSTEM, clocks.get(fb, SYSTEM, _clock_of(fb, "ended"))["id"], by=timedelta(days=15)
+    )  # A3: trial over, expired
     with fb.uow(readonly=True) as uow:
         for tenant_id in ("none", "live", "clocked", "ended", "nobody"):
             exists, test_now = clocks_repo.tenant_clock_time(uow.conn, tenant_id)
@@ -79,14 +82,23 @@ def test_A3_G10_the_decision_after_the_trial_is_used_up_is_refused(fb):
     _on_clock(fb, "tr", catalog="agent-sessions", plan="sme", trial=True)
     answers = [_message(fb, "tr", f"c{i}") for i in range(50)]
     assert all(a.admitted and a.counted for a in answers)  # the 50th uses the trial up and ends it
-    for refused in (_message(fb, "tr", "c50"), admission.join(fb, SYSTEM, "tr", "o1", "a"), admission.start_occurrence(fb, SYSTEM, "tr", "o2")):
+    for refused in (
+        _message(fb, "tr", "c50"),
+        admission.join(fb, SYSTEM, "tr", "o1", "a"),
+        admission.start_occurrence(fb, SYSTEM, "tr", "o2"),
+    ):
         assert (refused.admitted, refused.reason, refused.message) == (False, "trial_exhausted", G10)
 
 
 def test_A3_G10_inside_one_ingestion_batch_the_event_after_the_trial_ends_is_refused(fb):
     _on_clock(fb, "ti", catalog="agent-sessions", plan="sme", trial=True)
     events = [
-        {"id": f"e{i}", "source": "test", "type": "conversation.message", "data": {"conversation_id": f"c{i}", "from": "customer"}}
+        {
+            "id": f"e{i}",
+            "source": "test",
+            "type": "conversation.message",
+            "data": {"conversation_id": f"c{i}", "from": "customer"},
+        }
         for i in range(52)
     ]
     report = ingestion.ingest(fb, SYSTEM, "ti", events)
@@ -101,7 +113,17 @@ def test_G9_grace_expiry_on_the_test_clock_refuses_the_next_join_and_paying_admi
         sub = subs_repo.current(uow.conn, "gr")
     assert admission.join(fb, SYSTEM, "gr", "o1", "a").admitted
     with fb.uow() as uow:
-        signals.publish(uow, Signal("invoice.payment_failed", "gr", T0, "test", "inv_1", {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"}))
+        signals.publish(
+            uow,
+            Signal(
+                "invoice.payment_failed",
+                "gr",
+                T0,
+                "test",
+                "inv_1",
+                {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"},
+            ),
+        )
         uow.commit()
     clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=6))
     assert admission.join(fb, SYSTEM, "gr", "o2", "b").admitted  # in grace: service continues
@@ -109,7 +131,9 @@ def test_G9_grace_expiry_on_the_test_clock_refuses_the_next_join_and_paying_admi
     overdue = admission.join(fb, SYSTEM, "gr", "o3", "c")
     assert (overdue.admitted, overdue.reason) == (False, "payment_overdue")
     with fb.uow() as uow:
-        signals.publish(uow, Signal("invoice.paid", "gr", T0 + timedelta(days=7), "test", "inv_1", {"subscription_id": sub.id}))
+        signals.publish(
+            uow, Signal("invoice.paid", "gr", T0 + timedelta(days=7), "test", "inv_1", {"subscription_id": sub.id})
+        )
         uow.commit()
     assert admission.join(fb, SYSTEM, "gr", "o3", "c").admitted
 
@@ -128,13 +152,17 @@ def test_L4_the_decision_after_an_upgrade_uses_the_new_plan(fb):
 
 def _set_carried(fb, tenant_id: str, carried: int) -> None:
     with fb.uow() as uow:
-        uow.conn.execute(update(usage_counters).where(usage_counters.c.tenant_id == tenant_id).values(carried_in=carried))
+        uow.conn.execute(
+            update(usage_counters).where(usage_counters.c.tenant_id == tenant_id).values(carried_in=carried)
+        )
         uow.commit()
 
 
 def _used(fb, tenant_id: str) -> int:
     with fb.uow(readonly=True) as uow:
-        return uow.conn.execute(select(usage_counters.c.used).where(usage_counters.c.tenant_id == tenant_id)).scalar_one()
+        return uow.conn.execute(
+            select(usage_counters.c.used).where(usage_counters.c.tenant_id == tenant_id)
+        ).scalar_one()
 
 
 def test_L7_a_cached_carried_figure_larger_than_the_counters_never_passes_the_hard_cap(fb):
@@ -186,11 +214,18 @@ def test_G4_an_idle_pooled_connection_the_server_dropped_fails_one_join_with_503
     make_tenant(fb, tenant_id="dc", catalog="attendee-credits", plan="pro")
     headers = {"Authorization": "Bearer test-operator-key", "Idempotency-Key": "join-dc-1"}
     with TestClient(create_app(fb), raise_server_exceptions=False) as client:
-        assert client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "a"}, headers=headers).json()["counted"]
+        assert client.post("/v1/tenants/dc/occurrences/o1/join", json={"person_id": "a"}, headers=headers).json()[
+            "counted"
+        ]
         admin = create_engine(normalise_url(fb.settings.database_url), isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:  # every idle connection of the test's database, as a server restart would
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
+                        "pid <> pg_backend_pid()"
+                    )
+                )
         finally:
             admin.dispose()
         retry_headers = {**headers, "Idempotency-Key": "join-dc-2"}
@@ -252,12 +287,21 @@ def test_L2_two_first_joins_of_one_person_into_a_new_occurrence_count_once(fb):
         waiter.start()
         deadline = time.monotonic() + 30
         with fb.engine.connect() as watch:  # until the second join waits for this transaction's row
-            while not watch.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar_one():
+            while not watch.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                    "'Lock'"
+                )
+            ).scalar_one():
                 assert time.monotonic() < deadline, "the second join never waited"
                 time.sleep(0.01)
         uow.commit()
     waiter.join(60)
-    assert (second["decision"].admitted, second["decision"].counted, second["decision"].reason) == (True, False, "already_counted")
+    assert (second["decision"].admitted, second["decision"].counted, second["decision"].reason) == (
+        True,
+        False,
+        "already_counted",
+    )
     assert _used(fb, "rc") == 1 and usage.verify(fb, SYSTEM, "rc") == []
 
 
@@ -286,7 +330,12 @@ def test_S6_G12_two_first_entries_into_a_new_occurrence_keep_the_first_start_and
         waiter.start()
         deadline = time.monotonic() + 30
         with fb.engine.connect() as watch:  # until the second entry waits for this transaction's row
-            while not watch.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar_one():
+            while not watch.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                    "'Lock'"
+                )
+            ).scalar_one():
                 assert time.monotonic() < deadline, "the second entry never waited"
                 time.sleep(0.01)
         uow.commit()
@@ -312,7 +361,12 @@ def test_G3_A8_a_counter_committed_by_another_transaction_right_after_a_missed_u
     result: dict = {}
 
     def after_execute(conn, cursor, statement, parameters, context, executemany):
-        if threading.current_thread().name == "B" and statement.lstrip().upper().startswith("UPDATE USAGE_COUNTERS") and cursor.rowcount == 0 and not missed.is_set():
+        if (
+            threading.current_thread().name == "B"
+            and statement.lstrip().upper().startswith("UPDATE USAGE_COUNTERS")
+            and cursor.rowcount == 0
+            and not missed.is_set()
+        ):
             missed.set()
             committed.wait(30)  # A commits between B's missed update and whatever B does next
 
@@ -321,7 +375,10 @@ def test_G3_A8_a_counter_committed_by_another_transaction_right_after_a_missed_u
         with fb.uow() as uow:
             now = clocks.now_for(uow, fb.clock, "mc")
             assert admission.message_in(uow, "mc", "a", admission.Sender.CUSTOMER, now=now).counted
-            b = threading.Thread(name="B", target=lambda: result.update(decision=admission.message(fb, SYSTEM, "mc", "b", sender="customer")))
+            b = threading.Thread(
+                name="B",
+                target=lambda: result.update(decision=admission.message(fb, SYSTEM, "mc", "b", sender="customer")),
+            )
             b.start()
             assert missed.wait(30), "B's update never missed the uncommitted counter"
             uow.commit()

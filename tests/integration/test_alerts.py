@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from factories import make_tenant
 from sqlalchemy import func, select
 
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
-from farebox.adapters.db.tables.alerts import notifications as notifications_table
 from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.db.tables.alerts import notifications as notifications_table
 from farebox.domain.access import SYSTEM, Role
 from farebox.services import clocks, notifications, subscriptions, tenants
 from farebox.services.signals import Signal, publish
-from factories import clear_outbox, principal, usage_recorded
+
+from factories import clear_outbox, make_tenant, principal, usage_recorded
 
 
 def emit(fb, signal_kind, tenant_id, subject, at=None, **data):
@@ -143,7 +143,10 @@ def test_L6_credit_alerts_before_the_limit_and_when_reached(fb):
     got = alerts(fb)
     assert [(a.kind, a.data["percent"]) for a in got] == [("usage_threshold", 80), ("usage_threshold", 100)]
     assert got[0].title == "Credit limit almost reached"
-    assert got[0].body == "You have used 960 of your 1200 credits this period (80%). Upgrade your plan to avoid interruptions."
+    assert (
+        got[0].body
+        == "You have used 960 of your 1200 credits this period (80%). Upgrade your plan to avoid interruptions."
+    )
     assert got[1].title == "Credit limit reached" and got[1].severity == "critical"
 
 
@@ -152,7 +155,10 @@ def test_L8_enterprise_gets_milder_wording(fb):
     record(fb, sub, 0, 8000, meter="credits", included=10000)
     record(fb, sub, 9999, 10001, meter="credits", included=10000)
     got = alerts(fb)
-    assert [a.title for a in got] == ["You have used 80% of your included credits", "You have used the 10000 credits included in your plan"]
+    assert [a.title for a in got] == [
+        "You have used 80% of your included credits",
+        "You have used the 10000 credits included in your plan",
+    ]
     assert all(a.severity == "info" and a.data["tone"] == "mild" for a in got)
     assert "Nothing stops" in got[1].body
 
@@ -182,7 +188,10 @@ def test_A3_days_left_fire_once_each_in_order_when_a_test_clock_jumps_past_both(
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(days=13))
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(hours=1))
     days_left = [a for a in alerts(fb) if a.kind == "trial_days_left"]
-    assert [(a.data["days"], a.created_at) for a in days_left] == [(7, ends - timedelta(days=7)), (2, ends - timedelta(days=2))]
+    assert [(a.data["days"], a.created_at) for a in days_left] == [
+        (7, ends - timedelta(days=7)),
+        (2, ends - timedelta(days=2)),
+    ]
     assert [a.title for a in days_left] == ["7 days left in your trial", "2 days left in your trial"]
 
 
@@ -193,13 +202,33 @@ def test_A3_trial_ended_once_and_pending_reminders_dropped(fb):
     sub = trial_sub(fb)
     with fb.uow() as uow:
         subscriptions_repo.update_subscription(uow.conn, "acme", sub.id, status="expired")
-        publish(uow, Signal("subscription.trial_ended", "acme", sub.starts_at + timedelta(days=1), subject=sub.id, data={"cause": "usage", "to_status": "expired"}))
-        publish(uow, Signal("subscription.trial_ended", "acme", sub.starts_at + timedelta(days=1), subject=sub.id, data={"cause": "usage", "to_status": "expired"}))
+        publish(
+            uow,
+            Signal(
+                "subscription.trial_ended",
+                "acme",
+                sub.starts_at + timedelta(days=1),
+                subject=sub.id,
+                data={"cause": "usage", "to_status": "expired"},
+            ),
+        )
+        publish(
+            uow,
+            Signal(
+                "subscription.trial_ended",
+                "acme",
+                sub.starts_at + timedelta(days=1),
+                subject=sub.id,
+                data={"cause": "usage", "to_status": "expired"},
+            ),
+        )
         uow.commit()
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(days=20))
     got = alerts(fb)
     assert [a.kind for a in got] == ["trial_ended"]
-    assert got[0].body == "Your free trial has ended. Your subscription has ended. Please upgrade your plan to continue."
+    assert (
+        got[0].body == "Your free trial has ended. Your subscription has ended. Please upgrade your plan to continue."
+    )
 
 
 # --- S5, S6 ----------------------------------------------------------------------------
@@ -230,8 +259,19 @@ def test_G9_payment_failed_grace_ending_and_grace_expired(fb):
     sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")
     grace_ends = sub.starts_at + timedelta(days=7)
     with fb.uow() as uow:
-        subscriptions_repo.update_subscription(uow.conn, "acme", sub.id, status="payment_issue", grace_ends_at=grace_ends)
-        publish(uow, Signal("subscription.payment_issue", "acme", sub.starts_at, subject=sub.id, data={"grace_ends_at": grace_ends.isoformat(), "invoice_id": "inv_1"}))
+        subscriptions_repo.update_subscription(
+            uow.conn, "acme", sub.id, status="payment_issue", grace_ends_at=grace_ends
+        )
+        publish(
+            uow,
+            Signal(
+                "subscription.payment_issue",
+                "acme",
+                sub.starts_at,
+                subject=sub.id,
+                data={"grace_ends_at": grace_ends.isoformat(), "invoice_id": "inv_1"},
+            ),
+        )
         uow.commit()
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(days=7))
     emit(fb, "subscription.grace_expired", "acme", sub.id, at=grace_ends)
@@ -239,7 +279,11 @@ def test_G9_payment_failed_grace_ending_and_grace_expired(fb):
     got = alerts(fb)
     assert [a.kind for a in got] == ["payment_failed", "grace_ending", "grace_expired"]
     assert got[1].created_at == grace_ends - timedelta(days=2)
-    assert got[2].body == "Your payment is overdue and the grace period has expired. New attendees and sessions are refused until you pay."
+    assert (
+        got[2].body
+        == "Your payment is overdue and the grace period has expired. New attendees and sessions are refused until you "
+           "pay."
+    )
 
 
 def test_G9_settled_payment_drops_the_grace_reminder(fb):
@@ -247,7 +291,15 @@ def test_G9_settled_payment_drops_the_grace_reminder(fb):
     make_tenant(fb, tenant_id="acme")
     clocks.attach(fb, SYSTEM, clock["id"], "acme")
     sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")
-    emit(fb, "subscription.payment_issue", "acme", sub.id, at=sub.starts_at, grace_ends_at=(sub.starts_at + timedelta(days=7)).isoformat(), invoice_id="inv_1")
+    emit(
+        fb,
+        "subscription.payment_issue",
+        "acme",
+        sub.id,
+        at=sub.starts_at,
+        grace_ends_at=(sub.starts_at + timedelta(days=7)).isoformat(),
+        invoice_id="inv_1",
+    )
     emit(fb, "subscription.payment_settled", "acme", sub.id, at=sub.starts_at + timedelta(days=1), invoice_id="inv_1")
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(days=8))
     assert [a.kind for a in alerts(fb)] == ["payment_failed", "payment_settled"]
@@ -270,9 +322,27 @@ def test_G7_upcoming_plan_change_and_change_applied(fb):
         from farebox.adapters.db.repos import catalog as catalog_repo
 
         enterprise = catalog_repo.current_plan_version(uow.conn, "agent-sessions", "enterprise")
-    emit(fb, "subscription.plan_change_scheduled", "acme", "sub_upcoming", current_subscription_id=sub.id, to_plan_version_id=enterprise["id"], starts_at=sub.period.end)
-    emit(fb, "subscription.plan_changed", "acme", "sub_upcoming", from_subscription_id=sub.id, from_plan_version_id=sub.plan_version_id,
-         to_plan_version_id=enterprise["id"], upgrade=True, immediate=False, new_period_start=sub.period.end.isoformat())
+    emit(
+        fb,
+        "subscription.plan_change_scheduled",
+        "acme",
+        "sub_upcoming",
+        current_subscription_id=sub.id,
+        to_plan_version_id=enterprise["id"],
+        starts_at=sub.period.end,
+    )
+    emit(
+        fb,
+        "subscription.plan_changed",
+        "acme",
+        "sub_upcoming",
+        from_subscription_id=sub.id,
+        from_plan_version_id=sub.plan_version_id,
+        to_plan_version_id=enterprise["id"],
+        upgrade=True,
+        immediate=False,
+        new_period_start=sub.period.end.isoformat(),
+    )
     got = alerts(fb)
     assert [a.kind for a in got] == ["plan_change_scheduled", "plan_changed"]
     assert got[0].body.startswith("Your plan changes to Enterprise on ")
@@ -281,10 +351,32 @@ def test_G7_upcoming_plan_change_and_change_applied(fb):
 
 def test_G13_invoice_issued_in_the_invoice_currency(fb):
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
-    emit(fb, "invoice.issued", "acme", "inv_1", subscription_id=sub.id, number="FB-000001", total_minor=15000, currency="EUR", kind="subscription")
-    emit(fb, "invoice.issued", "acme", "inv_1", subscription_id=sub.id, number="FB-000001", total_minor=15000, currency="EUR", kind="subscription")
+    emit(
+        fb,
+        "invoice.issued",
+        "acme",
+        "inv_1",
+        subscription_id=sub.id,
+        number="FB-000001",
+        total_minor=15000,
+        currency="EUR",
+        kind="subscription",
+    )
+    emit(
+        fb,
+        "invoice.issued",
+        "acme",
+        "inv_1",
+        subscription_id=sub.id,
+        number="FB-000001",
+        total_minor=15000,
+        currency="EUR",
+        kind="subscription",
+    )
     got = alerts(fb, invoices=True)
-    assert [(a.title, a.body) for a in got] == [("Invoice FB-000001 issued", "Invoice FB-000001 for 150.00 EUR has been issued.")]
+    assert [(a.title, a.body) for a in got] == [
+        ("Invoice FB-000001 issued", "Invoice FB-000001 for 150.00 EUR has been issued.")
+    ]
 
 
 # --- channels, recipients, in-app list ---------------------------------------------------
@@ -309,7 +401,9 @@ def test_G12_channels_off_for_the_operator_or_the_tenant(fb):
 
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     notifications.set_channel(fb, SYSTEM, channel="email", enabled=False)
-    notifications.set_channel(fb, principal(tenant_id="acme", role=Role.OWNER), tenant_id="acme", channel="in_app", enabled=False)
+    notifications.set_channel(
+        fb, principal(tenant_id="acme", role=Role.OWNER), tenant_id="acme", channel="in_app", enabled=False
+    )
     record(fb, sub, 479, 480, included=600)
     assert delivery.email_outbox(fb, SYSTEM, "acme") == []
     assert notifications.list_notifications(fb, SYSTEM, "acme").items == []
@@ -326,7 +420,10 @@ def test_G6_in_app_list_unread_count_and_mark_read_for_owners_and_admins(fb):
     record(fb, sub, 0, 600, included=600)
     owner = principal(tenant_id="acme", role=Role.OWNER)
     listed = notifications.list_notifications(fb, owner, "acme")
-    assert listed.unread == 2 and [n.title for n in listed.items] == ["Session limit has been reached", "Session limit almost reached"]
+    assert listed.unread == 2 and [n.title for n in listed.items] == [
+        "Session limit has been reached",
+        "Session limit almost reached",
+    ]
     notifications.mark_read(fb, owner, "acme", listed.items[0].id)
     assert notifications.unread_count(fb, owner, "acme") == 1
     assert notifications.mark_all_read(fb, principal(tenant_id="acme", role=Role.ADMIN), "acme") == 1
@@ -342,7 +439,16 @@ def test_G6_in_app_list_unread_count_and_mark_read_for_owners_and_admins(fb):
 def test_G12_an_alert_rolls_back_with_the_change_that_raised_it(fb):
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     with fb.uow() as uow:
-        publish(uow, Signal("usage.recorded", "acme", fb.clock.now(), subject=sub.id, data=usage_recorded(sub, 479, 480, included=600)))
+        publish(
+            uow,
+            Signal(
+                "usage.recorded",
+                "acme",
+                fb.clock.now(),
+                subject=sub.id,
+                data=usage_recorded(sub, 479, 480, included=600),
+            ),
+        )
         written = uow.conn.execute(select(func.count()).select_from(notifications_table)).scalar_one()
         assert written == 1  # the listener wrote its alert in this transaction...
         # ...which is not committed: the change failed

@@ -21,10 +21,21 @@ def test_changes_to_tenants_members_keys_and_clocks_are_recorded_with_who_and_wh
     clocks.attach(fb, SYSTEM, clock["id"], "acme")
 
     rows = list(reversed(audit.entries(fb, owner, tenant_id="acme")))
-    assert [r["kind"] for r in rows] == ["tenant.created", "member.added", "api_key.issued", "api_key.revoked", "tenant.clock_attached"]
-    assert rows[1]["actor"] == "owner:o@acme.test" and rows[1]["data"]["after"] == {"email": "m@acme.test", "role": "member"}
+    assert [r["kind"] for r in rows] == [
+        "tenant.created",
+        "member.added",
+        "api_key.issued",
+        "api_key.revoked",
+        "tenant.clock_attached",
+    ]
+    assert rows[1]["actor"] == "owner:o@acme.test" and rows[1]["data"]["after"] == {
+        "email": "m@acme.test",
+        "role": "member",
+    }
     assert rows[3]["data"] == {"before": {"role": "admin"}, "after": {"revoked": True}}
-    assert rows[4]["data"]["before"] == {"test_clock_id": None} and rows[4]["data"]["after"] == {"test_clock_id": clock["id"]}
+    assert rows[4]["data"]["before"] == {"test_clock_id": None} and rows[4]["data"]["after"] == {
+        "test_clock_id": clock["id"]
+    }
 
 
 def test_catalog_changes_are_operator_wide_and_only_when_something_changed(fb):
@@ -47,7 +58,9 @@ def test_G6_only_the_operator_and_the_tenants_owners_and_admins_read_it(fb):
     with pytest.raises(DomainError) as e:
         audit.entries(fb, Principal(Role.OWNER, tenant_id="acme"))
     assert e.value.code == "forbidden"
-    assert [r["tenant_id"] for r in audit.entries(fb, Principal(Role.ADMIN, tenant_id="acme"), tenant_id="acme")] == ["acme"]
+    assert [r["tenant_id"] for r in audit.entries(fb, Principal(Role.ADMIN, tenant_id="acme"), tenant_id="acme")] == [
+        "acme"
+    ]
 
 
 def test_a_change_that_fails_leaves_no_audit_row(fb):

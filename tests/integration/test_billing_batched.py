@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from factories import make_tenant
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.tables.alerts import deliveries, notifications
 from farebox.adapters.db.tables.base import metadata
@@ -33,6 +32,8 @@ from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
 from farebox.services import billing_run, clocks, demo, due, invoicing, payments, signals, webhook_endpoints
 from farebox.services import subscriptions as subs
+
+from factories import make_tenant
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 ID = re.compile(r"\b[a-z]{2,4}_[0-9a-f]{26}\b")
@@ -49,8 +50,11 @@ def sandbox(monkeypatch, fb):
     fb.usage_source = overage_of_sme
     # the billing run, not the lifecycle's signals, bills these periods (as for subscriptions imported from elsewhere)
     for kind in ("subscription.started", "subscription.renewed"):
-        monkeypatch.setitem(signals._LISTENERS, kind, [fn for fn in signals._LISTENERS.get(kind, []) if fn.__module__ != invoicing.__name__])
-
+        monkeypatch.setitem(
+            signals._LISTENERS,
+            kind,
+            [fn for fn in signals._LISTENERS.get(kind, []) if fn.__module__ != invoicing.__name__],
+        )
 
 
 def _scenario(fb) -> str:
@@ -68,7 +72,9 @@ def _scenario(fb) -> str:
             clocks.attach(fb, SYSTEM, test_clock["id"], tenant_id)
         if tenant_id == "taxed":
             with fb.uow() as uow:
-                tenants_repo.update_tenant(uow.conn, tenant_id, tax_rate_bp=2000, tax_id="DE123456789", billing_email="ap@taxed.test")
+                tenants_repo.update_tenant(
+                    uow.conn, tenant_id, tax_rate_bp=2000, tax_id="DE123456789", billing_email="ap@taxed.test"
+                )
                 uow.commit()
         card = cards.get(tenant_id, "4242424242424242")
         if card:
@@ -101,7 +107,10 @@ def _snapshot(fb) -> dict[str, list[str]]:
             names[row.id] = row.number
         for row in conn.execute(select(subscriptions.c.id, subscriptions.c.tenant_id, subscriptions.c.created_at)):
             names[row.id] = f"sub-of-{row.tenant_id}-{row.created_at:%Y%m%dT%H%M%S}"
-        versions = {row.id: f"{row.catalog}/{row.code}" for row in conn.execute(select(plan_versions.c.id, plan_versions.c.catalog, plan_versions.c.code))}
+        versions = {
+            row.id: f"{row.catalog}/{row.code}"
+            for row in conn.execute(select(plan_versions.c.id, plan_versions.c.catalog, plan_versions.c.code))
+        }
 
         def plain(value: Any) -> Any:
             if isinstance(value, str):
@@ -157,7 +166,8 @@ def test_G13_batched_billing_run_writes_what_the_per_subscription_run_writes(fb)
     assert one_by_one_runs == [(8, 8), (7, 7)]  # every paid plan, then the renewals of the monthly ones
     for table, rows in one_by_one.items():
         assert batched[table] == rows, table
-    # the scenario covers what it claims: numbers without gaps, a tax, overage, declines with grace (G9), alerts by webhook and e-mail
+    # the scenario covers what it claims: numbers without gaps, a tax, overage, declines with grace (G9), alerts by
+    # webhook and e-mail
     assert len(batched["invoices"]) == 15 and "[('last_number', 15)" in batched["invoice_sequences"][0]
     assert any("'overage'" in r for r in batched["invoice_lines"])
     assert any("'payment_issue'" in r for r in batched["subscriptions"])

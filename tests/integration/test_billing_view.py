@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM
-from farebox.entrypoints.portal import billing_view
 from farebox.domain.metering import ALMOST_REACHED, REACHED
+from farebox.entrypoints.portal import billing_view
 from farebox.services import admission, subscriptions, usage
+
+from factories import make_tenant
 
 
 def test_G10_a_trial_past_its_end_shows_the_message_admissions_answer_before_its_due_item_ran(fb, clock):

@@ -2,10 +2,11 @@
 
 import yaml
 
-from factories import make_tenant
 from farebox.adapters.catalog_files import bundled_catalog_text
 from farebox.domain.access import SYSTEM
 from farebox.services import catalog, subscriptions
+
+from factories import make_tenant
 
 
 def test_reloading_an_unchanged_catalog_adds_no_version(fb):

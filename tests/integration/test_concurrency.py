@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.services import usage
+
+from factories import make_tenant
 from metering_support import shrink
 from support import subprocess_env
 
@@ -23,8 +23,13 @@ PER_PROCESS = 12
 def _hammer(db_url: str, tenant: str, occurrence: str, *, spread: bool = False, messages: bool = False) -> list[list]:
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), db_url, tenant, occurrence, f"w{n}", str(PER_PROCESS)] + (["--spread"] if spread else []) + (["--messages"] if messages else []),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+            [sys.executable, str(WORKER), db_url, tenant, occurrence, f"w{n}", str(PER_PROCESS)]
+            + (["--spread"] if spread else [])
+            + (["--messages"] if messages else []),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(),
         )
         for n in range(PROCESSES)
     ]

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from factories import make_tenant
 from farebox.adapters.db.tables.metering import usage_counters
 from farebox.domain.access import SYSTEM
 from farebox.services import admission, clocks, usage
+
+from factories import make_tenant
 
 
 def test_L1_one_credit_per_attendee_whatever_the_mode(fb):

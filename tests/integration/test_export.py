@@ -1,4 +1,5 @@
-"""Data export (issue 9, G14): every table of the tenant's records as JSON Lines and CSV, no secrets, no other tenant."""
+"""Data export (issue 9, G14): every table of the tenant's records as JSON Lines and CSV, no secrets, no other
+tenant."""
 
 import csv
 import io
@@ -7,10 +8,11 @@ import zipfile
 
 import pytest
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.domain.reasons import DomainError
 from farebox.services import export, tenants
+
+from factories import make_tenant
 
 
 def test_G14_export_writes_each_table_as_jsonl_and_csv_with_a_manifest(fb, tmp_path):
@@ -30,7 +32,11 @@ def test_G14_export_writes_each_table_as_jsonl_and_csv_with_a_manifest(fb, tmp_p
     assert len(subs) == 1 and subs[0]["tenant_id"] == "acme"
     for name in report.files:
         text = (tmp_path / name).read_text()
-        assert "other" not in {json.loads(line).get("tenant_id") for line in text.splitlines()} if name.endswith(".jsonl") and text else True
+        assert (
+            "other" not in {json.loads(line).get("tenant_id") for line in text.splitlines()}
+            if name.endswith(".jsonl") and text
+            else True
+        )
         assert "secret" not in text.lower() or name == "manifest.json"
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["tenant_id"] == "acme" and manifest["tables"] == report.tables
@@ -38,7 +44,10 @@ def test_G14_export_writes_each_table_as_jsonl_and_csv_with_a_manifest(fb, tmp_p
 
 def test_G6_export_is_for_the_operator_and_the_tenants_owners_and_admins(fb):
     make_tenant(fb, tenant_id="acme")
-    for principal, code in ((Principal(Role.MEMBER, tenant_id="acme"), "forbidden"), (Principal(Role.OWNER, tenant_id="other"), "not_found")):
+    for principal, code in (
+        (Principal(Role.MEMBER, tenant_id="acme"), "forbidden"),
+        (Principal(Role.OWNER, tenant_id="other"), "not_found"),
+    ):
         with pytest.raises(DomainError) as e:
             export.export_zip(fb, principal, "acme")
         assert e.value.code == code

@@ -6,16 +6,17 @@ from datetime import timedelta
 
 import pytest
 
-from factories import make_tenant, principal
 from farebox.adapters.db.repos import due as due_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.payments.sandbox import FAILS_LATER, SUCCEEDS
-from farebox.domain.access import SYSTEM, Role
 from farebox.bootstrap import bootstrap
+from farebox.domain.access import SYSTEM, Role
 from farebox.domain.reasons import DomainError
 from farebox.services import due, invoices, invoicing, payments
 from farebox.services import subscriptions as subs
 from farebox.settings import Settings
+
+from factories import make_tenant, principal
 from invoicing_support import publish, recording
 
 
@@ -29,7 +30,12 @@ def start(fb, *, tenant_id="acme", catalog="session-caps", plan="pro", card: str
     if card:
         payments.add_payment_method(fb, SYSTEM, tenant_id, token=card)
     sub = subs.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, cause="test")
-    data = {"plan_version_id": sub.plan_version_id, "status": sub.status.value, "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()}
+    data = {
+        "plan_version_id": sub.plan_version_id,
+        "status": sub.status.value,
+        "period_start": sub.period.start.isoformat(),
+        "period_end": sub.period.end.isoformat(),
+    }
     return sub, data
 
 
@@ -38,11 +44,22 @@ def test_G13_a_paid_plan_is_invoiced_in_advance_when_it_starts_and_charged(fb):
         sub, data = start(fb)
         publish(fb, "subscription.started", "acme", sub.id, data)
     (inv,) = invoices.list_invoices(fb, SYSTEM, "acme")
-    assert (inv.number, inv.status, inv.total.format(), inv.kind) == ("FB-2026-000001", "paid", "29.00 USD", "subscription")
+    assert (inv.number, inv.status, inv.total.format(), inv.kind) == (
+        "FB-2026-000001",
+        "paid",
+        "29.00 USD",
+        "subscription",
+    )
     assert [(line.kind, line.amount.amount_minor) for line in inv.lines] == [("fee", 2900)]
     assert inv.lines[0].service_start_at == sub.period.start and inv.lines[0].service_end_at == sub.period.end
     assert [s.kind for s in seen] == ["invoice.issued", "invoice.paid"]
-    assert seen[0].data == {"subscription_id": sub.id, "number": "FB-2026-000001", "total_minor": 2900, "currency": "USD", "kind": "subscription"}
+    assert seen[0].data == {
+        "subscription_id": sub.id,
+        "number": "FB-2026-000001",
+        "total_minor": 2900,
+        "currency": "USD",
+        "kind": "subscription",
+    }
 
 
 def test_G13_the_same_signal_twice_bills_once(fb):
@@ -74,9 +91,20 @@ def test_G13_tax_rate_and_tax_id_come_from_the_tenant(fb):
         uow.commit()
     payments.add_payment_method(fb, SYSTEM, "acme", token=SUCCEEDS)
     sub = subs.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme", cause="test")
-    publish(fb, "subscription.started", "acme", sub.id, {"status": "active", "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()})
+    publish(
+        fb,
+        "subscription.started",
+        "acme",
+        sub.id,
+        {"status": "active", "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()},
+    )
     (inv,) = invoices.list_invoices(fb, SYSTEM, "acme")
-    assert (inv.subtotal.format(), inv.tax.format(), inv.total.format(), inv.tax_id) == ("150.00 EUR", "30.00 EUR", "180.00 EUR", "FR12345678901")
+    assert (inv.subtotal.format(), inv.tax.format(), inv.total.format(), inv.tax_id) == (
+        "150.00 EUR",
+        "30.00 EUR",
+        "180.00 EUR",
+        "FR12345678901",
+    )
 
 
 def test_A8_renewal_bills_the_new_month_and_the_extra_sessions_of_the_month_before(fb, clock):
@@ -86,7 +114,13 @@ def test_A8_renewal_bills_the_new_month_and_the_extra_sessions_of_the_month_befo
     clock.set(sub.period.end)
     due.run_due(fb)  # rolls the period
     current = subs.current(fb, SYSTEM, "acme")
-    publish(fb, "subscription.renewed", "acme", sub.id, {"period_start": current.period.start.isoformat(), "period_end": current.period.end.isoformat()})
+    publish(
+        fb,
+        "subscription.renewed",
+        "acme",
+        sub.id,
+        {"period_start": current.period.start.isoformat(), "period_end": current.period.end.isoformat()},
+    )
     renewal = invoices.list_invoices(fb, SYSTEM, "acme")[0]
     assert renewal.kind == "renewal"
     assert [(line.kind, line.quantity, line.unit_amount.format(), line.amount.format()) for line in renewal.lines] == [
@@ -107,19 +141,42 @@ def test_G7_immediate_upgrade_prorates_to_the_second_and_invoices_at_once(fb, cl
     with fb.uow() as uow:
         offered = offered_plan(uow.conn, "session-caps", "pro_plus")
         srepo.update_subscription(uow.conn, "acme", sub.id, status="canceled", ended_at=change_at)
-        srepo.insert_subscription(uow.conn, tenant_id="acme", id="sub_new", plan_version_id=offered.version_id, status="active", anchor_at=sub.anchor_at,
-                                  period_start_at=sub.period.start, period_end_at=sub.period.end, starts_at=change_at, created_at=change_at,
-                                  cancel_at_period_end=False, row_version=1, settings={})
+        srepo.insert_subscription(
+            uow.conn,
+            tenant_id="acme",
+            id="sub_new",
+            plan_version_id=offered.version_id,
+            status="active",
+            anchor_at=sub.anchor_at,
+            period_start_at=sub.period.start,
+            period_end_at=sub.period.end,
+            starts_at=change_at,
+            created_at=change_at,
+            cancel_at_period_end=False,
+            row_version=1,
+            settings={},
+        )
         uow.commit()
-    change = {"from_subscription_id": sub.id, "from_plan_version_id": sub.plan_version_id, "to_plan_version_id": offered.version_id, "upgrade": True, "immediate": True,
-              "old_period_start": sub.period.start.isoformat(), "old_period_end": sub.period.end.isoformat(),
-              "new_period_start": sub.period.start.isoformat(), "new_period_end": sub.period.end.isoformat()}
+    change = {
+        "from_subscription_id": sub.id,
+        "from_plan_version_id": sub.plan_version_id,
+        "to_plan_version_id": offered.version_id,
+        "upgrade": True,
+        "immediate": True,
+        "old_period_start": sub.period.start.isoformat(),
+        "old_period_end": sub.period.end.isoformat(),
+        "new_period_start": sub.period.start.isoformat(),
+        "new_period_end": sub.period.end.isoformat(),
+    }
     publish(fb, "subscription.plan_changed", "acme", "sub_new", change, at=change_at)
     publish(fb, "subscription.plan_changed", "acme", "sub_new", change, at=change_at)
     proration = invoices.list_invoices(fb, SYSTEM, "acme")[0]
     assert len(invoices.list_invoices(fb, SYSTEM, "acme")) == 2
     assert proration.kind == "proration"
-    assert [(line.kind, line.amount.amount_minor) for line in proration.lines] == [("proration_credit", -1450), ("proration_charge", 2950)]
+    assert [(line.kind, line.amount.amount_minor) for line in proration.lines] == [
+        ("proration_credit", -1450),
+        ("proration_charge", 2950),
+    ]
     assert proration.total.amount_minor == 1500
 
 
@@ -134,7 +191,9 @@ def test_G9_declined_renewal_fails_retries_on_schedule_and_settles_with_a_new_ca
         assert [s.data["renewal"] for s in failed] == [False, True]
         assert failed[1].data == {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"}
         with fb.uow(readonly=True) as uow:
-            retries = [i for i in due_repo.pending(uow.conn, "acme") if i["kind"] == payments.RETRY and i["ref"] == renewal.id]
+            retries = [
+                i for i in due_repo.pending(uow.conn, "acme") if i["kind"] == payments.RETRY and i["ref"] == renewal.id
+            ]
         assert [r["due_at"] - sub.period.end for r in retries] == [timedelta(days=1)]
         clock.set(sub.period.end + timedelta(days=1))
         assert any(p.kind == payments.RETRY for p in due.run_due(fb))
@@ -146,7 +205,9 @@ def test_G9_declined_renewal_fails_retries_on_schedule_and_settles_with_a_new_ca
     assert first.status == "paid"  # the new card settles both open invoices, each once (T2: no hedged fallback)
     assert sorted(s.subject for s in seen if s.kind == "invoice.paid") == sorted([first.id, renewal.id])
     with fb.uow(readonly=True) as uow:
-        assert not [i for i in due_repo.pending(uow.conn, "acme") if i["kind"] == payments.RETRY and i["ref"] == renewal.id]
+        assert not [
+            i for i in due_repo.pending(uow.conn, "acme") if i["kind"] == payments.RETRY and i["ref"] == renewal.id
+        ]
 
 
 def test_G9_a_declined_card_is_refused_when_added(fb):
@@ -160,7 +221,10 @@ def test_G6_members_cannot_see_invoices_or_pay(fb):
     sub, data = start(fb)
     publish(fb, "subscription.started", "acme", sub.id, data)
     member = principal(tenant_id="acme", role=Role.MEMBER)
-    for call in (lambda: invoices.list_invoices(fb, member, "acme"), lambda: payments.list_payment_methods(fb, member, "acme")):
+    for call in (
+        lambda: invoices.list_invoices(fb, member, "acme"),
+        lambda: payments.list_payment_methods(fb, member, "acme"),
+    ):
         with pytest.raises(DomainError) as exc:
             call()
         assert exc.value.code == "forbidden"
@@ -181,7 +245,13 @@ def test_G13_invoice_pdf_has_extractable_text(fb):
         uow.commit()
     payments.add_payment_method(fb, SYSTEM, "acme", token=SUCCEEDS)
     sub = subs.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme", cause="test")
-    publish(fb, "subscription.started", "acme", sub.id, {"status": "active", "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()})
+    publish(
+        fb,
+        "subscription.started",
+        "acme",
+        sub.id,
+        {"status": "active", "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()},
+    )
     (inv,) = invoices.list_invoices(fb, SYSTEM, "acme")
     pdf = invoices.invoice_pdf(fb, SYSTEM, "acme", inv.id)
     assert pdf.startswith(b"%PDF")
@@ -196,7 +266,10 @@ def test_G13_preview_shows_the_next_invoice_without_saving_it(fb, clock):
     fb.usage_source = lambda conn, t, s, a, b: {"sessions": 610}
     preview = invoices.preview_next_invoice(fb, SYSTEM, "acme")
     assert preview is not None and preview.status == "draft" and preview.number is None
-    assert [(line.kind, line.amount.format()) for line in preview.lines] == [("overage", "5.00 EUR"), ("fee", "150.00 EUR")]
+    assert [(line.kind, line.amount.format()) for line in preview.lines] == [
+        ("overage", "5.00 EUR"),
+        ("fee", "150.00 EUR"),
+    ]
     assert preview.period_start_at == sub.period.end
     assert len(invoices.list_invoices(fb, SYSTEM, "acme")) == 1
 
@@ -219,7 +292,11 @@ def test_G13_billing_run_invoices_every_due_subscription_once_and_a_rerun_create
     from farebox.services import billing_run, signals
 
     for kind in ("subscription.started", "subscription.renewed"):
-        monkeypatch.setitem(signals._LISTENERS, kind, [fn for fn in signals._LISTENERS.get(kind, []) if fn.__module__ != invoicing.__name__])
+        monkeypatch.setitem(
+            signals._LISTENERS,
+            kind,
+            [fn for fn in signals._LISTENERS.get(kind, []) if fn.__module__ != invoicing.__name__],
+        )
     for tenant in ("a1", "a2", "a3"):
         start(fb, tenant_id=tenant)
     start(fb, tenant_id="free1", plan="free", card=None)

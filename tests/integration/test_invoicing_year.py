@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.services import admission, clocks, invoices, subscriptions
+
+from factories import make_tenant
 from metering_support import shrink
 
 
@@ -68,7 +69,9 @@ def test_G13_S1_session_caps_pro_monthly_from_the_31st_is_billed_on_each_months_
     days = ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31", "2026-06-30", "2026-07-31",
             "2026-08-31", "2026-09-30", "2026-10-31", "2026-11-30", "2026-12-31", "2027-01-31"]
     fee = [("fee", 1, "29.00 USD", "29.00 USD")]
-    assert got == [(day, "subscription" if n == 0 else "renewal", fee, "29.00 USD", "paid") for n, day in enumerate(days)]
+    assert got == [
+        (day, "subscription" if n == 0 else "renewal", fee, "29.00 USD", "paid") for n, day in enumerate(days)
+    ]
 
 
 def test_G13_L5_attendee_credits_pro_is_billed_once_a_year_and_free_never(fb):

@@ -19,6 +19,7 @@ from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, admission_refusal
 from farebox.services import clocks, signals, subscriptions
 from farebox.services.signals import Signal
+
 from factories import make_tenant, principal, usage_recorded
 
 T0 = utc(2026, 1, 5, 9)
@@ -76,7 +77,12 @@ def test_A3_trial_of_14_days_and_50_sessions_shows_on_the_card(fb, tenant):
     sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme", trial=True)
     assert sub.status is Status.TRIALING and sub.trial_ends_at == T0 + timedelta(days=14)
     card = subscriptions.cards(fb, SYSTEM, "acme").subscription
-    assert (card.badge, card.trial_days_left, card.trial_sessions_left, card.ending_soon) == ("Trial subscription", 14, 50, False)
+    assert (card.badge, card.trial_days_left, card.trial_sessions_left, card.ending_soon) == (
+        "Trial subscription",
+        14,
+        50,
+        False,
+    )
     assert kinds("subscription.") == ["subscription.started", "subscription.trial_started"]
     assert SEEN[1].data == {"trial_ends_at": (T0 + timedelta(days=14)).isoformat(), "usage": {"sessions": 50}}
 
@@ -91,7 +97,9 @@ def test_A3_seed_example_trial_ends_on_its_50th_session_before_day_14(fb, tenant
     ended = live_now(fb)
     assert ended.status is Status.EXPIRED and ended.ended_at == day5
     assert refusal(fb, day5) == G10
-    assert [s.data for s in SEEN if s.kind == "subscription.trial_ended"] == [{"cause": "usage", "to_status": "expired"}]
+    assert [s.data for s in SEEN if s.kind == "subscription.trial_ended"] == [
+        {"cause": "usage", "to_status": "expired"}
+    ]
     assert subscriptions.cards(fb, SYSTEM, "acme").subscription.badge == "Expired subscription"
 
 
@@ -119,7 +127,9 @@ def test_A4_trial_is_once_per_tenant_even_after_cancelling_a_paid_plan(fb, tenan
     subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme", trial=True)
     subscriptions.change_plan(fb, SYSTEM, "acme", plan="sme")  # converted to paid
     assert live_now(fb).status is Status.ACTIVE
-    assert [s.data for s in SEEN if s.kind == "subscription.trial_ended"] == [{"cause": "converted", "to_status": "active"}]
+    assert [s.data for s in SEEN if s.kind == "subscription.trial_ended"] == [
+        {"cause": "converted", "to_status": "active"}
+    ]
     subscriptions.cancel(fb, SYSTEM, "acme")
     tenant(by=timedelta(days=40))
     assert live_now(fb).status is Status.EXPIRED  # agent-sessions has no free plan (A4)
@@ -167,10 +177,17 @@ def test_L9_downgrade_defaults_to_period_end_as_an_upcoming_card_that_can_be_can
     assert (change.immediate, change.upgrade) == (False, False)
     cards = subscriptions.cards(fb, SYSTEM, "acme")
     assert cards.subscription.badge == "Active subscription"
-    assert (cards.upcoming.badge, cards.upcoming.plan_name, cards.upcoming.starts_on) == ("Upcoming subscription", "Free", utc(2027, 1, 5, 9))
+    assert (cards.upcoming.badge, cards.upcoming.plan_name, cards.upcoming.starts_on) == (
+        "Upcoming subscription",
+        "Free",
+        utc(2027, 1, 5, 9),
+    )
     subscriptions.cancel_scheduled_change(fb, SYSTEM, "acme")
     assert subscriptions.cards(fb, SYSTEM, "acme").upcoming is None
-    assert kinds("subscription.plan_change") == ["subscription.plan_change_scheduled", "subscription.plan_change_canceled"]
+    assert kinds("subscription.plan_change") == [
+        "subscription.plan_change_scheduled",
+        "subscription.plan_change_canceled",
+    ]
     tenant(by=timedelta(days=400))
     assert live_now(fb).plan.code == "pro"  # the called-off change never happened
 
@@ -206,7 +223,12 @@ def test_G7_a_second_schedule_replaces_the_first_and_custom_dates_must_be_future
 def test_L11_preview_and_move_to_another_catalog(fb, tenant):
     subscriptions.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro")
     preview = subscriptions.preview_change(fb, SYSTEM, "acme", catalog="attendee-credits", plan="pro")
-    assert (preview.from_catalog, preview.to_catalog, preview.upgrade, preview.default_when) == ("session-caps", "attendee-credits", True, "immediately")
+    assert (preview.from_catalog, preview.to_catalog, preview.upgrade, preview.default_when) == (
+        "session-caps",
+        "attendee-credits",
+        True,
+        "immediately",
+    )
     assert preview.charge_minor == 118800 and preview.due_now_minor == 118800 - preview.credit_minor
     assert [lv.meter for lv in preview.limits_after] == ["credits"]
     assert live_now(fb).catalog == "session-caps"  # a preview changes nothing
@@ -230,7 +252,11 @@ def test_L10_cancel_drops_to_free_at_period_end_and_event_data_is_purged_15_days
     [canceled] = [s for s in SEEN if s.kind == "subscription.canceled"]
     assert canceled.data == {"to": "free", "retention_until": (sub.period.end + timedelta(days=15)).isoformat()}
     [purge] = [s for s in SEEN if s.kind == "tenant.retention_purge"]
-    assert (purge.subject, purge.at, purge.data) == ("acme", sub.period.end + timedelta(days=15), {"before": sub.period.end.isoformat()})
+    assert (purge.subject, purge.at, purge.data) == (
+        "acme",
+        sub.period.end + timedelta(days=15),
+        {"before": sub.period.end.isoformat()},
+    )
 
 
 def test_G8_reactivate_before_the_end_keeps_the_plan_renewing(fb, tenant):
@@ -241,7 +267,10 @@ def test_G8_reactivate_before_the_end_keeps_the_plan_renewing(fb, tenant):
     tenant(to=sub.period.end)
     assert (live_now(fb).id, live_now(fb).status) == (sub.id, Status.ACTIVE)
     assert kinds("subscription.") == [
-        "subscription.started", "subscription.cancellation_scheduled", "subscription.reactivated", "subscription.renewed",
+        "subscription.started",
+        "subscription.cancellation_scheduled",
+        "subscription.reactivated",
+        "subscription.renewed",
     ]
 
 
@@ -270,9 +299,21 @@ def test_G9_failed_renewal_opens_grace_then_refuses_with_the_exact_message(fb, t
     sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")
     failed_at = sub.period.end
     tenant(to=failed_at)
-    publish(fb, "invoice.payment_failed", at=failed_at, subject="inv_1", subscription_id=sub.id, renewal=True, reason="card_declined")
+    publish(
+        fb,
+        "invoice.payment_failed",
+        at=failed_at,
+        subject="inv_1",
+        subscription_id=sub.id,
+        renewal=True,
+        reason="card_declined",
+    )
     card = subscriptions.cards(fb, SYSTEM, "acme").subscription
-    assert (card.badge, card.payment_pending, card.grace_ends_at) == ("Payment issue", True, failed_at + timedelta(days=7))
+    assert (card.badge, card.payment_pending, card.grace_ends_at) == (
+        "Payment issue",
+        True,
+        failed_at + timedelta(days=7),
+    )
     [issue] = [s for s in SEEN if s.kind == "subscription.payment_issue"]
     assert issue.data == {"grace_ends_at": (failed_at + timedelta(days=7)).isoformat(), "invoice_id": "inv_1"}
     assert refusal(fb, failed_at + timedelta(days=6)) is None  # service continues during grace
@@ -331,16 +372,33 @@ def test_G3_every_transition_is_recorded_with_its_cause(fb, tenant):
     subscriptions.change_plan(fb, SYSTEM, "acme", plan="pro_plus")
     rows = subscriptions.transitions(fb, SYSTEM, "acme")
     assert [(t.from_status, t.to_status) for t in rows] == [
-        (None, "active"), ("active", "cancellation_scheduled"), ("cancellation_scheduled", "active"), ("active", "replaced"), (None, "active"),
+        (None, "active"),
+        ("active", "cancellation_scheduled"),
+        ("cancellation_scheduled", "active"),
+        ("active", "replaced"),
+        (None, "active"),
     ]
     assert all(t.cause for t in rows)
     assert "operator:system" in rows[1].cause
 
 
 def test_G11_badges_for_every_state():
-    assert {badges.TRIAL, badges.TRIAL_ENDING_SOON, badges.ACTIVE, badges.PAYMENT_ISSUE, badges.CANCELED, badges.EXPIRED, badges.UPCOMING} == {
-        "Trial subscription", "Trial ending soon", "Active subscription", "Payment issue", "Canceled subscription",
-        "Expired subscription", "Upcoming subscription",
+    assert {
+        badges.TRIAL,
+        badges.TRIAL_ENDING_SOON,
+        badges.ACTIVE,
+        badges.PAYMENT_ISSUE,
+        badges.CANCELED,
+        badges.EXPIRED,
+        badges.UPCOMING,
+    } == {
+        "Trial subscription",
+        "Trial ending soon",
+        "Active subscription",
+        "Payment issue",
+        "Canceled subscription",
+        "Expired subscription",
+        "Upcoming subscription",
     }
 
 

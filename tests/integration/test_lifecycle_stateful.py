@@ -24,6 +24,7 @@ from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import LIVE_STATUSES, Status, admission_refusal
 from farebox.services import clocks, signals, subscriptions
 from farebox.services.signals import Signal
+
 from factories import make_tenant
 
 T0 = utc(2026, 1, 31, 12)  # a month-end anchor exercises clamping (G2)
@@ -221,5 +222,7 @@ class Lifecycle(RuleBasedStateMachine):
 def test_random_lifecycles_agree_with_the_reference_model(fb):
     run_state_machine_as_test(
         lambda: Lifecycle(fb),
-        settings=settings(max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)),
+        settings=settings(
+            max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
     )

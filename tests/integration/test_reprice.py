@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.domain.periods import utc
 from farebox.domain.reasons import DomainError
 from farebox.services import admission, clocks, reprice, subscriptions
+
+from factories import make_tenant
 
 AGENTS_V2 = """\
 name: agents-v2
@@ -61,16 +62,23 @@ def test_L11_a_tenant_replayed_period_by_period_invoiced_vs_would_pay_and_the_re
     item = reprice.reprice_tenant(fb, SYSTEM, "agents", catalog=str(catalog_file))
     r = item.result
     assert (item.from_catalog, item.from_plan, r.plan.code, r.currency) == ("agent-sessions", "sme", "sme", "EUR")
-    assert [(p.period.start, p.complete) for p in r.periods] == [(utc(2026, 1, 5, 9), True), (utc(2026, 2, 5, 9), False)]
+    assert [(p.period.start, p.complete) for p in r.periods] == [
+        (utc(2026, 1, 5, 9), True),
+        (utc(2026, 2, 5, 9), False),
+    ]
     first, second = r.periods
-    assert dict(first.paid) == {"EUR": 15000} and dict(second.paid) == {"EUR": 15000}  # SME's fee, in advance, each period
+    assert dict(first.paid) == {"EUR": 15000} and dict(second.paid) == {
+        "EUR": 15000
+    }  # SME's fee, in advance, each period
     assert first.usage == {"conversations": 5} and second.usage == {"conversations": 2}
     assert (first.would_pay_minor, second.would_pay_minor) == (12000, 12000)
     (hit,) = first.hits
     assert (hit.meter, hit.included, hit.reached, hit.refused) == ("conversations", 3, 5, 2)
     assert not second.hits and r.change_minor == 24000 - 30000
 
-    chosen = reprice.reprice_tenant(fb, SYSTEM, "agents", catalog=str(catalog_file), plan="starter", since=utc(2026, 2, 6))
+    chosen = reprice.reprice_tenant(
+        fb, SYSTEM, "agents", catalog=str(catalog_file), plan="starter", since=utc(2026, 2, 6)
+    )
     assert [p.period.start for p in chosen.result.periods] == [utc(2026, 2, 5, 9)]
     assert chosen.result.periods[0].hits == ()  # 2 sessions: within the Starter's 2
 
@@ -117,14 +125,21 @@ def test_L11_repricing_every_tenant_sums_up_with_a_constant_number_of_statements
         _on_clock(fb, f"b{i}", catalog="agent-sessions", plan="sme")
         _conversations(fb, f"b{i}", 1 + i, "c")
     many, summary = statements()
-    assert summary.tenants == 8 and [t.tenant_id for t in summary.hitting_limits] == ["a1", "b3", "b4", "b5"]  # over 3 sessions
+    assert summary.tenants == 8 and [t.tenant_id for t in summary.hitting_limits] == [
+        "a1",
+        "b3",
+        "b4",
+        "b5",
+    ]  # over 3 sessions
     assert many == few  # one statement per table per batch, not one per tenant or period
 
 
 def test_L11_only_the_operator_reprices_and_unknown_catalogs_and_plans_are_refused(fb, tmp_path):
     make_tenant(fb, tenant_id="acme", catalog="session-caps", plan="pro")
     with pytest.raises(DomainError) as refused:
-        reprice.reprice_tenant(fb, Principal(Role.OWNER, tenant_id="acme", key_id="k"), "acme", catalog="attendee-credits")
+        reprice.reprice_tenant(
+            fb, Principal(Role.OWNER, tenant_id="acme", key_id="k"), "acme", catalog="attendee-credits"
+        )
     assert refused.value.code == "forbidden"
     with pytest.raises(DomainError) as missing:
         reprice.reprice_tenant(fb, SYSTEM, "acme", catalog="no-such-catalog")

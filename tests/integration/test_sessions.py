@@ -7,13 +7,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from factories import make_tenant, principal
 from farebox.adapters.db.repos import subscriptions as subs_repo
 from farebox.adapters.db.tables.subscriptions import subscriptions
 from farebox.domain.access import SYSTEM, Role
 from farebox.domain.reasons import DomainError
 from farebox.services import admission, signals, usage
 from farebox.services.signals import Signal
+
+from factories import make_tenant, principal
 from metering_support import shrink
 
 
@@ -25,7 +26,7 @@ def _sub(fb, tenant_id):
 def test_A1_seed_a_36_hour_conversation_is_one_conversation_and_two_billable_sessions(fb, clock):
     make_tenant(fb, tenant_id="a1", catalog="agent-sessions", plan="sme")
     decisions = []
-    for hour in range(0, 37, 6):
+    for _ in range(0, 37, 6):
         decisions.append(admission.message(fb, SYSTEM, "a1", "conv", sender="customer"))
         clock.advance(timedelta(hours=6))
     assert sum(d.counted for d in decisions) == 2
@@ -60,7 +61,11 @@ def test_A6_session_limit_warns_at_80_and_refuses_new_sessions_at_100_then_reset
     assert answers[3].warnings == ("Session limit almost reached",)
     assert answers[4].warnings == ("Session limit has been reached",)
     refused = admission.message(fb, SYSTEM, "a6", "c9", sender="customer")
-    assert (refused.admitted, refused.reason, refused.message) == (False, "session_limit_reached", "Session limit has been reached.")
+    assert (refused.admitted, refused.reason, refused.message) == (
+        False,
+        "session_limit_reached",
+        "Session limit has been reached.",
+    )
     # a new window of an open conversation is a new session too
     clock.advance(timedelta(hours=25))
     assert admission.message(fb, SYSTEM, "a6", "c0", sender="customer").reason == "session_limit_reached"
@@ -100,7 +105,11 @@ def test_A3_trial_bound_refuses_with_trial_exhausted_and_publishes_once(fb):
     make_tenant(fb, tenant_id="a3", catalog="agent-sessions", plan="sme")
     sub = _sub(fb, "a3")
     with fb.uow() as uow:
-        uow.conn.execute(update(subscriptions).where(subscriptions.c.id == sub.id).values(status="trialing", trial_ends_at=fb.clock.now() + timedelta(days=14)))
+        uow.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub.id)
+            .values(status="trialing", trial_ends_at=fb.clock.now() + timedelta(days=14))
+        )
         uow.commit()
     answers = [admission.message(fb, SYSTEM, "a3", f"c{i}", sender="customer") for i in range(52)]
     assert sum(a.counted for a in answers) == 50
@@ -117,7 +126,12 @@ def test_G4_usage_recorded_only_when_a_period_total_changes(fb):
     admission.message(fb, SYSTEM, "g4", "c1", sender="agent")
     mine = [s for s in seen if s.tenant_id == "g4"]
     assert len(mine) == 1
-    assert {k: mine[0].data[k] for k in ("meter", "before", "after", "included")} == {"meter": "sessions", "before": 0, "after": 1, "included": 600}
+    assert {k: mine[0].data[k] for k in ("meter", "before", "after", "included")} == {
+        "meter": "sessions",
+        "before": 0,
+        "after": 1,
+        "included": 600,
+    }
     assert set(mine[0].data) == {"meter", "before", "after", "included", "limit", "trial", "period_start", "period_end"}
     assert (mine[0].data["limit"], mine[0].data["trial"]) == (600, False)
 
@@ -143,7 +157,9 @@ def test_G14_retention_purge_deletes_event_data_and_keeps_counters(fb, clock):
     admission.message(fb, SYSTEM, "g14", "c1", sender="customer")
     clock.advance(timedelta(days=30))
     with fb.uow() as uow:
-        signals.publish(uow, Signal("tenant.retention_purge", "g14", clock.now(), subject="g14", data={"before": clock.now()}))
+        signals.publish(
+            uow, Signal("tenant.retention_purge", "g14", clock.now(), subject="g14", data={"before": clock.now()})
+        )
         uow.commit()
     assert usage.top_usage(fb, SYSTEM, "g14") == []
     assert usage.usage_summary(fb, SYSTEM, "g14").meter("credits").used == 1

@@ -8,14 +8,15 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import make_tenant
-from fake_stripe import DECLINING_PM, FakeStripe, sign
 from farebox.adapters.payments.stripe import StripeProvider
 from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.entrypoints.api.app import create_app
 from farebox.services import invoices, payments
 from farebox.services import subscriptions as subs
+
+from factories import make_tenant
+from fake_stripe import DECLINING_PM, FakeStripe, sign
 from invoicing_support import publish
 
 SECRET = "whsec_test_secret"
@@ -33,7 +34,13 @@ def _subscribe_and_bill(fb, token: str):
     make_tenant(fb, tenant_id="acme", card=None)
     payments.add_payment_method(fb, SYSTEM, "acme", token=token)
     sub = subs.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro", cause="test")
-    publish(fb, "subscription.started", "acme", sub.id, {"status": "active", "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()})
+    publish(
+        fb,
+        "subscription.started",
+        "acme",
+        sub.id,
+        {"status": "active", "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()},
+    )
     (inv,) = invoices.list_invoices(fb, SYSTEM, "acme")
     return inv
 
@@ -42,7 +49,13 @@ def test_G13_stripe_charges_a_payment_intent_with_the_invoice_attempt_as_idempot
     inv = _subscribe_and_bill(fb, "pm_card_visa")
     assert inv.status == "paid"
     (charge,) = fake.charges()
-    assert (charge["amount"], charge["currency"], charge["payment_method"], charge["confirm"], charge["off_session"]) == ("2900", "usd", "pm_card_visa", "true", "true")
+    assert (
+        charge["amount"],
+        charge["currency"],
+        charge["payment_method"],
+        charge["confirm"],
+        charge["off_session"],
+    ) == ("2900", "usd", "pm_card_visa", "true", "true")
     keys = [key for _, path, _, key in fake.requests if path == "/v1/payment_intents"]
     assert keys == [f"{inv.id}:attempt:1"]
     (method,) = payments.list_payment_methods(fb, SYSTEM, "acme")
@@ -51,8 +64,22 @@ def test_G13_stripe_charges_a_payment_intent_with_the_invoice_attempt_as_idempot
 
 def test_G4_same_idempotency_key_gives_the_same_payment_intent(fb, fake):
     provider = payments.provider(fb)
-    first = provider.charge(customer_ref="cus_1", payment_method_ref="pm_card_visa", amount=Money(500, "EUR"), idempotency_key="k1", description="x", metadata={})
-    again = provider.charge(customer_ref="cus_1", payment_method_ref="pm_card_visa", amount=Money(500, "EUR"), idempotency_key="k1", description="x", metadata={})
+    first = provider.charge(
+        customer_ref="cus_1",
+        payment_method_ref="pm_card_visa",
+        amount=Money(500, "EUR"),
+        idempotency_key="k1",
+        description="x",
+        metadata={},
+    )
+    again = provider.charge(
+        customer_ref="cus_1",
+        payment_method_ref="pm_card_visa",
+        amount=Money(500, "EUR"),
+        idempotency_key="k1",
+        description="x",
+        metadata={},
+    )
     assert first.ref == again.ref and first.succeeded
 
 
@@ -67,8 +94,12 @@ def test_stripe_refund_checkout_and_portal_links(fb, fake):
     provider = payments.provider(fb)
     assert provider.refund(charge_ref="pi_1", amount=Money(100), idempotency_key="r1").status == "succeeded"
     make_tenant(fb, tenant_id="acme", card=None)
-    assert payments.hosted_link(fb, SYSTEM, "acme", kind="checkout", return_url="https://app.test/billing").startswith("https://checkout.stripe.test/")
-    assert payments.hosted_link(fb, SYSTEM, "acme", kind="portal", return_url="https://app.test/billing").startswith("https://billing.stripe.test/")
+    assert payments.hosted_link(fb, SYSTEM, "acme", kind="checkout", return_url="https://app.test/billing").startswith(
+        "https://checkout.stripe.test/"
+    )
+    assert payments.hosted_link(fb, SYSTEM, "acme", kind="portal", return_url="https://app.test/billing").startswith(
+        "https://billing.stripe.test/"
+    )
     modes = [params.get("mode") for _, path, params, _ in fake.requests if path == "/v1/checkout/sessions"]
     assert modes == ["setup"]
 
@@ -82,10 +113,17 @@ def test_G9_webhook_verifies_the_signature_and_settles_a_payment(fb, fake):
 
         ref = prepo.attempts(uow.conn, "acme", inv.id)[0]["provider_ref"]
     assert ref and intent_id
-    event = {"id": "evt_1", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": ref, "object": "payment_intent", "status": "succeeded"}}}
+    event = {
+        "id": "evt_1",
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": ref, "object": "payment_intent", "status": "succeeded"}},
+    }
     payload = json.dumps(event).encode()
     with TestClient(create_app(fb)) as client:
-        bad = client.post("/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, "whsec_wrong")})
+        bad = client.post(
+            "/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, "whsec_wrong")}
+        )
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "provider_signature_invalid"
         missing = client.post("/v1/webhooks/stripe", content=payload)
         assert missing.status_code == 400
@@ -100,8 +138,19 @@ def test_webhook_payment_method_attached_records_the_card_and_retries_open_invoi
         from farebox.adapters.db.repos import payments as prepo
 
         customer = prepo.customer_ref(uow.conn, "acme", "stripe")
-    event = {"id": "evt_2", "object": "event", "type": "payment_method.attached",
-             "data": {"object": {"id": "pm_card_visa", "object": "payment_method", "customer": customer, "card": {"brand": "visa", "last4": "4242"}}}}
+    event = {
+        "id": "evt_2",
+        "object": "event",
+        "type": "payment_method.attached",
+        "data": {
+            "object": {
+                "id": "pm_card_visa",
+                "object": "payment_method",
+                "customer": customer,
+                "card": {"brand": "visa", "last4": "4242"},
+            }
+        },
+    }
     payload = json.dumps(event).encode()
     with TestClient(create_app(fb)) as client:
         r = client.post("/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, SECRET)})

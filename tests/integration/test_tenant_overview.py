@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import event
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.services import admission, tenant_overview
+
+from factories import make_tenant
 
 
 def _statements(fb, fn):

@@ -2,10 +2,11 @@
 
 import pytest
 
-from factories import make_tenant, principal
 from farebox.domain.access import SYSTEM, Role
 from farebox.domain.reasons import DomainError
 from farebox.services import subscriptions, tenants
+
+from factories import make_tenant, principal
 
 
 def test_tenant_is_created_with_its_owner(fb):

@@ -4,10 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from factories import make_tenant
 from farebox.domain.access import SYSTEM
 from farebox.domain.reasons import DomainError
 from farebox.services import clocks, due, subscriptions
+
+from factories import make_tenant
 
 
 def utc(*args):
@@ -52,7 +53,15 @@ def test_G2_items_of_several_tenants_run_in_due_order_each_at_its_own_time(fb):
         clocks.attach(fb, SYSTEM, clock["id"], tenant)
     with fb.uow() as uow:
         for tenant, n, hours in (("a", 1, 30), ("b", 2, 10), ("a", 3, 20), ("b", 4, 50)):
-            due.schedule(uow, tenant_id=tenant, kind="test_probe", ref=f"r{n}", due_at=utc(2026, 1, 1) + timedelta(hours=hours), now=utc(2026, 1, 1), payload={"n": n})
+            due.schedule(
+                uow,
+                tenant_id=tenant,
+                kind="test_probe",
+                ref=f"r{n}",
+                due_at=utc(2026, 1, 1) + timedelta(hours=hours),
+                now=utc(2026, 1, 1),
+                payload={"n": n},
+            )
         uow.commit()
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(hours=40))
     assert seen == [("b", 2, utc(2026, 1, 1, 10)), ("a", 3, utc(2026, 1, 1, 20)), ("a", 1, utc(2026, 1, 2, 6))]

@@ -25,7 +25,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from factories import make_tenant
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.tables import metadata
 from farebox.adapters.db.tables.core import due_items
@@ -38,6 +37,8 @@ from farebox.domain.clock import FrozenClock
 from farebox.domain.periods import periods_between
 from farebox.services import catalog, clocks, demo, subscriptions
 from farebox.settings import Settings
+
+from factories import make_tenant
 from support import subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,9 @@ def _free_port() -> int:
 
 
 def _box(url: str, at: datetime) -> Farebox:
-    return Farebox(engine=make_engine(url), clock=FrozenClock(at), settings=Settings(database_url=url, operator_key=OPERATOR_KEY))
+    return Farebox(
+        engine=make_engine(url), clock=FrozenClock(at), settings=Settings(database_url=url, operator_key=OPERATOR_KEY)
+    )
 
 
 @pytest.fixture
@@ -103,7 +106,11 @@ def processes(database, prepared, tmp_path):
     started = []
     for n, args in enumerate(commands):
         log = open(tmp_path / f"{args[0]}-{n}.log", "w")
-        started.append(subprocess.Popen([sys.executable, "-m", "farebox", *args], env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "farebox", *args], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
+        )
         log.close()
     bases = [f"http://127.0.0.1:{p}" for p in ports]
     try:
@@ -136,7 +143,9 @@ def _setup(url: str) -> tuple[str, datetime]:
     demo.load_catalogs(fb)
     catalog.load_document(fb, SYSTEM, CAPPED_CATALOG)
     clock = clocks.create(fb, SYSTEM, name="scale-out", start=START)
-    for tenant_id, catalog_name, plan in [(t, "webinar-caps", "capped") for t in WEBINARS] + [(t, "agent-sessions", "sme") for t in AGENTS]:
+    for tenant_id, catalog_name, plan in [(t, "webinar-caps", "capped") for t in WEBINARS] + [
+        (t, "agent-sessions", "sme") for t in AGENTS
+    ]:
         make_tenant(fb, tenant_id=tenant_id)
         clocks.attach(fb, SYSTEM, clock["id"], tenant_id)
         subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog_name, plan=plan, cause="scale-out test")
@@ -191,11 +200,28 @@ def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly
         for c in range(CONVERSATIONS) for t in AGENTS for _ in range(3)
     ]
     retried = [  # one request, retried through the other server with the same key
-        (lambda t=t, c=c, s=s: {"retried": f"{t}-k{c}", **drive.post(f"/v1/tenants/{t}/conversations/k{c}/messages", {"from": "customer"}, server=s, key=f"{t}-k{c}")})
-        for c in range(CONVERSATIONS) for t in AGENTS for s in (0, 1)
+        (
+            lambda t=t, c=c, s=s: {
+                "retried": f"{t}-k{c}",
+                **drive.post(
+                    f"/v1/tenants/{t}/conversations/k{c}/messages", {"from": "customer"}, server=s, key=f"{t}-k{c}"
+                ),
+            }
+        )
+        for c in range(CONVERSATIONS)
+        for t in AGENTS
+        for s in (0, 1)
     ]
     batches = [
-        [{"id": f"ev{b}-{i}", "source": "scale-out", "type": "attendee.joined", "data": {"occurrence_id": "o2", "person_id": f"p{b * 20 + i}"}} for i in range(20)]
+        [
+            {
+                "id": f"ev{b}-{i}",
+                "source": "scale-out",
+                "type": "attendee.joined",
+                "data": {"occurrence_id": "o2", "person_id": f"p{b * 20 + i}"},
+            }
+            for i in range(20)
+        ]
         for b in range(PEOPLE // 20)
     ]
     ingest = [  # each batch sent to both servers: every event counts once
@@ -206,7 +232,9 @@ def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly
     answers = drive.all(calls)
     assert set(drive.statuses) == {200}, drive.statuses
 
-    assert Counter(a.get("reason") for a in answers)["attendee_cap_reached"] > 0  # the cap was hit, refused with its reason
+    assert (
+        Counter(a.get("reason") for a in answers)["attendee_cap_reached"] > 0
+    )  # the cap was hit, refused with its reason
     replayed = Counter(a["retried"] for a in answers if "retried" in a and a["counted"])
     assert replayed == {f"{t}-k{c}": 2 for c in range(CONVERSATIONS) for t in AGENTS}  # the retry got the first answer
 
@@ -229,8 +257,12 @@ def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly
                 select(func.count()).select_from(invoices).where(invoices.c.tenant_id.in_(LATE))
             ).scalar_one()
             pending = conn.execute(
-                select(func.count()).select_from(due_items).where(
-                    due_items.c.tenant_id.in_(LATE), due_items.c.done_at.is_(None), due_items.c.due_at <= datetime.now(timezone.utc)
+                select(func.count())
+                .select_from(due_items)
+                .where(
+                    due_items.c.tenant_id.in_(LATE),
+                    due_items.c.done_at.is_(None),
+                    due_items.c.due_at <= datetime.now(timezone.utc),
                 )
             ).scalar_one()
             if billed >= late_periods * len(LATE) and pending == 0:
@@ -240,15 +272,31 @@ def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly
     assert all(p.poll() is None for p in started), "a server or worker died"
 
     # 4. the end state
-    verify = subprocess.run([sys.executable, "-m", "farebox", "usage", "verify"], env=subprocess_env(FAREBOX_DATABASE_URL=database), capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "farebox", "usage", "verify"],
+        env=subprocess_env(FAREBOX_DATABASE_URL=database),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0 and "ok" in verify.stdout, verify.stdout + verify.stderr
     assert httpx.get(bases[1] + "/v1/usage/verify", headers=OPERATOR).json() == []
     with fb.engine.connect() as conn:
-        counted = dict(conn.execute(select(occurrences.c.tenant_id, func.max(occurrences.c.counted)).group_by(occurrences.c.tenant_id)).all())
+        counted = dict(
+            conn.execute(
+                select(occurrences.c.tenant_id, func.max(occurrences.c.counted)).group_by(occurrences.c.tenant_id)
+            ).all()
+        )
         assert counted == {t: CAP for t in WEBINARS}  # 100 people, 2 servers, cap 40: exactly 40 each
         per_occurrence = conn.execute(select(occurrences.c.tenant_id, occurrences.c.id, occurrences.c.counted)).all()
         assert sorted(per_occurrence) == sorted((t, o, CAP) for t in WEBINARS for o in ("o1", "o2"))
-        billable = dict(conn.execute(select(conversations.c.tenant_id, func.sum(conversations.c.billable)).group_by(conversations.c.tenant_id)).all())
+        billable = dict(
+            conn.execute(
+                select(conversations.c.tenant_id, func.sum(conversations.c.billable)).group_by(
+                    conversations.c.tenant_id
+                )
+            ).all()
+        )
         assert billable == {t: 3 * CONVERSATIONS for t in AGENTS}  # c*, k* (retried once), next*: one window each
         twice = conn.execute(
             select(invoices.c.subscription_id, invoices.c.period_start_at, invoices.c.kind, func.count())
@@ -257,12 +305,18 @@ def test_G3_two_servers_and_two_workers_on_postgresql_count_bill_and_cap_exactly
         ).all()
         assert twice == []  # no invoice twice
         per_tenant = Counter(t for (t,) in conn.execute(select(invoices.c.tenant_id)))
-        assert {t: per_tenant[t] for t in WEBINARS + AGENTS} == {t: 3 for t in WEBINARS + AGENTS}  # first period + 2 renewals
+        assert {t: per_tenant[t] for t in WEBINARS + AGENTS} == {
+            t: 3 for t in WEBINARS + AGENTS
+        }  # first period + 2 renewals
         assert {t: per_tenant[t] for t in LATE} == {t: late_periods for t in LATE}
         charges = conn.execute(
-            select(payment_attempts.c.invoice_id, func.count()).where(payment_attempts.c.status == "succeeded").group_by(payment_attempts.c.invoice_id)
+            select(payment_attempts.c.invoice_id, func.count())
+            .where(payment_attempts.c.status == "succeeded")
+            .group_by(payment_attempts.c.invoice_id)
         ).all()
         assert charges and all(n == 1 for _, n in charges)  # no charge twice
-        unpaid = conn.execute(select(func.count()).select_from(invoices).where(invoices.c.status != "paid", invoices.c.total_minor > 0)).scalar_one()
+        unpaid = conn.execute(
+            select(func.count()).select_from(invoices).where(invoices.c.status != "paid", invoices.c.total_minor > 0)
+        ).scalar_one()
         assert unpaid == 0
     fb.engine.dispose()

@@ -28,7 +28,9 @@ steps:
     result = run(parse_text(text, "wrong.yaml", verbs=frozenset(STEPS)))
     assert not result.ok and result.steps_run == 2
     message = str(result.failures[0])
-    assert message.startswith("wrong.yaml:6: advance: now: expected '2030-01-01T00:00:00+00:00', got '2026-01-06T09:00:00+00:00'")
+    assert message.startswith(
+        "wrong.yaml:6: advance: now: expected '2030-01-01T00:00:00+00:00', got '2026-01-06T09:00:00+00:00'"
+    )
     assert "actual answer" in message
 
 
@@ -79,7 +81,12 @@ steps:
         encoding="utf-8",
     )
     right = tmp_path / "right.yaml"
-    right.write_text(wrong.read_text(encoding="utf-8").replace("counted: true", "counted: false, reason: already_counted").replace("credits: 2", "credits: 1"), encoding="utf-8")
+    right.write_text(
+        wrong.read_text(encoding="utf-8")
+        .replace("counted: true", "counted: false, reason: already_counted")
+        .replace("credits: 2", "credits: 1"),
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(app, ["scenario", "run", str(wrong), str(right)])
     assert result.exit_code == 1, result.output
     assert f"{wrong}:7: join: counted: expected True, got False" in result.output
@@ -131,7 +138,9 @@ def test_T16_the_cli_fails_a_refused_step_without_an_expect(tmp_path: Path) -> N
     from farebox.entrypoints.cli import app
 
     typo = tmp_path / "typo.yaml"
-    typo.write_text("catalog: session-caps\nstart: 2026-01-05T09:00:00Z\nsteps:\n  - tenant: acme\n    plan: nosuchplan\n")
+    typo.write_text(
+        "catalog: session-caps\nstart: 2026-01-05T09:00:00Z\nsteps:\n  - tenant: acme\n    plan: nosuchplan\n"
+    )
     result = CliRunner().invoke(app, ["scenario", "run", str(typo)])
     assert result.exit_code == 1, result.output
     assert "0 of 1 scenario files passed" in result.output

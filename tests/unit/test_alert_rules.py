@@ -6,7 +6,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from farebox.domain import alert_messages
-from farebox.domain.alerts import AlertKind, crossed, days_left_due_times, grace_ending_due_at, threshold_units, trial_usage_alerts, usage_alerts
+from farebox.domain.alerts import (
+    AlertKind,
+    crossed,
+    days_left_due_times,
+    grace_ending_due_at,
+    threshold_units,
+    trial_usage_alerts,
+    usage_alerts,
+)
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
 
@@ -31,7 +39,9 @@ def test_G12_no_limit_or_no_increase_raises_nothing():
     assert crossed(600, 400, 600, (80,)) == []
 
 
-@given(st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=40), st.integers(min_value=1, max_value=2000))
+@given(
+    st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=40), st.integers(min_value=1, max_value=2000)
+)
 def test_G12_a_rising_total_crosses_each_threshold_exactly_once(steps, included):
     seen: list[int] = []
     total = 0
@@ -43,16 +53,25 @@ def test_G12_a_rising_total_crosses_each_threshold_exactly_once(steps, included)
 
 
 def test_G12_keys_name_subscription_period_meter_limit_threshold():
-    (alert,) = usage_alerts(subscription_id="sub_1", period_start=T0, meter="sessions", before=0, after=480, limit=600, percents=(80, 100))
+    (alert,) = usage_alerts(
+        subscription_id="sub_1", period_start=T0, meter="sessions", before=0, after=480, limit=600, percents=(80, 100)
+    )
     assert alert.dedupe_key == f"usage_threshold:sub_1:{T0.isoformat()}:sessions:600:80"
-    (trial,) = trial_usage_alerts(subscription_id="sub_1", meter="sessions", before=0, after=30, bound=50, percents=(60, 90))
+    (trial,) = trial_usage_alerts(
+        subscription_id="sub_1", meter="sessions", before=0, after=30, bound=50, percents=(60, 90)
+    )
     assert trial.kind is AlertKind.TRIAL_USAGE and trial.dedupe_key == "trial_usage:sub_1:sessions:60"
 
 
 def test_A3_days_left_due_times_in_order_and_skip_the_past():
     ends = T0 + timedelta(days=14)
-    assert days_left_due_times(trial_ends_at=ends, days_left=(2, 7), now=T0) == [(7, ends - timedelta(days=7)), (2, ends - timedelta(days=2))]
-    assert days_left_due_times(trial_ends_at=T0 + timedelta(days=5), days_left=(7, 2), now=T0) == [(2, T0 + timedelta(days=3))]
+    assert days_left_due_times(trial_ends_at=ends, days_left=(2, 7), now=T0) == [
+        (7, ends - timedelta(days=7)),
+        (2, ends - timedelta(days=2)),
+    ]
+    assert days_left_due_times(trial_ends_at=T0 + timedelta(days=5), days_left=(7, 2), now=T0) == [
+        (2, T0 + timedelta(days=3))
+    ]
 
 
 def test_G9_grace_ending_reminder_two_days_before_unless_already_closer():
@@ -61,8 +80,24 @@ def test_G9_grace_ending_reminder_two_days_before_unless_already_closer():
 
 
 def test_every_alert_kind_has_wording():
-    params = {"percent": 80, "used": 480, "limit": 600, "unit": "session", "bound": 50, "days": 7, "trial_ends_at": T0, "grace_ends_at": T0,
-              "effective_at": T0, "starts_at": T0, "plan": "SME", "number": "1", "total": "150.00 EUR", "count": 501, "deadline": T0, "minutes_left": 10}
+    params = {
+        "percent": 80,
+        "used": 480,
+        "limit": 600,
+        "unit": "session",
+        "bound": 50,
+        "days": 7,
+        "trial_ends_at": T0,
+        "grace_ends_at": T0,
+        "effective_at": T0,
+        "starts_at": T0,
+        "plan": "SME",
+        "number": "1",
+        "total": "150.00 EUR",
+        "count": 501,
+        "deadline": T0,
+        "minutes_left": 10,
+    }
     for kind in AlertKind:
         message = alert_messages.message(kind, params)
         assert message.title and message.body

@@ -22,7 +22,12 @@ def test_domain_imports_only_stdlib_and_itself():
                 names = [node.module or ""]
             for name in names:
                 top = name.split(".")[0]
-                assert top == "farebox" and name.startswith("farebox.domain") or top in sys.stdlib_module_names or top == "__future__", f"{path.name} imports {name}"
+                assert (
+                    top == "farebox"
+                    and name.startswith("farebox.domain")
+                    or top in sys.stdlib_module_names
+                    or top == "__future__"
+                ), f"{path.name} imports {name}"
 
 
 def test_G2_domain_never_reads_the_system_clock():
@@ -55,5 +60,7 @@ def test_audit_3_1_the_portal_calls_services_never_repositories_or_a_unit_of_wor
 def test_audit_3_1_only_the_api_edge_reads_a_repository_the_idempotency_keys():
     for path in sorted(ENTRYPOINTS.rglob("*.py")):
         repos = [n for n in _imports(path) if n.startswith("farebox.adapters.db.repos")]
-        allowed = {"farebox.adapters.db.repos", "farebox.adapters.db.repos.idempotency"} if path.name == "deps.py" else set()
+        allowed = (
+            {"farebox.adapters.db.repos", "farebox.adapters.db.repos.idempotency"} if path.name == "deps.py" else set()
+        )
         assert set(repos) <= allowed, f"{path.relative_to(ENTRYPOINTS)} imports {repos}"

@@ -29,7 +29,14 @@ APR = Period(utc(2026, 4, 1), utc(2026, 5, 1), 0)  # 30 days
 
 
 def plan(code: str, price: str, currency: str = "USD", *, limits: tuple[Limit, ...] = (), tier: int = 1) -> Plan:
-    return Plan(code=code, name=code.title(), price=Money.parse(price, currency), interval=Interval.MONTH, tier=tier, limits=limits)
+    return Plan(
+        code=code,
+        name=code.title(),
+        price=Money.parse(price, currency),
+        interval=Interval.MONTH,
+        tier=tier,
+        limits=limits,
+    )
 
 
 PRO = plan("pro", "29.00")
@@ -67,7 +74,10 @@ def test_G7_immediate_upgrade_halfway_credits_unused_time_and_charges_the_rest_t
     change_at = utc(2026, 4, 16)
     new = Segment("sub_2", 2, PRO_PLUS, APR, change_at, APR.end)
     lines = recompute(plan_change_charges(whole(PRO, APR), change_at, new), billed(first))
-    assert [(line.kind, line.amount_minor) for line in lines] == [(LineKind.PRORATION_CREDIT, -1450), (LineKind.PRORATION_CHARGE, 2950)]
+    assert [(line.kind, line.amount_minor) for line in lines] == [
+        (LineKind.PRORATION_CREDIT, -1450),
+        (LineKind.PRORATION_CHARGE, 2950),
+    ]
     assert lines[0].service_start_at == change_at and lines[0].service_end_at == APR.end
 
 
@@ -101,14 +111,22 @@ def test_G7_property_prorated_charges_and_credits_sum_to_the_fee_for_the_time_on
     total = sum(c.amount_minor for c in ledger)
     spent = [Segment("s", i, plans[i], APR, bounds[i], bounds[i + 1]) for i in range(len(plans))]
     assert total == sum(segment_amount(s).amount_minor for s in spent)
-    exact = sum(Fraction(prices[i] * int((bounds[i + 1] - bounds[i]).total_seconds()), APR.seconds) for i in range(len(plans)))
+    exact = sum(
+        Fraction(prices[i] * int((bounds[i + 1] - bounds[i]).total_seconds()), APR.seconds) for i in range(len(plans))
+    )
     assert abs(total - exact) <= Fraction(len(plans), 2)
 
 
 def test_A8_extra_sessions_are_billed_in_arrears_at_the_unit_price():
     """SME: 600 included, 650 used -> 50 x EUR 0.50 = EUR 25.00."""
     (line,) = overage_charges(SME, subscription_id="sub_1", plan_version_id=1, period=JAN, usage={"sessions": 650})
-    assert (line.kind, line.quantity, line.unit_amount_minor, line.amount_minor, line.currency) == (LineKind.OVERAGE, 50, 50, 2500, "EUR")
+    assert (line.kind, line.quantity, line.unit_amount_minor, line.amount_minor, line.currency) == (
+        LineKind.OVERAGE,
+        50,
+        50,
+        2500,
+        "EUR",
+    )
 
 
 def test_A8_no_overage_line_within_the_included_units():

@@ -55,10 +55,16 @@ def test_G8_reactivate_needs_a_target_among_its_outcomes():
 def test_G9_G10_admission_refusals():
     pro = CAPS.plan("pro")
     assert admission_refusal(None, NOW) is reasons.SUBSCRIPTION_EXPIRED
-    assert admission_refusal(sub(pro, status=Status.EXPIRED), NOW).message() == "Your subscription has ended. Please upgrade your plan to continue."
+    assert (
+        admission_refusal(sub(pro, status=Status.EXPIRED), NOW).message()
+        == "Your subscription has ended. Please upgrade your plan to continue."
+    )
     grace = sub(pro, status=Status.PAYMENT_ISSUE, grace_ends_at=NOW + timedelta(days=7))
     assert admission_refusal(grace, NOW + timedelta(days=6)) is None
-    assert admission_refusal(grace, NOW + timedelta(days=7)).message() == "Your payment is overdue and the grace period has expired."
+    assert (
+        admission_refusal(grace, NOW + timedelta(days=7)).message()
+        == "Your payment is overdue and the grace period has expired."
+    )
     for status in LIVE_STATUSES - {Status.PAYMENT_ISSUE}:
         assert admission_refusal(sub(pro, status=status), NOW) is None
 
@@ -76,7 +82,9 @@ def test_G7_L9_upgrades_default_to_now_downgrades_to_period_end():
 
 def test_L11_across_catalogs_a_higher_monthly_price_is_an_upgrade():
     current = sub(CAPS.plan("pro_plus"))  # 59.00 a month
-    assert plan_changes.is_upgrade(current, CREDITS.plan("pro"), "attendee-credits") is True  # 1188.00 a year = 99.00 a month
+    assert (
+        plan_changes.is_upgrade(current, CREDITS.plan("pro"), "attendee-credits") is True
+    )  # 1188.00 a year = 99.00 a month
     assert plan_changes.is_upgrade(current, CREDITS.plan("free"), "attendee-credits") is False
 
 
@@ -87,14 +95,23 @@ def test_G7_immediate_upgrade_is_prorated_to_the_second_over_the_same_period():
     assert anchor == NOW
     money = plan_changes.proration(current, CAPS.plan("pro_plus"), halfway, anchor)
     assert (money.credit.amount_minor, money.charge.amount_minor, money.due_now.amount_minor) == (1450, 2950, 1500)
-    down = plan_changes.proration(current, CAPS.plan("free"), halfway, plan_changes.new_anchor(current, CAPS.plan("free"), halfway))
+    down = plan_changes.proration(
+        current, CAPS.plan("free"), halfway, plan_changes.new_anchor(current, CAPS.plan("free"), halfway)
+    )
     assert down.due_now.amount_minor == 0  # no refund (G8)
 
 
 def test_G11_trial_card_counts_days_and_sessions_and_warns_in_the_last_3_days_or_10_percent():
-    trial = sub(AGENTS.plan("sme"), status=Status.TRIALING, catalog="agent-sessions", trial_ends_at=NOW + timedelta(days=14))
+    trial = sub(
+        AGENTS.plan("sme"), status=Status.TRIALING, catalog="agent-sessions", trial_ends_at=NOW + timedelta(days=14)
+    )
     card = cards.subscription_card(trial, NOW)
-    assert (card.badge, card.trial_days_left, card.trial_sessions_left, card.next_billing_at) == ("Trial subscription", 14, 50, None)
+    assert (card.badge, card.trial_days_left, card.trial_sessions_left, card.next_billing_at) == (
+        "Trial subscription",
+        14,
+        50,
+        None,
+    )
     assert cards.subscription_card(trial, NOW + timedelta(days=10, hours=23)).badge == "Trial subscription"
     assert cards.subscription_card(trial, NOW + timedelta(days=11)).badge == "Trial ending soon"
     assert cards.subscription_card(replace(trial, trial_usage={"sessions": 44}), NOW).badge == "Trial subscription"
@@ -124,7 +141,11 @@ def test_G11_one_badge_per_state_and_the_upcoming_card():
     assert issue.payment_pending is True and issue.payment_overdue is False
     upcoming = replace(sub(CAPS.plan("free"), status=Status.UPCOMING), starts_at=end)
     both = cards.cards(sub(pro), upcoming, NOW)
-    assert (both.upcoming.badge, both.upcoming.starts_on, both.upcoming.plan_name) == ("Upcoming subscription", end, "Free")
+    assert (both.upcoming.badge, both.upcoming.starts_on, both.upcoming.plan_name) == (
+        "Upcoming subscription",
+        end,
+        "Free",
+    )
 
 
 def test_docs_lifecycle_lists_every_transition_with_its_rule_ids():
@@ -154,4 +175,7 @@ def test_mrr_is_the_monthly_price_or_a_twelfth_of_the_annual_price_half_up_of_li
     for status in (Status.TRIALING, Status.EXPIRED, Status.CANCELED):
         assert monthly_recurring_revenue(sub(sme, status=status)) is None
     assert monthly_recurring_revenue(sub(sme, status=Status.PAYMENT_ISSUE)) == Money(15000, "EUR")
-    assert mrr_totals([sub(sme), None, sub(pro_year), sub(sme)]) == {"EUR": Money(30000, "EUR"), "USD": Money(9900, "USD")}
+    assert mrr_totals([sub(sme), None, sub(pro_year), sub(sme)]) == {
+        "EUR": Money(30000, "EUR"),
+        "USD": Money(9900, "USD"),
+    }

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from farebox.domain.admission import Decision, Mode, check_cap, deadline_for, past_deadline, upgrade_required
 from farebox.domain.catalog import Interval, Limit, MeterKind, Plan, Policy
 from farebox.domain.conversations import Sender, billable_sessions, on_message
-from farebox.domain.metering import carried_forward, may_use, overage, pool_rule, session_warnings, validate_session_limit
+from farebox.domain.metering import (
+    carried_forward,
+    may_use,
+    overage,
+    pool_rule,
+    session_warnings,
+    validate_session_limit,
+)
 from farebox.domain.money import Money
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
@@ -16,7 +23,15 @@ H = timedelta(hours=1)
 
 
 def _plan(limit: Limit, **kw) -> Plan:
-    return Plan(code="p", name="P", price=kw.pop("price", Money(15000, "EUR")), interval=Interval.MONTH, tier=1, limits=(limit,), **kw)
+    return Plan(
+        code="p",
+        name="P",
+        price=kw.pop("price", Money(15000, "EUR")),
+        interval=Interval.MONTH,
+        tier=1,
+        limits=(limit,),
+        **kw,
+    )
 
 
 def test_A1_seed_36_hours_is_two_billable_sessions():
@@ -31,7 +46,12 @@ def test_A1_window_is_rolling_not_calendar():
 
 def test_A2_outbound_only_window_is_free_and_a_reply_bills_it_once():
     assert billable_sessions([(T0, Sender.AGENT), (T0 + H, Sender.AGENT)], answered_only=True) == 0
-    assert billable_sessions([(T0, Sender.AGENT), (T0 + H, Sender.CUSTOMER), (T0 + 2 * H, Sender.CUSTOMER)], answered_only=True) == 1
+    assert (
+        billable_sessions(
+            [(T0, Sender.AGENT), (T0 + H, Sender.CUSTOMER), (T0 + 2 * H, Sender.CUSTOMER)], answered_only=True
+        )
+        == 1
+    )
     effect = on_message(None, T0, Sender.AGENT, length=24 * H, answered_only=True)
     assert effect.opens and not effect.bills
 

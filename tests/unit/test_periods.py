@@ -23,7 +23,9 @@ from farebox.domain.periods import (
 )
 
 intervals = st.sampled_from(list(Interval))
-anchors = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(timezone.utc))
+anchors = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(timezone.utc)
+)
 
 
 def reference_add_months(anchor: datetime, months: int) -> datetime:
@@ -59,8 +61,14 @@ def test_G2_interval_is_a_str_enum() -> None:
 @pytest.mark.parametrize(
     ("year", "expected"),
     [
-        (2027, [utc(2027, 1, 31, 9), utc(2027, 2, 28, 9), utc(2027, 3, 31, 9), utc(2027, 4, 30, 9), utc(2027, 5, 31, 9)]),
-        (2028, [utc(2028, 1, 31, 9), utc(2028, 2, 29, 9), utc(2028, 3, 31, 9), utc(2028, 4, 30, 9), utc(2028, 5, 31, 9)]),
+        (
+            2027,
+            [utc(2027, 1, 31, 9), utc(2027, 2, 28, 9), utc(2027, 3, 31, 9), utc(2027, 4, 30, 9), utc(2027, 5, 31, 9)],
+        ),
+        (
+            2028,
+            [utc(2028, 1, 31, 9), utc(2028, 2, 29, 9), utc(2028, 3, 31, 9), utc(2028, 4, 30, 9), utc(2028, 5, 31, 9)],
+        ),
     ],
 )
 def test_G2_jan_31_anchor_clamps_without_drifting(year: int, expected: list[datetime]) -> None:
@@ -132,7 +140,9 @@ def test_G2_period_at_examples() -> None:
     anchor = utc(2027, 1, 31, 12)
     assert period_at(anchor, Interval.MONTH, anchor) == Period(anchor, utc(2027, 2, 28, 12), 0)
     assert period_at(anchor, Interval.MONTH, utc(2027, 2, 28, 11, 59, 59)).index == 0
-    assert period_at(anchor, Interval.MONTH, utc(2027, 3, 31, 11)) == Period(utc(2027, 2, 28, 12), utc(2027, 3, 31, 12), 1)
+    assert period_at(anchor, Interval.MONTH, utc(2027, 3, 31, 11)) == Period(
+        utc(2027, 2, 28, 12), utc(2027, 3, 31, 12), 1
+    )
     assert period_at(anchor, "month", utc(2027, 3, 31, 12)).index == 2
     assert period_at(anchor, Interval.MONTH, utc(2527, 1, 31, 12)).index == 6000  # far future: O(1)
     with pytest.raises(ValueError):
@@ -174,7 +184,9 @@ def test_G2_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "h", "90", "1.5h", "-4h", "30m1h", "4 h", "1w", "4H", "1h1h", "abc", "100000000000000s", "40000d"])
+@pytest.mark.parametrize(
+    "text", ["", "h", "90", "1.5h", "-4h", "30m1h", "4 h", "1w", "4H", "1h1h", "abc", "100000000000000s", "40000d"]
+)
 def test_G2_parse_duration_rejects_bad_text_naming_it(text: str) -> None:
     with pytest.raises(ValueError, match=repr(text).replace(".", r"\.")):
         parse_duration(text)
@@ -225,7 +237,7 @@ def test_G2_consecutive_periods_tile_time(anchor: datetime, interval: Interval, 
         return
     assert periods[0].contains(start)
     assert periods[-1].start < end <= periods[-1].end
-    for a, b in zip(periods, periods[1:]):
+    for a, b in zip(periods, periods[1:], strict=False):
         assert a.end == b.start  # no gap, no overlap
         assert b.index == a.index + 1
     assert sum(p.seconds for p in periods) == seconds_between(periods[0].start, periods[-1].end)

@@ -25,7 +25,9 @@ def test_G15_admission_codes_of_docs_admission_are_registered():
 
 def test_G9_G10_messages_are_the_seed_wording():
     assert reasons.PAYMENT_OVERDUE.message() == "Your payment is overdue and the grace period has expired."
-    assert reasons.SUBSCRIPTION_EXPIRED.message() == "Your subscription has ended. Please upgrade your plan to continue."
+    assert (
+        reasons.SUBSCRIPTION_EXPIRED.message() == "Your subscription has ended. Please upgrade your plan to continue."
+    )
 
 
 def test_G15_domain_error_carries_code_and_formatted_message():
@@ -52,7 +54,11 @@ def test_G15_every_code_the_api_edge_answers_itself_is_registered():
     for node in ast.walk(ast.parse(inspect.getsource(errors))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "error_body":
             literals |= {a.value for a in node.args[:1] if isinstance(a, ast.Constant)}
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Dict):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Dict)
+        ):
             literals |= {v.value for v in [*node.func.value.values, *node.args[1:]] if isinstance(v, ast.Constant)}
     assert literals, "no code literal found: the test no longer reads errors.py"
     assert sorted(literals - set(reasons.REGISTRY)) == []

@@ -59,7 +59,10 @@ def test_L7_a_hard_pool_refuses_every_unit_beyond_the_included_ones():
 def test_S5_occurrence_caps_soft_refuse_nobody_but_mark_the_overrun():
     pro = CAPS.plan("pro")  # 500 attendees per occurrence, soft
     until = utc(2026, 2, 5, 8)
-    occurrences = [OccurrenceUsage(ANCHOR + timedelta(days=2), 620, 400), OccurrenceUsage(ANCHOR + timedelta(days=3), 100, 90)]
+    occurrences = [
+        OccurrenceUsage(ANCHOR + timedelta(days=2), 620, 400),
+        OccurrenceUsage(ANCHOR + timedelta(days=3), 100, 90),
+    ]
     r = reprice(pro, CAPS.meters, anchor=ANCHOR, until=until, served=served(until), occurrences=occurrences)
     (period,) = r.periods
     (hit,) = period.hits
@@ -67,14 +70,24 @@ def test_S5_occurrence_caps_soft_refuse_nobody_but_mark_the_overrun():
     assert period.occurrences == 2 and period.highest == {"attendees": 620}  # Pro caps attendees, not concurrent ones
     assert "upgrade required" in hit.describe()
     business = CAPS.plan("business")  # 3,000 concurrent: the peak counts, not the unique attendees
-    r = reprice(business, CAPS.meters, anchor=ANCHOR, until=until, served=served(until), occurrences=[OccurrenceUsage(ANCHOR, 5000, 2999)])
+    r = reprice(
+        business,
+        CAPS.meters,
+        anchor=ANCHOR,
+        until=until,
+        served=served(until),
+        occurrences=[OccurrenceUsage(ANCHOR, 5000, 2999)],
+    )
     assert not r.hit_periods
 
 
 def test_G13_what_was_invoiced_is_attributed_to_the_period_of_its_service_start_and_compared():
     pro = CAPS.plan("pro")
     until = utc(2026, 3, 5, 8)  # an hour before the third period
-    paid = [PaidLine(ANCHOR, 118800, "USD"), PaidLine(ANCHOR - timedelta(days=1), 999, "USD")]  # before the anchor: not replayed
+    paid = [
+        PaidLine(ANCHOR, 118800, "USD"),
+        PaidLine(ANCHOR - timedelta(days=1), 999, "USD"),
+    ]  # before the anchor: not replayed
     r = reprice(pro, CAPS.meters, anchor=ANCHOR, until=until, served=served(until), paid=paid)
     assert [dict(p.paid) for p in r.periods] == [{"USD": 118800}, {}]
     assert r.would_pay_minor == 2 * 2900 and r.change_minor == 5800 - 118800
@@ -95,7 +108,18 @@ offsets = st.lists(st.tuples(st.integers(0, 400 * 24), st.sampled_from([A, S]), 
 
 
 @settings(max_examples=60, deadline=None)
-@given(offsets, st.sampled_from([("agent-sessions", "sme"), ("attendee-credits", "free"), ("attendee-credits", "enterprise"), ("agent-sessions", "playground")]), st.integers(0, 24 * 30))
+@given(
+    offsets,
+    st.sampled_from(
+        [
+            ("agent-sessions", "sme"),
+            ("attendee-credits", "free"),
+            ("attendee-credits", "enterprise"),
+            ("agent-sessions", "playground"),
+        ]
+    ),
+    st.integers(0, 24 * 30),
+)
 def test_L11_property_every_unit_is_counted_once_and_charges_follow_the_limits(rows, which, extra_hours):
     """Units in the replayed window are conserved across periods; overage is the unit price times the
     excess of each period; a hard limit refuses exactly the excess; adding usage never lowers the bill."""
@@ -117,6 +141,13 @@ def test_L11_property_every_unit_is_counted_once_and_charges_follow_the_limits(r
         else:
             assert p.overage_minor == 0
             assert sum(h.refused for h in p.hits) == excess
-    more = reprice(plan, catalog.meters, anchor=ANCHOR, until=until, served=served(until), units=[*units, Unit(ANCHOR + timedelta(hours=extra_hours), kind)])
+    more = reprice(
+        plan,
+        catalog.meters,
+        anchor=ANCHOR,
+        until=until,
+        served=served(until),
+        units=[*units, Unit(ANCHOR + timedelta(hours=extra_hours), kind)],
+    )
     assert more.would_pay_minor >= r.would_pay_minor
     assert sum(h.refused for p in more.periods for h in p.hits) >= sum(h.refused for p in r.periods for h in p.hits)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from fakes import FakeMeteringRepository, FakeSubscriptionRepository
 from farebox.adapters.catalog_files import load_catalog
 from farebox.domain.metering import ALMOST_REACHED, REACHED
 from farebox.domain.periods import period_at, utc
 from farebox.domain.subscriptions import Status, Subscription
 from farebox.services.usage import overage_usage, summaries_of, summary_of
+
+from fakes import FakeMeteringRepository, FakeSubscriptionRepository
 
 NOW = utc(2026, 1, 5, 9)
 AGENTS = load_catalog("agent-sessions")[0]
@@ -93,7 +94,8 @@ def test_a_tenant_without_a_subscription_has_an_empty_summary_and_many_are_summa
 
 
 def test_a_rule_check_on_the_fakes_takes_microseconds():
-    """The point of the ports: 1,000 summaries without a database in well under a second (about 36 µs each on the shared 2-core machine)."""
+    """The point of the ports: 1,000 summaries without a database in well under a second (about 36 µs each on the
+    shared 2-core machine)."""
     sme = subscription(AGENTS, "sme")
     subs, metering = repos(sme)
     metering.count(sme, "sessions", 480)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -129,7 +130,9 @@ class PlanDoc(_Strict):
     description: str = ""
 
     _price = field_validator("price", mode="before")(_amount)
-    _durations = field_validator("event_duration", "duration_warning", mode="before")(lambda v: None if v is None else _duration(v))
+    _durations = field_validator("event_duration", "duration_warning", mode="before")(
+        lambda v: None if v is None else _duration(v)
+    )
 
 
 class CatalogDoc(_Strict):
@@ -227,7 +230,9 @@ def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
             seats=p.seats,
             features=frozenset(p.features),
             grace_days=p.grace_days,
-            requires_payment_method=(not price.is_zero()) if p.requires_payment_method is None else p.requires_payment_method,
+            requires_payment_method=(not price.is_zero())
+            if p.requires_payment_method is None
+            else p.requires_payment_method,
             answered_only=p.answered_only,
             alert_tone=p.alert_tone,
             example_price="price" in p.examples,
@@ -251,7 +256,7 @@ def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
     )
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     loc = [str(part) for part in error["loc"]]
     where = ""
     if len(loc) >= 2 and loc[0] == "plans":
@@ -318,7 +323,12 @@ def plan_document(document: dict[str, Any], code: str) -> dict[str, Any]:
     plan = document["plans"][code]
     meters = {key: document["meters"][key] for key in plan["limits"]}
     meters.update({key: document["meters"][key] for key in (plan.get("trial") or {}).get("usage", {})})
-    return {"currency": document["currency"], "meters": meters, "plan": plan, "tier": list(document["plans"]).index(code)}
+    return {
+        "currency": document["currency"],
+        "meters": meters,
+        "plan": plan,
+        "tier": list(document["plans"]).index(code),
+    }
 
 
 def plan_fingerprint(plan_doc: dict[str, Any]) -> str:
@@ -341,7 +351,13 @@ def plan_from_document(plan_doc: dict[str, Any], *, catalog: str, code: str) -> 
 
 def plan_meters(plan_doc: dict[str, Any]) -> dict[str, c.Meter]:
     return {
-        key: c.Meter(key, c.MeterKind(m["kind"]), c.Scope(m["scope"]), m["unit"], parse_duration(m["window"]) if m["window"] else None)
+        key: c.Meter(
+            key,
+            c.MeterKind(m["kind"]),
+            c.Scope(m["scope"]),
+            m["unit"],
+            parse_duration(m["window"]) if m["window"] else None,
+        )
         for key, m in plan_doc["meters"].items()
     }
 

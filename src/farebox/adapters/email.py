@@ -21,7 +21,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 DEFAULT_SENDER = "farebox <billing@farebox.localhost>"
 
-_templates = Environment(loader=PackageLoader("farebox", "templates/email"), autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
+_templates = Environment(
+    loader=PackageLoader("farebox", "templates/email"),
+    autoescape=select_autoescape(["html"]),
+    keep_trailing_newline=True,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,9 @@ class SmtpMailer:
 
     def send(self, mail: Mail) -> None:
         if self.implicit_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         with client:

@@ -47,7 +47,9 @@ class PostResult:
     error: str | None
 
 
-def post(url: str, *, body: str, headers: dict[str, str], timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> PostResult:
+def post(
+    url: str, *, body: str, headers: dict[str, str], timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+) -> PostResult:
     """POST once; a 2xx is delivered, anything else (or no answer) is a failure to retry."""
     try:
         with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:

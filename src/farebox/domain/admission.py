@@ -79,11 +79,20 @@ class Decision:
         )
 
 
-def admit(reason: reasons.Reason = reasons.ADMITTED, *, counted: bool, warnings: tuple[str, ...] = (), deadline: datetime | None = None, **params: Any) -> Decision:
+def admit(
+    reason: reasons.Reason = reasons.ADMITTED,
+    *,
+    counted: bool,
+    warnings: tuple[str, ...] = (),
+    deadline: datetime | None = None,
+    **params: Any,
+) -> Decision:
     return Decision(True, counted, reason.code, reason.message(**params), warnings, None, deadline)
 
 
-def refuse(reason: reasons.Reason, *, position: int | None = None, deadline: datetime | None = None, **params: Any) -> Decision:
+def refuse(
+    reason: reasons.Reason, *, position: int | None = None, deadline: datetime | None = None, **params: Any
+) -> Decision:
     if position is not None:
         params["position"] = position
     return Decision(False, False, reason.code, reason.message(**params), (), position, deadline)

@@ -69,7 +69,8 @@ def _usage(p: Mapping[str, Any], tone: str) -> Message:
         )
     return Message(
         f"{unit.capitalize()} limit almost reached",
-        f"You have used {used} of your {limit} {units} this period ({percent}%). Upgrade your plan to avoid interruptions.",
+        f"You have used {used} of your {limit} {units} this period ({percent}%). Upgrade your plan to avoid "
+        f"interruptions.",
         "warning",
     )
 
@@ -92,7 +93,10 @@ def _session_limit(p: Mapping[str, Any], tone: str) -> Message:
 
 def _trial_ended(p: Mapping[str, Any], tone: str) -> Message:
     if p.get("cause") == "converted":
-        return Message("Your trial has ended", f"Your free trial has ended and your {p.get('plan', 'paid')} subscription is now active.")
+        return Message(
+            "Your trial has ended",
+            f"Your free trial has ended and your {p.get('plan', 'paid')} subscription is now active.",
+        )
     return Message(
         "Your trial has ended",
         "Your free trial has ended. Your subscription has ended. Please upgrade your plan to continue.",
@@ -141,16 +145,21 @@ _FIXED: dict[AlertKind, Any] = {
     ),
     AlertKind.GRACE_EXPIRED: lambda p, t: Message(
         "Grace period expired",
-        "Your payment is overdue and the grace period has expired. New attendees and sessions are refused until you pay.",
+        "Your payment is overdue and the grace period has expired. New attendees and sessions are refused until you "
+        "pay.",
         "critical",
     ),
-    AlertKind.PAYMENT_SETTLED: lambda p, t: Message("Payment received", "Thank you: your payment was received and your subscription is active."),
+    AlertKind.PAYMENT_SETTLED: lambda p, t: Message(
+        "Payment received", "Thank you: your payment was received and your subscription is active."
+    ),
     AlertKind.CANCELLATION_SCHEDULED: lambda p, t: Message(
         "Cancellation scheduled",
         f"Your subscription will be canceled on {when(p['effective_at'])}. Everything keeps working until then, "
         "and you can reactivate it before that date.",
     ),
-    AlertKind.CANCELLATION_REVOKED: lambda p, t: Message("Subscription reactivated", "Your subscription will no longer be canceled; it renews as usual."),
+    AlertKind.CANCELLATION_REVOKED: lambda p, t: Message(
+        "Subscription reactivated", "Your subscription will no longer be canceled; it renews as usual."
+    ),
     AlertKind.CANCELED: lambda p, t: Message(
         "Subscription canceled",
         "Your subscription has ended; your account is now on the free plan."
@@ -161,9 +170,15 @@ _FIXED: dict[AlertKind, Any] = {
         "Upcoming plan change",
         f"Your plan changes to {p['plan']} on {when(p['starts_at'])}. You can cancel this change until then.",
     ),
-    AlertKind.PLAN_CHANGE_CANCELED: lambda p, t: Message("Plan change canceled", f"The plan change planned for {when(p['starts_at'])} was canceled."),
-    AlertKind.PLAN_CHANGED: lambda p, t: Message("Plan changed", f"Your plan is now {p['plan']}, from {when(p['starts_at'])}."),
-    AlertKind.INVOICE_ISSUED: lambda p, t: Message(f"Invoice {p['number']} issued", f"Invoice {p['number']} for {p['total']} has been issued."),
+    AlertKind.PLAN_CHANGE_CANCELED: lambda p, t: Message(
+        "Plan change canceled", f"The plan change planned for {when(p['starts_at'])} was canceled."
+    ),
+    AlertKind.PLAN_CHANGED: lambda p, t: Message(
+        "Plan changed", f"Your plan is now {p['plan']}, from {when(p['starts_at'])}."
+    ),
+    AlertKind.INVOICE_ISSUED: lambda p, t: Message(
+        f"Invoice {p['number']} issued", f"Invoice {p['number']} for {p['total']} has been issued."
+    ),
 }
 
 

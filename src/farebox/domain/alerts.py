@@ -89,20 +89,34 @@ def usage_alerts(
     for percent in crossed(before, after, limit, percents):
         key = f"{kind.value}:{subscription_id}:{_iso(period_start)}:{meter}:{limit}:{percent}"
         alerts.append(
-            Alert(kind, key, {**(params or {}), "percent": percent, "used": after, "limit": limit, "meter": meter}, subscription_id)
+            Alert(
+                kind,
+                key,
+                {**(params or {}), "percent": percent, "used": after, "limit": limit, "meter": meter},
+                subscription_id,
+            )
         )
     return alerts
 
 
-def trial_usage_alerts(*, subscription_id: str, meter: str, before: int, after: int, bound: int, percents: Iterable[int]) -> list[Alert]:
+def trial_usage_alerts(
+    *, subscription_id: str, meter: str, before: int, after: int, bound: int, percents: Iterable[int]
+) -> list[Alert]:
     """A3: the trial's usage reminders (60% and 90% of 50 sessions: at 30 and at 45)."""
     return [
-        Alert(AlertKind.TRIAL_USAGE, f"trial_usage:{subscription_id}:{meter}:{p}", {"percent": p, "used": after, "bound": bound, "meter": meter}, subscription_id)
+        Alert(
+            AlertKind.TRIAL_USAGE,
+            f"trial_usage:{subscription_id}:{meter}:{p}",
+            {"percent": p, "used": after, "bound": bound, "meter": meter},
+            subscription_id,
+        )
         for p in crossed(before, after, bound, percents)
     ]
 
 
-def days_left_due_times(*, trial_ends_at: datetime, days_left: Iterable[int], now: datetime) -> list[tuple[int, datetime]]:
+def days_left_due_times(
+    *, trial_ends_at: datetime, days_left: Iterable[int], now: datetime
+) -> list[tuple[int, datetime]]:
     """A3: when each "N days left" reminder falls due; ones already past at the trial's start are skipped."""
     due = [(days, trial_ends_at - timedelta(days=days)) for days in days_left if days > 0]
     return sorted(((d, at) for d, at in due if at >= now), key=lambda pair: pair[1])

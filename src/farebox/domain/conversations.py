@@ -33,7 +33,9 @@ class MessageEffect:
     window: Window
 
 
-def on_message(current: Window | None, at: datetime, sender: Sender, *, length: timedelta, answered_only: bool) -> MessageEffect:
+def on_message(
+    current: Window | None, at: datetime, sender: Sender, *, length: timedelta, answered_only: bool
+) -> MessageEffect:
     """A1: open a window when none is open; A2: bill it unless it is outbound-only on an answered-only plan.
 
     Messages are decided in the order they take the conversation's lock, which can
@@ -51,7 +53,9 @@ def on_message(current: Window | None, at: datetime, sender: Sender, *, length: 
     return MessageEffect(True, billable_now, window)
 
 
-def billable_sessions(messages: list[tuple[datetime, Sender]], *, length: timedelta = timedelta(hours=24), answered_only: bool = False) -> int:
+def billable_sessions(
+    messages: list[tuple[datetime, Sender]], *, length: timedelta = timedelta(hours=24), answered_only: bool = False
+) -> int:
     """How many billable sessions a conversation's messages make (A1, A2); for checks and tests."""
     window: Window | None = None
     billed = 0

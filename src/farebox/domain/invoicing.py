@@ -164,7 +164,9 @@ def plan_change_charges(old: Segment, change_at: datetime, new: Segment) -> list
     return [kept, fee_charge(new)]
 
 
-def overage_charges(plan: Plan, *, subscription_id: str, plan_version_id: int, period: Period, usage: Mapping[str, int]) -> list[Charge]:
+def overage_charges(
+    plan: Plan, *, subscription_id: str, plan_version_id: int, period: Period, usage: Mapping[str, int]
+) -> list[Charge]:
     """Units beyond the included ones, for meters whose policy is `overage` (L8, A8)."""
     charges = []
     for limit in plan.limits:
@@ -177,7 +179,8 @@ def overage_charges(plan: Plan, *, subscription_id: str, plan_version_id: int, p
             Charge(
                 key=overage_key(subscription_id, period.start, limit.meter),
                 kind=LineKind.OVERAGE,
-                description=f"{limit.meter}: {extra} beyond the {limit.included} included ({used} used), {_day(period.start)} to {_day(period.end)}",
+                description=f"{limit.meter}: {extra} beyond the {limit.included} included ({used} used), "
+                            f"{_day(period.start)} to {_day(period.end)}",
                 subscription_id=subscription_id,
                 plan_version_id=plan_version_id,
                 quantity=extra,

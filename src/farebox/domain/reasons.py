@@ -40,20 +40,32 @@ ATTENDEE_CAP_REACHED = _reason("attendee_cap_reached", "This occurrence has reac
 CREDITS_EXHAUSTED = _reason("credits_exhausted", "Your attendee credits for this period are used up.")
 SESSION_LIMIT_REACHED = _reason("session_limit_reached", "Session limit has been reached.")
 TRIAL_EXHAUSTED = _reason("trial_exhausted", "Your subscription has ended. Please upgrade your plan to continue.")
-SUBSCRIPTION_EXPIRED = _reason("subscription_expired", "Your subscription has ended. Please upgrade your plan to continue.")
+SUBSCRIPTION_EXPIRED = _reason(
+    "subscription_expired", "Your subscription has ended. Please upgrade your plan to continue."
+)
 PAYMENT_OVERDUE = _reason("payment_overdue", "Your payment is overdue and the grace period has expired.")
-UPGRADE_REQUIRED = _reason("upgrade_required", "Your last session went over your plan's attendee limit. Please upgrade your plan before starting new sessions.")
+UPGRADE_REQUIRED = _reason(
+    "upgrade_required",
+    "Your last session went over your plan's attendee limit. Please upgrade your plan before starting new sessions.",
+)
 DURATION_EXCEEDED = _reason("duration_exceeded", "This occurrence has reached its maximum length.")
 WAITING_ROOM = _reason("waiting_room", "The room is full; you are number {position} in the waiting room.")
 REGISTERED = _reason("registered", "Registered; registrations are never counted.")
 LEFT = _reason("left", "Left the occurrence.")
 WINDOW_OPEN = _reason("window_open", "This conversation's billable session is already open; nothing more is counted.")
-NOT_BILLABLE_OUTBOUND = _reason("not_billable_outbound", "Outbound-only sessions are not billed on an Answered only plan.")
+NOT_BILLABLE_OUTBOUND = _reason(
+    "not_billable_outbound", "Outbound-only sessions are not billed on an Answered only plan."
+)
 STARTED = _reason("started", "The occurrence is open until its deadline.")
 SESSION_LIMIT_NOT_AVAILABLE = _reason("session_limit_not_available", "A session limit can be set on paid plans only.")
 SESSION_LIMIT_INVALID = _reason("session_limit_invalid", "The session limit must be a whole number greater than zero.")
-SESSION_LIMIT_ABOVE_BASE = _reason("session_limit_above_base", "This plan does not price extra sessions: the limit cannot exceed the plan's base limit.")
-EVENT_CONFLICT = _reason("event_conflict", "An event with this source and id was already received with a different payload.")
+SESSION_LIMIT_ABOVE_BASE = _reason(
+    "session_limit_above_base",
+    "This plan does not price extra sessions: the limit cannot exceed the plan's base limit.",
+)
+EVENT_CONFLICT = _reason(
+    "event_conflict", "An event with this source and id was already received with a different payload."
+)
 EVENT_INVALID = _reason("event_invalid", "{detail}")
 
 # --- requests ---------------------------------------------------------------
@@ -61,7 +73,9 @@ VALIDATION_ERROR = _reason("validation_error", "The request is not valid: {detai
 NOT_FOUND = _reason("not_found", "{what} not found.")
 UNAUTHORIZED = _reason("unauthorized", "A valid API key is required.")
 FORBIDDEN = _reason("forbidden", "Your role does not allow this.")
-IDEMPOTENCY_CONFLICT = _reason("idempotency_conflict", "This idempotency key was already used with a different request.")
+IDEMPOTENCY_CONFLICT = _reason(
+    "idempotency_conflict", "This idempotency key was already used with a different request."
+)
 CONFLICT = _reason("conflict", "{detail}")
 STORAGE_UNAVAILABLE = _reason(
     "storage_unavailable",
@@ -82,19 +96,25 @@ MEMBER_EXISTS = _reason("member_exists", "{email} is already a member of this te
 CLOCK_BACKWARDS = _reason("clock_backwards", "A test clock only moves forward (it is at {now}).")
 
 # --- subscription lifecycle (issue 3) ------------------------------------------
-TRIAL_ALREADY_USED = _reason("trial_already_used", "The free trial is available once per tenant and has already been used.")
+TRIAL_ALREADY_USED = _reason(
+    "trial_already_used", "The free trial is available once per tenant and has already been used."
+)
 TRIAL_NOT_OFFERED = _reason("trial_not_offered", "Plan {plan!r} has no free trial.")
 SAME_PLAN = _reason("same_plan", "The tenant is already on plan {plan!r}.")
 CHANGE_DATE_IN_PAST = _reason("change_date_in_past", "A plan change cannot be scheduled in the past (it is {now}).")
 INVALID_TRANSITION = _reason("invalid_transition", "A {status} subscription cannot {action}.")
 NO_SCHEDULED_CHANGE = _reason("no_scheduled_change", "There is no scheduled plan change to cancel.")
 NO_SUBSCRIPTION = _reason("no_subscription", "The tenant has no subscription.")
-SALES_ASSISTED_PLAN = _reason("sales_assisted_plan", "Plan {plan!r} is sold by our sales team: request a contact instead.")
+SALES_ASSISTED_PLAN = _reason(
+    "sales_assisted_plan", "Plan {plan!r} is sold by our sales team: request a contact instead."
+)
 NOT_SALES_ASSISTED = _reason("not_sales_assisted", "Plan {plan!r} is self-serve: subscribe to it directly.")
 # --- invoices and payments ------------------------------------------------------
 PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method was refused: {detail}")
 INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be paid.")
-PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
+PROVIDER_SIGNATURE_INVALID = _reason(
+    "provider_signature_invalid", "The payment provider's signature is missing or wrong."
+)
 
 
 @dataclass(frozen=True, slots=True)

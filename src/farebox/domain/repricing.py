@@ -105,7 +105,10 @@ class LimitHit:
         where = f" in {self.occurrences} occurrence(s)" if self.occurrences else ""
         if self.refused:
             return f"{self.meter}: {self.refused} refused{where} (limit {self.included}, reached {self.reached})"
-        return f"{self.meter}: over the {self.policy.value} limit {self.included}{where} (reached {self.reached}; upgrade required)"
+        return (
+            f"{self.meter}: over the {self.policy.value} limit {self.included}{where} (reached {self.reached}; "
+            "upgrade required)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,9 @@ class RepricedPeriod:
     overage_minor: int
     hits: tuple[LimitHit, ...] = ()
     occurrences: int = 0  # occurrences started in the period
-    highest: Mapping[str, int] = field(default_factory=dict)  # capped occurrence meter -> highest figure of one occurrence
+    highest: Mapping[str, int] = field(
+        default_factory=dict
+    )  # capped occurrence meter -> highest figure of one occurrence
 
     @property
     def would_pay_minor(self) -> int:
@@ -223,11 +228,35 @@ def reprice(
     out = []
     for i, period in enumerate(periods):
         is_served = any(s.overlaps(period) for s in stretches)
-        fee = fee_charge(Segment("reprice", 0, plan, period, period.start, period.end)).amount_minor if is_served and not plan.is_free else 0
-        overage = sum(c.amount_minor for c in overage_charges(plan, subscription_id="reprice", plan_version_id=0, period=period, usage=usage[i]))
+        fee = (
+            fee_charge(Segment("reprice", 0, plan, period, period.start, period.end)).amount_minor
+            if is_served and not plan.is_free
+            else 0
+        )
+        overage = sum(
+            c.amount_minor
+            for c in overage_charges(plan, subscription_id="reprice", plan_version_id=0, period=period, usage=usage[i])
+        )
         hits = _pool_hits(plan, usage[i]) + _cap_hits(plan, cap_meters, per_occurrence[i])
-        highest = {key: max(_figure(m, o) for o in per_occurrence[i]) for key, m in cap_meters.items() if per_occurrence[i] and plan.limit(key)}
-        out.append(RepricedPeriod(period, period.end <= until, is_served, usage[i], billed[i], fee, overage, tuple(hits), len(per_occurrence[i]), highest))
+        highest = {
+            key: max(_figure(m, o) for o in per_occurrence[i])
+            for key, m in cap_meters.items()
+            if per_occurrence[i] and plan.limit(key)
+        }
+        out.append(
+            RepricedPeriod(
+                period,
+                period.end <= until,
+                is_served,
+                usage[i],
+                billed[i],
+                fee,
+                overage,
+                tuple(hits),
+                len(per_occurrence[i]),
+                highest,
+            )
+        )
     return Repricing(plan, plan.price.currency, tuple(out))
 
 

@@ -32,7 +32,9 @@ class Status(StrEnum):
 
 
 ENDED_STATUSES = frozenset({Status.CANCELED, Status.EXPIRED})
-LIVE_STATUSES = frozenset({Status.FREE, Status.TRIALING, Status.ACTIVE, Status.PAYMENT_ISSUE, Status.CANCELLATION_SCHEDULED})
+LIVE_STATUSES = frozenset(
+    {Status.FREE, Status.TRIALING, Status.ACTIVE, Status.PAYMENT_ISSUE, Status.CANCELLATION_SCHEDULED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,11 @@ def admission_refusal(subscription: Subscription | None, now: datetime) -> reaso
         return reasons.TRIAL_EXHAUSTED if trial_used_up(subscription) else reasons.SUBSCRIPTION_EXPIRED
     if subscription.grace_ends_at is not None and now >= subscription.grace_ends_at:
         return reasons.PAYMENT_OVERDUE
-    if subscription.status is Status.TRIALING and subscription.trial_ends_at is not None and now >= subscription.trial_ends_at:
+    if (
+        subscription.status is Status.TRIALING
+        and subscription.trial_ends_at is not None
+        and now >= subscription.trial_ends_at
+    ):
         return reasons.SUBSCRIPTION_EXPIRED
     return None
 

@@ -89,7 +89,8 @@ def catalog_load(
             raise typer.Exit(1) from None
         console.print(
             f"[green]loaded[/green] {report.catalog}: new {', '.join(report.added) or '-'}; "
-            f"unchanged {', '.join(report.unchanged) or '-'}" + (f"; retired {', '.join(report.retired)}" if report.retired else "")
+            f"unchanged {', '.join(report.unchanged) or '-'}"
+            + (f"; retired {', '.join(report.retired)}" if report.retired else "")
         )
 
 
@@ -108,7 +109,9 @@ def keys_issue(
 
 @app.command()
 def demo(
-    db: Path = typer.Option(None, "--db", help="Keep the demo's database in this new SQLite file (default: a temporary one)"),
+    db: Path = typer.Option(
+        None, "--db", help="Keep the demo's database in this new SQLite file (default: a temporary one)"
+    ),
 ) -> None:
     """A narrated walk-through of the three bundled catalogs on a test clock, in a fresh embedded database."""
     from farebox.entrypoints.cli_demo import render_chapter
@@ -130,7 +133,10 @@ def demo_data() -> None:
 
     fb = _fb()
     for report in service.load_catalogs(fb):
-        console.print(f"catalog [bold]{report.catalog}[/bold]: {len(report.added)} new plan versions, {len(report.unchanged)} unchanged")
+        console.print(
+            f"catalog [bold]{report.catalog}[/bold]: {len(report.added)} new plan versions, {len(report.unchanged)} "
+            f"unchanged"
+        )
     table = Table(title="Demo tenants")
     for column in ("tenant", "catalog", "plan"):
         table.add_column(column)
@@ -178,10 +184,19 @@ def worker(
         processed = due.run_due(fb, limit=1000)
         sent = delivery.deliver_pending(fb, limit=1000, lease=timedelta(seconds=lease))
         for delivery_id in sent.delivered + sent.retrying + sent.failed:
-            outcome = "delivered" if delivery_id in sent.delivered else "retrying" if delivery_id in sent.retrying else "failed"
+            outcome = (
+                "delivered"
+                if delivery_id in sent.delivered
+                else "retrying"
+                if delivery_id in sent.retrying
+                else "failed"
+            )
             console.print(f"{datetime.now().isoformat(timespec='seconds')} delivery {delivery_id}: {outcome}")
         for item in processed:
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
+            console.print(
+                f"{datetime.now().isoformat(timespec='seconds')} {item.tenant_id} {item.kind} {item.ref}: "
+                f"{item.outcome}"
+            )
         billed = _billing_pass(fb)
         return bool(processed or billed)
 
@@ -219,7 +234,10 @@ def clock_advance(
         raise typer.Exit(1) from None
     for item in report.processed:
         console.print(f"{item.due_at.isoformat()} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
-    console.print(f"clock {clock_id}: {report.from_at.isoformat()} -> {report.to_at.isoformat()} ({len(report.processed)} due items)")
+    console.print(
+        f"clock {clock_id}: {report.from_at.isoformat()} -> {report.to_at.isoformat()} ({len(report.processed)} due "
+        f"items)"
+    )
 
 
 @notify_app.command("deliver")
@@ -241,7 +259,9 @@ def notify_outbox(tenant: str = typer.Argument(..., help="Tenant id")) -> None:
 
 
 @webhooks_app.command("add")
-def webhooks_add(url: str, kinds: list[str] = typer.Option(None, "--kind", help="Only these alert kinds (repeat); default all")) -> None:
+def webhooks_add(
+    url: str, kinds: list[str] = typer.Option(None, "--kind", help="Only these alert kinds (repeat); default all")
+) -> None:
     """Add an endpoint and print its signing secret (shown once)."""
     from farebox.services import webhook_endpoints
 
@@ -256,13 +276,19 @@ def webhooks_list() -> None:
     from farebox.services import webhook_endpoints
 
     for endpoint in webhook_endpoints.list_endpoints(_fb(), SYSTEM):
-        console.print(f"{endpoint.id} {endpoint.url} {'enabled' if endpoint.enabled else 'disabled'} kinds={','.join(endpoint.kinds) or 'all'}")
+        console.print(
+            f"{endpoint.id} {endpoint.url} {'enabled' if endpoint.enabled else 'disabled'} "
+            f"kinds={','.join(endpoint.kinds) or 'all'}"
+        )
 
 
 @webhooks_app.command("rotate")
-def webhooks_rotate(endpoint_id: str, grace_hours: int = typer.Option(24, help="Hours the old secret keeps signing")) -> None:
+def webhooks_rotate(
+    endpoint_id: str, grace_hours: int = typer.Option(24, help="Hours the old secret keeps signing")
+) -> None:
     """A new signing secret; the old one still signs for the grace window."""
     from datetime import timedelta
+
     from farebox.services import webhook_endpoints
 
     endpoint = webhook_endpoints.rotate_secret(_fb(), SYSTEM, endpoint_id, grace=timedelta(hours=grace_hours))
@@ -270,12 +296,16 @@ def webhooks_rotate(endpoint_id: str, grace_hours: int = typer.Option(24, help="
 
 
 @webhooks_app.command("deliveries")
-def webhooks_deliveries(status: str = typer.Option(None, help="pending, delivered or failed"), tenant: str = typer.Option(None)) -> None:
+def webhooks_deliveries(
+    status: str = typer.Option(None, help="pending, delivered or failed"), tenant: str = typer.Option(None)
+) -> None:
     """The delivery log."""
     from farebox.services import delivery
 
     for d in delivery.list_deliveries(_fb(), SYSTEM, tenant_id=tenant, status=status):
-        console.print(f"{d.id} {d.tenant_id} {d.channel} {d.target} {d.status} attempts={d.attempts} {d.last_error or ''}")
+        console.print(
+            f"{d.id} {d.tenant_id} {d.channel} {d.target} {d.status} attempts={d.attempts} {d.last_error or ''}"
+        )
 
 
 @webhooks_app.command("replay")
@@ -293,14 +323,23 @@ def _billing_pass(fb: Farebox) -> bool:
 
     report = billing_run.run(fb, SYSTEM)
     if report.invoiced:
-        console.print(f"{datetime.now().isoformat(timespec='seconds')} billing pass: {report.invoiced} invoice(s) issued")
+        console.print(
+            f"{datetime.now().isoformat(timespec='seconds')} billing pass: {report.invoiced} invoice(s) issued"
+        )
     return bool(report.invoiced)
 
 
 @app.command()
 def bill(batch_size: int = typer.Option(500, help="Subscriptions per committed batch")) -> None:
     """Invoice and charge every subscription due (resumable: run it again after a crash)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from farebox.services import billing_run
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.markup import escape
 from rich.rule import Rule
@@ -14,7 +16,7 @@ def _mark(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "[red]no[/red]")
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -28,8 +30,20 @@ def render_chapter(console: Console, chapter: Chapter) -> None:
     for line in chapter.narration:
         console.print(escape(line))
     steps = [(s.what, _mark(s.admitted), _mark(s.counted), s.answer) for s in chapter.steps]
-    console.print(_table(f"{chapter.tenant_id}: requests and answers", ("request", "admitted", "counted", "answer"), steps))
+    console.print(
+        _table(f"{chapter.tenant_id}: requests and answers", ("request", "admitted", "counted", "answer"), steps)
+    )
     console.print(f"[bold]{chapter.tenant_id}[/bold] now: {escape(chapter.badge)}")
     console.print(_table("counted in the current period", ("meter", "used", "of"), chapter.usage or [("-", "-", "-")]))
-    console.print(_table("alerted (in-app; e-mail and webhooks carry the same when enabled)", ("at", "kind", "title"), chapter.alerts or [("-", "-", "-")]))
-    console.print(_table("invoiced", ("number", "issued", "kind", "total", "status"), chapter.invoices or [("-", "-", "-", "-", "-")]))
+    console.print(
+        _table(
+            "alerted (in-app; e-mail and webhooks carry the same when enabled)",
+            ("at", "kind", "title"),
+            chapter.alerts or [("-", "-", "-")],
+        )
+    )
+    console.print(
+        _table(
+            "invoiced", ("number", "issued", "kind", "total", "status"), chapter.invoices or [("-", "-", "-", "-", "-")]
+        )
+    )

@@ -24,7 +24,9 @@ def export_command(
     """Export a tenant's usage, subscriptions, invoices, notifications and audit log (before cancelling, G14)."""
     fb = bootstrap()
     directory = out or Path(f"export-{tenant}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
         task = progress.add_task("starting", total=None)
 
         def on_table(name: str, rows: int) -> None:
@@ -32,7 +34,13 @@ def export_command(
 
         try:
             report = export.export_to_directory(
-                fb, SYSTEM, tenant, directory, formats=tuple(formats), on_table=on_table, on_row=lambda: progress.advance(task)
+                fb,
+                SYSTEM,
+                tenant,
+                directory,
+                formats=tuple(formats),
+                on_table=on_table,
+                on_row=lambda: progress.advance(task),
             )
         except DomainError as exc:
             console.print(f"[red]{exc.code}[/red]: {exc.refusal.message}")

@@ -49,12 +49,17 @@ def _signed(amount: int | None, currency: str) -> str:
 def reprice_command(
     tenant: str = typer.Option(None, "--tenant", help="The tenant to replay"),
     catalog: str = typer.Option(..., "--catalog", help="The new catalog: a loaded or bundled name, or a catalog file"),
-    plan: str = typer.Option(None, "--plan", help="The new catalog's plan (default: the tenant's plan code, else its tier position)"),
-    since: str = typer.Option(None, "--from", help="Start with the period containing this date (default: the tenant's first period)"),
+    plan: str = typer.Option(
+        None, "--plan", help="The new catalog's plan (default: the tenant's plan code, else its tier position)"
+    ),
+    since: str = typer.Option(
+        None, "--from", help="Start with the period containing this date (default: the tenant's first period)"
+    ),
     all_tenants: bool = typer.Option(False, "--all", help="Every tenant, with a summary"),
     batch_size: int = typer.Option(500, help="Tenants read per batch (--all)"),
 ) -> None:
-    """Replay recorded usage under another catalog: invoiced vs would pay, period by period, and the limits it would hit (L11)."""
+    """Replay recorded usage under another catalog: invoiced vs would pay, period by period, and the limits it would
+    hit (L11)."""
     from farebox.bootstrap import bootstrap
     from farebox.services import reprice as service
 
@@ -64,7 +69,13 @@ def reprice_command(
     fb = bootstrap()
     try:
         if all_tenants:
-            columns = (TextColumn("repricing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+            columns = (
+                TextColumn("repricing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
             started = time.perf_counter()
             with Progress(*columns, console=err) as progress:
                 task = progress.add_task("repricing", total=None)
@@ -83,24 +94,43 @@ def reprice_command(
 def _print_tenant(item: TenantRepricing) -> None:
     r: Repricing = item.result
     was = f"{item.from_catalog}/{item.from_plan}" if item.from_plan else "no subscription"
-    table = Table(title=f"{item.tenant_id}: {was} -> {r.plan.code} ({r.plan.name}, {r.plan.price.format()} a {r.plan.interval.value}); amounts before tax")
+    table = Table(
+        title=f"{item.tenant_id}: {was} -> {r.plan.code} ({r.plan.name}, {r.plan.price.format()} a "
+              f"{r.plan.interval.value}); amounts before tax"
+    )
     for column in ("period", "invoiced", "would pay", "fee", "overage", "usage", "limits of the new plan"):
         table.add_column(column, overflow="fold")
     for p in r.periods:
         label = f"{p.period.start:%Y-%m-%d} to {p.period.end:%Y-%m-%d}" + ("" if p.complete else " (so far)")
-        usage = ", ".join([f"{k} {v}" for k, v in p.usage.items()] + [f"{k} up to {v} per occurrence" for k, v in p.highest.items()])
+        usage = ", ".join(
+            [f"{k} {v}" for k, v in p.usage.items()] + [f"{k} up to {v} per occurrence" for k, v in p.highest.items()]
+        )
         usage = f"{usage} ({p.occurrences} occurrence(s))" if p.highest else usage or "-"
         limits = "; ".join(h.describe() for h in p.hits) or "-"
-        table.add_row(label, _money(dict(p.paid)), _money(p.would_pay_minor, r.currency), _money(p.fee_minor, r.currency), _money(p.overage_minor, r.currency), usage, limits)
+        table.add_row(
+            label,
+            _money(dict(p.paid)),
+            _money(p.would_pay_minor, r.currency),
+            _money(p.fee_minor, r.currency),
+            _money(p.overage_minor, r.currency),
+            usage,
+            limits,
+        )
     console.print(table)
     if not r.periods:
         console.print("nothing to replay: no time on a subscription (trials are not replayed)")
         return
-    console.print(f"invoiced {_money(r.paid)}; would pay {_money(r.would_pay_minor, r.currency)}; change {_signed(r.change_minor, r.currency)}")
+    console.print(
+        f"invoiced {_money(r.paid)}; would pay {_money(r.would_pay_minor, r.currency)}; change "
+        f"{_signed(r.change_minor, r.currency)}"
+    )
     hits = r.hit_periods
     if hits:
-        console.print(f"[yellow]{len(hits)} period(s) where a limit of {r.plan.code} would have refused someone or required an upgrade:[/yellow] "
-                      + ", ".join(f"{p.period.start:%Y-%m-%d}" for p in hits))
+        console.print(
+            f"[yellow]{len(hits)} period(s) where a limit of {r.plan.code} would have refused someone or required an "
+            f"upgrade:[/yellow] "
+            + ", ".join(f"{p.period.start:%Y-%m-%d}" for p in hits)
+        )
     else:
         console.print(f"no limit of {r.plan.code} would have been hit")
 
@@ -111,11 +141,18 @@ def _print_summary(summary: RepriceSummary, elapsed: float) -> None:
         table.add_column(column)
     for currency in sorted(set(summary.paid) | set(summary.would_pay)):
         change = summary.change(currency)
-        table.add_row(currency, _money(summary.paid.get(currency, 0), currency), _money(summary.would_pay.get(currency, 0), currency), _signed(change, currency))
+        table.add_row(
+            currency,
+            _money(summary.paid.get(currency, 0), currency),
+            _money(summary.would_pay.get(currency, 0), currency),
+            _signed(change, currency),
+        )
     console.print(table)
     console.print(
-        f"{summary.tenants} tenant(s) in {elapsed:.1f} s: {summary.paying_more} would pay more, {summary.paying_less} less; "
-        f"{summary.other_currency} invoiced in another currency (not compared); {summary.without_history} with nothing to replay"
+        f"{summary.tenants} tenant(s) in {elapsed:.1f} s: {summary.paying_more} would pay more, {summary.paying_less} "
+        f"less; "
+        f"{summary.other_currency} invoiced in another currency (not compared); {summary.without_history} with nothing "
+        f"to replay"
     )
     hits = summary.hitting_limits
     console.print(f"{len(hits)} tenant(s) would hit a limit")

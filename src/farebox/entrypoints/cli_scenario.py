@@ -17,7 +17,9 @@ console = Console(soft_wrap=True)
 def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])  # not sub-directories: catalogs live there
+        found.extend(
+            sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        )  # not sub-directories: catalogs live there
     return found
 
 
@@ -33,7 +35,11 @@ def run(
         try:
             result = run_file(
                 path,
-                on_step=(lambda s, answer, ok: console.print(f"  {'ok ' if ok else 'FAIL'} {path}:{s.line} {s.action}: {answer}", markup=False))
+                on_step=(
+                    lambda s, answer, ok, path=path: console.print(
+                        f"  {'ok ' if ok else 'FAIL'} {path}:{s.line} {s.action}: {answer}", markup=False
+                    )
+                )
                 if verbose
                 else None,
             )

@@ -33,7 +33,7 @@ class _Loader(yaml.SafeLoader):
 
 
 def _mapping_with_line(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping: dict[str, Any] = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
     mapping[LINE] = node.start_mark.line + 1
     return mapping
 
@@ -74,7 +74,9 @@ def parse_text(text: str, source: str = "<scenario>", *, verbs: frozenset[str] |
         doc = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(source, mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ScenarioError(
+            source, mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(doc, dict):
         raise ScenarioError(source, None, "a scenario is a mapping with catalog, start and steps")
     unknown = set(doc) - {LINE, "catalog", "start", "steps", "title", "more_catalogs"}
@@ -101,7 +103,14 @@ def parse_text(text: str, source: str = "<scenario>", *, verbs: frozenset[str] |
     more = doc.get("more_catalogs") or []
     if not isinstance(more, list):
         raise ScenarioError(source, doc[LINE], "more_catalogs is a list of catalog names or files")
-    return Scenario(source, catalog if isinstance(catalog, dict) else str(catalog), start, steps, str(doc.get("title", "")), tuple(map(str, more)))
+    return Scenario(
+        source,
+        catalog if isinstance(catalog, dict) else str(catalog),
+        start,
+        steps,
+        str(doc.get("title", "")),
+        tuple(map(str, more)),
+    )
 
 
 def _step(source: str, raw: Any, verbs: frozenset[str] | None) -> Step:
@@ -111,7 +120,11 @@ def _step(source: str, raw: Any, verbs: frozenset[str] | None) -> Step:
     keys = [k for k in raw if k not in (LINE, "expect")]
     known = [k for k in keys if verbs is None or k in verbs]
     if not known:
-        raise ScenarioError(source, line, f"unknown step {', '.join(map(str, keys)) or '(empty)'}; known: {', '.join(sorted(verbs or ()))}")
+        raise ScenarioError(
+            source,
+            line,
+            f"unknown step {', '.join(map(str, keys)) or '(empty)'}; known: {', '.join(sorted(verbs or ()))}",
+        )
     action = known[0]
     value = raw[action]
     args = plain(value) if isinstance(value, dict) else {"value": value}

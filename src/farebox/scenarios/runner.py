@@ -27,7 +27,14 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
 from farebox.domain.reasons import DomainError
-from farebox.scenarios import steps_admission, steps_alerts, steps_billing, steps_check, steps_subscription, steps_tenant  # noqa: F401  (register the steps)
+from farebox.scenarios import (  # noqa: F401  (register the steps)
+    steps_admission,
+    steps_alerts,
+    steps_billing,
+    steps_check,
+    steps_subscription,
+    steps_tenant,
+)
 from farebox.scenarios.context import STEPS, Answer, Context
 from farebox.scenarios.document import Scenario, ScenarioError, Step, parse_file
 from farebox.scenarios.steps_check import expectation as check_expectation
@@ -79,7 +86,9 @@ def _matches(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(_matches(v, actual.get(k, _MISSING)) for k, v in expected.items())
     if isinstance(expected, (list, tuple)):
-        return isinstance(actual, (list, tuple)) and len(expected) == len(actual) and all(map(_matches, expected, actual))
+        return (
+            isinstance(actual, (list, tuple)) and len(expected) == len(actual) and all(map(_matches, expected, actual))
+        )
     if isinstance(expected, (datetime, date)) and isinstance(actual, str):  # an unquoted YAML date-time
         return expected.isoformat() == actual
     return expected == actual

@@ -66,7 +66,12 @@ def _join(ctx: Context, s: Step) -> Answer:
     """`- join: {tenant: acme, occurrence: o1, person: p1, mode: live, role: attendee}` (`count: N`)."""
     tenant_id, occurrence, actor = _tenant_and_occurrence(ctx, s)
     mode, role = str(s.args.get("mode", "live")), str(s.args.get("role", "attendee"))
-    return _repeated(ctx, s, "person", lambda person: admission.join(ctx.fb, actor, tenant_id, occurrence, person, mode=mode, role=role))
+    return _repeated(
+        ctx,
+        s,
+        "person",
+        lambda person: admission.join(ctx.fb, actor, tenant_id, occurrence, person, mode=mode, role=role),
+    )
 
 
 @step("leave")
@@ -88,7 +93,12 @@ def _message(ctx: Context, s: Step) -> Answer:
     """`- message: {tenant: acme, conversation: c1, from: customer}` (or `agent`; `count: N` conversations)."""
     tenant_id = ctx.tenant(s)
     actor, sender = ctx.actor(s, tenant_id), str(s.args.get("from", "customer"))
-    return _repeated(ctx, s, "conversation", lambda conversation: admission.message(ctx.fb, actor, tenant_id, conversation, sender=sender))
+    return _repeated(
+        ctx,
+        s,
+        "conversation",
+        lambda conversation: admission.message(ctx.fb, actor, tenant_id, conversation, sender=sender),
+    )
 
 
 @step("ingest")
@@ -103,8 +113,18 @@ def _ingest(ctx: Context, s: Step) -> Answer:
     batch = [{**e, "time": iso(instant(e["time"]))} if isinstance(e, dict) and "time" in e else e for e in events]
     report = ingestion.ingest(ctx.fb, ctx.actor(s, tenant_id), tenant_id, batch)
     return {
-        "ok": True, "received": report.received, "applied": report.applied, "duplicates": report.duplicates,
-        "refused": report.refused, "counted": report.counted,
-        "results": [{"status": r.status, **({"reason": r.decision["reason"], "counted": r.decision["counted"]} if r.decision else {}),
-                     **({"code": r.code} if r.code else {})} for r in report.results],
+        "ok": True,
+        "received": report.received,
+        "applied": report.applied,
+        "duplicates": report.duplicates,
+        "refused": report.refused,
+        "counted": report.counted,
+        "results": [
+            {
+                "status": r.status,
+                **({"reason": r.decision["reason"], "counted": r.decision["counted"]} if r.decision else {}),
+                **({"code": r.code} if r.code else {}),
+            }
+            for r in report.results
+        ],
     }

@@ -24,7 +24,8 @@ NOT_CHECKED = frozenset({"tenant", "as"})
 
 
 def notification_label(n: Notification) -> str:
-    """An alert as a scenario names it: `credits_80`, `session_limit_100`, `trial_usage_60`, `trial_days_left_7`, or its kind."""
+    """An alert as a scenario names it: `credits_80`, `session_limit_100`, `trial_usage_60`, `trial_days_left_7`, or
+    its kind."""
     d = n.data
     if n.kind == "usage_threshold":
         return f"{d.get('meter')}_{d.get('percent')}"
@@ -67,7 +68,9 @@ class _Reads:
         return self._once("alerts", lambda: notifications.all_alerts(self.ctx.fb, self.actor, self.tenant_id))
 
     def invoices(self) -> list[invoices.Invoice]:
-        return self._once("invoices", lambda: list(reversed(invoices.list_invoices(self.ctx.fb, self.actor, self.tenant_id))))
+        return self._once(
+            "invoices", lambda: list(reversed(invoices.list_invoices(self.ctx.fb, self.actor, self.tenant_id)))
+        )
 
     def currency(self) -> str:
         card = self.cards().subscription
@@ -85,8 +88,15 @@ def _last_invoice(r: _Reads) -> Any:
     if not r.invoices():
         return None
     i = r.invoices()[-1]
-    return {"kind": i.kind, "status": i.status, "total": i.total.format(), "number": i.number,
-            "lines": [f"{l.kind}: {l.quantity} x {l.unit_amount.format()} = {l.amount.format()}" for l in i.lines]}
+    return {
+        "kind": i.kind,
+        "status": i.status,
+        "total": i.total.format(),
+        "number": i.number,
+        "lines": [
+            f"{line.kind}: {line.quantity} x {line.unit_amount.format()} = {line.amount.format()}" for line in i.lines
+        ],
+    }
 
 
 READS: dict[str, Callable[[_Reads], Any]] = {
@@ -103,9 +113,13 @@ READS: dict[str, Callable[[_Reads], Any]] = {
     "carried_in": lambda r: r.per_meter("carried_in"),
     "period": lambda r: {"start": iso(r.usage().period_start), "end": iso(r.usage().period_end)},
     "notifications": lambda r: [notification_label(n) for n in r.alerts()],
-    "notifications_include": lambda r: [l for l in map(notification_label, r.alerts()) if l in r.wanted("notifications_include")],
+    "notifications_include": lambda r: [
+        n for n in map(notification_label, r.alerts()) if n in r.wanted("notifications_include")
+    ],
     "notification_titles": lambda r: [n.title for n in r.alerts()],
-    "deliveries": lambda r: dict(Counter(d.channel for d in delivery.list_deliveries(r.ctx.fb, r.actor, tenant_id=r.tenant_id, limit=10_000))),
+    "deliveries": lambda r: dict(
+        Counter(d.channel for d in delivery.list_deliveries(r.ctx.fb, r.actor, tenant_id=r.tenant_id, limit=10_000))
+    ),
     "invoices": lambda r: len(r.invoices()),
     "invoice_totals": lambda r: [i.total.format() for i in r.invoices()],
     "invoice_numbers": lambda r: [i.number for i in r.invoices()],

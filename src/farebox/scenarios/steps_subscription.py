@@ -42,14 +42,29 @@ def _change_plan(ctx: Context, s: Step) -> Answer:
 def _preview_change(ctx: Context, s: Step) -> Answer:
     """`- preview_change: {tenant: acme, catalog: attendee-credits, plan: pro}`: what a change would cost (L11)."""
     tenant_id = ctx.tenant(s)
-    p = subscriptions.preview_change(ctx.fb, ctx.actor(s, tenant_id), tenant_id, catalog=str(s.args.get("catalog", ctx.catalog)),
-                                     plan=str(ctx.required(s, "plan")))
+    p = subscriptions.preview_change(
+        ctx.fb,
+        ctx.actor(s, tenant_id),
+        tenant_id,
+        catalog=str(s.args.get("catalog", ctx.catalog)),
+        plan=str(ctx.required(s, "plan")),
+    )
     return {
-        "ok": True, "from": f"{p.from_catalog}/{p.from_plan}", "to": f"{p.to_catalog}/{p.to_plan}", "from_price": p.from_price,
-        "to_price": p.to_price, "upgrade": p.upgrade, "default_when": p.default_when, "currency_changes": p.currency_changes,
-        "credit_minor": p.credit_minor, "charge_minor": p.charge_minor, "due_now_minor": p.due_now_minor,
-        "limits_after": {l.meter: l.included for l in p.limits_after}, "requires_sales": p.requires_sales,
-        "features_added": p.features_added, "features_removed": p.features_removed,
+        "ok": True,
+        "from": f"{p.from_catalog}/{p.from_plan}",
+        "to": f"{p.to_catalog}/{p.to_plan}",
+        "from_price": p.from_price,
+        "to_price": p.to_price,
+        "upgrade": p.upgrade,
+        "default_when": p.default_when,
+        "currency_changes": p.currency_changes,
+        "credit_minor": p.credit_minor,
+        "charge_minor": p.charge_minor,
+        "due_now_minor": p.due_now_minor,
+        "limits_after": {lim.meter: lim.included for lim in p.limits_after},
+        "requires_sales": p.requires_sales,
+        "features_added": p.features_added,
+        "features_removed": p.features_removed,
     }
 
 
@@ -78,7 +93,9 @@ def _reactivate(ctx: Context, s: Step) -> Answer:
 def _request_sales(ctx: Context, s: Step) -> Answer:
     """`- request_sales: {tenant: acme, plan: enterprise}`: *Contact sales* (S1) / *Book a demo* (A5)."""
     tenant_id = ctx.tenant(s)
-    r = subscriptions.request_sales_contact(ctx.fb, ctx.actor(s, tenant_id), tenant_id, plan=str(ctx.required(s, "plan")), catalog=s.args.get("catalog"))
+    r = subscriptions.request_sales_contact(
+        ctx.fb, ctx.actor(s, tenant_id), tenant_id, plan=str(ctx.required(s, "plan")), catalog=s.args.get("catalog")
+    )
     return {"ok": True, "kind": r.kind, "message": r.message}
 
 

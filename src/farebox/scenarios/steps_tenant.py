@@ -23,12 +23,24 @@ def _tenant(ctx: Context, s: Step) -> Answer:
         payments.add_payment_method(ctx.fb, ctx.owner(tenant_id), tenant_id, token=card)
     answer: Answer = {"ok": True, "tenant": tenant_id}
     if "plan" in s.extra:
-        answer.update(subscribe(ctx, tenant_id, str(s.extra["plan"]), trial=bool(s.extra.get("trial", False)), catalog=s.extra.get("catalog")))
+        answer.update(
+            subscribe(
+                ctx,
+                tenant_id,
+                str(s.extra["plan"]),
+                trial=bool(s.extra.get("trial", False)),
+                catalog=s.extra.get("catalog"),
+            )
+        )
     return answer
 
 
-def subscribe(ctx: Context, tenant_id: str, plan: str, *, trial: bool, catalog: str | None = None, actor: Principal | None = None) -> Answer:
-    sub = subscriptions.subscribe(ctx.fb, actor or ctx.owner(tenant_id), tenant_id, catalog=catalog or ctx.catalog, plan=plan, trial=trial)
+def subscribe(
+    ctx: Context, tenant_id: str, plan: str, *, trial: bool, catalog: str | None = None, actor: Principal | None = None
+) -> Answer:
+    sub = subscriptions.subscribe(
+        ctx.fb, actor or ctx.owner(tenant_id), tenant_id, catalog=catalog or ctx.catalog, plan=plan, trial=trial
+    )
     return {"ok": True, "status": str(sub.status), "plan": sub.plan.code, "trial_ends_at": iso(sub.trial_ends_at)}
 
 
@@ -45,13 +57,19 @@ def _member(ctx: Context, s: Step) -> Answer:
     """`- member: {tenant: acme, email: ann@acme.example, role: admin}`: a person of the tenant's team (G5, G6)."""
     tenant_id = ctx.tenant(s)
     role = Role(str(s.args.get("role", "member")))
-    member = tenants.add_member(ctx.fb, ctx.actor(s, tenant_id), tenant_id, email=str(ctx.required(s, "email")), role=role)
+    member = tenants.add_member(
+        ctx.fb, ctx.actor(s, tenant_id), tenant_id, email=str(ctx.required(s, "email")), role=role
+    )
     return {"ok": True, "id": member["id"], "role": member["role"]}
 
 
 def _report(ctx: Context, report: clocks.AdvanceReport) -> Answer:
     ctx.fb.clock.set(clocks.get(ctx.fb, SYSTEM, ctx.clock_id)["now_at"])  # type: ignore[attr-defined]
-    return {"ok": True, "now": report.to_at.isoformat(), "processed": [f"{p.kind}: {p.outcome}" for p in report.processed]}
+    return {
+        "ok": True,
+        "now": report.to_at.isoformat(),
+        "processed": [f"{p.kind}: {p.outcome}" for p in report.processed],
+    }
 
 
 @step("advance")

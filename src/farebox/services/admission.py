@@ -18,7 +18,17 @@ from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_tenant_access
-from farebox.domain.admission import Decision, Mode, Role, admit, check_cap, deadline_for, past_deadline, refuse, upgrade_required
+from farebox.domain.admission import (
+    Decision,
+    Mode,
+    Role,
+    admit,
+    check_cap,
+    deadline_for,
+    past_deadline,
+    refuse,
+    upgrade_required,
+)
 from farebox.domain.catalog import Limit, Meter, MeterKind, Policy, Scope
 from farebox.domain.conversations import Sender, Window, on_message
 from farebox.domain.metering import pool_rule, session_warnings
@@ -41,25 +51,70 @@ UNREAD: Any = object()
 # --- public service functions ------------------------------------------------------
 
 
-def start_occurrence(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, *, cause: str = "api") -> Decision:
-    """Open an occurrence's room: refused when the subscription cannot start one (G9, G10, S5); else its deadline (S6)."""
-    return _run(fb, actor, tenant_id, lambda uow, now, sub: start_in(uow, tenant_id, _id(occurrence_id), now=now, actor=actor.label(), sub=sub), subscription=True)
+def start_occurrence(
+    fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, *, cause: str = "api"
+) -> Decision:
+    """Open an occurrence's room: refused when the subscription cannot start one (G9, G10, S5); else its deadline
+    (S6)."""
+    return _run(
+        fb,
+        actor,
+        tenant_id,
+        lambda uow, now, sub: start_in(uow, tenant_id, _id(occurrence_id), now=now, actor=actor.label(), sub=sub),
+        subscription=True,
+    )
 
 
-def join(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str, *, mode: str = "live", role: str = "attendee") -> Decision:
-    """A person enters an occurrence: counted once per occurrence (L2), members never (G5), within the plan's caps and pool."""
+def join(
+    fb: Farebox,
+    actor: Principal,
+    tenant_id: str,
+    occurrence_id: str,
+    person_id: str,
+    *,
+    mode: str = "live",
+    role: str = "attendee",
+) -> Decision:
+    """A person enters an occurrence: counted once per occurrence (L2), members never (G5), within the plan's caps and
+    pool."""
     m, r = _enum(Mode, mode, "mode"), _enum(Role, role, "role")
-    return _run(fb, actor, tenant_id, lambda uow, now, sub: join_in(uow, tenant_id, _id(occurrence_id), _person(person_id), mode=m, role=r, now=now, actor=actor.label(), sub=sub), subscription=True)
+    return _run(
+        fb,
+        actor,
+        tenant_id,
+        lambda uow, now, sub: join_in(
+            uow,
+            tenant_id,
+            _id(occurrence_id),
+            _person(person_id),
+            mode=m,
+            role=r,
+            now=now,
+            actor=actor.label(),
+            sub=sub,
+        ),
+        subscription=True,
+    )
 
 
 def leave(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str) -> Decision:
     """A person leaves the room (or the waiting room): frees a seat under a concurrent cap (S5)."""
-    return _run(fb, actor, tenant_id, lambda uow, now, _sub: leave_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now))
+    return _run(
+        fb,
+        actor,
+        tenant_id,
+        lambda uow, now, _sub: leave_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now),
+    )
 
 
 def register(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str) -> Decision:
     """A registration: always accepted, never counted (G5, L7)."""
-    return _run(fb, actor, tenant_id, lambda uow, now, _sub: register_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now))
+    return _run(
+        fb,
+        actor,
+        tenant_id,
+        lambda uow, now, _sub: register_in(uow, tenant_id, _id(occurrence_id), _person(person_id), now=now),
+    )
 
 
 def end_occurrence(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str) -> Decision:
@@ -70,7 +125,15 @@ def end_occurrence(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id:
 def message(fb: Farebox, actor: Principal, tenant_id: str, conversation_id: str, *, sender: str) -> Decision:
     """A conversation message: opens a 24 h billable window when none is open (A1), billed by the plan's rule (A2)."""
     s = _enum(Sender, sender, "from")
-    return _run(fb, actor, tenant_id, lambda uow, now, sub: message_in(uow, tenant_id, _id(conversation_id), s, now=now, actor=actor.label(), sub=sub), subscription=True)
+    return _run(
+        fb,
+        actor,
+        tenant_id,
+        lambda uow, now, sub: message_in(
+            uow, tenant_id, _id(conversation_id), s, now=now, actor=actor.label(), sub=sub
+        ),
+        subscription=True,
+    )
 
 
 def _run(fb: Farebox, actor: Principal, tenant_id: str, fn: Any, *, subscription: bool = False) -> Decision:
@@ -97,7 +160,9 @@ def _enum(kind: Any, value: Any, field: str) -> Any:
         return kind(value)
     except ValueError:
         allowed = ", ".join(v.value for v in kind)
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"{field} must be one of {allowed}", details={"field": field}) from None
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail=f"{field} must be one of {allowed}", details={"field": field}
+        ) from None
 
 
 def _id(value: str) -> str:
@@ -108,7 +173,9 @@ def _id(value: str) -> str:
 
 def _person(value: str) -> str:
     if not value or len(value) > 128:
-        raise DomainError(reasons.VALIDATION_ERROR, detail="person_id is 1 to 128 characters", details={"field": "person_id"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail="person_id is 1 to 128 characters", details={"field": "person_id"}
+        )
     return value
 
 
@@ -122,7 +189,11 @@ def _meters(uow: UnitOfWork, sub: Subscription | None) -> dict[str, Meter]:
 def _occurrence_limits(sub: Subscription | None, meters: dict[str, Meter]) -> list[tuple[Meter, Limit]]:
     if sub is None:
         return []
-    return [(meters[l.meter], l) for l in sub.plan.limits if l.meter in meters and meters[l.meter].scope is Scope.OCCURRENCE]
+    return [
+        (meters[lim.meter], lim)
+        for lim in sub.plan.limits
+        if lim.meter in meters and meters[lim.meter].scope is Scope.OCCURRENCE
+    ]
 
 
 def _already_started(occ: dict[str, Any], now: datetime) -> Decision:
@@ -131,7 +202,9 @@ def _already_started(occ: dict[str, Any], now: datetime) -> Decision:
     return admit(reasons.STARTED, counted=False, deadline=occ["deadline_at"])
 
 
-def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime, actor: str = "system", sub: Any = UNREAD) -> Decision:
+def start_in(
+    uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime, actor: str = "system", sub: Any = UNREAD
+) -> Decision:
     conn = uow.conn
     occ = repo.lock_occurrence(conn, tenant_id, occurrence_id)
     if occ is not None and occ["started_at"] is not None:
@@ -156,20 +229,43 @@ def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: dateti
     if deadline is not None:
         warn_at = deadline - sub.plan.duration_warning
         if warn_at > now:
-            due.schedule(uow, tenant_id=tenant_id, kind=ENDING_SOON, ref=occurrence_id, due_at=warn_at, now=now, payload={"deadline": deadline.isoformat(), "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60)})
+            due.schedule(
+                uow,
+                tenant_id=tenant_id,
+                kind=ENDING_SOON,
+                ref=occurrence_id,
+                due_at=warn_at,
+                now=now,
+                payload={
+                    "deadline": deadline.isoformat(),
+                    "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60),
+                },
+            )
         due.schedule(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, due_at=deadline, now=now)
     return admit(reasons.STARTED, counted=False, deadline=deadline)
 
 
 def join_in(
-    uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode, role: Role, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
+    uow: UnitOfWork,
+    tenant_id: str,
+    occurrence_id: str,
+    person_id: str,
+    *,
+    mode: Mode,
+    role: Role,
+    now: datetime,
+    actor: str = "system",
+    cause: str | None = None,
+    sub: Any = UNREAD,
 ) -> Decision:
     conn = uow.conn
     # The person is read with the occurrence, once its lock is held (PostgreSQL).
     occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
     if occ is None or occ["started_at"] is None:
         sub = _current(uow, tenant_id, sub)
-        opened = start_in(uow, tenant_id, occurrence_id, now=now, actor=actor, sub=sub)  # S6: the clock starts at the first entry
+        opened = start_in(
+            uow, tenant_id, occurrence_id, now=now, actor=actor, sub=sub
+        )  # S6: the clock starts at the first entry
         if not opened.admitted:
             return opened
         # Read both again: creating the occurrence may have waited for a concurrent
@@ -213,7 +309,18 @@ def join_in(
                 over.append((meter, limit, occ["counted"] + 1))
     assert sub is not None
     kinds = {m.key for m in meters.values() if m.kind is MeterKind.ATTENDEES}
-    refused, warnings = consume_pools(uow, tenant_id, sub, meters, kinds, now=now, subject=f"occurrence:{occurrence_id}", person_id=person_id, actor=actor, cause=cause or f"join {occurrence_id} {person_id} {mode.value} by {actor}")
+    refused, warnings = consume_pools(
+        uow,
+        tenant_id,
+        sub,
+        meters,
+        kinds,
+        now=now,
+        subject=f"occurrence:{occurrence_id}",
+        person_id=person_id,
+        actor=actor,
+        cause=cause or f"join {occurrence_id} {person_id} {mode.value} by {actor}",
+    )
     if refused is not None:
         return refuse(refused, deadline=deadline)
     _enter(conn, tenant_id, occ, person_id, person, now, mode, counted=True, entering=not already_present)
@@ -222,20 +329,34 @@ def join_in(
     return admit(reasons.ADMITTED, counted=True, warnings=tuple(warnings), deadline=deadline)
 
 
-def _seat(conn: Any, tenant_id: str, occ: dict[str, Any], person: dict[str, Any] | None, person_id: str, limit: Limit, now: datetime) -> Decision | bool:
+def _seat(
+    conn: Any,
+    tenant_id: str,
+    occ: dict[str, Any],
+    person: dict[str, Any] | None,
+    person_id: str,
+    limit: Limit,
+    now: datetime,
+) -> Decision | bool:
     """A seat in the room under a concurrent cap: True if over a soft cap, False if fine, or a refusal."""
     present = occ["present"]
     if limit.policy is Policy.HARD_WITH_WAITING_ROOM and limit.included is not None:
         free = limit.included - present
         ticket = person["waiting_ticket"] if person else None
-        ahead = repo.waiting_ahead(conn, tenant_id, occ["id"], ticket) if ticket is not None else repo.waiting_count(conn, tenant_id, occ["id"])
+        ahead = (
+            repo.waiting_ahead(conn, tenant_id, occ["id"], ticket)
+            if ticket is not None
+            else repo.waiting_count(conn, tenant_id, occ["id"])
+        )
         if ahead < free:
             return False
         if ticket is None:
             ticket = occ["queue_tail"] + 1
             occ["queue_tail"] = ticket
             repo.update_occurrence(conn, tenant_id, occ["id"], queue_tail=ticket)
-            repo.put_person(conn, tenant_id, occ["id"], person_id, exists=person is not None, waiting_ticket=ticket, updated_at=now)
+            repo.put_person(
+                conn, tenant_id, occ["id"], person_id, exists=person is not None, waiting_ticket=ticket, updated_at=now
+            )
         return refuse(reasons.WAITING_ROOM, position=ahead + 1)
     check = check_cap(present, limit.included, limit.policy)
     if not check.allowed:
@@ -243,18 +364,41 @@ def _seat(conn: Any, tenant_id: str, occ: dict[str, Any], person: dict[str, Any]
     return check.over
 
 
-def _enter(conn: Any, tenant_id: str, occ: dict[str, Any], person_id: str, person: dict[str, Any] | None, now: datetime, mode: Mode, *, counted: bool, entering: bool) -> None:
+def _enter(
+    conn: Any,
+    tenant_id: str,
+    occ: dict[str, Any],
+    person_id: str,
+    person: dict[str, Any] | None,
+    now: datetime,
+    mode: Mode,
+    *,
+    counted: bool,
+    entering: bool,
+) -> None:
     values: dict[str, Any] = {"present": True, "waiting_ticket": None, "updated_at": now}
     if counted:
         values.update(counted_at=now, first_mode=mode.value)
     repo.put_person(conn, tenant_id, occ["id"], person_id, exists=person is not None, **values)
     counted_n = occ["counted"] + (1 if counted else 0)
     present_n = occ["present"] + (1 if entering else 0)
-    repo.update_occurrence(conn, tenant_id, occ["id"], counted=counted_n, present=present_n, peak=max(occ["peak"], present_n))
+    repo.update_occurrence(
+        conn, tenant_id, occ["id"], counted=counted_n, present=present_n, peak=max(occ["peak"], present_n)
+    )
 
 
-def _went_over(uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], meter: Meter, limit: Limit, count: int, now: datetime, actor: str) -> list[str]:
-    """S5 soft (or overage): nobody is blocked; the host is told once per occurrence and future starts need an upgrade."""
+def _went_over(
+    uow: UnitOfWork,
+    tenant_id: str,
+    occ: dict[str, Any],
+    meter: Meter,
+    limit: Limit,
+    count: int,
+    now: datetime,
+    actor: str,
+) -> list[str]:
+    """S5 soft (or overage): nobody is blocked; the host is told once per occurrence and future starts need an
+    upgrade."""
     if limit.policy is Policy.SOFT:
         flags = repo.settings(uow.conn, tenant_id)
         peak = max(count, flags["upgrade_required_peak"] or 0)
@@ -262,9 +406,22 @@ def _went_over(uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], meter: Mete
     if occ["cap_exceeded_at"] is None:
         occ["cap_exceeded_at"] = now
         repo.update_occurrence(uow.conn, tenant_id, occ["id"], cap_exceeded_at=now)
-        signals.publish(uow, Signal("usage.cap_exceeded", tenant_id, now, actor, occ["id"], {"meter": meter.key, "limit": limit.included, "count": count, "policy": limit.policy.value}))
+        signals.publish(
+            uow,
+            Signal(
+                "usage.cap_exceeded",
+                tenant_id,
+                now,
+                actor,
+                occ["id"],
+                {"meter": meter.key, "limit": limit.included, "count": count, "policy": limit.policy.value},
+            ),
+        )
     if limit.policy is Policy.SOFT:
-        return [f"This occurrence is over its limit of {limit.included} attendees; please upgrade your plan before starting new sessions."]
+        return [
+            f"This occurrence is over its limit of {limit.included} attendees; please upgrade your plan before "
+            f"starting new sessions."
+        ]
     return []
 
 
@@ -277,7 +434,9 @@ def leave_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str
             repo.update_occurrence(conn, tenant_id, occurrence_id, present=max(0, occ["present"] - 1))
         elif person["waiting_ticket"] is not None:
             repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, waiting_ticket=None, updated_at=now)
-    return Decision(False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None)
+    return Decision(
+        False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None
+    )
 
 
 def register_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
@@ -285,7 +444,9 @@ def register_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: 
     occ = repo.create_occurrence(conn, tenant_id=tenant_id, occurrence_id=occurrence_id, now=now)
     person = repo.get_person(conn, tenant_id, occurrence_id, person_id)
     if person is None or person["registered_at"] is None:
-        repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=person is not None, registered_at=now, updated_at=now)
+        repo.put_person(
+            conn, tenant_id, occurrence_id, person_id, exists=person is not None, registered_at=now, updated_at=now
+        )
     return admit(reasons.REGISTERED, counted=False, deadline=occ["deadline_at"])
 
 
@@ -298,7 +459,9 @@ def end_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime
         repo.update_occurrence(uow.conn, tenant_id, occurrence_id, ended_at=now, present=0)
         due.cancel(uow, tenant_id=tenant_id, kind=ENDING_SOON, ref=occurrence_id, now=now)
         due.cancel(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, now=now)
-    return Decision(False, False, reasons.DURATION_EXCEEDED.code, "The occurrence has ended.", deadline=occ["deadline_at"])
+    return Decision(
+        False, False, reasons.DURATION_EXCEEDED.code, "The occurrence has ended.", deadline=occ["deadline_at"]
+    )
 
 
 @due.handler(ENDING_SOON)
@@ -355,11 +518,24 @@ def consume_pools(
         if limit is not None and limit.customer_limit and session_limit is None:
             session_limit = repo.settings(conn, tenant_id)["session_limit"]
         capped = meter.scope is Scope.PERIOD
-        counter = {"tenant_id": tenant_id, "subscription_id": sub.id, "meter": key, "period_start_at": start}
+        counter: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "subscription_id": sub.id,
+            "meter": key,
+            "period_start_at": start,
+        }
 
         def take(carried_in: int) -> tuple[Any, int | None]:
-            rule = pool_rule(sub.plan, limit if capped else None, meter.kind, carried_in=carried_in, customer_limit=session_limit, trial_bound=trial_bound)
-            return rule, repo.consume(conn, **counter, cap=rule.cap, carried_in=carried_in)
+            # called within this iteration only, so the loop's current values are the ones meant
+            rule = pool_rule(
+                sub.plan,
+                limit if capped else None,  # noqa: B023
+                meter.kind,  # noqa: B023
+                carried_in=carried_in,
+                customer_limit=session_limit,  # noqa: B023
+                trial_bound=trial_bound,  # noqa: B023
+            )
+            return rule, repo.consume(conn, **counter, cap=rule.cap, carried_in=carried_in)  # noqa: B023
 
         carried_in, cached = repo.carried_in(conn, **counter, period_end_at=end)
         rule, after = take(carried_in)
@@ -373,14 +549,32 @@ def consume_pools(
             raise RuntimeError(f"usage counter {counter} could not be updated")
         if after is None:
             for undo, *_ in done:
-                repo.consume(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=undo, period_start_at=start, cap=None, units=-1)
+                repo.consume(
+                    conn,
+                    tenant_id=tenant_id,
+                    subscription_id=sub.id,
+                    meter=undo,
+                    period_start_at=start,
+                    cap=None,
+                    units=-1,
+                )
             if trial_bound is not None:
                 _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
             return rule.reason, []
         done.append((key, rule, after, meter, trial_bound))
     for key, rule, after, meter, trial_bound in done:
         capped = meter.scope is Scope.PERIOD
-        repo.record(conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=start, subject=subject, person_id=person_id, at=now, cause=cause[:1000])
+        repo.record(
+            conn,
+            tenant_id=tenant_id,
+            subscription_id=sub.id,
+            meter=key,
+            period_start_at=start,
+            subject=subject,
+            person_id=person_id,
+            at=now,
+            cause=cause[:1000],
+        )
         if capped:
             # `limit`: what alerts measure against (the tenant's own session limit, A6);
             # `trial`: the trial's bound is in force (A3 has its own reminders).
@@ -395,17 +589,31 @@ def consume_pools(
     return None, warnings
 
 
-def _trial_exhausted(uow: UnitOfWork, tenant_id: str, sub: Subscription, meter: str, bound: int, now: datetime, actor: str) -> None:
+def _trial_exhausted(
+    uow: UnitOfWork, tenant_id: str, sub: Subscription, meter: str, bound: int, now: datetime, actor: str
+) -> None:
     """A3: the trial's usage bound is used up; published once (lifecycle ends the trial)."""
-    if repo.mark_trial_exhausted(uow.conn, tenant_id=tenant_id, subscription_id=sub.id, meter=meter, period_start_at=sub.period.start, now=now):
-        signals.publish(uow, Signal("usage.trial_exhausted", tenant_id, now, actor, sub.id, {"meter": meter, "bound": bound}))
+    if repo.mark_trial_exhausted(
+        uow.conn, tenant_id=tenant_id, subscription_id=sub.id, meter=meter, period_start_at=sub.period.start, now=now
+    ):
+        signals.publish(
+            uow, Signal("usage.trial_exhausted", tenant_id, now, actor, sub.id, {"meter": meter, "bound": bound})
+        )
 
 
 # --- conversations (A1, A2) -----------------------------------------------------------------
 
 
 def message_in(
-    uow: UnitOfWork, tenant_id: str, conversation_id: str, sender: Sender, *, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
+    uow: UnitOfWork,
+    tenant_id: str,
+    conversation_id: str,
+    sender: Sender,
+    *,
+    now: datetime,
+    actor: str = "system",
+    cause: str | None = None,
+    sub: Any = UNREAD,
 ) -> Decision:
     conn = uow.conn
     sub = _current(uow, tenant_id, sub)
@@ -416,10 +624,23 @@ def message_in(
     if conv is None:
         # Create the row first (an empty window) and lock it, so two first messages
         # of one conversation in parallel are decided one after the other.
-        repo.insert_conversation(conn, tenant_id=tenant_id, id=conversation_id, window_started_at=now, window_ends_at=now, window_billed=False, windows=0, billable=0, first_message_at=now, last_message_at=now)
+        repo.insert_conversation(
+            conn,
+            tenant_id=tenant_id,
+            id=conversation_id,
+            window_started_at=now,
+            window_ends_at=now,
+            window_billed=False,
+            windows=0,
+            billable=0,
+            first_message_at=now,
+            last_message_at=now,
+        )
         conv = repo.lock_conversation(conn, tenant_id, conversation_id)
         assert conv is not None
-    window = Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
+    window = (
+        Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
+    )
     effect = on_message(window, now, sender, length=length, answered_only=bool(sub and sub.plan.answered_only))
     unmetered = effect.bills and not session_meters
     if unmetered:
@@ -432,14 +653,31 @@ def message_in(
             return refuse(refusal)
     if effect.bills:
         assert sub is not None
-        refused, warnings = consume_pools(uow, tenant_id, sub, meters, session_meters, now=now, subject=f"conversation:{conversation_id}", person_id=None, actor=actor, cause=cause or f"message {conversation_id} from {sender.value} by {actor}")
+        refused, warnings = consume_pools(
+            uow,
+            tenant_id,
+            sub,
+            meters,
+            session_meters,
+            now=now,
+            subject=f"conversation:{conversation_id}",
+            person_id=None,
+            actor=actor,
+            cause=cause or f"message {conversation_id} from {sender.value} by {actor}",
+        )
         if refused is not None:
             return refuse(refused)
     w = effect.window
     repo.update_conversation(
-        conn, tenant_id, conversation_id,
-        window_started_at=w.started_at, window_ends_at=w.ends_at, window_billed=w.billed,
-        windows=conv["windows"] + int(effect.opens), billable=conv["billable"] + int(effect.bills), last_message_at=max(now, conv["last_message_at"]),
+        conn,
+        tenant_id,
+        conversation_id,
+        window_started_at=w.started_at,
+        window_ends_at=w.ends_at,
+        window_billed=w.billed,
+        windows=conv["windows"] + int(effect.opens),
+        billable=conv["billable"] + int(effect.bills),
+        last_message_at=max(now, conv["last_message_at"]),
     )
     if effect.bills:
         return admit(reasons.ADMITTED, counted=True, warnings=tuple(warnings))

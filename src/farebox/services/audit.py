@@ -23,7 +23,16 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.services import signals
 
-AUDITED_PREFIXES = ("subscription.", "catalog.", "api_key.", "member.", "tenant.", "webhook_endpoint.", "payment_method.", "clock.")
+AUDITED_PREFIXES = (
+    "subscription.",
+    "catalog.",
+    "api_key.",
+    "member.",
+    "tenant.",
+    "webhook_endpoint.",
+    "payment_method.",
+    "clock.",
+)
 AUDITED_KINDS = frozenset({"usage.session_limit_changed"})
 
 
@@ -64,7 +73,9 @@ def record(uow: UnitOfWork, signal: signals.Signal) -> None:
     )
 
 
-def entries(fb: Farebox, actor: Principal, *, tenant_id: str | None = None, limit: int = 100, kind_prefix: str | None = None) -> list[dict[str, Any]]:
+def entries(
+    fb: Farebox, actor: Principal, *, tenant_id: str | None = None, limit: int = 100, kind_prefix: str | None = None
+) -> list[dict[str, Any]]:
     """The operator reads every entry (or one tenant's); owners and admins read their own tenant's."""
     if tenant_id is None:
         require_operator(actor)
@@ -74,6 +85,15 @@ def entries(fb: Farebox, actor: Principal, *, tenant_id: str | None = None, limi
         return repo.entries(uow.conn, tenant_id=tenant_id, limit=limit, kind_prefix=kind_prefix)
 
 
-def publish(uow: UnitOfWork, kind: str, *, tenant_id: str | None, at: datetime, actor: Principal, subject: str | None = None, **data: Any) -> None:
+def publish(
+    uow: UnitOfWork,
+    kind: str,
+    *,
+    tenant_id: str | None,
+    at: datetime,
+    actor: Principal,
+    subject: str | None = None,
+    **data: Any,
+) -> None:
     """Publish a change signal on behalf of `actor` (the operator-wide scope when `tenant_id` is None)."""
     signals.publish(uow, signals.Signal(kind, tenant_id or OPERATOR_SCOPE, at, actor.label(), subject, data))

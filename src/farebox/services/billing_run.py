@@ -59,7 +59,14 @@ def due_count(fb: Farebox) -> int:
         return repo.count_subscriptions_to_bill(uow.conn, statuses=BILLABLE_STATUSES, plan_version_ids=versions)
 
 
-def run(fb: Farebox, actor: Principal, *, batch_size: int = 500, on_progress: Callable[[int], None] | None = None, per_subscription: bool = False) -> BillingRunReport:
+def run(
+    fb: Farebox,
+    actor: Principal,
+    *,
+    batch_size: int = 500,
+    on_progress: Callable[[int], None] | None = None,
+    per_subscription: bool = False,
+) -> BillingRunReport:
     """Bill every subscription due; `on_progress(n)` after each committed batch of n."""
     require_operator(actor)
     report = BillingRunReport()
@@ -68,18 +75,27 @@ def run(fb: Farebox, actor: Principal, *, batch_size: int = 500, on_progress: Ca
     after: tuple[str, str] | None = None
     while True:
         with fb.uow() as uow:
-            rows = repo.subscriptions_to_bill(uow.conn, statuses=BILLABLE_STATUSES, plan_version_ids=versions, after=after, limit=batch_size)
+            rows = repo.subscriptions_to_bill(
+                uow.conn, statuses=BILLABLE_STATUSES, plan_version_ids=versions, after=after, limit=batch_size
+            )
             if not rows:
                 return report
             subscriptions = [subscriptions_repo.to_domain(uow.conn, row) for row in rows]
-            starts = [invoicing.PeriodStart(s, s.period, _kind(s), now) for s, now in zip(subscriptions, _now_of(uow, fb, subscriptions, per_subscription), strict=True)]
+            starts = [
+                invoicing.PeriodStart(s, s.period, _kind(s), now)
+                for s, now in zip(subscriptions, _now_of(uow, fb, subscriptions, per_subscription), strict=True)
+            ]
             to_charge: list[tuple[str, str, datetime]] = []
             if per_subscription:  # the signals' path: each invoice charged in its own issuing transaction
-                issued = [invoicing.bill_period(uow, s.subscription, s.period, kind=s.kind, now=s.now, cause=CAUSE) for s in starts]
+                issued: Sequence[invoicing.Issued | None] = [
+                    invoicing.bill_period(uow, s.subscription, s.period, kind=s.kind, now=s.now, cause=CAUSE)
+                    for s in starts
+                ]
             else:
-                issued = invoicing.bill_periods(uow, starts, cause=CAUSE, collect=False)
+                batch = invoicing.bill_periods(uow, starts, cause=CAUSE, collect=False)
                 now_of = {s.subscription.tenant_id: s.now for s in starts}
-                to_charge = [(one.tenant_id, one.id, now_of[one.tenant_id]) for one in issued]
+                to_charge = [(one.tenant_id, one.id, now_of[one.tenant_id]) for one in batch]
+                issued = batch
             report.examined += len(rows)
             report.invoice_ids += [one.id for one in issued if one is not None]
             report.invoiced = len(report.invoice_ids)
@@ -107,7 +123,11 @@ def charge_left_over(fb: Farebox, *, batch_size: int = 500) -> int:
                 return len(seen)
             clock_times = repo.clock_times(uow.conn, {t for t, _ in pairs})
             real_now = fb.clock.now()
-            payments.collect_all(uow, [(t, i, clock_times[t] or real_now) for t, i in pairs], cause="billing run: charged after an interrupted run")
+            payments.collect_all(
+                uow,
+                [(t, i, clock_times[t] or real_now) for t, i in pairs],
+                cause="billing run: charged after an interrupted run",
+            )
             uow.commit()
         seen.update(pairs)
 

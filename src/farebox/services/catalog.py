@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from farebox.adapters.catalog_files import BUNDLED, load_catalog, load_catalog_text, plan_document, plan_fingerprint, plan_from_document
+from farebox.adapters.catalog_files import (
+    BUNDLED,
+    load_catalog,
+    load_catalog_text,
+    plan_document,
+    plan_fingerprint,
+    plan_from_document,
+)
 from farebox.adapters.db.repos import catalog as repo
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
@@ -47,7 +54,9 @@ def _store(fb: Farebox, actor: Principal, catalog: Catalog, document: dict) -> L
     now = fb.clock.now()
     report = LoadReport(catalog.name)
     with fb.uow() as uow:
-        repo.upsert_catalog(uow.conn, name=catalog.name, title=catalog.title, currency=catalog.currency, document=document, now=now)
+        repo.upsert_catalog(
+            uow.conn, name=catalog.name, title=catalog.title, currency=catalog.currency, document=document, now=now
+        )
         for code in catalog.plans:
             doc = plan_document(document, code)
             fingerprint = plan_fingerprint(doc)
@@ -55,14 +64,26 @@ def _store(fb: Farebox, actor: Principal, catalog: Catalog, document: dict) -> L
             if current is not None and current["fingerprint"] == fingerprint:
                 report.unchanged.append(f"{code} v{current['version']}")
                 continue
-            repo.add_plan_version(uow.conn, catalog=catalog.name, code=code, fingerprint=fingerprint, document=doc, now=now)
+            repo.add_plan_version(
+                uow.conn, catalog=catalog.name, code=code, fingerprint=fingerprint, document=doc, now=now
+            )
             version = 1 if current is None else current["version"] + 1
             report.added.append(f"{code} v{version}")
         before = {row["code"] for row in repo.current_plans(uow.conn, catalog.name)}
         repo.retire_plans(uow.conn, catalog.name, keep=set(catalog.plans))
         report.retired = sorted(before - set(catalog.plans))
         if report.added or report.retired:
-            audit.publish(uow, "catalog.loaded", tenant_id=None, at=now, actor=actor, subject=catalog.name, added=report.added, retired=report.retired, unchanged=report.unchanged)
+            audit.publish(
+                uow,
+                "catalog.loaded",
+                tenant_id=None,
+                at=now,
+                actor=actor,
+                subject=catalog.name,
+                added=report.added,
+                retired=report.retired,
+                unchanged=report.unchanged,
+            )
         uow.commit()
     return report
 
@@ -82,7 +103,9 @@ def offered_plan(uow_conn, catalog: str, code: str) -> OfferedPlan:
     row = repo.current_plan_version(uow_conn, catalog, code)
     if row is None:
         raise DomainError(reasons.PLAN_NOT_FOUND, plan=code, catalog=catalog)
-    return OfferedPlan(row["id"], row["version"], catalog, plan_from_document(row["document"], catalog=catalog, code=code))
+    return OfferedPlan(
+        row["id"], row["version"], catalog, plan_from_document(row["document"], catalog=catalog, code=code)
+    )
 
 
 def list_catalogs(fb: Farebox) -> list[dict]:

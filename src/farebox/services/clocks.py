@@ -49,7 +49,12 @@ def _tenant_now(clock: Clock, exists: bool, test_now: datetime | None) -> dateti
 
 def create(fb: Farebox, actor: Principal, *, name: str, start: datetime | None = None) -> dict[str, Any]:
     require_operator(actor)
-    clock = {"id": new_id("clk"), "name": name, "now_at": ensure_utc(start) if start else fb.clock.now(), "created_at": fb.clock.now()}
+    clock = {
+        "id": new_id("clk"),
+        "name": name,
+        "now_at": ensure_utc(start) if start else fb.clock.now(),
+        "created_at": fb.clock.now(),
+    }
     with fb.uow() as uow:
         repo.insert_clock(uow.conn, **clock)
         uow.commit()
@@ -78,11 +83,21 @@ def attach(fb: Farebox, actor: Principal, clock_id: str, tenant_id: str) -> None
     with fb.uow() as uow:
         if repo.get_clock(uow.conn, clock_id) is None:
             raise DomainError(reasons.NOT_FOUND, what="Test clock")
-        if tenants_repo.get_tenant(uow.conn, tenant_id) is None:
+        tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
+        if tenant is None:
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
-        before = tenants_repo.get_tenant(uow.conn, tenant_id)["test_clock_id"]
+        before = tenant["test_clock_id"]
         tenants_repo.update_tenant(uow.conn, tenant_id, test_clock_id=clock_id)
-        audit.publish(uow, "tenant.clock_attached", tenant_id=tenant_id, at=fb.clock.now(), actor=actor, subject=clock_id, before={"test_clock_id": before}, after={"test_clock_id": clock_id})
+        audit.publish(
+            uow,
+            "tenant.clock_attached",
+            tenant_id=tenant_id,
+            at=fb.clock.now(),
+            actor=actor,
+            subject=clock_id,
+            before={"test_clock_id": before},
+            after={"test_clock_id": clock_id},
+        )
         uow.commit()
 
 
@@ -114,13 +129,14 @@ def advance(
         if clock is None:
             raise DomainError(reasons.NOT_FOUND, what="Test clock")
         start = clock["now_at"]
-    target = ensure_utc(to) if to is not None else start + by  # type: ignore[operator]
+    target = ensure_utc(to) if to is not None else start + (by or timedelta(0))
     if target < start:
         raise DomainError(reasons.CLOCK_BACKWARDS, now=start.isoformat())
     report = AdvanceReport(clock_id, start, target)
     while True:
         with fb.uow() as uow:
             clock = repo.get_clock(uow.conn, clock_id, for_update=True)
+            assert clock is not None  # found above; clocks are never deleted
             item = due_repo.next_for_clock(uow.conn, clock_id, target)
             if item is None:
                 repo.set_clock(uow.conn, clock_id, max(target, clock["now_at"]))

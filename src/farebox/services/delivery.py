@@ -71,9 +71,17 @@ class Delivery:
     @classmethod
     def of(cls, row: dict[str, Any], log: list[dict[str, Any]] | None = None) -> Delivery:
         return cls(
-            id=row["id"], tenant_id=row["tenant_id"], notification_id=row["notification_id"], channel=row["channel"], target=row["target"],
-            status=row["status"], attempts=row["attempts"], next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
-            delivered_at=row["delivered_at"], created_at=row["created_at"],
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            notification_id=row["notification_id"],
+            channel=row["channel"],
+            target=row["target"],
+            status=row["status"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            delivered_at=row["delivered_at"],
+            created_at=row["created_at"],
             log=tuple(Attempt(a["at"], a["ok"], a["status_code"], a["error"]) for a in log or ()),
         )
 
@@ -150,7 +158,9 @@ def _claim(fb: Farebox, *, channels: tuple[str, ...], limit: int, lease: timedel
         now = fb.clock.now()
         jobs = []
         for row in repo.claim_due(uow.conn, now=now, channels=channels, limit=limit):
-            repo.update_delivery(uow.conn, row["tenant_id"], row["id"], next_attempt_at=now + lease, attempts=row["attempts"] + 1)
+            repo.update_delivery(
+                uow.conn, row["tenant_id"], row["id"], next_attempt_at=now + lease, attempts=row["attempts"] + 1
+            )
             row = {**row, "attempts": row["attempts"] + 1}
             notification = repo.get_notification(uow.conn, row["tenant_id"], row["notification_id"])
             endpoint = repo.get_endpoint(uow.conn, row["target"]) if row["channel"] == "webhook" else None
@@ -160,11 +170,24 @@ def _claim(fb: Farebox, *, channels: tuple[str, ...], limit: int, lease: timedel
     return jobs
 
 
-def _send(fb: Farebox, job: _Job, *, mailer: email_adapter.Mailer | None, transport: httpx.BaseTransport | None, timeout: float) -> tuple[bool, int | None, str | None]:
+def _send(
+    fb: Farebox,
+    job: _Job,
+    *,
+    mailer: email_adapter.Mailer | None,
+    transport: httpx.BaseTransport | None,
+    timeout: float,
+) -> tuple[bool, int | None, str | None]:
     row, notification = job.row, job.notification
     if row["channel"] == "email":
         assert mailer is not None
-        mail = email_adapter.render(to=row["target"], title=notification["title"], body=notification["body"], tenant_name=job.tenant_name, delivery_id=row["id"])
+        mail = email_adapter.render(
+            to=row["target"],
+            title=notification["title"],
+            body=notification["body"],
+            tenant_name=job.tenant_name,
+            delivery_id=row["id"],
+        )
         try:
             mailer.send(mail)
         except Exception as exc:  # any SMTP or network failure is retried
@@ -175,11 +198,19 @@ def _send(fb: Farebox, job: _Job, *, mailer: email_adapter.Mailer | None, transp
         return False, None, "webhook endpoint removed or disabled"
     now = fb.clock.now()
     in_force = [endpoint["secret"]]
-    if endpoint["previous_secret"] and endpoint["previous_secret_expires_at"] and endpoint["previous_secret_expires_at"] > now:
+    if (
+        endpoint["previous_secret"]
+        and endpoint["previous_secret_expires_at"]
+        and endpoint["previous_secret_expires_at"] > now
+    ):
         in_force.append(endpoint["previous_secret"])
     body = webhook_body(notification)
     result = webhooks.post(
-        endpoint["url"], body=body, headers=webhooks.headers(in_force, msg_id=row["id"], timestamp=now, body=body), timeout=timeout, transport=transport
+        endpoint["url"],
+        body=body,
+        headers=webhooks.headers(in_force, msg_id=row["id"], timestamp=now, body=body),
+        timeout=timeout,
+        transport=transport,
     )
     return result.ok, result.status_code, result.error
 
@@ -188,15 +219,36 @@ def _record(fb: Farebox, job: _Job, *, ok: bool, status_code: int | None, error:
     row = job.row
     with fb.uow() as uow:
         now = fb.clock.now()
-        repo.record_attempt(uow.conn, tenant_id=row["tenant_id"], id=new_id("att"), delivery_id=row["id"], at=now, ok=ok, status_code=status_code, error=error)
+        repo.record_attempt(
+            uow.conn,
+            tenant_id=row["tenant_id"],
+            id=new_id("att"),
+            delivery_id=row["id"],
+            at=now,
+            ok=ok,
+            status_code=status_code,
+            error=error,
+        )
         if ok:
-            repo.update_delivery(uow.conn, row["tenant_id"], row["id"], status="delivered", delivered_at=now, last_error=None, next_attempt_at=None)
+            repo.update_delivery(
+                uow.conn,
+                row["tenant_id"],
+                row["id"],
+                status="delivered",
+                delivered_at=now,
+                last_error=None,
+                next_attempt_at=None,
+            )
             outcome = "delivered"
         elif row["attempts"] >= MAX_ATTEMPTS:
-            repo.update_delivery(uow.conn, row["tenant_id"], row["id"], status="failed", last_error=error, next_attempt_at=None)
+            repo.update_delivery(
+                uow.conn, row["tenant_id"], row["id"], status="failed", last_error=error, next_attempt_at=None
+            )
             outcome = "failed"
         else:
-            repo.update_delivery(uow.conn, row["tenant_id"], row["id"], last_error=error, next_attempt_at=now + backoff(row["attempts"]))
+            repo.update_delivery(
+                uow.conn, row["tenant_id"], row["id"], last_error=error, next_attempt_at=now + backoff(row["attempts"])
+            )
             outcome = "retrying"
         uow.commit()
     return outcome
@@ -204,7 +256,13 @@ def _record(fb: Farebox, job: _Job, *, ok: bool, status_code: int | None, error:
 
 # --- the delivery log and replay ------------------------------------------------------------
 def list_deliveries(
-    fb: Farebox, actor: Principal, *, tenant_id: str | None = None, status: str | None = None, channel: str | None = None, limit: int = 100
+    fb: Farebox,
+    actor: Principal,
+    *,
+    tenant_id: str | None = None,
+    status: str | None = None,
+    channel: str | None = None,
+    limit: int = 100,
 ) -> list[Delivery]:
     """Deliveries, oldest first: the operator sees every tenant's; an owner or admin only their own."""
     if tenant_id is None:
@@ -212,7 +270,10 @@ def list_deliveries(
     else:
         require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
-        return [Delivery.of(r) for r in repo.list_deliveries(uow.conn, tenant_id=tenant_id, status=status, channel=channel, limit=limit)]
+        return [
+            Delivery.of(r)
+            for r in repo.list_deliveries(uow.conn, tenant_id=tenant_id, status=status, channel=channel, limit=limit)
+        ]
 
 
 def get_delivery(fb: Farebox, actor: Principal, delivery_id: str) -> Delivery:
@@ -255,6 +316,12 @@ def email_outbox(fb: Farebox, actor: Principal, tenant_id: str, *, limit: int = 
         mails = []
         for row in repo.list_deliveries(uow.conn, tenant_id=tenant_id, channel="email", limit=limit):
             notification = repo.get_notification(uow.conn, tenant_id, row["notification_id"]) or {}
-            mail = email_adapter.render(to=row["target"], title=notification["title"], body=notification["body"], tenant_name=name, delivery_id=row["id"])
+            mail = email_adapter.render(
+                to=row["target"],
+                title=notification["title"],
+                body=notification["body"],
+                tenant_name=name,
+                delivery_id=row["id"],
+            )
             mails.append(OutboxMail(row["id"], mail.to, mail.subject, mail.text, row["status"], row["created_at"]))
         return mails

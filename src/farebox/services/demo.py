@@ -55,9 +55,20 @@ def load_demo(fb: Farebox) -> list[DemoTenant]:
         if exists:
             out.append(DemoTenant(tenant_id, catalog_name, plan, False, None))
             continue
-        tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=name, owner_email=f"owner@{tenant_id}.example", owner_name="Demo Owner")
-        tenants.add_member(fb, SYSTEM, tenant_id, email=f"admin@{tenant_id}.example", name="Demo Admin", role=Role.ADMIN)
-        tenants.add_member(fb, SYSTEM, tenant_id, email=f"member@{tenant_id}.example", name="Demo Member", role=Role.MEMBER)
+        tenants.create_tenant(
+            fb,
+            SYSTEM,
+            tenant_id=tenant_id,
+            name=name,
+            owner_email=f"owner@{tenant_id}.example",
+            owner_name="Demo Owner",
+        )
+        tenants.add_member(
+            fb, SYSTEM, tenant_id, email=f"admin@{tenant_id}.example", name="Demo Admin", role=Role.ADMIN
+        )
+        tenants.add_member(
+            fb, SYSTEM, tenant_id, email=f"member@{tenant_id}.example", name="Demo Member", role=Role.MEMBER
+        )
         subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog_name, plan=plan, cause="demo")
         key = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant_id, role=Role.OWNER, name="demo owner key")
         out.append(DemoTenant(tenant_id, catalog_name, plan, True, key.secret))

@@ -69,7 +69,9 @@ class Walkthrough:
 class _Story:
     """The running demo: its services container, clock and the chapter being told."""
 
-    def __init__(self, fb: Farebox, clock: FrozenClock, clock_id: str, on_chapter: Callable[[Chapter], None] | None) -> None:
+    def __init__(
+        self, fb: Farebox, clock: FrozenClock, clock_id: str, on_chapter: Callable[[Chapter], None] | None
+    ) -> None:
         self.fb, self.clock, self.clock_id, self.on_chapter = fb, clock, clock_id, on_chapter
         self.chapter: Chapter | None = None
         self.done: list[Chapter] = []
@@ -105,14 +107,24 @@ class _Story:
         owner = self.owner(chapter.tenant_id)
         cards = subscriptions.cards(self.fb, owner, chapter.tenant_id)
         card = cards.subscription
-        chapter.badge = f"{card.badge}: {card.plan_name} ({card.catalog}), {card.price} a {card.interval}" if card else "no subscription"
+        chapter.badge = (
+            f"{card.badge}: {card.plan_name} ({card.catalog}), {card.price} a {card.interval}"
+            if card
+            else "no subscription"
+        )
         for m in usage.usage_summary(self.fb, owner, chapter.tenant_id).meters:
-            of = f"of {m.included} per occurrence" if m.scope == "occurrence" else (f"of {m.included}, {m.left} left" if m.included is not None else "unlimited")
+            of = (
+                f"of {m.included} per occurrence"
+                if m.scope == "occurrence"
+                else (f"of {m.included}, {m.left} left" if m.included is not None else "unlimited")
+            )
             chapter.usage.append((f"{m.meter} ({m.unit})", str(m.used), of))
         for n in reversed(notifications.list_notifications(self.fb, owner, chapter.tenant_id, limit=100).items):
             chapter.alerts.append((f"{n.created_at:%Y-%m-%d %H:%M}", n.kind, n.title))
         for inv in reversed(invoices.list_invoices(self.fb, owner, chapter.tenant_id)):
-            chapter.invoices.append((inv.number or "-", f"{inv.issued_at:%Y-%m-%d}", inv.kind, inv.total.format(), inv.status))
+            chapter.invoices.append(
+                (inv.number or "-", f"{inv.issued_at:%Y-%m-%d}", inv.kind, inv.total.format(), inv.status)
+            )
         self.done.append(chapter)
         if self.on_chapter is not None:
             self.on_chapter(chapter)
@@ -124,17 +136,33 @@ class _Story:
 
     def tenant(self, tenant_id: str, name: str) -> None:
         """A tenant with an owner, on the demo's test clock, paying with the sandbox card that always succeeds."""
-        tenants.create_tenant(self.fb, SYSTEM, tenant_id=tenant_id, name=name, owner_email=f"owner@{tenant_id}.example", owner_name="Demo Owner")
+        tenants.create_tenant(
+            self.fb,
+            SYSTEM,
+            tenant_id=tenant_id,
+            name=name,
+            owner_email=f"owner@{tenant_id}.example",
+            owner_name="Demo Owner",
+        )
         clocks.attach(self.fb, SYSTEM, self.clock_id, tenant_id)
         payments.add_payment_method(self.fb, self.owner(tenant_id), tenant_id, token=SUCCEEDS)
 
     def advance(self, by: timedelta) -> None:
         report = clocks.advance(self.fb, SYSTEM, self.clock_id, by=by)
         self.clock.set(report.to_at)
-        done = [f"{p.kind}: {p.outcome}" for p in report.processed if p.tenant_id == (self.chapter.tenant_id if self.chapter else None)]
-        self.note(f"advance the test clock {_days(by)} to {report.to_at:%Y-%m-%d %H:%M}", "; ".join(done) or "nothing fell due")
+        done = [
+            f"{p.kind}: {p.outcome}"
+            for p in report.processed
+            if p.tenant_id == (self.chapter.tenant_id if self.chapter else None)
+        ]
+        self.note(
+            f"advance the test clock {_days(by)} to {report.to_at:%Y-%m-%d %H:%M}",
+            "; ".join(done) or "nothing fell due",
+        )
 
-    def join(self, tenant_id: str, occurrence: str, person: str, *, mode: str = "live", role: str = "attendee") -> Decision:
+    def join(
+        self, tenant_id: str, occurrence: str, person: str, *, mode: str = "live", role: str = "attendee"
+    ) -> Decision:
         return admission.join(self.fb, SYSTEM, tenant_id, occurrence, person, mode=mode, role=role)
 
     def message(self, tenant_id: str, conversation: str) -> Decision:
@@ -189,16 +217,23 @@ def webinar_over_its_cap(s: _Story) -> None:
     s.answer("a registration for follow-up", admission.register(s.fb, SYSTEM, t, "follow-up", "a1"))
     s.answer("start the next occurrence, follow-up", admission.start_occurrence(s.fb, SYSTEM, t, "follow-up"))
     change = subscriptions.change_plan(s.fb, s.owner(t), t, plan="pro_plus", when="immediately", cause="demo")
-    s.note("the owner upgrades to Pro Plus (cap 1,000) at once", f"{change.subscription.status.value}: prorated to the second (G7)")
+    s.note(
+        "the owner upgrades to Pro Plus (cap 1,000) at once",
+        f"{change.subscription.status.value}: prorated to the second (G7)",
+    )
     s.answer("start follow-up again", admission.start_occurrence(s.fb, SYSTEM, t, "follow-up"))
     s.end()
 
 
 def credit_pool_runs_out(s: _Story) -> None:
     t = "events"
-    s.begin("attendee-credits: a credit pool runs out (L2, L3, L7)", t,
-            "Events GmbH is on Pro (attendee-credits): 1,200 credits a year, one pool for every event and team (L3), policy hard.",
-            "A credit is one attendee entering one occurrence, whatever the mix of live, replay and on demand (L2).")
+    s.begin(
+        "attendee-credits: a credit pool runs out (L2, L3, L7)",
+        t,
+        "Events GmbH is on Pro (attendee-credits): 1,200 credits a year, one pool for every event and team (L3), "
+        "policy hard.",
+        "A credit is one attendee entering one occurrence, whatever the mix of live, replay and on demand (L2).",
+    )
     s.tenant(t, "Events GmbH")
     subscriptions.subscribe(s.fb, s.owner(t), t, catalog="attendee-credits", plan="pro", cause="demo")
     for n in range(1, 5):
@@ -212,9 +247,13 @@ def credit_pool_runs_out(s: _Story) -> None:
 
 def trial_ends_on_its_50th_session(s: _Story) -> None:
     t = "agents"
-    s.begin("agent-sessions: a trial ends on its 50th session (A3)", t,
-            "Agents SAS starts the SME trial (agent-sessions): 14 days and 50 billable sessions, whichever comes first.",
-            "A billable session is a 24-hour window of one conversation (A1); each conversation here gets one customer message.")
+    s.begin(
+        "agent-sessions: a trial ends on its 50th session (A3)",
+        t,
+        "Agents SAS starts the SME trial (agent-sessions): 14 days and 50 billable sessions, whichever comes first.",
+        "A billable session is a 24-hour window of one conversation (A1); each conversation here gets one customer "
+        "message.",
+    )
     s.tenant(t, "Agents SAS")
     subscriptions.subscribe(s.fb, s.owner(t), t, catalog="agent-sessions", plan="sme", trial=True, cause="demo")
     s.advance(timedelta(days=2))
@@ -225,15 +264,27 @@ def trial_ends_on_its_50th_session(s: _Story) -> None:
 
 def failed_payment_through_grace(s: _Story) -> None:
     t = "agents"
-    s.begin("agent-sessions: a failed payment, grace, then refusal (G9, A7)", t,
-            "Agents SAS subscribes to SME (EUR 150 a month in advance); the first invoice is paid with the sandbox card 4242 4242 4242 4242.")
+    s.begin(
+        "agent-sessions: a failed payment, grace, then refusal (G9, A7)",
+        t,
+        "Agents SAS subscribes to SME (EUR 150 a month in advance); the first invoice is paid with the sandbox card "
+        "4242 4242 4242 4242.",
+    )
     subscriptions.subscribe(s.fb, s.owner(t), t, catalog="agent-sessions", plan="sme", cause="demo")
     s.answer("a customer writes in chat-52", s.message(t, "chat-52"))
     payments.add_payment_method(s.fb, s.owner(t), t, token=FAILS_LATER)
-    s.note("the owner replaces the card with 4000 0000 0000 0341", "the sandbox's card that attaches but declines every charge")
+    s.note(
+        "the owner replaces the card with 4000 0000 0000 0341",
+        "the sandbox's card that attaches but declines every charge",
+    )
     s.advance(timedelta(days=31))
     card = subscriptions.cards(s.fb, s.owner(t), t).subscription
-    s.note("the renewal's payment is declined", f"badge {card.badge!r}, payment pending: {card.payment_pending}, grace ends {card.grace_ends_at:%Y-%m-%d %H:%M}" if card and card.grace_ends_at else "no grace")
+    s.note(
+        "the renewal's payment is declined",
+        f"badge {card.badge!r}, payment pending: {card.payment_pending}, grace ends {card.grace_ends_at:%Y-%m-%d %H:%M}"
+        if card and card.grace_ends_at
+        else "no grace",
+    )
     s.answer("during grace, a customer writes in chat-53", s.message(t, "chat-53"))
     s.advance(timedelta(days=7))
     s.answer("after grace, a customer writes in chat-54", s.message(t, "chat-54"))

@@ -34,12 +34,28 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def schedule(uow: UnitOfWork, *, tenant_id: str, kind: str, ref: str, due_at: datetime, now: datetime, payload: dict[str, Any] | None = None) -> bool:
+def schedule(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    kind: str,
+    ref: str,
+    due_at: datetime,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> bool:
     """Add a due item (inside the caller's unit of work); a duplicate is ignored."""
     if kind not in HANDLERS:
         raise ValueError(f"no handler for due items of kind {kind!r}")
     return repo.schedule(
-        uow.conn, tenant_id=tenant_id, id=new_id("due"), kind=kind, ref=ref, due_at=due_at, payload=payload or {}, created_at=now
+        uow.conn,
+        tenant_id=tenant_id,
+        id=new_id("due"),
+        kind=kind,
+        ref=ref,
+        due_at=due_at,
+        payload=payload or {},
+        created_at=now,
     )
 
 

@@ -57,7 +57,9 @@ def _write_table(rows: Any, columns: list[str], opened: dict[str, IO[str]], on_r
         if "jsonl" in opened:
             opened["jsonl"].write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
         if writer is not None:
-            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+            writer.writerow(
+                {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+            )
         n += 1
         if on_row is not None:
             on_row()
@@ -78,7 +80,9 @@ def export_tenant(
     require_billing_access(actor, tenant_id)
     bad = set(formats) - set(FORMATS)
     if bad or not formats:
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"formats are {', '.join(FORMATS)}", details={"field": "formats"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail=f"formats are {', '.join(FORMATS)}", details={"field": "formats"}
+        )
     report = ExportReport(tenant_id, fb.clock.now())
     with fb.uow(readonly=True) as uow:
         if tenants_repo.get_tenant(uow.conn, tenant_id) is None:
@@ -87,10 +91,23 @@ def export_tenant(
             if on_table is not None:
                 on_table(table.name, repo.count(uow.conn, table, tenant_id))
             opened = {fmt: sink(f"{table.name}.{fmt}") for fmt in formats}
-            report.tables[table.name] = _write_table(repo.rows(uow.conn, table, tenant_id), repo.exported_columns(table), opened, on_row)
+            report.tables[table.name] = _write_table(
+                repo.rows(uow.conn, table, tenant_id), repo.exported_columns(table), opened, on_row
+            )
             report.files.extend(f"{table.name}.{fmt}" for fmt in formats)
     manifest = sink("manifest.json")
-    manifest.write(json.dumps({"tenant_id": tenant_id, "exported_at": report.exported_at.isoformat(), "tables": report.tables, "formats": list(formats)}, indent=2) + "\n")
+    manifest.write(
+        json.dumps(
+            {
+                "tenant_id": tenant_id,
+                "exported_at": report.exported_at.isoformat(),
+                "tables": report.tables,
+                "formats": list(formats),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     report.files.append("manifest.json")
     return report
 

@@ -55,7 +55,9 @@ class IngestReport:
 def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
     require_tenant_access(actor, tenant_id)
     if len(events) > MAX_BATCH:
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"a batch holds at most {MAX_BATCH} events", details={"field": "events"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail=f"a batch holds at most {MAX_BATCH} events", details={"field": "events"}
+        )
     results: list[EventResult] = []
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
@@ -76,16 +78,34 @@ def _one(uow: UnitOfWork, tenant_id: str, index: int, event: Any, now: datetime,
     try:
         parsed = _parse(event)
     except DomainError as exc:
-        return EventResult(index, event.get("id") if isinstance(event, dict) else None, "refused", code=exc.code, message=exc.refusal.message)
+        return EventResult(
+            index,
+            event.get("id") if isinstance(event, dict) else None,
+            "refused",
+            code=exc.code,
+            message=exc.refusal.message,
+        )
     source, event_id = parsed["source"], parsed["id"]
     digest = hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()
     at = min(parsed["time"], now) if parsed["time"] else now
-    claimed = repo.claim_event(uow.conn, tenant_id=tenant_id, source=source, id=event_id, payload_hash=digest, type=parsed["type"], time=parsed["time"], result={}, received_at=now)
+    claimed = repo.claim_event(
+        uow.conn,
+        tenant_id=tenant_id,
+        source=source,
+        id=event_id,
+        payload_hash=digest,
+        type=parsed["type"],
+        time=parsed["time"],
+        result={},
+        received_at=now,
+    )
     if not claimed:
         first = repo.get_event(uow.conn, tenant_id, source, event_id)
         assert first is not None
         if first["payload_hash"] != digest:
-            return EventResult(index, event_id, "refused", code=reasons.EVENT_CONFLICT.code, message=reasons.EVENT_CONFLICT.message())
+            return EventResult(
+                index, event_id, "refused", code=reasons.EVENT_CONFLICT.code, message=reasons.EVENT_CONFLICT.message()
+            )
         return EventResult(index, event_id, "duplicate", decision=first["result"])
     try:
         decision = _apply(uow, tenant_id, parsed, at, actor, cause=f"event {source}/{event_id}")
@@ -101,22 +121,32 @@ def _one(uow: UnitOfWork, tenant_id: str, index: int, event: Any, now: datetime,
 def _text(data: dict[str, Any], key: str, limit: int = 255) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
-        raise DomainError(reasons.EVENT_INVALID, detail=f"`{key}` must be text of 1 to {limit} characters", details={"field": key})
+        raise DomainError(
+            reasons.EVENT_INVALID, detail=f"`{key}` must be text of 1 to {limit} characters", details={"field": key}
+        )
     return value
 
 
 def _parse(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise DomainError(reasons.EVENT_INVALID, detail="an event is an object")
-    parsed: dict[str, Any] = {"id": _text(event, "id"), "source": _text(event, "source"), "type": _text(event, "type", 128)}
+    parsed: dict[str, Any] = {
+        "id": _text(event, "id"),
+        "source": _text(event, "source"),
+        "type": _text(event, "type", 128),
+    }
     if parsed["type"] not in TYPES:
-        raise DomainError(reasons.EVENT_INVALID, detail=f"`type` must be one of {', '.join(TYPES)}", details={"field": "type"})
+        raise DomainError(
+            reasons.EVENT_INVALID, detail=f"`type` must be one of {', '.join(TYPES)}", details={"field": "type"}
+        )
     parsed["time"] = None
     if event.get("time") is not None:
         try:
             parsed["time"] = ensure_utc(datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")))
         except (ValueError, TypeError):
-            raise DomainError(reasons.EVENT_INVALID, detail="`time` must be an RFC 3339 timestamp", details={"field": "time"}) from None
+            raise DomainError(
+                reasons.EVENT_INVALID, detail="`time` must be an RFC 3339 timestamp", details={"field": "time"}
+            ) from None
     data = event.get("data")
     if not isinstance(data, dict):
         raise DomainError(reasons.EVENT_INVALID, detail="`data` must be an object", details={"field": "data"})
@@ -135,7 +165,11 @@ def _choice(kind: Any, value: Any, name: str) -> Any:
     try:
         return kind(value)
     except ValueError:
-        raise DomainError(reasons.EVENT_INVALID, detail=f"`{name}` must be one of {', '.join(v.value for v in kind)}", details={"field": name}) from None
+        raise DomainError(
+            reasons.EVENT_INVALID,
+            detail=f"`{name}` must be one of {', '.join(v.value for v in kind)}",
+            details={"field": name},
+        ) from None
 
 
 def _apply(uow: UnitOfWork, tenant_id: str, e: dict[str, Any], at: datetime, actor: str, *, cause: str) -> Decision:
@@ -146,4 +180,14 @@ def _apply(uow: UnitOfWork, tenant_id: str, e: dict[str, Any], at: datetime, act
         return admission.register_in(uow, tenant_id, e["occurrence_id"], e["person_id"], now=at)
     if kind == "attendee.left":
         return admission.leave_in(uow, tenant_id, e["occurrence_id"], e["person_id"], now=at)
-    return admission.join_in(uow, tenant_id, e["occurrence_id"], e["person_id"], mode=e["mode"], role=e["role"], now=at, actor=actor, cause=cause)
+    return admission.join_in(
+        uow,
+        tenant_id,
+        e["occurrence_id"],
+        e["person_id"],
+        mode=e["mode"],
+        role=e["role"],
+        now=at,
+        actor=actor,
+        cause=cause,
+    )

@@ -64,18 +64,46 @@ class Invoice:
 
 
 def _line(row: dict[str, Any], currency: str) -> InvoiceLine:
-    return InvoiceLine(row["kind"], row["description"], row["quantity"], Money(row["unit_amount_minor"], currency), Money(row["amount_minor"], currency),
-                       row["period_start_at"], row["period_end_at"], row["service_start_at"], row["service_end_at"])
+    return InvoiceLine(
+        row["kind"],
+        row["description"],
+        row["quantity"],
+        Money(row["unit_amount_minor"], currency),
+        Money(row["amount_minor"], currency),
+        row["period_start_at"],
+        row["period_end_at"],
+        row["service_start_at"],
+        row["service_end_at"],
+    )
 
 
 def _invoice(row: dict[str, Any], lines: list[dict[str, Any]]) -> Invoice:
     c = row["currency"]
-    return Invoice(row["id"], row["tenant_id"], row["number"], row["subscription_id"], row["kind"], row["status"], c, Money(row["subtotal_minor"], c),
-                   row["tax_rate_bp"], Money(row["tax_minor"], c), Money(row["total_minor"], c), row["tax_id"], dict(row["bill_to"] or {}),
-                   row["period_start_at"], row["period_end_at"], row["issued_at"], row["paid_at"], tuple(_line(line, c) for line in lines))
+    return Invoice(
+        row["id"],
+        row["tenant_id"],
+        row["number"],
+        row["subscription_id"],
+        row["kind"],
+        row["status"],
+        c,
+        Money(row["subtotal_minor"], c),
+        row["tax_rate_bp"],
+        Money(row["tax_minor"], c),
+        Money(row["total_minor"], c),
+        row["tax_id"],
+        dict(row["bill_to"] or {}),
+        row["period_start_at"],
+        row["period_end_at"],
+        row["issued_at"],
+        row["paid_at"],
+        tuple(_line(line, c) for line in lines),
+    )
 
 
-def list_invoices(fb: Farebox, actor: Principal, tenant_id: str, *, status: str | None = None, limit: int = 100) -> list[Invoice]:
+def list_invoices(
+    fb: Farebox, actor: Principal, tenant_id: str, *, status: str | None = None, limit: int = 100
+) -> list[Invoice]:
     """The tenant's invoices, newest first (owners and admins, G6)."""
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
@@ -112,7 +140,9 @@ def preview_next_invoice(fb: Farebox, actor: Principal, tenant_id: str) -> Invoi
             return None
         current = subscription.period
         following = period_at(subscription.anchor_at, subscription.plan.interval, current.end)
-        should = invoicing.period_charges(uow, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
+        should = invoicing.period_charges(
+            uow, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0)
+        )
         if subscription.cancel_at_period_end:
             should = [c for c in should if c.period_start_at < following.start]
         lines = recompute(should, repo.billed_by_key(uow.conn, tenant_id, [subscription.id]))
@@ -122,13 +152,45 @@ def preview_next_invoice(fb: Farebox, actor: Principal, tenant_id: str) -> Invoi
     return _draft(tenant_id, tenant, subscription.id, following, lines, now)
 
 
-def _draft(tenant_id: str, tenant: dict[str, Any], subscription_id: str, period: Period, lines: list[Charge], now: datetime) -> Invoice:
+def _draft(
+    tenant_id: str, tenant: dict[str, Any], subscription_id: str, period: Period, lines: list[Charge], now: datetime
+) -> Invoice:
     currency = lines[0].currency
     t = totals(lines, currency=currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
-    rows = [InvoiceLine(c.kind.value, c.description, c.quantity, Money(c.unit_amount_minor, currency), Money(c.amount_minor, currency),
-                        c.period_start_at, c.period_end_at, c.service_start_at, c.service_end_at) for c in lines]
-    return Invoice(None, tenant_id, None, subscription_id, InvoiceKind.RENEWAL.value, "draft", currency, t.subtotal, t.tax_rate_bp, t.tax, t.total,
-                   tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start, period.end, now, None, tuple(rows))
+    rows = [
+        InvoiceLine(
+            c.kind.value,
+            c.description,
+            c.quantity,
+            Money(c.unit_amount_minor, currency),
+            Money(c.amount_minor, currency),
+            c.period_start_at,
+            c.period_end_at,
+            c.service_start_at,
+            c.service_end_at,
+        )
+        for c in lines
+    ]
+    return Invoice(
+        None,
+        tenant_id,
+        None,
+        subscription_id,
+        InvoiceKind.RENEWAL.value,
+        "draft",
+        currency,
+        t.subtotal,
+        t.tax_rate_bp,
+        t.tax,
+        t.total,
+        tenant.get("tax_id"),
+        {"name": tenant.get("name"), "email": tenant.get("billing_email")},
+        period.start,
+        period.end,
+        now,
+        None,
+        tuple(rows),
+    )
 
 
 def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> Invoice:

@@ -37,12 +37,23 @@ from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.domain.catalog import Billing, Plan
-from farebox.domain.invoicing import Charge, InvoiceKind, Segment, fee_charge, invoice_number, overage_charges, plan_change_charges, recompute, totals
+from farebox.domain.invoicing import (
+    Charge,
+    InvoiceKind,
+    Segment,
+    fee_charge,
+    invoice_number,
+    overage_charges,
+    plan_change_charges,
+    recompute,
+    totals,
+)
 from farebox.domain.periods import Period, period_at
 from farebox.domain.subscriptions import Status, Subscription
 from farebox.ports import InvoiceNumbering, UsageSource
 from farebox.services import payments, signals
 from farebox.services.signals import Signal
+
 
 def usage_source(uow: UnitOfWork) -> UsageSource:
     """The usage port `bootstrap` wired (metering's `usage.billable_usage`)."""
@@ -99,10 +110,31 @@ def bill(
     lines = recompute(should, billed)
     if not lines:
         return None
-    return issue(uow, tenant_id=tenant_id, subscription_id=subscription_id, kind=kind, billing_key=billing_key, period=period, lines=lines, now=now, cause=cause)
+    return issue(
+        uow,
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        kind=kind,
+        billing_key=billing_key,
+        period=period,
+        lines=lines,
+        now=now,
+        cause=cause,
+    )
 
 
-def issue(uow: UnitOfWork, *, tenant_id: str, subscription_id: str, kind: InvoiceKind, billing_key: str, period: Period, lines: Sequence[Charge], now: datetime, cause: str) -> Issued | None:
+def issue(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    kind: InvoiceKind,
+    billing_key: str,
+    period: Period,
+    lines: Sequence[Charge],
+    now: datetime,
+    cause: str,
+) -> Issued | None:
     """Write a finalized invoice with the next number of the issuer, then publish `invoice.issued`."""
     tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
     assert tenant is not None
@@ -157,7 +189,9 @@ def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True)
         raise RuntimeError("an invoice of this batch was issued concurrently")
     signals.publish_all(uow, [_issued_signal(one, draft.now) for one, draft in zip(issued, drafts, strict=True)])
     if collect:
-        payments.collect_all(uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)])
+        payments.collect_all(
+            uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)]
+        )
     return issued
 
 
@@ -194,12 +228,28 @@ def _finalize(
         "cause": draft.cause,
         "lines": [_line_row(line) for line in lines],
     }
-    issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency, t.total.amount_minor, len(lines))
+    issued = Issued(
+        invoice_id,
+        draft.tenant_id,
+        number,
+        draft.subscription_id,
+        draft.kind.value,
+        status,
+        currency,
+        t.total.amount_minor,
+        len(lines),
+    )
     return row, issued
 
 
 def _issued_signal(issued: Issued, now: datetime) -> Signal:
-    data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor, "currency": issued.currency, "kind": issued.kind}
+    data = {
+        "subscription_id": issued.subscription_id,
+        "number": issued.number,
+        "total_minor": issued.total_minor,
+        "currency": issued.currency,
+        "kind": issued.kind,
+    }
     return Signal("invoice.issued", issued.tenant_id, now, "system", issued.id, data)
 
 
@@ -231,7 +281,9 @@ def _whole(subscription: Subscription, period: Period) -> Segment:
     return Segment(subscription.id, subscription.plan_version_id, subscription.plan, period, period.start, period.end)
 
 
-def period_charges(uow: UnitOfWork, subscription: Subscription, period: Period, *, previous: Period | None) -> list[Charge]:
+def period_charges(
+    uow: UnitOfWork, subscription: Subscription, period: Period, *, previous: Period | None
+) -> list[Charge]:
     """A period's start: its fee in advance, plus the overage (and an in-arrears fee) of `previous`."""
     plan = subscription.plan
     should: list[Charge] = []
@@ -239,7 +291,13 @@ def period_charges(uow: UnitOfWork, subscription: Subscription, period: Period, 
         if plan.billing is Billing.IN_ARREARS and not plan.is_free:
             should.append(fee_charge(_whole(subscription, previous)))
         usage = usage_source(uow)(uow.conn, subscription.tenant_id, subscription.id, previous.start, previous.end)
-        should += overage_charges(plan, subscription_id=subscription.id, plan_version_id=subscription.plan_version_id, period=previous, usage=usage)
+        should += overage_charges(
+            plan,
+            subscription_id=subscription.id,
+            plan_version_id=subscription.plan_version_id,
+            period=previous,
+            usage=usage,
+        )
     if plan.billing is Billing.IN_ADVANCE and not plan.is_free:
         should.append(fee_charge(_whole(subscription, period)))
     return should
@@ -250,10 +308,16 @@ def previous_period(subscription: Subscription, period: Period) -> Period | None
     if before < subscription.starts_at or before < subscription.anchor_at:
         return None
     prev = period_at(subscription.anchor_at, subscription.plan.interval, before)
-    return Period(max(prev.start, subscription.starts_at), prev.end, prev.index) if prev.end > subscription.starts_at else None
+    return (
+        Period(max(prev.start, subscription.starts_at), prev.end, prev.index)
+        if prev.end > subscription.starts_at
+        else None
+    )
 
 
-def bill_period(uow: UnitOfWork, subscription: Subscription, period: Period, *, kind: InvoiceKind, now: datetime, cause: str) -> Issued | None:
+def bill_period(
+    uow: UnitOfWork, subscription: Subscription, period: Period, *, kind: InvoiceKind, now: datetime, cause: str
+) -> Issued | None:
     """Bill a subscription's period start: the first invoice, or a renewal."""
     if subscription.status is Status.TRIALING or subscription.status is Status.UPCOMING:
         return None
@@ -283,8 +347,12 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, 
         key, should = _period_should(uow, s, start.period, start.kind)
         wanted.append((start, key, should))
     existing = repo.existing_billing_keys(uow.conn, [(start.subscription.tenant_id, key) for start, key, _ in wanted])
-    wanted = [(start, key, should) for start, key, should in wanted if (start.subscription.tenant_id, key) not in existing]
-    billed = repo.billed_by_subscription(uow.conn, [(start.subscription.tenant_id, start.subscription.id) for start, _, _ in wanted])
+    wanted = [
+        (start, key, should) for start, key, should in wanted if (start.subscription.tenant_id, key) not in existing
+    ]
+    billed = repo.billed_by_subscription(
+        uow.conn, [(start.subscription.tenant_id, start.subscription.id) for start, _, _ in wanted]
+    )
     drafts = []
     for start, key, should in wanted:
         s = start.subscription
@@ -294,39 +362,81 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, 
     return issue_all(uow, drafts, collect=collect)
 
 
-def _period_should(uow: UnitOfWork, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:
+def _period_should(
+    uow: UnitOfWork, subscription: Subscription, period: Period, kind: InvoiceKind
+) -> tuple[str, list[Charge]]:
     """A period start's billing key and what it should bill."""
     previous = previous_period(subscription, period) if kind is InvoiceKind.RENEWAL else None
     return _key(subscription.id, period.start, kind), period_charges(uow, subscription, period, previous=previous)
 
 
-def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from_subscription_id: str, from_plan_version_id: int, old_period: Period, new_period: Period, change_at: datetime, immediate: bool, cause: str) -> Issued | None:
+def bill_plan_change(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    new: Subscription,
+    from_subscription_id: str,
+    from_plan_version_id: int,
+    old_period: Period,
+    new_period: Period,
+    change_at: datetime,
+    immediate: bool,
+    cause: str,
+) -> Issued | None:
     """G7: an immediate change is prorated to the second; a change at period end bills the new period."""
     old_plan = plan_for_version(uow.conn, from_plan_version_id)
     should: list[Charge] = []
     if immediate:
-        running = _running_segment(uow.conn, tenant_id, from_subscription_id, from_plan_version_id, old_plan, old_period)
-        new_segment = Segment(new.id, new.plan_version_id, new.plan, new_period, max(change_at, new_period.start), new_period.end)
+        running = _running_segment(
+            uow.conn, tenant_id, from_subscription_id, from_plan_version_id, old_plan, old_period
+        )
+        new_segment = Segment(
+            new.id, new.plan_version_id, new.plan, new_period, max(change_at, new_period.start), new_period.end
+        )
         if running is not None and running.start <= change_at:
             should += plan_change_charges(running, change_at, new_segment)
         elif not new.plan.is_free:
             should.append(fee_charge(new_segment))
         usage = usage_source(uow)(uow.conn, tenant_id, from_subscription_id, old_period.start, change_at)
-        should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
+        should += overage_charges(
+            old_plan,
+            subscription_id=from_subscription_id,
+            plan_version_id=from_plan_version_id,
+            period=old_period,
+            usage=usage,
+        )
         key = _key(new.id, change_at, InvoiceKind.PRORATION)
         kind = InvoiceKind.PRORATION
     else:
         usage = usage_source(uow)(uow.conn, tenant_id, from_subscription_id, old_period.start, old_period.end)
-        should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
+        should += overage_charges(
+            old_plan,
+            subscription_id=from_subscription_id,
+            plan_version_id=from_plan_version_id,
+            period=old_period,
+            usage=usage,
+        )
         if not new.plan.is_free and new.plan.billing is Billing.IN_ADVANCE:
             should.append(fee_charge(_whole(new, new_period)))
         key = _key(new.id, new_period.start, InvoiceKind.RENEWAL)
         kind = InvoiceKind.RENEWAL
-    return bill(uow, tenant_id=tenant_id, subscription_id=new.id, kind=kind, billing_key=key, period=new_period, should=should,
-                subscription_ids=sorted({new.id, from_subscription_id}), now=change_at, cause=cause)
+    return bill(
+        uow,
+        tenant_id=tenant_id,
+        subscription_id=new.id,
+        kind=kind,
+        billing_key=key,
+        period=new_period,
+        should=should,
+        subscription_ids=sorted({new.id, from_subscription_id}),
+        now=change_at,
+        cause=cause,
+    )
 
 
-def _running_segment(conn: Connection, tenant_id: str, subscription_id: str, plan_version_id: int, plan: Plan, period: Period) -> Segment | None:
+def _running_segment(
+    conn: Connection, tenant_id: str, subscription_id: str, plan_version_id: int, plan: Plan, period: Period
+) -> Segment | None:
     """The segment of `period` billed last for the old subscription (the one a change cuts)."""
     lines = repo.fee_lines(conn, tenant_id, subscription_id, period.start)
     starts: dict[str, datetime] = {}
@@ -366,7 +476,14 @@ def on_started(uow: UnitOfWork, signal: Signal) -> None:
     if subscription is None or signal.data.get("status") == Status.TRIALING.value:
         return
     period = Period(_at(signal.data["period_start"]), _at(signal.data["period_end"]), 0)
-    bill_period(uow, subscription, period, kind=InvoiceKind.SUBSCRIPTION, now=signal.at, cause=f"signal subscription.started {signal.subject}")
+    bill_period(
+        uow,
+        subscription,
+        period,
+        kind=InvoiceKind.SUBSCRIPTION,
+        now=signal.at,
+        cause=f"signal subscription.started {signal.subject}",
+    )
 
 
 @signals.on("subscription.renewed")
@@ -376,7 +493,14 @@ def on_renewed(uow: UnitOfWork, signal: Signal) -> None:
     if subscription is None:
         return
     period = Period(_at(signal.data["period_start"]), _at(signal.data["period_end"]), 0)
-    bill_period(uow, subscription, period, kind=InvoiceKind.RENEWAL, now=signal.at, cause=f"signal subscription.renewed {signal.subject}")
+    bill_period(
+        uow,
+        subscription,
+        period,
+        kind=InvoiceKind.RENEWAL,
+        now=signal.at,
+        cause=f"signal subscription.renewed {signal.subject}",
+    )
 
 
 @signals.on("subscription.plan_changed")

@@ -39,8 +39,18 @@ class Notification:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Notification:
-        return cls(row["id"], row["kind"], row["title"], row["body"], row["severity"], row["created_at"], row["read_at"],
-                   row["subscription_id"], row["subject"], dict(row["data"] or {}))
+        return cls(
+            row["id"],
+            row["kind"],
+            row["title"],
+            row["body"],
+            row["severity"],
+            row["created_at"],
+            row["read_at"],
+            row["subscription_id"],
+            row["subject"],
+            dict(row["data"] or {}),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +59,9 @@ class NotificationList:
     unread: int
 
 
-def list_notifications(fb: Farebox, actor: Principal, tenant_id: str, *, unread_only: bool = False, limit: int = 50) -> NotificationList:
+def list_notifications(
+    fb: Farebox, actor: Principal, tenant_id: str, *, unread_only: bool = False, limit: int = 50
+) -> NotificationList:
     """The tenant's in-app notifications, newest first, with the unread count."""
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
@@ -102,11 +114,17 @@ def channels(fb: Farebox, actor: Principal, tenant_id: str | None = None) -> dic
     return {c: stored.get((scope, c), True) for c in CHANNELS}
 
 
-def set_channel(fb: Farebox, actor: Principal, *, channel: str, enabled: bool, tenant_id: str | None = None) -> dict[str, bool]:
+def set_channel(
+    fb: Farebox, actor: Principal, *, channel: str, enabled: bool, tenant_id: str | None = None
+) -> dict[str, bool]:
     """Turn a channel (in_app, email, webhook) on or off for the operator or one tenant."""
     scope = _scope(actor, tenant_id)
     if channel not in CHANNELS:
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"channel must be one of {', '.join(CHANNELS)}", details={"field": "channel"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR,
+            detail=f"channel must be one of {', '.join(CHANNELS)}",
+            details={"field": "channel"},
+        )
     with fb.uow() as uow:
         repo.set_channel(uow.conn, scope=scope, channel=channel, enabled=enabled, now=fb.clock.now())
         uow.commit()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from farebox.adapters.db.ids import new_id
@@ -22,7 +23,14 @@ from farebox.adapters.db.repos import alerts as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.domain import alert_messages
-from farebox.domain.alerts import Alert, AlertKind, days_left_due_times, grace_ending_due_at, trial_usage_alerts, usage_alerts
+from farebox.domain.alerts import (
+    Alert,
+    AlertKind,
+    days_left_due_times,
+    grace_ending_due_at,
+    trial_usage_alerts,
+    usage_alerts,
+)
 from farebox.domain.catalog import Plan
 from farebox.domain.money import Money
 from farebox.domain.subscriptions import Status
@@ -67,7 +75,7 @@ def raise_alerts(uow: UnitOfWork, raised: Sequence[Raised]) -> list[str | None]:
     tenant_ids = sorted({r.tenant_id for r in raised})
     settings = repo.channel_settings(uow.conn, [repo.OPERATOR, *tenant_ids])
     channels = {t: _enabled(settings, t) for t in tenant_ids}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in raised:
         message = alert_messages.message(r.alert.kind, r.alert.params, r.tone)
         rows.append({
@@ -88,17 +96,32 @@ def raise_alerts(uow: UnitOfWork, raised: Sequence[Raised]) -> list[str | None]:
     written = [(r, row) for r, row in zip(raised, rows, strict=True) if row["id"] in inserted]
     emailed = {r.tenant_id for r, _ in written if "email" in channels[r.tenant_id]}
     recipients = repo.billing_recipients_of(uow.conn, emailed) if emailed else {}
-    endpoints = repo.list_endpoints(uow.conn, enabled_only=True) if any("webhook" in channels[r.tenant_id] for r, _ in written) else []
+    endpoints = (
+        repo.list_endpoints(uow.conn, enabled_only=True)
+        if any("webhook" in channels[r.tenant_id] for r, _ in written)
+        else []
+    )
     deliveries = []
     for r, row in written:
         targets: list[tuple[str, str]] = []
         if "email" in channels[r.tenant_id]:
             targets += [("email", address) for address in recipients[r.tenant_id]]
         if "webhook" in channels[r.tenant_id]:
-            targets += [("webhook", ep["id"]) for ep in endpoints if not ep["kinds"] or r.alert.kind.value in ep["kinds"]]
+            targets += [
+                ("webhook", ep["id"]) for ep in endpoints if not ep["kinds"] or r.alert.kind.value in ep["kinds"]
+            ]
         deliveries += [
-            {"tenant_id": r.tenant_id, "id": new_id("msg"), "notification_id": row["id"], "channel": channel, "target": target,
-             "status": "pending", "attempts": 0, "next_attempt_at": None, "created_at": r.at}
+            {
+                "tenant_id": r.tenant_id,
+                "id": new_id("msg"),
+                "notification_id": row["id"],
+                "channel": channel,
+                "target": target,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": None,
+                "created_at": r.at,
+            }
             for channel, target in targets
         ]
     repo.insert_deliveries(uow.conn, deliveries)
@@ -106,7 +129,7 @@ def raise_alerts(uow: UnitOfWork, raised: Sequence[Raised]) -> list[str | None]:
 
 
 # --- reading the plan behind a subscription, cheaply (usage.recorded is on the hot path) ----
-_PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
+_PLANS: ImmutableRowCache[Plan | None] = ImmutableRowCache()
 
 
 def _plan_of(uow: UnitOfWork, tenant_id: str, subscription_id: str | None) -> Plan | None:
@@ -125,7 +148,7 @@ def _plan_of(uow: UnitOfWork, tenant_id: str, subscription_id: str | None) -> Pl
 def _plans_of(uow: UnitOfWork, pairs: Sequence[tuple[str, str | None]]) -> dict[tuple[str, str | None], Plan | None]:
     """`_plan_of` of many `(tenant_id, subscription_id)`, the uncached ones read in one query."""
     found = subscriptions_repo.plans_of(uow.conn, sorted({(t, s) for t, s in pairs if s is not None}))
-    return {(t, s): None if s is None else _PLANS.get(uow.conn, s, lambda t=t, s=s: found.get((t, s))) for t, s in pairs}
+    return {(t, s): None if s is None else _PLANS.get(uow.conn, s, partial(found.get, (t, s))) for t, s in pairs}
 
 
 def _tone(plan: Plan | None) -> str:
@@ -138,7 +161,15 @@ def _at(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def _raise(uow: UnitOfWork, signal: Signal, kind: AlertKind, key: str, params: Mapping[str, Any] | None = None, *, subscription_id: str | None = None) -> None:
+def _raise(
+    uow: UnitOfWork,
+    signal: Signal,
+    kind: AlertKind,
+    key: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    subscription_id: str | None = None,
+) -> None:
     sub_id = subscription_id if subscription_id is not None else signal.subject
     plan = _plan_of(uow, signal.tenant_id, sub_id)
     alert = Alert(kind, key, dict(params or {}), sub_id, signal.subject)
@@ -171,12 +202,20 @@ def on_usage_recorded(uow: UnitOfWork, signal: Signal) -> None:
     trial = plan.trial
     if trial is not None and meter in trial.usage and trial.usage_alerts:
         candidates = trial_usage_alerts(
-            subscription_id=signal.subject, meter=meter, before=before, after=after, bound=trial.usage[meter], percents=trial.usage_alerts
+            subscription_id=signal.subject,
+            meter=meter,
+            before=before,
+            after=after,
+            bound=trial.usage[meter],
+            percents=trial.usage_alerts,
         )
         if candidates:
             subscription = subscriptions_repo.get(uow.conn, signal.tenant_id, signal.subject)
             if subscription is not None and subscription.status is Status.TRIALING:
-                found += [Alert(a.kind, a.dedupe_key, {**a.params, "unit": _unit(uow, signal, meter)}, a.subscription_id) for a in candidates]
+                found += [
+                    Alert(a.kind, a.dedupe_key, {**a.params, "unit": _unit(uow, signal, meter)}, a.subscription_id)
+                    for a in candidates
+                ]
     for alert in found:
         raise_alert(uow, tenant_id=signal.tenant_id, alert=alert, at=signal.at, tone=_tone(plan))
 
@@ -204,8 +243,16 @@ def on_cap_exceeded(uow: UnitOfWork, signal: Signal) -> None:
     data = signal.data
     key = f"cap_exceeded:{signal.subject}:{data.get('meter')}"
     raise_alert(
-        uow, tenant_id=signal.tenant_id, at=signal.at,
-        alert=Alert(AlertKind.CAP_EXCEEDED, key, {"meter": data.get("meter"), "limit": data["limit"], "count": data["count"], "policy": data.get("policy")}, None, signal.subject),
+        uow,
+        tenant_id=signal.tenant_id,
+        at=signal.at,
+        alert=Alert(
+            AlertKind.CAP_EXCEEDED,
+            key,
+            {"meter": data.get("meter"), "limit": data["limit"], "count": data["count"], "policy": data.get("policy")},
+            None,
+            signal.subject,
+        ),
     )
 
 
@@ -215,8 +262,16 @@ def on_ending_soon(uow: UnitOfWork, signal: Signal) -> None:
     assert deadline is not None
     key = f"occurrence_ending_soon:{signal.subject}:{deadline.isoformat()}"
     raise_alert(
-        uow, tenant_id=signal.tenant_id, at=signal.at,
-        alert=Alert(AlertKind.OCCURRENCE_ENDING_SOON, key, {"deadline": deadline, "minutes_left": signal.data["minutes_left"]}, None, signal.subject),
+        uow,
+        tenant_id=signal.tenant_id,
+        at=signal.at,
+        alert=Alert(
+            AlertKind.OCCURRENCE_ENDING_SOON,
+            key,
+            {"deadline": deadline, "minutes_left": signal.data["minutes_left"]},
+            None,
+            signal.subject,
+        ),
     )
 
 
@@ -227,9 +282,18 @@ def on_trial_started(uow: UnitOfWork, signal: Signal) -> None:
     ends_at = _at(signal.data.get("trial_ends_at"))
     if plan is None or plan.trial is None or ends_at is None or signal.subject is None:
         return
-    for days, due_at in days_left_due_times(trial_ends_at=ends_at, days_left=plan.trial.days_left_alerts, now=signal.at):
-        due.schedule(uow, tenant_id=signal.tenant_id, kind=TRIAL_DAYS_LEFT, ref=signal.subject, due_at=due_at, now=signal.at,
-                     payload={"days": days, "trial_ends_at": ends_at.isoformat()})
+    for days, due_at in days_left_due_times(
+        trial_ends_at=ends_at, days_left=plan.trial.days_left_alerts, now=signal.at
+    ):
+        due.schedule(
+            uow,
+            tenant_id=signal.tenant_id,
+            kind=TRIAL_DAYS_LEFT,
+            ref=signal.subject,
+            due_at=due_at,
+            now=signal.at,
+            payload={"days": days, "trial_ends_at": ends_at.isoformat()},
+        )
 
 
 @due.handler(TRIAL_DAYS_LEFT)
@@ -240,7 +304,12 @@ def _trial_days_left(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> st
         return "nothing to do: not trialing"
     if subscription.trial_ends_at.isoformat() != ends_at:
         return "nothing to do: the trial's end moved"
-    alert = Alert(AlertKind.TRIAL_DAYS_LEFT, f"trial_days_left:{subscription.id}:{days}", {"days": days, "trial_ends_at": subscription.trial_ends_at}, subscription.id)
+    alert = Alert(
+        AlertKind.TRIAL_DAYS_LEFT,
+        f"trial_days_left:{subscription.id}:{days}",
+        {"days": days, "trial_ends_at": subscription.trial_ends_at},
+        subscription.id,
+    )
     raised = raise_alert(uow, tenant_id=subscription.tenant_id, alert=alert, at=now, tone=_tone(subscription.plan))
     return f"alert {days} days left: {'raised' if raised else 'already raised'}"
 
@@ -248,8 +317,17 @@ def _trial_days_left(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> st
 @signals.on("subscription.trial_ended")
 def on_trial_ended(uow: UnitOfWork, signal: Signal) -> None:
     plan = _plan_of(uow, signal.tenant_id, signal.subject)
-    _raise(uow, signal, AlertKind.TRIAL_ENDED, f"trial_ended:{signal.subject}",
-           {"cause": signal.data.get("cause"), "to_status": signal.data.get("to_status"), "plan": plan.name if plan else None})
+    _raise(
+        uow,
+        signal,
+        AlertKind.TRIAL_ENDED,
+        f"trial_ended:{signal.subject}",
+        {
+            "cause": signal.data.get("cause"),
+            "to_status": signal.data.get("to_status"),
+            "plan": plan.name if plan else None,
+        },
+    )
     if signal.subject:
         due.cancel(uow, tenant_id=signal.tenant_id, kind=TRIAL_DAYS_LEFT, ref=signal.subject, now=signal.at)
 
@@ -263,8 +341,15 @@ def on_payment_issue(uow: UnitOfWork, signal: Signal) -> None:
     if grace_ends_at is not None and signal.subject is not None:
         reminder_at = grace_ending_due_at(grace_ends_at=grace_ends_at, now=signal.at)
         if reminder_at is not None:
-            due.schedule(uow, tenant_id=signal.tenant_id, kind=GRACE_ENDING, ref=signal.subject, due_at=reminder_at, now=signal.at,
-                         payload={"grace_ends_at": grace_ends_at.isoformat()})
+            due.schedule(
+                uow,
+                tenant_id=signal.tenant_id,
+                kind=GRACE_ENDING,
+                ref=signal.subject,
+                due_at=reminder_at,
+                now=signal.at,
+                payload={"grace_ends_at": grace_ends_at.isoformat()},
+            )
 
 
 @due.handler(GRACE_ENDING)
@@ -273,7 +358,12 @@ def _grace_ending(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
     if subscription is None or subscription.status is not Status.PAYMENT_ISSUE:
         return "nothing to do: no payment issue"
     grace_ends_at = item["payload"]["grace_ends_at"]
-    alert = Alert(AlertKind.GRACE_ENDING, f"grace_ending:{subscription.id}:{grace_ends_at}", {"grace_ends_at": grace_ends_at}, subscription.id)
+    alert = Alert(
+        AlertKind.GRACE_ENDING,
+        f"grace_ending:{subscription.id}:{grace_ends_at}",
+        {"grace_ends_at": grace_ends_at},
+        subscription.id,
+    )
     raised = raise_alert(uow, tenant_id=subscription.tenant_id, alert=alert, at=now, tone=_tone(subscription.plan))
     return f"alert grace ending: {'raised' if raised else 'already raised'}"
 
@@ -281,7 +371,11 @@ def _grace_ending(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
 @signals.on("subscription.grace_expired")
 def on_grace_expired(uow: UnitOfWork, signal: Signal) -> None:
     subscription = subscriptions_repo.get(uow.conn, signal.tenant_id, signal.subject or "")
-    episode = subscription.grace_ends_at.isoformat() if subscription and subscription.grace_ends_at else signal.at.date().isoformat()
+    episode = (
+        subscription.grace_ends_at.isoformat()
+        if subscription and subscription.grace_ends_at
+        else signal.at.date().isoformat()
+    )
     _raise(uow, signal, AlertKind.GRACE_EXPIRED, f"grace_expired:{signal.subject}:{episode}")
 
 
@@ -296,12 +390,20 @@ def on_payment_settled(uow: UnitOfWork, signal: Signal) -> None:
 @signals.on("subscription.cancellation_scheduled")
 def on_cancellation_scheduled(uow: UnitOfWork, signal: Signal) -> None:
     effective_at = _at(signal.data.get("effective_at"))
-    _raise(uow, signal, AlertKind.CANCELLATION_SCHEDULED, f"cancellation_scheduled:{signal.subject}:{signal.at.isoformat()}", {"effective_at": effective_at})
+    _raise(
+        uow,
+        signal,
+        AlertKind.CANCELLATION_SCHEDULED,
+        f"cancellation_scheduled:{signal.subject}:{signal.at.isoformat()}",
+        {"effective_at": effective_at},
+    )
 
 
 @signals.on("subscription.reactivated")
 def on_reactivated(uow: UnitOfWork, signal: Signal) -> None:
-    _raise(uow, signal, AlertKind.CANCELLATION_REVOKED, f"cancellation_revoked:{signal.subject}:{signal.at.isoformat()}")
+    _raise(
+        uow, signal, AlertKind.CANCELLATION_REVOKED, f"cancellation_revoked:{signal.subject}:{signal.at.isoformat()}"
+    )
 
 
 @signals.on("subscription.canceled")
@@ -313,21 +415,43 @@ def on_canceled(uow: UnitOfWork, signal: Signal) -> None:
 @signals.on("subscription.plan_change_scheduled")
 def on_plan_change_scheduled(uow: UnitOfWork, signal: Signal) -> None:
     plan = repo.plan_name(uow.conn, signal.data.get("to_plan_version_id")) or "your new plan"
-    _raise(uow, signal, AlertKind.PLAN_CHANGE_SCHEDULED, f"plan_change_scheduled:{signal.subject}",
-           {"plan": plan, "starts_at": _at(signal.data.get("starts_at"))}, subscription_id=signal.data.get("current_subscription_id"))
+    _raise(
+        uow,
+        signal,
+        AlertKind.PLAN_CHANGE_SCHEDULED,
+        f"plan_change_scheduled:{signal.subject}",
+        {"plan": plan, "starts_at": _at(signal.data.get("starts_at"))},
+        subscription_id=signal.data.get("current_subscription_id"),
+    )
 
 
 @signals.on("subscription.plan_change_canceled")
 def on_plan_change_canceled(uow: UnitOfWork, signal: Signal) -> None:
-    _raise(uow, signal, AlertKind.PLAN_CHANGE_CANCELED, f"plan_change_canceled:{signal.subject}", {"starts_at": _at(signal.data.get("starts_at"))})
+    _raise(
+        uow,
+        signal,
+        AlertKind.PLAN_CHANGE_CANCELED,
+        f"plan_change_canceled:{signal.subject}",
+        {"starts_at": _at(signal.data.get("starts_at"))},
+    )
 
 
 @signals.on("subscription.plan_changed")
 def on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
     plan = repo.plan_name(uow.conn, signal.data.get("to_plan_version_id")) or "your new plan"
     starts_at = _at(signal.data.get("new_period_start")) or signal.at
-    _raise(uow, signal, AlertKind.PLAN_CHANGED, f"plan_changed:{signal.subject}",
-           {"plan": plan, "starts_at": starts_at, "upgrade": bool(signal.data.get("upgrade")), "immediate": bool(signal.data.get("immediate"))})
+    _raise(
+        uow,
+        signal,
+        AlertKind.PLAN_CHANGED,
+        f"plan_changed:{signal.subject}",
+        {
+            "plan": plan,
+            "starts_at": starts_at,
+            "upgrade": bool(signal.data.get("upgrade")),
+            "immediate": bool(signal.data.get("immediate")),
+        },
+    )
 
 
 # --- invoices: G13 ------------------------------------------------------------------------
@@ -344,12 +468,25 @@ def on_invoices_issued(uow: UnitOfWork, batch: Sequence[Signal]) -> None:
     for signal in batch:
         kind, key, params = _invoice_issued(signal)
         sub_id = signal.data.get("subscription_id")
-        raised.append(Raised(signal.tenant_id, Alert(kind, key, params, sub_id, signal.subject), signal.at, _tone(plans[(signal.tenant_id, sub_id)])))
+        raised.append(
+            Raised(
+                signal.tenant_id,
+                Alert(kind, key, params, sub_id, signal.subject),
+                signal.at,
+                _tone(plans[(signal.tenant_id, sub_id)]),
+            )
+        )
     raise_alerts(uow, raised)
 
 
 def _invoice_issued(signal: Signal) -> tuple[AlertKind, str, dict[str, Any]]:
     data = signal.data
     total = Money(int(data["total_minor"]), str(data["currency"]))
-    params = {"number": data["number"], "total": total.format(), "total_minor": total.amount_minor, "currency": total.currency, "invoice_kind": data.get("kind")}
+    params = {
+        "number": data["number"],
+        "total": total.format(),
+        "total_minor": total.amount_minor,
+        "currency": total.currency,
+        "invoice_kind": data.get("kind"),
+    }
     return AlertKind.INVOICE_ISSUED, f"invoice_issued:{signal.subject}", params

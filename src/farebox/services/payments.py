@@ -72,7 +72,16 @@ def _method(row: dict[str, Any]) -> PaymentMethod:
 
 
 def _attempt(row: dict[str, Any]) -> PaymentAttempt:
-    return PaymentAttempt(row["id"], row["invoice_id"], row["attempt"], row["status"], Money(row["amount_minor"], row["currency"]), row["failure_code"], row["failure_message"], row["created_at"])
+    return PaymentAttempt(
+        row["id"],
+        row["invoice_id"],
+        row["attempt"],
+        row["status"],
+        Money(row["amount_minor"], row["currency"]),
+        row["failure_code"],
+        row["failure_message"],
+        row["created_at"],
+    )
 
 
 def _customer(uow: UnitOfWork, tenant_id: str, now: datetime) -> str:
@@ -89,8 +98,17 @@ def _customers(uow: UnitOfWork, now_by_tenant: Mapping[str, datetime]) -> dict[s
         parties = invoices_repo.billing_parties(uow.conn, missing)
         for tenant_id in missing:
             tenant = parties.get(tenant_id) or {}
-            refs[tenant_id] = p.create_customer(tenant_id=tenant_id, email=tenant.get("billing_email"), name=tenant.get("name", tenant_id))
-            rows.append({"tenant_id": tenant_id, "provider": p.name, "customer_ref": refs[tenant_id], "created_at": now_by_tenant[tenant_id]})
+            refs[tenant_id] = p.create_customer(
+                tenant_id=tenant_id, email=tenant.get("billing_email"), name=tenant.get("name", tenant_id)
+            )
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "provider": p.name,
+                    "customer_ref": refs[tenant_id],
+                    "created_at": now_by_tenant[tenant_id],
+                }
+            )
         repo.insert_customers(uow.conn, rows)
     return refs
 
@@ -109,8 +127,19 @@ def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: 
         try:
             card = p.attach_payment_method(customer_ref=customer, token=token)
         except PaymentError as exc:
-            raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
-        row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": p.name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
+            raise DomainError(
+                reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}
+            ) from None
+        row = {
+            "tenant_id": tenant_id,
+            "id": new_id("pm"),
+            "provider": p.name,
+            "provider_ref": card.ref,
+            "brand": card.brand,
+            "last4": card.last4,
+            "is_default": True,
+            "created_at": now,
+        }
         repo.insert_method(uow.conn, **row)
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
             charge_invoice(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")
@@ -164,7 +193,11 @@ def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
     """One payment attempt on an open invoice, in the caller's transaction."""
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
     previous = repo.attempts(uow.conn, tenant_id, invoice_id)
-    unanswered = previous[-1] if previous and previous[-1]["status"] == "pending" and previous[-1]["provider_ref"] is None else None
+    unanswered = (
+        previous[-1]
+        if previous and previous[-1]["status"] == "pending" and previous[-1]["provider_ref"] is None
+        else None
+    )
     # The provider never answered the last attempt (G4): ask again with the same number, so the
     # same idempotency key, and a charge it did make is returned, not made twice.
     number = unanswered["attempt"] if unanswered is not None else len(previous) + 1
@@ -173,7 +206,12 @@ def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
     row, result = _charge(invoice, number, method, customer, now=now, cause=cause, provider_of_charge=provider(uow))
     if unanswered is not None:
         row["id"] = unanswered["id"]
-        repo.update_attempt(uow.conn, tenant_id, row["id"], **{k: v for k, v in row.items() if k not in ("tenant_id", "id", "created_at")})
+        repo.update_attempt(
+            uow.conn,
+            tenant_id,
+            row["id"],
+            **{k: v for k, v in row.items() if k not in ("tenant_id", "id", "created_at")},
+        )
     else:
         repo.insert_attempt(uow.conn, **row)
     _after_charge(uow, invoice, number, result, now)
@@ -187,14 +225,23 @@ def _after_charge(uow: UnitOfWork, invoice: dict[str, Any], number: int, result:
     elif result.status == "failed":
         _after_failure(uow, invoice, number, result, now)
     elif result.ref is None:  # no answer: ask again soon with the same key
-        due.schedule(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], due_at=now + UNANSWERED_RETRY, now=now, payload={"resend": number})
+        due.schedule(
+            uow,
+            tenant_id=invoice["tenant_id"],
+            kind=RETRY,
+            ref=invoice["id"],
+            due_at=now + UNANSWERED_RETRY,
+            now=now,
+            payload={"resend": number},
+        )
 
 
 def _charge(
     invoice: dict[str, Any], number: int, method: dict[str, Any] | None, customer: str | None, *,
     now: datetime, cause: str, provider_of_charge: PaymentProvider,
 ) -> tuple[dict[str, Any], ChargeResult]:
-    """Ask the provider to charge an invoice (attempt `number`, idempotency key `<invoice>:attempt:<n>`); the attempt row to store."""
+    """Ask the provider to charge an invoice (attempt `number`, idempotency key `<invoice>:attempt:<n>`); the attempt
+    row to store."""
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
     key = f"{invoice_id}:attempt:{number}"
     p = provider_of_charge
@@ -202,13 +249,30 @@ def _charge(
     if method is None or customer is None:
         result = ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
     else:
-        result = p.charge(customer_ref=customer, payment_method_ref=method["provider_ref"], amount=amount, idempotency_key=key,
-                          description=f"Invoice {invoice['number']}", metadata={"tenant_id": tenant_id, "invoice_id": invoice_id})
+        result = p.charge(
+            customer_ref=customer,
+            payment_method_ref=method["provider_ref"],
+            amount=amount,
+            idempotency_key=key,
+            description=f"Invoice {invoice['number']}",
+            metadata={"tenant_id": tenant_id, "invoice_id": invoice_id},
+        )
     row = {
-        "tenant_id": tenant_id, "id": new_id("pay"), "invoice_id": invoice_id, "attempt": number, "idempotency_key": key,
-        "provider": p.name, "provider_ref": result.ref, "payment_method_id": method["id"] if method else None,
-        "amount_minor": amount.amount_minor, "currency": amount.currency, "status": result.status,
-        "failure_code": result.failure_code, "failure_message": result.failure_message, "details": {"cause": cause, **result.details}, "created_at": now,
+        "tenant_id": tenant_id,
+        "id": new_id("pay"),
+        "invoice_id": invoice_id,
+        "attempt": number,
+        "idempotency_key": key,
+        "provider": p.name,
+        "provider_ref": result.ref,
+        "payment_method_id": method["id"] if method else None,
+        "amount_minor": amount.amount_minor,
+        "currency": amount.currency,
+        "status": result.status,
+        "failure_code": result.failure_code,
+        "failure_message": result.failure_message,
+        "details": {"cause": cause, **result.details},
+        "created_at": now,
     }
     return row, result
 
@@ -223,22 +287,49 @@ def _mark_all_paid(uow: UnitOfWork, paid: Sequence[tuple[dict[str, Any], datetim
         return
     invoices_repo.mark_paid(uow.conn, [(invoice["tenant_id"], invoice["id"], now) for invoice, now in paid])
     due.cancel_all(uow, kind=RETRY, refs=[(invoice["tenant_id"], invoice["id"], now) for invoice, now in paid])
-    signals.publish_all(uow, [Signal("invoice.paid", invoice["tenant_id"], now, "system", invoice["id"], {"subscription_id": invoice["subscription_id"]}) for invoice, now in paid])
+    signals.publish_all(
+        uow,
+        [
+            Signal(
+                "invoice.paid",
+                invoice["tenant_id"],
+                now,
+                "system",
+                invoice["id"],
+                {"subscription_id": invoice["subscription_id"]},
+            )
+            for invoice, now in paid
+        ],
+    )
 
 
 def _after_failure(uow: UnitOfWork, invoice: dict[str, Any], number: int, result: ChargeResult, now: datetime) -> None:
     if number == 1:
-        data = {"subscription_id": invoice["subscription_id"], "renewal": invoice["kind"] == "renewal", "reason": result.failure_code or "failed"}
+        data = {
+            "subscription_id": invoice["subscription_id"],
+            "renewal": invoice["kind"] == "renewal",
+            "reason": result.failure_code or "failed",
+        }
         signals.publish(uow, Signal("invoice.payment_failed", invoice["tenant_id"], now, "system", invoice["id"], data))
         first_failed_at = now
     else:
-        first = next((a for a in repo.attempts(uow.conn, invoice["tenant_id"], invoice["id"]) if a["status"] == "failed"), None)
+        first = next(
+            (a for a in repo.attempts(uow.conn, invoice["tenant_id"], invoice["id"]) if a["status"] == "failed"), None
+        )
         first_failed_at = first["created_at"] if first else now
     grace = timedelta(days=_grace_days(uow, invoice))
     for days in RETRY_AFTER_DAYS:
         at = first_failed_at + timedelta(days=days)
         if at > now and at < first_failed_at + grace:
-            due.schedule(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], due_at=at, now=now, payload={"retry": days})
+            due.schedule(
+                uow,
+                tenant_id=invoice["tenant_id"],
+                kind=RETRY,
+                ref=invoice["id"],
+                due_at=at,
+                now=now,
+                payload={"retry": days},
+            )
             return
 
 
@@ -249,7 +340,9 @@ def _grace_days(uow: UnitOfWork, invoice: dict[str, Any]) -> int:
     return subscription.plan.grace_days if subscription is not None else DEFAULT_GRACE_DAYS
 
 
-def settle_from_provider(uow: UnitOfWork, *, provider_name: str, provider_ref: str, succeeded: bool, failure_code: str | None, now: datetime) -> bool:
+def settle_from_provider(
+    uow: UnitOfWork, *, provider_name: str, provider_ref: str, succeeded: bool, failure_code: str | None, now: datetime
+) -> bool:
     """A provider's asynchronous outcome of a charge (e.g. a Stripe webhook); True if it matched an attempt."""
     attempt = repo.attempt_by_ref(uow.conn, provider_name, provider_ref)
     if attempt is None:
@@ -286,7 +379,9 @@ def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *,
         return
     counts = repo.attempt_counts(uow.conn, [(inv["tenant_id"], inv["id"]) for inv in open_])
     methods = repo.default_methods(uow.conn, {inv["tenant_id"] for inv in open_})
-    customers = _customers(uow, {inv["tenant_id"]: now_of[(inv["tenant_id"], inv["id"])] for inv in open_ if inv["tenant_id"] in methods})
+    customers = _customers(
+        uow, {inv["tenant_id"]: now_of[(inv["tenant_id"], inv["id"])] for inv in open_ if inv["tenant_id"] in methods}
+    )
     rows, paid, others = [], [], []
     for invoice in open_:
         tenant_id, now = invoice["tenant_id"], now_of[(invoice["tenant_id"], invoice["id"])]
@@ -312,7 +407,11 @@ def _retry(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
     invoice = invoices_repo.get(uow.conn, item["tenant_id"], item["ref"], for_update=True)
     if invoice is None or invoice["status"] != "open":
         return "nothing to do: invoice not open"
-    cause = f"resend after no answer (attempt {item['payload']['resend']})" if "resend" in item["payload"] else f"dunning retry after {item['payload'].get('retry')} day(s)"
+    cause = (
+        f"resend after no answer (attempt {item['payload']['resend']})"
+        if "resend" in item["payload"]
+        else f"dunning retry after {item['payload'].get('retry')} day(s)"
+    )
     row = charge_invoice(uow, invoice, now=now, cause=cause)
     return f"retry {row['attempt']}: {row['status']}"
 
@@ -344,7 +443,14 @@ def handle_webhook(fb: Farebox, provider_name: str, payload: bytes, signature: s
                 return f"ignored {kind}: unknown payment {obj['id']}"
             now = now_for(uow, fb.clock, attempt["tenant_id"])
             error = obj.get("last_payment_error") or {}
-            settle_from_provider(uow, provider_name=p.name, provider_ref=obj["id"], succeeded=kind.endswith("succeeded"), failure_code=error.get("code"), now=now)
+            settle_from_provider(
+                uow,
+                provider_name=p.name,
+                provider_ref=obj["id"],
+                succeeded=kind.endswith("succeeded"),
+                failure_code=error.get("code"),
+                now=now,
+            )
             outcome = f"{kind}: invoice {attempt['invoice_id']}"
         elif kind == "payment_method.attached":
             tenant_id = repo.tenant_for_customer(uow.conn, p.name, str(obj.get("customer")))
@@ -353,8 +459,17 @@ def handle_webhook(fb: Farebox, provider_name: str, payload: bytes, signature: s
             now = now_for(uow, fb.clock, tenant_id)
             if repo.method_by_ref(uow.conn, tenant_id, obj["id"]) is None:
                 card = obj.get("card") or {}
-                repo.insert_method(uow.conn, tenant_id=tenant_id, id=new_id("pm"), provider=p.name, provider_ref=obj["id"], brand=str(card.get("brand", "card")),
-                                   last4=str(card.get("last4", "????")), is_default=True, created_at=now)
+                repo.insert_method(
+                    uow.conn,
+                    tenant_id=tenant_id,
+                    id=new_id("pm"),
+                    provider=p.name,
+                    provider_ref=obj["id"],
+                    brand=str(card.get("brand", "card")),
+                    last4=str(card.get("last4", "????")),
+                    is_default=True,
+                    created_at=now,
+                )
                 for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
                     charge_invoice(uow, invoice, now=now, cause=f"{kind} webhook")
             outcome = f"{kind}: tenant {tenant_id}"

@@ -36,10 +36,19 @@ def request_link(fb: Farebox, *, tenant_id: str, email: str, base_url: str) -> b
     now = fb.clock.now()
     token = secrets.token_urlsafe(32)
     with fb.uow() as uow:
-        member = tenants_repo.get_member_by_email(uow.conn, tenant_id, email.strip().lower()) or tenants_repo.get_member_by_email(uow.conn, tenant_id, email.strip())
+        member = tenants_repo.get_member_by_email(
+            uow.conn, tenant_id, email.strip().lower()
+        ) or tenants_repo.get_member_by_email(uow.conn, tenant_id, email.strip())
         if member is None:
             return False
-        repo.insert_link(uow.conn, token_hash=_hash(token), tenant_id=tenant_id, email=member["email"], created_at=now, expires_at=now + LINK_LIFETIME)
+        repo.insert_link(
+            uow.conn,
+            token_hash=_hash(token),
+            tenant_id=tenant_id,
+            email=member["email"],
+            created_at=now,
+            expires_at=now + LINK_LIFETIME,
+        )
         uow.commit()
     fb.send_sign_in_link(member["email"], f"{base_url.rstrip('/')}/portal/sign-in/{token}")
     return True
@@ -78,7 +87,12 @@ def redeem_link(fb: Farebox, token: str) -> PortalSession | None:
         uow.commit()
     if member is None:
         return None
-    return _open_session(fb, Principal(Role(member["role"]), tenant_id=member["tenant_id"], email=member["email"], key_id=f"portal:{member['id']}"))
+    return _open_session(
+        fb,
+        Principal(
+            Role(member["role"]), tenant_id=member["tenant_id"], email=member["email"], key_id=f"portal:{member['id']}"
+        ),
+    )
 
 
 def operator_sign_in(fb: Farebox, api_key: str) -> PortalSession | None:

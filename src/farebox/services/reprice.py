@@ -77,7 +77,9 @@ class RepriceSummary:
         hits = r.hit_periods
         if hits:
             refused = sum(h.refused for p in hits for h in p.hits)
-            self.hitting_limits.append(LimitTenant(item.tenant_id, r.plan.code, len(hits), refused, hits[0].hits[0].describe()))
+            self.hitting_limits.append(
+                LimitTenant(item.tenant_id, r.plan.code, len(hits), refused, hits[0].hits[0].describe())
+            )
 
 
 def new_catalog(conn: Connection, name: str) -> Catalog:
@@ -99,7 +101,15 @@ def _fixed_plan(catalog: Catalog, code: str | None) -> Plan | None:
     return catalog.plans[code]
 
 
-def reprice_tenant(fb: Farebox, actor: Principal, tenant_id: str, *, catalog: str, plan: str | None = None, since: datetime | None = None) -> TenantRepricing:
+def reprice_tenant(
+    fb: Farebox,
+    actor: Principal,
+    tenant_id: str,
+    *,
+    catalog: str,
+    plan: str | None = None,
+    since: datetime | None = None,
+) -> TenantRepricing:
     """One tenant's history, period by period, under `catalog` (its plan `plan`, or the rule of `choose_plan`)."""
     require_operator(actor)
     with fb.uow(readonly=True) as uow:
@@ -147,14 +157,22 @@ def _by_tenant(rows: Iterable[Any]) -> dict[str, list[Any]]:
     return grouped
 
 
-def replay_batch(conn: Connection, batch: Sequence[tuple[str, datetime]], catalog: Catalog, fixed: Plan | None, since: datetime | None) -> list[TenantRepricing]:
+def replay_batch(
+    conn: Connection,
+    batch: Sequence[tuple[str, datetime]],
+    catalog: Catalog,
+    fixed: Plan | None,
+    since: datetime | None,
+) -> list[TenantRepricing]:
     """Replay a batch of (tenant, now): five set-based reads, then the pure replay per tenant."""
     ids = [tenant_id for tenant_id, _ in batch]
     subscriptions = _by_tenant(repo.subscriptions_of(conn, ids))
     ledger = _by_tenant(repo.ledger_of(conn, ids))
     occurrences = _by_tenant(repo.occurrences_of(conn, ids))
     invoiced = _by_tenant(repo.invoiced_of(conn, ids))
-    documents = repo.plan_documents(conn, sorted({s["plan_version_id"] for rows in subscriptions.values() for s in rows}))
+    documents = repo.plan_documents(
+        conn, sorted({s["plan_version_id"] for rows in subscriptions.values() for s in rows})
+    )
     version_kinds = {v: {k: m.kind for k, m in plan_meters(doc).items()} for v, doc in documents.items()}
     kinds: dict[str, dict[str, MeterKind]] = {}  # subscription -> meter -> kind
     out = []
@@ -165,8 +183,16 @@ def replay_batch(conn: Connection, batch: Sequence[tuple[str, datetime]], catalo
         latest = subs[-1] if subs else None
         tier = documents[latest["plan_version_id"]].get("tier") if latest else None
         plan = fixed or choose_plan(catalog, code=latest["code"] if latest else None, tier=tier)
-        served = [Served(s["starts_at"], s["ended_at"]) for s in subs if s["trial_ends_at"] is None and (s["ended_at"] is None or s["ended_at"] > s["starts_at"])]
-        units = [Unit(at, kinds[sub][meter], n) for _, sub, meter, n, at in ledger.get(tenant_id, []) if meter in kinds.get(sub, {})]
+        served = [
+            Served(s["starts_at"], s["ended_at"])
+            for s in subs
+            if s["trial_ends_at"] is None and (s["ended_at"] is None or s["ended_at"] > s["starts_at"])
+        ]
+        units = [
+            Unit(at, kinds[sub][meter], n)
+            for _, sub, meter, n, at in ledger.get(tenant_id, [])
+            if meter in kinds.get(sub, {})
+        ]
         result = reprice(
             plan,
             catalog.meters,
@@ -178,5 +204,9 @@ def replay_batch(conn: Connection, batch: Sequence[tuple[str, datetime]], catalo
             occurrences=[OccurrenceUsage(at, counted, peak) for _, at, counted, peak in occurrences.get(tenant_id, [])],
             paid=[PaidLine(at, amount, currency) for _, at, amount, currency in invoiced.get(tenant_id, [])],
         )
-        out.append(TenantRepricing(tenant_id, latest["catalog"] if latest else None, latest["code"] if latest else None, result))
+        out.append(
+            TenantRepricing(
+                tenant_id, latest["catalog"] if latest else None, latest["code"] if latest else None, result
+            )
+        )
     return out

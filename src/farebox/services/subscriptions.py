@@ -126,13 +126,19 @@ def subscribe(
         offered = _offered(uow, actor, catalog, plan)
         current = repo.current(uow.conn, tenant_id, for_update=True)
         if current is not None and current.is_live:
-            raise DomainError(reasons.CONFLICT, detail="The tenant already has a live subscription; change its plan instead.")
-        subscription = _subscribe(uow, tenant_id, offered, trial=trial, now=now, cause=_cause(actor, cause, f"subscribe {catalog}/{plan}"))
+            raise DomainError(
+                reasons.CONFLICT, detail="The tenant already has a live subscription; change its plan instead."
+            )
+        subscription = _subscribe(
+            uow, tenant_id, offered, trial=trial, now=now, cause=_cause(actor, cause, f"subscribe {catalog}/{plan}")
+        )
         uow.commit()
     return subscription
 
 
-def _subscribe(uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: bool, now: datetime, cause: str) -> Subscription:
+def _subscribe(
+    uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: bool, now: datetime, cause: str
+) -> Subscription:
     if trial:
         if offered.plan.trial is None:
             raise DomainError(reasons.TRIAL_NOT_OFFERED, plan=offered.plan.code)
@@ -144,7 +150,9 @@ def _subscribe(uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: 
     stale = repo.upcoming(uow.conn, tenant_id, for_update=True)
     if stale is not None:
         _drop_upcoming(uow, stale, now=now, cause=cause)
-    return core.start(uow, tenant_id=tenant_id, offered=offered, now=now, starts_at=now, anchor_at=now, event=event, cause=cause)
+    return core.start(
+        uow, tenant_id=tenant_id, offered=offered, now=now, starts_at=now, anchor_at=now, event=event, cause=cause
+    )
 
 
 def change_plan(
@@ -166,12 +174,18 @@ def change_plan(
         try:
             when = ensure_utc(when)
         except ValueError:
-            raise DomainError(reasons.VALIDATION_ERROR, detail="`when` needs a time zone", details={"field": "when"}) from None
+            raise DomainError(
+                reasons.VALIDATION_ERROR, detail="`when` needs a time zone", details={"field": "when"}
+            ) from None
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
         current = repo.current(uow.conn, tenant_id, for_update=True)
         if catalog is None and current is None:
-            raise DomainError(reasons.VALIDATION_ERROR, detail="name the catalog: the tenant has no subscription", details={"field": "catalog"})
+            raise DomainError(
+                reasons.VALIDATION_ERROR,
+                detail="name the catalog: the tenant has no subscription",
+                details={"field": "catalog"},
+            )
         offered = _offered(uow, actor, catalog or current.catalog, plan)  # type: ignore[union-attr]
         why = _cause(actor, cause, f"change to {offered.catalog}/{plan}")
         if current is None or not current.is_live:
@@ -179,7 +193,9 @@ def change_plan(
             uow.commit()
             return PlanChange(new, None, True, True)
         if current.status is Status.CANCELLATION_SCHEDULED:
-            raise DomainError(reasons.INVALID_TRANSITION, status="cancellation_scheduled", action="change plan (reactivate it first)")
+            raise DomainError(
+                reasons.INVALID_TRANSITION, status="cancellation_scheduled", action="change plan (reactivate it first)"
+            )
         same = offered.catalog == current.catalog and offered.plan.code == current.plan.code
         if same and current.status is not Status.TRIALING:
             raise DomainError(reasons.SAME_PLAN, plan=plan)
@@ -189,7 +205,11 @@ def change_plan(
         if previous is not None:
             _drop_upcoming(uow, previous, now=now, cause=f"{why}: replaces the scheduled change")
         if timing.immediate and current.status is Status.PAYMENT_ISSUE:
-            raise DomainError(reasons.INVALID_TRANSITION, status="payment_issue", action="change plan now (settle the failed payment first, or schedule the change)")
+            raise DomainError(
+                reasons.INVALID_TRANSITION,
+                status="payment_issue",
+                action="change plan now (settle the failed payment first, or schedule the change)",
+            )
         if timing.immediate:
             new = _replace(uow, current, offered, now=now, upgrade=upgrade, immediate=True, cause=why)
             result = PlanChange(new, None, True, upgrade)
@@ -200,13 +220,24 @@ def change_plan(
     return result
 
 
-def _schedule(uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, starts_at: datetime, now: datetime, cause: str) -> Subscription:
+def _schedule(
+    uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, starts_at: datetime, now: datetime, cause: str
+) -> Subscription:
     keeps_anchor = (
-        starts_at == current.period.end and offered.plan.interval is current.plan.interval and current.status is not Status.TRIALING
+        starts_at == current.period.end
+        and offered.plan.interval is current.plan.interval
+        and current.status is not Status.TRIALING
     )
     upcoming = core.start(
-        uow, tenant_id=current.tenant_id, offered=offered, now=now, starts_at=starts_at,
-        anchor_at=current.anchor_at if keeps_anchor else starts_at, event=Event.SCHEDULE, cause=cause, replaces_id=current.id,
+        uow,
+        tenant_id=current.tenant_id,
+        offered=offered,
+        now=now,
+        starts_at=starts_at,
+        anchor_at=current.anchor_at if keeps_anchor else starts_at,
+        event=Event.SCHEDULE,
+        cause=cause,
+        replaces_id=current.id,
     )
     due.schedule(uow, tenant_id=current.tenant_id, kind=UPCOMING_START, ref=upcoming.id, due_at=starts_at, now=now)
     emit(
@@ -217,7 +248,14 @@ def _schedule(uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, s
 
 
 def _replace(
-    uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, now: datetime, upgrade: bool, immediate: bool, cause: str
+    uow: UnitOfWork,
+    current: Subscription,
+    offered: OfferedPlan,
+    *,
+    now: datetime,
+    upgrade: bool,
+    immediate: bool,
+    cause: str,
 ) -> Subscription:
     """End `current` and start `offered` now (an immediate change, or a scheduled one starting)."""
     anchor = plan_changes.new_anchor(current, offered.plan, now)
@@ -235,7 +273,15 @@ def _replace(
 def _drop_upcoming(uow: UnitOfWork, upcoming: Subscription, *, now: datetime, cause: str) -> Subscription:
     dropped = core.move(uow, upcoming, Event.CANCEL_SCHEDULED, now=now, cause=cause, ended_at=now)
     core.stop_due_work(uow, dropped, now=now)
-    emit(uow, "subscription.plan_change_canceled", upcoming.tenant_id, now, "system", upcoming.id, starts_at=iso(upcoming.starts_at))
+    emit(
+        uow,
+        "subscription.plan_change_canceled",
+        upcoming.tenant_id,
+        now,
+        "system",
+        upcoming.id,
+        starts_at=iso(upcoming.starts_at),
+    )
     return dropped
 
 
@@ -253,15 +299,27 @@ def preview_change(fb: Farebox, actor: Principal, tenant_id: str, *, catalog: st
     anchor = plan_changes.new_anchor(current, to, now)
     money = plan_changes.proration(current, to, now, anchor)
     return ChangePreview(
-        from_catalog=current.catalog, from_plan=current.plan.code, from_plan_name=current.plan.name,
-        from_price=current.plan.price.format(), from_interval=current.plan.interval.value,
-        to_catalog=catalog, to_plan=to.code, to_plan_name=to.name, to_price=to.price.format(), to_interval=to.interval.value,
-        upgrade=upgrade, default_when=plan_changes.IMMEDIATELY if upgrade else plan_changes.END_OF_PERIOD,
-        currency=to.price.currency, currency_changes=to.price.currency != current.plan.price.currency,
-        credit_minor=money.credit.amount_minor, charge_minor=money.charge.amount_minor,
+        from_catalog=current.catalog,
+        from_plan=current.plan.code,
+        from_plan_name=current.plan.name,
+        from_price=current.plan.price.format(),
+        from_interval=current.plan.interval.value,
+        to_catalog=catalog,
+        to_plan=to.code,
+        to_plan_name=to.name,
+        to_price=to.price.format(),
+        to_interval=to.interval.value,
+        upgrade=upgrade,
+        default_when=plan_changes.IMMEDIATELY if upgrade else plan_changes.END_OF_PERIOD,
+        currency=to.price.currency,
+        currency_changes=to.price.currency != current.plan.price.currency,
+        credit_minor=money.credit.amount_minor,
+        charge_minor=money.charge.amount_minor,
         due_now_minor=money.due_now.amount_minor if money.due_now is not None else None,
-        limits_before=_limits(current.plan), limits_after=_limits(to),
-        features_added=sorted(to.features - current.plan.features), features_removed=sorted(current.plan.features - to.features),
+        limits_before=_limits(current.plan),
+        limits_after=_limits(to),
+        features_added=sorted(to.features - current.plan.features),
+        features_removed=sorted(current.plan.features - to.features),
         requires_sales=to.sales is not Sales.SELF_SERVE,
     )
 
@@ -292,14 +350,26 @@ def cancel(fb: Farebox, actor: Principal, tenant_id: str, *, cause: str = "api")
         current = _live(uow, tenant_id)
         why = _cause(actor, cause, "cancel")
         if current.status is Status.FREE:
-            raise DomainError(reasons.INVALID_TRANSITION, status="free", action="be cancelled (a free plan has nothing to cancel)")
+            raise DomainError(
+                reasons.INVALID_TRANSITION, status="free", action="be cancelled (a free plan has nothing to cancel)"
+            )
         effective_at = plan_changes.period_end(current)
         upcoming = repo.upcoming(uow.conn, tenant_id, for_update=True)
         if upcoming is not None:
             _drop_upcoming(uow, upcoming, now=now, cause=f"{why}: a cancellation calls off the scheduled change")
-        canceled = core.move(uow, current, Event.CANCEL, now=now, cause=why, cancel_at_period_end=True, cancel_effective_at=effective_at)
+        canceled = core.move(
+            uow, current, Event.CANCEL, now=now, cause=why, cancel_at_period_end=True, cancel_effective_at=effective_at
+        )
         core.arm(uow, CANCELLATION_EFFECTIVE, current, due_at=effective_at, now=now)
-        emit(uow, "subscription.cancellation_scheduled", tenant_id, now, actor.label(), current.id, effective_at=iso(effective_at))
+        emit(
+            uow,
+            "subscription.cancellation_scheduled",
+            tenant_id,
+            now,
+            actor.label(),
+            current.id,
+            effective_at=iso(effective_at),
+        )
         uow.commit()
     return canceled
 
@@ -341,7 +411,9 @@ def cards(fb: Farebox, actor: Principal, tenant_id: str) -> cards_domain.Cards:
         return cards_domain.cards(repo.current(uow.conn, tenant_id), repo.upcoming(uow.conn, tenant_id), now)
 
 
-def request_sales_contact(fb: Farebox, actor: Principal, tenant_id: str, *, plan: str, catalog: str | None = None) -> SalesRequest:
+def request_sales_contact(
+    fb: Farebox, actor: Principal, tenant_id: str, *, plan: str, catalog: str | None = None
+) -> SalesRequest:
     """S1 *Contact sales*, A5 *Book a demo*: record the request; the answer is "Request received"."""
     require_billing_access(actor, tenant_id)
     with fb.uow() as uow:
@@ -349,7 +421,11 @@ def request_sales_contact(fb: Farebox, actor: Principal, tenant_id: str, *, plan
         if catalog is None:
             current = repo.current(uow.conn, tenant_id)
             if current is None:
-                raise DomainError(reasons.VALIDATION_ERROR, detail="name the catalog: the tenant has no subscription", details={"field": "catalog"})
+                raise DomainError(
+                    reasons.VALIDATION_ERROR,
+                    detail="name the catalog: the tenant has no subscription",
+                    details={"field": "catalog"},
+                )
             catalog = current.catalog
         offered = catalog_service.offered_plan(uow.conn, catalog, plan)
         if offered.plan.sales is Sales.SELF_SERVE:
@@ -359,7 +435,17 @@ def request_sales_contact(fb: Farebox, actor: Principal, tenant_id: str, *, plan
             uow.conn, tenant_id=tenant_id, id=request.id, catalog=catalog, plan=plan, kind=request.kind,
             requested_by=actor.label(), requested_at=now,
         )
-        emit(uow, "subscription.sales_contact_requested", tenant_id, now, actor.label(), request.id, catalog=catalog, plan=plan, kind=request.kind)
+        emit(
+            uow,
+            "subscription.sales_contact_requested",
+            tenant_id,
+            now,
+            actor.label(),
+            request.id,
+            catalog=catalog,
+            plan=plan,
+            kind=request.kind,
+        )
         uow.commit()
     return request
 
@@ -385,4 +471,7 @@ def transitions(fb: Farebox, actor: Principal, tenant_id: str) -> list[Transitio
         if tenants_repo.get_tenant(uow.conn, tenant_id) is None:
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
         rows = repo.transitions(uow.conn, tenant_id)
-    return [Transition(r["subscription_id"], r["from_status"], r["to_status"], r["at"], r["cause"], r["details"]) for r in rows]
+    return [
+        Transition(r["subscription_id"], r["from_status"], r["to_status"], r["at"], r["cause"], r["details"])
+        for r in rows
+    ]

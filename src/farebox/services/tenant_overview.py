@@ -35,5 +35,8 @@ def tenant_overview(fb: Farebox, actor: Principal, *, search: str | None = None,
         ids = [t["id"] for t in found]
         current = uow.subscriptions.current_of_many(ids)
         usage = summaries_of(uow.metering, current, ids)
-    rows = [TenantRow(t, current.get(t["id"]), usage[t["id"]], monthly_recurring_revenue(current.get(t["id"]))) for t in found]
+    rows = [
+        TenantRow(t, current.get(t["id"]), usage[t["id"]], monthly_recurring_revenue(current.get(t["id"])))
+        for t in found
+    ]
     return TenantOverview(rows, mrr_totals([r.subscription for r in rows]))

@@ -13,7 +13,14 @@ from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import tenants as repo
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
-from farebox.domain.access import MEMBER_ROLES, Principal, Role, require_billing_access, require_operator, require_tenant_access
+from farebox.domain.access import (
+    MEMBER_ROLES,
+    Principal,
+    Role,
+    require_billing_access,
+    require_operator,
+    require_tenant_access,
+)
 from farebox.domain.reasons import DomainError
 from farebox.services import audit
 
@@ -32,18 +39,40 @@ def create_tenant(
     require_operator(actor)
     tenant_id = tenant_id or new_id("ten")
     if not TENANT_ID.match(tenant_id):
-        raise DomainError(reasons.VALIDATION_ERROR, detail="tenant id: lowercase letters, digits, - and _, at most 63", details={"field": "id"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR,
+            detail="tenant id: lowercase letters, digits, - and _, at most 63",
+            details={"field": "id"},
+        )
     if not EMAIL.match(owner_email):
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"owner_email {owner_email!r} is not an e-mail address", details={"field": "owner_email"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR,
+            detail=f"owner_email {owner_email!r} is not an e-mail address",
+            details={"field": "owner_email"},
+        )
     now = fb.clock.now()
     with fb.uow() as uow:
         if repo.get_tenant(uow.conn, tenant_id) is not None:
             raise DomainError(reasons.TENANT_EXISTS, tenant=tenant_id)
         repo.insert_tenant(uow.conn, id=tenant_id, name=name, created_at=now, tax_rate_bp=0)
         repo.insert_member(
-            uow.conn, tenant_id=tenant_id, id=new_id("mem"), email=owner_email, name=owner_name or owner_email, role=Role.OWNER.value, created_at=now
+            uow.conn,
+            tenant_id=tenant_id,
+            id=new_id("mem"),
+            email=owner_email,
+            name=owner_name or owner_email,
+            role=Role.OWNER.value,
+            created_at=now,
         )
-        audit.publish(uow, "tenant.created", tenant_id=tenant_id, at=now, actor=actor, subject=tenant_id, after={"name": name, "owner_email": owner_email})
+        audit.publish(
+            uow,
+            "tenant.created",
+            tenant_id=tenant_id,
+            at=now,
+            actor=actor,
+            subject=tenant_id,
+            after={"name": name, "owner_email": owner_email},
+        )
         uow.commit()
     return get_tenant(fb, actor, tenant_id)
 
@@ -63,23 +92,46 @@ def list_tenants(fb: Farebox, actor: Principal, *, search: str | None = None, li
         return repo.list_tenants(uow.conn, search=search, limit=limit)
 
 
-def add_member(fb: Farebox, actor: Principal, tenant_id: str, *, email: str, name: str = "", role: Role) -> dict[str, Any]:
+def add_member(
+    fb: Farebox, actor: Principal, tenant_id: str, *, email: str, name: str = "", role: Role
+) -> dict[str, Any]:
     """Owners and admins manage their team; the operator may too."""
     require_billing_access(actor, tenant_id)
     if role not in MEMBER_ROLES:
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"role must be one of {', '.join(r.value for r in MEMBER_ROLES)}", details={"field": "role"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR,
+            detail=f"role must be one of {', '.join(r.value for r in MEMBER_ROLES)}",
+            details={"field": "role"},
+        )
     if role is Role.OWNER and actor.role not in (Role.OPERATOR, Role.OWNER):
         raise DomainError(reasons.FORBIDDEN)
     if not EMAIL.match(email):
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"email {email!r} is not an e-mail address", details={"field": "email"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail=f"email {email!r} is not an e-mail address", details={"field": "email"}
+        )
     with fb.uow() as uow:
         if repo.get_tenant(uow.conn, tenant_id) is None:
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
         if repo.get_member_by_email(uow.conn, tenant_id, email) is not None:
             raise DomainError(reasons.MEMBER_EXISTS, email=email)
-        member = {"tenant_id": tenant_id, "id": new_id("mem"), "email": email, "name": name or email, "role": role.value, "created_at": fb.clock.now()}
+        member: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "id": new_id("mem"),
+            "email": email,
+            "name": name or email,
+            "role": role.value,
+            "created_at": fb.clock.now(),
+        }
         repo.insert_member(uow.conn, **member)
-        audit.publish(uow, "member.added", tenant_id=tenant_id, at=member["created_at"], actor=actor, subject=member["id"], after={"email": email, "role": role.value})
+        audit.publish(
+            uow,
+            "member.added",
+            tenant_id=tenant_id,
+            at=member["created_at"],
+            actor=actor,
+            subject=member["id"],
+            after={"email": email, "role": role.value},
+        )
         uow.commit()
     return member
 
@@ -103,11 +155,17 @@ def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role:
     if tenant_id is None:
         require_operator(actor)
         if role is not Role.OPERATOR:
-            raise DomainError(reasons.VALIDATION_ERROR, detail="a key without a tenant is an operator key", details={"field": "role"})
+            raise DomainError(
+                reasons.VALIDATION_ERROR, detail="a key without a tenant is an operator key", details={"field": "role"}
+            )
     else:
         require_billing_access(actor, tenant_id)
         if role not in MEMBER_ROLES:
-            raise DomainError(reasons.VALIDATION_ERROR, detail="a tenant key has the role owner, admin or member", details={"field": "role"})
+            raise DomainError(
+                reasons.VALIDATION_ERROR,
+                detail="a tenant key has the role owner, admin or member",
+                details={"field": "role"},
+            )
         if role is Role.OWNER and actor.role not in (Role.OPERATOR, Role.OWNER):
             raise DomainError(reasons.FORBIDDEN)
     key_id = new_id("fbk")
@@ -116,9 +174,23 @@ def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role:
         if tenant_id is not None and repo.get_tenant(uow.conn, tenant_id) is None:
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
         repo.insert_api_key(
-            uow.conn, id=key_id, secret_hash=_hash(secret), tenant_id=tenant_id, role=role.value, name=name, created_at=fb.clock.now()
+            uow.conn,
+            id=key_id,
+            secret_hash=_hash(secret),
+            tenant_id=tenant_id,
+            role=role.value,
+            name=name,
+            created_at=fb.clock.now(),
         )
-        audit.publish(uow, "api_key.issued", tenant_id=tenant_id, at=fb.clock.now(), actor=actor, subject=key_id, after={"role": role.value, "name": name})
+        audit.publish(
+            uow,
+            "api_key.issued",
+            tenant_id=tenant_id,
+            at=fb.clock.now(),
+            actor=actor,
+            subject=key_id,
+            after={"role": role.value, "name": name},
+        )
         uow.commit()
     return IssuedKey(key_id, f"{key_id}.{secret}", role, tenant_id)
 
@@ -133,7 +205,16 @@ def revoke_api_key(fb: Farebox, actor: Principal, key_id: str) -> None:
         else:
             require_billing_access(actor, key["tenant_id"])
         repo.revoke_api_key(uow.conn, key_id, fb.clock.now())
-        audit.publish(uow, "api_key.revoked", tenant_id=key["tenant_id"], at=fb.clock.now(), actor=actor, subject=key_id, before={"role": key["role"]}, after={"revoked": True})
+        audit.publish(
+            uow,
+            "api_key.revoked",
+            tenant_id=key["tenant_id"],
+            at=fb.clock.now(),
+            actor=actor,
+            subject=key_id,
+            before={"role": key["role"]},
+            after={"revoked": True},
+        )
         uow.commit()
 
 

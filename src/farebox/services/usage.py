@@ -139,26 +139,63 @@ def _summary(
 ) -> UsageSummary:
     meters = metering.meters_of(sub.plan_version_id)
     counters = {c["meter"]: c for c in counter_rows}
-    rows = [_meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()]
+    rows = [
+        _meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()
+    ]
     return UsageSummary(tenant_id, sub.id, sub.plan.code, sub.period.start, sub.period.end, rows)
 
 
-def _meter_usage(sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None) -> MeterUsage:
+def _meter_usage(
+    sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None
+) -> MeterUsage:
     used = counter["used"] if counter else 0
     carried = counter["carried_in"] if counter else 0
     allowed = bool(limit and limit.customer_limit and not sub.plan.is_free and sub.status is not Status.TRIALING)
     own = session_limit if allowed else None
     if meter.scope is Scope.OCCURRENCE:
         included = limit.included if limit else None
-        return MeterUsage(meter.key, meter.kind.value, meter.scope.value, meter.unit, used, included, included, None, None, 0, 0, limit.policy.value if limit else None, None, False, sub.period.start, sub.period.end)
-    trial_bound = sub.plan.trial.usage.get(meter.key) if (sub.status is Status.TRIALING or trial_used_up(sub)) and sub.plan.trial else None
+        return MeterUsage(
+            meter.key,
+            meter.kind.value,
+            meter.scope.value,
+            meter.unit,
+            used,
+            included,
+            included,
+            None,
+            None,
+            0,
+            0,
+            limit.policy.value if limit else None,
+            None,
+            False,
+            sub.period.start,
+            sub.period.end,
+        )
+    trial_bound = (
+        sub.plan.trial.usage.get(meter.key)
+        if (sub.status is Status.TRIALING or trial_used_up(sub)) and sub.plan.trial
+        else None
+    )
     rule = pool_rule(sub.plan, limit, meter.kind, carried_in=carried, customer_limit=own, trial_bound=trial_bound)
     shown = rule.cap if rule.cap is not None else rule.warn_at
     return MeterUsage(
-        meter=meter.key, kind=meter.kind.value, scope=meter.scope.value, unit=meter.unit, used=used, included=rule.included,
-        limit=shown, left=None if shown is None else max(0, shown - used), percent=percent(used, shown),
-        overage=overage(used, rule.included), carried_in=carried, policy=limit.policy.value if limit else None,
-        session_limit=own, customer_limit_allowed=allowed, period_start=sub.period.start, period_end=sub.period.end,
+        meter=meter.key,
+        kind=meter.kind.value,
+        scope=meter.scope.value,
+        unit=meter.unit,
+        used=used,
+        included=rule.included,
+        limit=shown,
+        left=None if shown is None else max(0, shown - used),
+        percent=percent(used, shown),
+        overage=overage(used, rule.included),
+        carried_in=carried,
+        policy=limit.policy.value if limit else None,
+        session_limit=own,
+        customer_limit_allowed=allowed,
+        period_start=sub.period.start,
+        period_end=sub.period.end,
         warnings=session_warnings(used, rule, meter.kind),
     )
 
@@ -171,7 +208,10 @@ def daily_usage(fb: Farebox, actor: Principal, tenant_id: str) -> list[DailyUsag
         sub = subs_repo.current(uow.conn, tenant_id)
         if sub is None:
             return []
-        return [DailyUsage(date.fromisoformat(d), m, n) for d, m, n in repo.daily(uow.conn, tenant_id, sub.id, sub.period.start)]
+        return [
+            DailyUsage(date.fromisoformat(d), m, n)
+            for d, m, n in repo.daily(uow.conn, tenant_id, sub.id, sub.period.start)
+        ]
 
 
 def top_usage(fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10) -> list[TopUsage]:
@@ -182,7 +222,9 @@ def top_usage(fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10) ->
         return [TopUsage(**row) for row in repo.top(uow.conn, tenant_id, max(1, min(limit, 100)))]
 
 
-def billable_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> dict[str, int]:
+def billable_usage(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime
+) -> dict[str, int]:
     """Units counted per meter for periods starting in [period_start, period_end) of a subscription.
 
     Totals, not overage: the overage is what exceeds `included` (+ carried
@@ -203,7 +245,9 @@ def overage_usage(
         limit = sub.plan.limit(counter["meter"])
         if limit is None or limit.overage_unit_price is None or limit.included is None:
             continue
-        found[counter["meter"]] = found.get(counter["meter"], 0) + overage(counter["used"], limit.included + counter["carried_in"])
+        found[counter["meter"]] = found.get(counter["meter"], 0) + overage(
+            counter["used"], limit.included + counter["carried_in"]
+        )
     return found
 
 
@@ -229,7 +273,7 @@ def _change_limit(fb: Farebox, actor: Principal, tenant_id: str, sessions: int |
         sub = subs_repo.current(uow.conn, tenant_id)
         if sub is None or not sub.is_live or sub.status is Status.TRIALING:
             raise DomainError(reasons.SESSION_LIMIT_NOT_AVAILABLE)
-        limit = next((l for l in sub.plan.limits if l.customer_limit), None)
+        limit = next((lim for lim in sub.plan.limits if lim.customer_limit), None)
         if sessions is not None or limit is None:
             problem = validate_session_limit(sub.plan, limit, sessions if sessions is not None else 1)
             if problem is not None:
@@ -238,7 +282,17 @@ def _change_limit(fb: Farebox, actor: Principal, tenant_id: str, sessions: int |
         before = repo.settings(uow.conn, tenant_id)["session_limit"]
         repo.put_settings(uow.conn, tenant_id, now, session_limit=sessions)
         if before != sessions:
-            signals.publish(uow, Signal("usage.session_limit_changed", tenant_id, now, actor.label(), sub.id, {"before": before, "after": sessions}))
+            signals.publish(
+                uow,
+                Signal(
+                    "usage.session_limit_changed",
+                    tenant_id,
+                    now,
+                    actor.label(),
+                    sub.id,
+                    {"before": before, "after": sessions},
+                ),
+            )
         uow.commit()
     return SessionLimit(limit.meter, before, sessions, limit.included)
 
@@ -251,7 +305,11 @@ def verify(fb: Farebox, actor: Principal, tenant_id: str | None = None) -> list[
     require_operator(actor)
     with fb.uow(readonly=True) as uow:
         conn = uow.conn
-        return repo.counter_differences(conn, tenant_id) + repo.occurrence_differences(conn, tenant_id) + repo.conversation_differences(conn, tenant_id)
+        return (
+            repo.counter_differences(conn, tenant_id)
+            + repo.occurrence_differences(conn, tenant_id)
+            + repo.conversation_differences(conn, tenant_id)
+        )
 
 
 # --- what other areas tell metering -------------------------------------------------------------------
@@ -278,7 +336,15 @@ def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
         if new_limit is None or not new_limit.carry_forward_on_upgrade or old_limit is None:
             continue
         left = carried_forward(old_limit.included, counter["carried_in"], counter["used"])
-        repo.ensure_counter(conn, tenant_id=signal.tenant_id, subscription_id=new.id, meter=key, period_start_at=new.period.start, period_end_at=new.period.end, carried_in=left)
+        repo.ensure_counter(
+            conn,
+            tenant_id=signal.tenant_id,
+            subscription_id=new.id,
+            meter=key,
+            period_start_at=new.period.start,
+            period_end_at=new.period.end,
+            carried_in=left,
+        )
 
 
 @signals.on("tenant.retention_purge")

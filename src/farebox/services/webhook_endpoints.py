@@ -35,8 +35,15 @@ class WebhookEndpoint:
 
     @classmethod
     def of(cls, row: dict[str, Any], *, with_secret: bool = False) -> WebhookEndpoint:
-        return cls(row["id"], row["url"], tuple(row["kinds"] or ()), row["enabled"], row["created_at"], row["previous_secret_expires_at"],
-                   row["secret"] if with_secret else None)
+        return cls(
+            row["id"],
+            row["url"],
+            tuple(row["kinds"] or ()),
+            row["enabled"],
+            row["created_at"],
+            row["previous_secret_expires_at"],
+            row["secret"] if with_secret else None,
+        )
 
 
 def _check(url: str, kinds: tuple[str, ...]) -> None:
@@ -45,14 +52,23 @@ def _check(url: str, kinds: tuple[str, ...]) -> None:
         raise DomainError(reasons.VALIDATION_ERROR, detail="url must be an http(s) URL", details={"field": "url"})
     unknown = [k for k in kinds if k not in {a.value for a in AlertKind}]
     if unknown:
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"unknown alert kinds: {', '.join(unknown)}", details={"field": "kinds"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail=f"unknown alert kinds: {', '.join(unknown)}", details={"field": "kinds"}
+        )
 
 
 def create_endpoint(fb: Farebox, actor: Principal, *, url: str, kinds: tuple[str, ...] = ()) -> WebhookEndpoint:
     """Add an endpoint (every alert kind when `kinds` is empty); its secret is returned this once."""
     require_operator(actor)
     _check(url, tuple(kinds))
-    row = {"id": new_id("whe"), "url": url, "secret": webhooks.new_secret(), "kinds": list(kinds), "enabled": True, "created_at": fb.clock.now()}
+    row: dict[str, Any] = {
+        "id": new_id("whe"),
+        "url": url,
+        "secret": webhooks.new_secret(),
+        "kinds": list(kinds),
+        "enabled": True,
+        "created_at": fb.clock.now(),
+    }
     with fb.uow() as uow:
         repo.insert_endpoint(uow.conn, **row)
         stored = repo.get_endpoint(uow.conn, row["id"])
@@ -67,7 +83,9 @@ def list_endpoints(fb: Farebox, actor: Principal) -> list[WebhookEndpoint]:
         return [WebhookEndpoint.of(r) for r in repo.list_endpoints(uow.conn)]
 
 
-def rotate_secret(fb: Farebox, actor: Principal, endpoint_id: str, *, grace: timedelta = ROTATION_GRACE) -> WebhookEndpoint:
+def rotate_secret(
+    fb: Farebox, actor: Principal, endpoint_id: str, *, grace: timedelta = ROTATION_GRACE
+) -> WebhookEndpoint:
     """A new secret at once; the old one still signs (beside it) until `grace` has passed."""
     require_operator(actor)
     now = fb.clock.now()
@@ -75,7 +93,13 @@ def rotate_secret(fb: Farebox, actor: Principal, endpoint_id: str, *, grace: tim
         current = repo.get_endpoint(uow.conn, endpoint_id)
         if current is None:
             raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")
-        repo.update_endpoint(uow.conn, endpoint_id, secret=webhooks.new_secret(), previous_secret=current["secret"], previous_secret_expires_at=now + grace)
+        repo.update_endpoint(
+            uow.conn,
+            endpoint_id,
+            secret=webhooks.new_secret(),
+            previous_secret=current["secret"],
+            previous_secret_expires_at=now + grace,
+        )
         stored = repo.get_endpoint(uow.conn, endpoint_id)
         uow.commit()
     assert stored is not None

@@ -33,8 +33,8 @@ def revision(engine: Engine, message: str) -> None:
 
 def pending_differences(engine: Engine) -> list:
     """What the migrated database lacks compared with the tables in code (should be none)."""
-    from alembic.migration import MigrationContext
     from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
 
     from farebox.adapters.db.tables import metadata
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ class UnitOfWork:
         self._ports = ports
         self._conn: Connection | None = None
         self._outer: UnitOfWork | None = None
-        self._token = None
+        self._token: Token[UnitOfWork | None] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -89,7 +89,9 @@ class UnitOfWork:
         if self._outer is None:
             self.conn.rollback()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._outer is not None:
             self._outer = None
             return

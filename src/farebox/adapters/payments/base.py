@@ -53,7 +53,16 @@ class PaymentProvider(Protocol):
 
     def attach_payment_method(self, *, customer_ref: str, token: str) -> CardInfo: ...
 
-    def charge(self, *, customer_ref: str, payment_method_ref: str, amount: Money, idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult: ...
+    def charge(
+        self,
+        *,
+        customer_ref: str,
+        payment_method_ref: str,
+        amount: Money,
+        idempotency_key: str,
+        description: str,
+        metadata: dict[str, str],
+    ) -> ChargeResult: ...
 
     def refund(self, *, charge_ref: str, amount: Money, idempotency_key: str) -> RefundResult: ...
 

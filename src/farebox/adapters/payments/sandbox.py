@@ -48,12 +48,25 @@ class SandboxProvider:
     def attach_payment_method(self, *, customer_ref: str, token: str) -> CardInfo:
         number = _TOKENS.get(token.strip(), token.replace(" ", "").replace("-", ""))
         if number not in _KNOWN:
-            raise PaymentError("invalid_card", "Unknown sandbox card: use 4242 4242 4242 4242 (succeeds), 4000 0000 0000 0002 (declined) or 4000 0000 0000 0341 (fails later).")
+            raise PaymentError(
+                "invalid_card",
+                "Unknown sandbox card: use 4242 4242 4242 4242 (succeeds), 4000 0000 0000 0002 (declined) or 4000 0000 "
+                "0000 0341 (fails later).",
+            )
         if number == DECLINED:
             raise PaymentError("card_declined", "Your card was declined.")
         return CardInfo(ref=f"pm_sandbox_{number}_{_digest(customer_ref, number)[:8]}", brand="visa", last4=number[-4:])
 
-    def charge(self, *, customer_ref: str, payment_method_ref: str, amount: Money, idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult:
+    def charge(
+        self,
+        *,
+        customer_ref: str,
+        payment_method_ref: str,
+        amount: Money,
+        idempotency_key: str,
+        description: str,
+        metadata: dict[str, str],
+    ) -> ChargeResult:
         ref = f"pi_sandbox_{_digest(idempotency_key)}"
         number = payment_method_ref.split("_")[2] if payment_method_ref.startswith("pm_sandbox_") else ""
         if number == SUCCEEDS:

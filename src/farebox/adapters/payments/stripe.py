@@ -19,20 +19,33 @@ import os
 from typing import Any
 
 import stripe
+from stripe.params import CustomerCreateParams, PaymentIntentCreateParams
+from stripe.params.checkout import SessionCreateParams
 
 from farebox.adapters.payments.base import CardInfo, ChargeResult, PaymentError, RefundResult
 from farebox.domain.money import Money
 
-_STATUS = {"succeeded": "succeeded", "processing": "pending", "requires_action": "failed", "requires_payment_method": "failed", "canceled": "failed"}
+_STATUS = {
+    "succeeded": "succeeded",
+    "processing": "pending",
+    "requires_action": "failed",
+    "requires_payment_method": "failed",
+    "canceled": "failed",
+}
 
 
 class StripeProvider:
     name = "stripe"
 
-    def __init__(self, api_key: str, *, webhook_secret: str | None = None, api_base: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_key: str, *, webhook_secret: str | None = None, api_base: str | None = None, timeout: float = 30.0
+    ) -> None:
         # A request without an answer after `timeout` seconds, or whose connection was reset, is sent
         # again by the library (twice) with the same idempotency key, so the provider charges once.
-        options: dict[str, Any] = {"max_network_retries": 2, "http_client": stripe.new_default_http_client(timeout=timeout)}
+        options: dict[str, Any] = {
+            "max_network_retries": 2,
+            "http_client": stripe.new_default_http_client(timeout=timeout),
+        }
         if api_base:
             options["base_addresses"] = {"api": api_base}
         self.client = stripe.StripeClient(api_key, **options)
@@ -44,12 +57,14 @@ class StripeProvider:
         if not key:
             raise RuntimeError("FAREBOX_PAYMENT_PROVIDER=stripe needs FAREBOX_STRIPE_API_KEY")
         return cls(
-            key, webhook_secret=os.environ.get("FAREBOX_STRIPE_WEBHOOK_SECRET"), api_base=os.environ.get("FAREBOX_STRIPE_API_BASE"),
+            key,
+            webhook_secret=os.environ.get("FAREBOX_STRIPE_WEBHOOK_SECRET"),
+            api_base=os.environ.get("FAREBOX_STRIPE_API_BASE"),
             timeout=float(os.environ.get("FAREBOX_STRIPE_TIMEOUT", "30")),
         )
 
     def create_customer(self, *, tenant_id: str, email: str | None, name: str) -> str:
-        params: dict[str, Any] = {"name": name, "metadata": {"tenant_id": tenant_id}}
+        params: CustomerCreateParams = {"name": name, "metadata": {"tenant_id": tenant_id}}
         if email:
             params["email"] = email
         return self.client.v1.customers.create(params, {"idempotency_key": f"customer:{tenant_id}"}).id
@@ -64,8 +79,17 @@ class StripeProvider:
         card = pm.to_dict().get("card") or {}
         return CardInfo(ref=pm.id, brand=str(card.get("brand", "card")), last4=str(card.get("last4", "????")))
 
-    def charge(self, *, customer_ref: str, payment_method_ref: str, amount: Money, idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult:
-        params: dict[str, Any] = {
+    def charge(
+        self,
+        *,
+        customer_ref: str,
+        payment_method_ref: str,
+        amount: Money,
+        idempotency_key: str,
+        description: str,
+        metadata: dict[str, str],
+    ) -> ChargeResult:
+        params: PaymentIntentCreateParams = {
             "amount": amount.amount_minor,
             "currency": amount.currency.lower(),
             "customer": customer_ref,
@@ -80,28 +104,46 @@ class StripeProvider:
         except stripe.APIConnectionError as exc:
             # No answer even after the library's retries: the charge may or may not exist.
             # `pending` without a reference makes farebox ask again later with the same key.
-            return ChargeResult("pending", None, "provider_unavailable", f"The payment provider did not answer: {exc.user_message or exc}"[:500])
+            return ChargeResult(
+                "pending",
+                None,
+                "provider_unavailable",
+                f"The payment provider did not answer: {exc.user_message or exc}"[:500],
+            )
         except stripe.CardError as exc:
             intent_id = None
             if exc.error is not None and exc.error.payment_intent is not None:
                 intent_id = getattr(exc.error.payment_intent, "id", None)
-            return ChargeResult("failed", intent_id, exc.code or "card_declined", exc.user_message or "Your card was declined.")
+            return ChargeResult(
+                "failed", intent_id, exc.code or "card_declined", exc.user_message or "Your card was declined."
+            )
         status = _STATUS.get(intent.status, "pending")
         failure = intent.to_dict().get("last_payment_error") or {}
-        return ChargeResult(status, intent.id, failure.get("code") if status == "failed" else None, failure.get("message") if status == "failed" else None)
+        return ChargeResult(
+            status,
+            intent.id,
+            failure.get("code") if status == "failed" else None,
+            failure.get("message") if status == "failed" else None,
+        )
 
     def refund(self, *, charge_ref: str, amount: Money, idempotency_key: str) -> RefundResult:
-        refund = self.client.v1.refunds.create({"payment_intent": charge_ref, "amount": amount.amount_minor}, {"idempotency_key": idempotency_key})
+        refund = self.client.v1.refunds.create(
+            {"payment_intent": charge_ref, "amount": amount.amount_minor}, {"idempotency_key": idempotency_key}
+        )
         return RefundResult("succeeded" if refund.status in ("succeeded", "pending") else "failed", refund.id)
 
     def checkout_link(self, *, customer_ref: str, success_url: str, cancel_url: str) -> str:
-        session = self.client.v1.checkout.sessions.create(
-            {"mode": "setup", "customer": customer_ref, "payment_method_types": ["card"], "success_url": success_url, "cancel_url": cancel_url}
-        )
+        params: SessionCreateParams = {
+            "mode": "setup", "customer": customer_ref, "success_url": success_url, "cancel_url": cancel_url,
+            "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]  # accepted by the API
+        }
+        session = self.client.v1.checkout.sessions.create(params)
         return str(session.url)
 
     def portal_link(self, *, customer_ref: str, return_url: str) -> str:
-        return str(self.client.v1.billing_portal.sessions.create({"customer": customer_ref, "return_url": return_url}).url)
+        return str(
+            self.client.v1.billing_portal.sessions.create({"customer": customer_ref, "return_url": return_url}).url
+        )
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> Any:
         """The verified event as a dict, or `ValueError` when the signature is missing, stale or wrong."""

@@ -113,7 +113,11 @@ def subscription_card(subscription: Subscription, now: datetime) -> Subscription
         expires_at = s.ended_at
     else:
         expires_at = None
-    trial = status is Status.TRIALING or (status is Status.CANCELLATION_SCHEDULED and s.trial_ends_at is not None and s.cancel_effective_at == s.trial_ends_at)
+    trial = status is Status.TRIALING or (
+        status is Status.CANCELLATION_SCHEDULED
+        and s.trial_ends_at is not None
+        and s.cancel_effective_at == s.trial_ends_at
+    )
     usage_left = trial_usage_left(s) if trial else None
     return SubscriptionCard(
         badge=_badge(s, now),

@@ -54,25 +54,60 @@ RULES: tuple[Rule, ...] = (
     Rule(None, Event.SCHEDULE, S.UPCOMING, "G7 L9", "a plan change at period end or on a date"),
     Rule(S.UPCOMING, Event.START_SCHEDULED, S.ACTIVE, "G7", "a paid plan starts on its date"),
     Rule(S.UPCOMING, Event.START_SCHEDULED, S.FREE, "G7 L9", "a downgrade to free starts on its date"),
-    Rule(S.UPCOMING, Event.START_SCHEDULED, S.PAYMENT_ISSUE, "G7 G9", "starts while a failed payment is open: the grace carries over"),
-    Rule(S.UPCOMING, Event.CANCEL_SCHEDULED, S.SCHEDULE_CANCELED, "G7 L9", "called off, or replaced by a second schedule"),
-    *(Rule(s, Event.REPLACE, S.REPLACED, "G7 L4 L11", "ended by a plan change") for s in (S.FREE, S.TRIALING, S.ACTIVE, S.PAYMENT_ISSUE)),  # PAYMENT_ISSUE: scheduled changes only
+    Rule(
+        S.UPCOMING,
+        Event.START_SCHEDULED,
+        S.PAYMENT_ISSUE,
+        "G7 G9",
+        "starts while a failed payment is open: the grace carries over",
+    ),
+    Rule(
+        S.UPCOMING, Event.CANCEL_SCHEDULED, S.SCHEDULE_CANCELED, "G7 L9", "called off, or replaced by a second schedule"
+    ),
+    *(
+        Rule(s, Event.REPLACE, S.REPLACED, "G7 L4 L11", "ended by a plan change")
+        for s in (S.FREE, S.TRIALING, S.ACTIVE, S.PAYMENT_ISSUE)
+    ),  # PAYMENT_ISSUE: scheduled changes only
     *(Rule(s, Event.RENEW, s, "G2 G13", "next period") for s in (S.FREE, *LIVE_PAID)),
-    Rule(S.TRIALING, Event.TRIAL_END, S.EXPIRED, "A3 G10", "days or usage ran out (to the free plan if the catalog has one)"),
+    Rule(
+        S.TRIALING,
+        Event.TRIAL_END,
+        S.EXPIRED,
+        "A3 G10",
+        "days or usage ran out (to the free plan if the catalog has one)",
+    ),
     Rule(S.TRIALING, Event.CANCEL, S.CANCELLATION_SCHEDULED, "G8", "effective when the trial ends"),
     Rule(S.ACTIVE, Event.CANCEL, S.CANCELLATION_SCHEDULED, "G8 S7 L10", "effective at period end"),
     Rule(S.PAYMENT_ISSUE, Event.CANCEL, S.CANCELLATION_SCHEDULED, "G8 G9", "effective at period end; grace still runs"),
     Rule(S.CANCELLATION_SCHEDULED, Event.REACTIVATE, S.ACTIVE, "G8"),
     Rule(S.CANCELLATION_SCHEDULED, Event.REACTIVATE, S.TRIALING, "G8 A3", "a cancelled trial resumes"),
     Rule(S.CANCELLATION_SCHEDULED, Event.REACTIVATE, S.PAYMENT_ISSUE, "G8 G9", "the failed payment is still open"),
-    Rule(S.CANCELLATION_SCHEDULED, Event.CANCELLATION_EFFECTIVE, S.CANCELED, "G8 L10", "the catalog has a free plan: it starts now"),
+    Rule(
+        S.CANCELLATION_SCHEDULED,
+        Event.CANCELLATION_EFFECTIVE,
+        S.CANCELED,
+        "G8 L10",
+        "the catalog has a free plan: it starts now",
+    ),
     Rule(S.CANCELLATION_SCHEDULED, Event.CANCELLATION_EFFECTIVE, S.EXPIRED, "G8 A4", "no free plan"),
     Rule(S.ACTIVE, Event.PAYMENT_FAILED, S.PAYMENT_ISSUE, "G9 A7", "a renewal payment failed: grace starts"),
-    Rule(S.CANCELLATION_SCHEDULED, Event.PAYMENT_FAILED, S.CANCELLATION_SCHEDULED, "G9", "grace starts; the cancellation stays"),
+    Rule(
+        S.CANCELLATION_SCHEDULED,
+        Event.PAYMENT_FAILED,
+        S.CANCELLATION_SCHEDULED,
+        "G9",
+        "grace starts; the cancellation stays",
+    ),
     Rule(S.PAYMENT_ISSUE, Event.PAYMENT_SETTLED, S.ACTIVE, "G9"),
     Rule(S.CANCELLATION_SCHEDULED, Event.PAYMENT_SETTLED, S.CANCELLATION_SCHEDULED, "G9"),
     Rule(S.PAYMENT_ISSUE, Event.GRACE_EXPIRED, S.PAYMENT_ISSUE, "G9", "new admissions refused: payment_overdue"),
-    Rule(S.CANCELLATION_SCHEDULED, Event.GRACE_EXPIRED, S.CANCELLATION_SCHEDULED, "G9", "new admissions refused: payment_overdue"),
+    Rule(
+        S.CANCELLATION_SCHEDULED,
+        Event.GRACE_EXPIRED,
+        S.CANCELLATION_SCHEDULED,
+        "G9",
+        "new admissions refused: payment_overdue",
+    ),
 )
 
 _BY_KEY: dict[tuple[Status | None, Event], tuple[Status, ...]] = {}
@@ -90,5 +125,9 @@ def step(source: Status | None, event: Event, target: Status | None = None) -> S
     outcomes.  An event the machine does not allow is refused (a reason code)."""
     targets = allowed(source, event)
     if not targets or (target is not None and target not in targets) or (target is None and len(targets) > 1):
-        raise DomainError(reasons.INVALID_TRANSITION, status=(source.value if source else "missing"), action=event.value.replace("_", " "))
+        raise DomainError(
+            reasons.INVALID_TRANSITION,
+            status=(source.value if source else "missing"),
+            action=event.value.replace("_", " "),
+        )
     return target if target is not None else targets[0]

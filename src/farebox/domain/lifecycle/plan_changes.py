@@ -51,7 +51,9 @@ def resolve_when(current: Subscription, *, upgrade: bool, when: When, now: datet
         if when <= now:
             raise DomainError(reasons.CHANGE_DATE_IN_PAST, now=now.isoformat(), details={"field": "when"})
         return ChangeTiming(False, when)
-    raise DomainError(reasons.VALIDATION_ERROR, detail="`when` is 'immediately', 'end_of_period' or a date", details={"field": "when"})
+    raise DomainError(
+        reasons.VALIDATION_ERROR, detail="`when` is 'immediately', 'end_of_period' or a date", details={"field": "when"}
+    )
 
 
 def period_end(current: Subscription) -> datetime:

@@ -43,7 +43,11 @@ FB = Annotated[Farebox, Depends(get_fb)]
 Caller = Annotated[Principal, Depends(get_principal)]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=255, description="Same key and body: the first answer again; other body: 409"),
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Same key and body: the first answer again; other body: 409",
+    ),
 ]
 
 
@@ -80,10 +84,12 @@ def idempotent(
         except DomainError as exc:
             uow.rollback()
             response = refusal_response(exc.refusal)
-            body, code = json.loads(response.body), status_for(exc.code)
+            body, code = json.loads(bytes(response.body)), status_for(exc.code)
             uow.conn.begin()
         try:
-            idem_repo.put(uow.conn, scope=scope, key=key, request_hash=digest, status_code=code, response=body, created_at=now)
+            idem_repo.put(
+                uow.conn, scope=scope, key=key, request_hash=digest, status_code=code, response=body, created_at=now
+            )
             uow.commit()
         except IntegrityError:
             # A concurrent request with the same key won the race: on PostgreSQL the insert

@@ -65,7 +65,9 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def refusal_response(refusal: Refusal) -> JSONResponse:
-    return JSONResponse(error_body(refusal.code, refusal.message, refusal.details), status_code=status_for(refusal.code))
+    return JSONResponse(
+        error_body(refusal.code, refusal.message, refusal.details), status_code=status_for(refusal.code)
+    )
 
 
 class RefuseNul:
@@ -78,7 +80,11 @@ class RefuseNul:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get("query_string", b"")):
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "")
+            or b"%00" in scope.get("query_string", b"")
+            or b"\x00" in scope.get("query_string", b"")
+        ):
             body = error_body("validation_error", "NUL characters are not allowed in the path or query string")
             await JSONResponse(body, status_code=422)(scope, receive, send)
             return
@@ -112,8 +118,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(DBAPIError)
     async def _storage(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -17,9 +17,15 @@ class TrialIn(Body):
 
 class ChangePlanIn(Body):
     plan: str = Field(min_length=1, max_length=64)
-    catalog: str | None = Field(default=None, min_length=1, max_length=64, description="Another catalog's plan (L11); default: the current catalog")
+    catalog: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Another catalog's plan (L11); default: the current catalog",
+    )
     when: Literal["immediately", "end_of_period"] | AwareDatetime | None = Field(
-        default=None, description="G7: `immediately`, `end_of_period` or a date; default: upgrades now, downgrades at period end"
+        default=None,
+        description="G7: `immediately`, `end_of_period` or a date; default: upgrades now, downgrades at period end",
     )
 
 

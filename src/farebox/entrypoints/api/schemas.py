@@ -46,7 +46,9 @@ class Body(BaseModel):
 
 
 class TenantIn(Body):
-    id: str | None = Field(default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$", examples=["acme"])
+    id: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$", examples=["acme"]
+    )
     name: str = Field(min_length=1, max_length=200)
     owner_email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     owner_name: str = Field(default="", max_length=200)
@@ -101,7 +103,9 @@ class ClockOut(BaseModel):
 
 class AdvanceIn(Body):
     to: datetime | None = Field(default=None, description="Advance to this instant")
-    by: str | None = Field(default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, max_length=40, examples=["36h", "30d"])
+    by: str | None = Field(
+        default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, max_length=40, examples=["36h", "30d"]
+    )
 
     @field_validator("by")
     @classmethod
@@ -134,7 +138,9 @@ class CatalogLoadIn(Body):
     """Exactly one of `bundled` (a bundled catalog's name) or `document` (a catalog's YAML text)."""
 
     bundled: str | None = Field(default=None, min_length=1, max_length=64, examples=["agent-sessions"])
-    document: str | None = Field(default=None, min_length=1, max_length=1_000_000, description="The catalog file's YAML text (docs/catalog.md)")
+    document: str | None = Field(
+        default=None, min_length=1, max_length=1_000_000, description="The catalog file's YAML text (docs/catalog.md)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "CatalogLoadIn":

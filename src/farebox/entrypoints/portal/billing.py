@@ -45,10 +45,21 @@ def _base(tenant_id: str) -> str:
     return f"/portal/t/{tenant_id}/billing"
 
 
-def billing_page(request: Request, current, tenant_id: str, *, error: reasons.Refusal | None = None, done: str | None = None) -> HTMLResponse:
+def billing_page(
+    request: Request, current, tenant_id: str, *, error: reasons.Refusal | None = None, done: str | None = None
+) -> HTMLResponse:
     fb = fb_of(request)
     view = billing_view.build(fb, current.principal, tenant_id)
-    return page(request, "billing.html", current, tenant=view.tenant, v=view, error=error, done=DONE.get(done or ""), tab="billing")
+    return page(
+        request,
+        "billing.html",
+        current,
+        tenant=view.tenant,
+        v=view,
+        error=error,
+        done=DONE.get(done or ""),
+        tab="billing",
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -81,12 +92,29 @@ def plan_dialog(request: Request, tenant_id: str, plan: str, current: Session):
     if offer is None:
         raise DomainError(reasons.PLAN_NOT_FOUND, plan=plan, catalog=catalog_name or "")
     paid = sub is not None and sub.status in (Status.ACTIVE, Status.PAYMENT_ISSUE) and not sub.plan.is_free
-    preview = subscriptions.preview_change(fb, current.principal, tenant_id, catalog=sub.catalog, plan=plan) if sub is not None else None
+    preview = (
+        subscriptions.preview_change(fb, current.principal, tenant_id, catalog=sub.catalog, plan=plan)
+        if sub is not None
+        else None
+    )
     today = clocks.tenant_now(fb, current.principal, tenant_id).date()
-    due_now = Money(preview.due_now_minor, preview.currency).format() if preview is not None and preview.due_now_minor is not None else None
+    due_now = (
+        Money(preview.due_now_minor, preview.currency).format()
+        if preview is not None and preview.due_now_minor is not None
+        else None
+    )
     return page(
-        request, "plan_dialog.html", current, tenant=tenants.get_tenant(fb, current.principal, tenant_id),
-        offer=offer, paid=paid, preview=preview, due_now=due_now, current_sub=sub, min_date=today.isoformat(), tab="billing",
+        request,
+        "plan_dialog.html",
+        current,
+        tenant=tenants.get_tenant(fb, current.principal, tenant_id),
+        offer=offer,
+        paid=paid,
+        preview=preview,
+        due_now=due_now,
+        current_sub=sub,
+        min_date=today.isoformat(),
+        tab="billing",
     )
 
 
@@ -97,7 +125,9 @@ def _when(when: str, on: str) -> str | datetime:
         try:
             day = date.fromisoformat(on.strip())
         except ValueError:
-            raise DomainError(reasons.VALIDATION_ERROR, detail="pick the date the change applies on", details={"field": "date"}) from None
+            raise DomainError(
+                reasons.VALIDATION_ERROR, detail="pick the date the change applies on", details={"field": "date"}
+            ) from None
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
     raise DomainError(reasons.VALIDATION_ERROR, detail="choose when the change applies", details={"field": "when"})
 
@@ -114,7 +144,9 @@ def subscribe(
     def run(fb, actor):
         sub = subscriptions.current(fb, actor, tenant_id)
         catalog_name = sub.catalog if sub is not None else billing_view.default_catalog(fb)
-        outcome["change"] = subscriptions.change_plan(fb, actor, tenant_id, plan=plan, catalog=catalog_name, when=_when(when, on), cause="portal")
+        outcome["change"] = subscriptions.change_plan(
+            fb, actor, tenant_id, plan=plan, catalog=catalog_name, when=_when(when, on), cause="portal"
+        )
 
     response = _act(request, tenant_id, current, csrf, run, "subscribed")
     if "change" in outcome and not outcome["change"].immediate:
@@ -123,7 +155,9 @@ def subscribe(
 
 
 @router.post("/sales-requests")
-def sales_request(request: Request, tenant_id: str, current: Session, csrf: CsrfField, plan: Annotated[str, Form(max_length=63)]):
+def sales_request(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField, plan: Annotated[str, Form(max_length=63)]
+):
     def run(fb, actor):
         sub = subscriptions.current(fb, actor, tenant_id)
         catalog_name = sub.catalog if sub is not None else billing_view.default_catalog(fb)
@@ -140,15 +174,36 @@ def cancel_upcoming_dialog(request: Request, tenant_id: str, current: Session):
     fb = fb_of(request)
     require_billing_access(current.principal, tenant_id)
     found = subscriptions.cards(fb, current.principal, tenant_id)
-    return page(request, "confirm.html", current, tenant=tenants.get_tenant(fb, current.principal, tenant_id), tab="billing",
-                title="Cancel scheduled plan", upcoming=found.upcoming, action=f"{_base(tenant_id)}/upcoming/cancel",
-                question=(f"Cancel the change to {found.upcoming.plan_name}, which starts on {found.upcoming.starts_on:%d %b %Y}?" if found.upcoming else "There is no scheduled plan change."),
-                confirm="Cancel scheduled plan", back=_base(tenant_id), enabled=found.upcoming is not None)
+    return page(
+        request,
+        "confirm.html",
+        current,
+        tenant=tenants.get_tenant(fb, current.principal, tenant_id),
+        tab="billing",
+        title="Cancel scheduled plan",
+        upcoming=found.upcoming,
+        action=f"{_base(tenant_id)}/upcoming/cancel",
+        question=(
+            f"Cancel the change to {found.upcoming.plan_name}, which starts on {found.upcoming.starts_on:%d %b %Y}?"
+            if found.upcoming
+            else "There is no scheduled plan change."
+        ),
+        confirm="Cancel scheduled plan",
+        back=_base(tenant_id),
+        enabled=found.upcoming is not None,
+    )
 
 
 @router.post("/upcoming/cancel")
 def cancel_upcoming(request: Request, tenant_id: str, current: Session, csrf: CsrfField):
-    return _act(request, tenant_id, current, csrf, lambda fb, actor: subscriptions.cancel_scheduled_change(fb, actor, tenant_id, cause="portal"), "schedule_canceled")
+    return _act(
+        request,
+        tenant_id,
+        current,
+        csrf,
+        lambda fb, actor: subscriptions.cancel_scheduled_change(fb, actor, tenant_id, cause="portal"),
+        "schedule_canceled",
+    )
 
 
 # --- cancel and reactivate (G8) -------------------------------------------------------------------
@@ -161,20 +216,46 @@ def cancel_dialog(request: Request, tenant_id: str, current: Session):
     found = subscriptions.cards(fb, current.principal, tenant_id)
     card = found.subscription
     ends = card.next_billing_at or card.trial_ends_at if card else None
-    question = "Cancel your subscription? Everything keeps working until the end of the paid period" + (f" ({ends:%d %b %Y})." if ends else ".")
-    return page(request, "confirm.html", current, tenant=tenants.get_tenant(fb, current.principal, tenant_id), tab="billing",
-                title="Cancel subscription", action=f"{_base(tenant_id)}/cancel", question=question, confirm="Cancel subscription",
-                back=_base(tenant_id), enabled=card is not None)
+    question = "Cancel your subscription? Everything keeps working until the end of the paid period" + (
+        f" ({ends:%d %b %Y})." if ends else "."
+    )
+    return page(
+        request,
+        "confirm.html",
+        current,
+        tenant=tenants.get_tenant(fb, current.principal, tenant_id),
+        tab="billing",
+        title="Cancel subscription",
+        action=f"{_base(tenant_id)}/cancel",
+        question=question,
+        confirm="Cancel subscription",
+        back=_base(tenant_id),
+        enabled=card is not None,
+    )
 
 
 @router.post("/cancel")
 def cancel(request: Request, tenant_id: str, current: Session, csrf: CsrfField):
-    return _act(request, tenant_id, current, csrf, lambda fb, actor: subscriptions.cancel(fb, actor, tenant_id, cause="portal"), "canceled")
+    return _act(
+        request,
+        tenant_id,
+        current,
+        csrf,
+        lambda fb, actor: subscriptions.cancel(fb, actor, tenant_id, cause="portal"),
+        "canceled",
+    )
 
 
 @router.post("/reactivate")
 def reactivate(request: Request, tenant_id: str, current: Session, csrf: CsrfField):
-    return _act(request, tenant_id, current, csrf, lambda fb, actor: subscriptions.reactivate(fb, actor, tenant_id, cause="portal"), "reactivated")
+    return _act(
+        request,
+        tenant_id,
+        current,
+        csrf,
+        lambda fb, actor: subscriptions.reactivate(fb, actor, tenant_id, cause="portal"),
+        "reactivated",
+    )
 
 
 # --- the *Session limit* card (A6) --------------------------------------------------------------------
@@ -188,13 +269,29 @@ def _whole_number(text: str) -> int:
 
 
 @router.post("/session-limit")
-def set_limit(request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=12)]):
-    return _act(request, tenant_id, current, csrf, lambda fb, actor: usage.set_session_limit(fb, actor, tenant_id, _whole_number(sessions)), "limit_set")
+def set_limit(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=12)]
+):
+    return _act(
+        request,
+        tenant_id,
+        current,
+        csrf,
+        lambda fb, actor: usage.set_session_limit(fb, actor, tenant_id, _whole_number(sessions)),
+        "limit_set",
+    )
 
 
 @router.post("/session-limit/reset")
 def reset_limit(request: Request, tenant_id: str, current: Session, csrf: CsrfField):
-    return _act(request, tenant_id, current, csrf, lambda fb, actor: usage.reset_session_limit(fb, actor, tenant_id), "limit_reset")
+    return _act(
+        request,
+        tenant_id,
+        current,
+        csrf,
+        lambda fb, actor: usage.reset_session_limit(fb, actor, tenant_id),
+        "limit_reset",
+    )
 
 
 # --- notifications and the data export ---------------------------------------------------------------
@@ -202,7 +299,9 @@ def reset_limit(request: Request, tenant_id: str, current: Session, csrf: CsrfFi
 
 @router.post("/notifications/read")
 def read_all(request: Request, tenant_id: str, current: Session, csrf: CsrfField):
-    return _act(request, tenant_id, current, csrf, lambda fb, actor: notifications.mark_all_read(fb, actor, tenant_id), "read")
+    return _act(
+        request, tenant_id, current, csrf, lambda fb, actor: notifications.mark_all_read(fb, actor, tenant_id), "read"
+    )
 
 
 @router.get("/export")
@@ -211,4 +310,8 @@ def download_export(request: Request, tenant_id: str, current: Session):
     require_billing_access(current.principal, tenant_id)
     data = export.export_zip(fb_of(request), current.principal, tenant_id)
     stamp = clocks.tenant_now(fb_of(request), current.principal, tenant_id).strftime("%Y%m%d")
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{tenant_id}-export-{stamp}.zip"'})
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{tenant_id}-export-{stamp}.zip"'},
+    )

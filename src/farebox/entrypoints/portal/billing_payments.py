@@ -14,11 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from farebox.domain.access import require_billing_access
 from farebox.domain.reasons import DomainError
-
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
 from farebox.services import invoices as invoices_service
-from farebox.services import tenants
 from farebox.services import payments as payments_service
+from farebox.services import tenants
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
 SANDBOX_CARDS = (
@@ -42,7 +41,10 @@ def invoice_pdf(request: Request, tenant_id: str, invoice_id: str, current: Sess
     invoice = invoices_service.get_invoice(fb, current.principal, tenant_id, invoice_id)
     data = invoices_service.invoice_pdf(fb, current.principal, tenant_id, invoice_id)
     name = (invoice.number or invoice_id).replace("/", "-")
-    return Response(data, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
+    return Response(
+        data, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'}
+    )
+
 
 @router.post("/payment-method")
 def open_hosted_page(request: Request, tenant_id: str, current: Session, csrf: CsrfField):
@@ -50,7 +52,9 @@ def open_hosted_page(request: Request, tenant_id: str, current: Session, csrf: C
     check_csrf(current, csrf)
     require_billing_access(current.principal, tenant_id)
     sandbox = payments_service.provider(fb_of(request)).name == "sandbox"
-    back = f"{str(request.base_url).rstrip('/')}/portal/t/{tenant_id}/billing" + ("/payment-method/sandbox" if sandbox else "")
+    back = f"{str(request.base_url).rstrip('/')}/portal/t/{tenant_id}/billing" + (
+        "/payment-method/sandbox" if sandbox else ""
+    )
     link = payments_service.hosted_link(fb_of(request), current.principal, tenant_id, kind="portal", return_url=back)
     return RedirectResponse(link, status_code=303)
 
@@ -61,7 +65,9 @@ def sandbox_hosted_page(request: Request, tenant_id: str, current: Session):
     return _sandbox_page(request, current, tenant_id)
 
 @router.post("/payment-method/sandbox", response_class=HTMLResponse)
-def sandbox_add_card(request: Request, tenant_id: str, current: Session, csrf: CsrfField, card: Annotated[str, Form(max_length=40)]):
+def sandbox_add_card(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField, card: Annotated[str, Form(max_length=40)]
+):
     check_csrf(current, csrf)
     require_billing_access(current.principal, tenant_id)
     try:

@@ -17,6 +17,7 @@ from farebox.domain.lifecycle import cards as cards_domain
 from farebox.domain.subscriptions import Status, Subscription, admission_refusal
 from farebox.entrypoints.portal import charts
 from farebox.services import catalog, clocks, invoices, notifications, payments, subscriptions, tenants, usage
+from farebox.services.usage import TopUsage, UsageSummary
 
 SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
 
@@ -56,11 +57,11 @@ class BillingPage:
     upcoming: cards_domain.UpcomingCard | None
     answered_only: bool
     refusal_message: str | None  # G9 / G10, exactly as admissions answer
-    usage: usage.UsageSummary
+    usage: UsageSummary
     limit_card: LimitCard | None
     gauges: list[dict[str, Any]]
     chart_svg: str | None
-    top: list[usage.TopUsage]
+    top: list[TopUsage]
     plans: list[PlanOffer]
     notifications: notifications.NotificationList
     invoices: list[Any] = field(default_factory=list)
@@ -89,7 +90,9 @@ def gauges(summary: usage.UsageSummary) -> list[dict[str, Any]]:
     out = []
     for m in summary.meters:
         if m.kind == "attendees" and m.scope == "period":
-            out.append({"meter": m.meter, "unit": m.unit, "used": m.used, "of": m.limit, **charts.gauge(m.used, m.limit)})
+            out.append(
+                {"meter": m.meter, "unit": m.unit, "used": m.used, "of": m.limit, **charts.gauge(m.used, m.limit)}
+            )
     return out
 
 
@@ -99,7 +102,9 @@ def chart(fb: Farebox, actor: Principal, tenant_id: str, summary: usage.UsageSum
     counts: dict[date, int] = {}
     for d in usage.daily_usage(fb, actor, tenant_id):
         counts[d.day] = counts.get(d.day, 0) + d.units
-    unit = next((m.unit for m in summary.meters if m.scope == "period"), None) or next((m.unit for m in summary.meters), "unit")
+    unit = next((m.unit for m in summary.meters if m.scope == "period"), None) or next(
+        (m.unit for m in summary.meters), "unit"
+    )
     first = summary.period_start.date()
     end = (summary.period_end or now).date() - timedelta(days=1)  # periods are half-open
     last = end if (end - first).days < charts.MAX_DAYS else min(now.date(), end)
@@ -140,10 +145,19 @@ def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
     page = BillingPage(
         tenant=tenant, now=now, card=found.subscription, upcoming=found.upcoming,
         answered_only=bool(current and current.plan.answered_only),
-        refusal_message=refusal_message(current, now), usage=summary,
-        limit_card=limit_card(summary, found.subscription), gauges=gauges(summary),
-        chart_svg=chart(fb, actor, tenant_id, summary, now), top=usage.top_usage(fb, actor, tenant_id, limit=10),
-        plans=plan_offers(fb, catalog_name, current.plan.code if current is not None and current.is_live and current.status is not Status.TRIALING else None),
+        refusal_message=refusal_message(current, now),
+        usage=summary,
+        limit_card=limit_card(summary, found.subscription),
+        gauges=gauges(summary),
+        chart_svg=chart(fb, actor, tenant_id, summary, now),
+        top=usage.top_usage(fb, actor, tenant_id, limit=10),
+        plans=plan_offers(
+            fb,
+            catalog_name,
+            current.plan.code
+            if current is not None and current.is_live and current.status is not Status.TRIALING
+            else None,
+        ),
         notifications=notifications.list_notifications(fb, actor, tenant_id, limit=20),
         invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24),
         payment_methods=payments.list_payment_methods(fb, actor, tenant_id),

@@ -26,7 +26,9 @@ def days_to_show(first: date, last: date, counts: dict[date, int]) -> list[Bar]:
     if last < first:
         last = first
     start = max(first, last - timedelta(days=MAX_DAYS - 1))
-    return [Bar(start + timedelta(days=i), counts.get(start + timedelta(days=i), 0)) for i in range((last - start).days + 1)]
+    return [
+        Bar(start + timedelta(days=i), counts.get(start + timedelta(days=i), 0)) for i in range((last - start).days + 1)
+    ]
 
 
 def nice_top(value: int) -> int:
@@ -50,7 +52,8 @@ def daily_chart(bars: list[Bar], *, unit: str, title: str) -> str:
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="chart-title">{escape(title)}</title>',
-        f'<desc id="chart-desc">{total} {escape(unit)}(s) over {len(bars)} day(s); the highest day has {max((b.units for b in bars), default=0)}.</desc>',
+        f'<desc id="chart-desc">{total} {escape(unit)}(s) over {len(bars)} day(s); the highest day has '
+        f'{max((b.units for b in bars), default=0)}.</desc>',
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}" class="axis"/>',
         f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end" class="tick">{top}</text>',
         f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end" class="tick">0</text>',
@@ -61,10 +64,14 @@ def daily_chart(bars: list[Bar], *, unit: str, title: str) -> str:
         x = LEFT + i * slot + (slot - bar_w) / 2
         label = f"{b.day.isoformat()}: {b.units} {unit}{'s' if b.units != 1 else ''}"
         parts.append(
-            f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" class="bar"><title>{escape(label)}</title></rect>'
+            f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+            f'class="bar"><title>{escape(label)}</title></rect>'
         )
         if i == 0 or i == len(bars) - 1 or (i % 7 == 0 and i <= len(bars) - 4):
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" class="tick">{b.day.strftime("%d %b")}</text>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" '
+                f'class="tick">{b.day.strftime("%d %b")}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 

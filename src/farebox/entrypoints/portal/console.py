@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from farebox.domain.access import require_operator
 from farebox.domain.periods import parse_duration
 from farebox.domain.reasons import DomainError
-from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
 from farebox.entrypoints.portal.console_view import usage_line
+from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
 from farebox.services import audit, billing_run, catalog, clocks, delivery, tenant_overview
 
 router = APIRouter(prefix="/portal/console", include_in_schema=False)
@@ -21,7 +21,10 @@ router = APIRouter(prefix="/portal/console", include_in_schema=False)
 @router.get("", response_class=HTMLResponse)
 def tenants_page(request: Request, current: Session, q: Annotated[str | None, Query(max_length=100)] = None):
     overview = tenant_overview.tenant_overview(fb_of(request), current.principal, search=q, limit=200)
-    rows = [{"tenant": r.tenant, "subscription": r.subscription, "usage": usage_line(r.usage), "mrr": r.mrr} for r in overview.rows]
+    rows = [
+        {"tenant": r.tenant, "subscription": r.subscription, "usage": usage_line(r.usage), "mrr": r.mrr}
+        for r in overview.rows
+    ]
     totals = {currency: mrr.format() for currency, mrr in overview.mrr_totals.items()}
     return page(request, "console_tenants.html", current, rows=rows, totals=totals, q=q or "", tab="tenants")
 
@@ -29,7 +32,9 @@ def tenants_page(request: Request, current: Session, q: Annotated[str | None, Qu
 @router.get("/catalogs", response_class=HTMLResponse)
 def catalogs_page(request: Request, current: Session):
     require_operator(current.principal)
-    return page(request, "console_catalogs.html", current, catalogs=catalog.list_catalogs(fb_of(request)), tab="catalogs")
+    return page(
+        request, "console_catalogs.html", current, catalogs=catalog.list_catalogs(fb_of(request)), tab="catalogs"
+    )
 
 
 @router.get("/clocks", response_class=HTMLResponse)
@@ -41,14 +46,18 @@ def clocks_page(request: Request, current: Session, error: str | None = None, re
 
 
 @router.post("/clocks", response_class=HTMLResponse)
-def create_clock(request: Request, current: Session, csrf: CsrfField, name: Annotated[str, Form(min_length=1, max_length=200)]):
+def create_clock(
+    request: Request, current: Session, csrf: CsrfField, name: Annotated[str, Form(min_length=1, max_length=200)]
+):
     check_csrf(current, csrf)
     clocks.create(fb_of(request), current.principal, name=name)
     return redirect("/portal/console/clocks")
 
 
 @router.post("/clocks/{clock_id}/tenants", response_class=HTMLResponse)
-def attach(request: Request, clock_id: str, current: Session, csrf: CsrfField, tenant_id: Annotated[str, Form(max_length=63)]):
+def attach(
+    request: Request, clock_id: str, current: Session, csrf: CsrfField, tenant_id: Annotated[str, Form(max_length=63)]
+):
     check_csrf(current, csrf)
     try:
         clocks.attach(fb_of(request), current.principal, clock_id, tenant_id.strip())
@@ -58,7 +67,9 @@ def attach(request: Request, clock_id: str, current: Session, csrf: CsrfField, t
 
 
 @router.post("/clocks/{clock_id}/advance", response_class=HTMLResponse)
-def advance(request: Request, clock_id: str, current: Session, csrf: CsrfField, by: Annotated[str, Form(max_length=20)]):
+def advance(
+    request: Request, clock_id: str, current: Session, csrf: CsrfField, by: Annotated[str, Form(max_length=20)]
+):
     check_csrf(current, csrf)
     try:
         report = clocks.advance(fb_of(request), current.principal, clock_id, by=parse_duration(by.strip()))
@@ -71,14 +82,27 @@ def advance(request: Request, clock_id: str, current: Session, csrf: CsrfField, 
 
 @router.get("/deliveries", response_class=HTMLResponse)
 def deliveries_page(
-    request: Request, current: Session,
-    status: Annotated[str | None, Query(max_length=20)] = None, channel: Annotated[str | None, Query(max_length=20)] = None,
+    request: Request,
+    current: Session,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    channel: Annotated[str | None, Query(max_length=20)] = None,
     replayed: str | None = None,
 ):
     require_operator(current.principal)
-    found = delivery.list_deliveries(fb_of(request), current.principal, status=status or None, channel=channel or None, limit=500)
+    found = delivery.list_deliveries(
+        fb_of(request), current.principal, status=status or None, channel=channel or None, limit=500
+    )
     found = sorted(found, key=lambda d: d.created_at, reverse=True)
-    return page(request, "console_deliveries.html", current, deliveries=found, status=status or "", channel=channel or "", replayed=replayed, tab="deliveries")
+    return page(
+        request,
+        "console_deliveries.html",
+        current,
+        deliveries=found,
+        status=status or "",
+        channel=channel or "",
+        replayed=replayed,
+        tab="deliveries",
+    )
 
 
 @router.post("/deliveries/{delivery_id}/replay")

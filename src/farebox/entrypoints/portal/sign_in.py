@@ -8,7 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.entrypoints.portal.web import PRE_CSRF_COOKIE, SESSION_COOKIE, CsrfField, Session, check_csrf, fb_of, page, redirect, secure_cookies
+from farebox.entrypoints.portal.web import (
+    PRE_CSRF_COOKIE,
+    SESSION_COOKIE,
+    CsrfField,
+    Session,
+    check_csrf,
+    fb_of,
+    page,
+    redirect,
+    secure_cookies,
+)
 from farebox.services import portal_auth
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -33,7 +43,12 @@ def sign_in_page(request: Request):
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
-def request_link(request: Request, csrf: CsrfField, tenant_id: Annotated[str, Form(max_length=63)], email: Annotated[str, Form(max_length=254)]):
+def request_link(
+    request: Request,
+    csrf: CsrfField,
+    tenant_id: Annotated[str, Form(max_length=63)],
+    email: Annotated[str, Form(max_length=254)],
+):
     if not _check_pre_csrf(request, csrf):
         return _sign_in_form(request, "sign_in.html", error="Your form expired; please try again.")
     portal_auth.request_link(fb_of(request), tenant_id=tenant_id.strip(), email=email, base_url=str(request.base_url))
@@ -44,9 +59,13 @@ def request_link(request: Request, csrf: CsrfField, tenant_id: Annotated[str, Fo
 def redeem(request: Request, token: str):
     opened = portal_auth.redeem_link(fb_of(request), token)
     if opened is None:
-        return _sign_in_form(request, "sign_in.html", error="This sign-in link is not valid any more. Ask for a new one.")
+        return _sign_in_form(
+            request, "sign_in.html", error="This sign-in link is not valid any more. Ask for a new one."
+        )
     response = redirect(f"/portal/t/{opened.principal.tenant_id}")
-    response.set_cookie(SESSION_COOKIE, opened.token, httponly=True, samesite="lax", secure=secure_cookies(request), max_age=12 * 3600)
+    response.set_cookie(
+        SESSION_COOKIE, opened.token, httponly=True, samesite="lax", secure=secure_cookies(request), max_age=12 * 3600
+    )
     return response
 
 
@@ -61,7 +80,9 @@ def operator_sign_in(request: Request, csrf: CsrfField, api_key: Annotated[str, 
     if opened is None:
         return _sign_in_form(request, "operator_sign_in.html", error="That is not an operator API key.")
     response = redirect("/portal/console")
-    response.set_cookie(SESSION_COOKIE, opened.token, httponly=True, samesite="lax", secure=secure_cookies(request), max_age=12 * 3600)
+    response.set_cookie(
+        SESSION_COOKIE, opened.token, httponly=True, samesite="lax", secure=secure_cookies(request), max_age=12 * 3600
+    )
     return response
 
 

@@ -54,7 +54,9 @@ def check_csrf(current: PortalSession, token: str) -> None:
 CsrfField = Annotated[str, Form(alias="csrf_token")]
 
 
-def page(request: Request, template: str, current: PortalSession | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+def page(
+    request: Request, template: str, current: PortalSession | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     principal = current.principal if current else None
     return templates.TemplateResponse(
         request,

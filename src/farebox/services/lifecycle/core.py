@@ -45,7 +45,9 @@ def catalog_rules(uow: UnitOfWork, catalog: str) -> CatalogRules:
     return CatalogRules(document.get("free_plan"), document.get("retention_days"))
 
 
-def emit(uow: UnitOfWork, kind: str, tenant_id: str, at: datetime, actor: str, subject: str | None, /, **data: Any) -> None:
+def emit(
+    uow: UnitOfWork, kind: str, tenant_id: str, at: datetime, actor: str, subject: str | None, /, **data: Any
+) -> None:
     publish(uow, Signal(kind=kind, tenant_id=tenant_id, at=at, actor=actor, subject=subject, data=data))
 
 
@@ -115,8 +117,19 @@ def start(
         trial_usage={},
     )
     repo.record_transition(
-        uow.conn, tenant_id=tenant_id, subscription_id=sub_id, from_status=None, to_status=status, at=now,
-        cause=cause, details={"event": event.value, "catalog": offered.catalog, "plan": plan.code, "plan_version_id": offered.version_id},
+        uow.conn,
+        tenant_id=tenant_id,
+        subscription_id=sub_id,
+        from_status=None,
+        to_status=status,
+        at=now,
+        cause=cause,
+        details={
+            "event": event.value,
+            "catalog": offered.catalog,
+            "plan": plan.code,
+            "plan_version_id": offered.version_id,
+        },
     )
     subscription = repo.get(uow.conn, tenant_id, sub_id)
     assert subscription is not None
@@ -125,15 +138,25 @@ def start(
     return subscription
 
 
-def begin(uow: UnitOfWork, subscription: Subscription, *, now: datetime, actor: str = "system", announce: bool = True) -> None:
+def begin(
+    uow: UnitOfWork, subscription: Subscription, *, now: datetime, actor: str = "system", announce: bool = True
+) -> None:
     """Schedule a live subscription's due work and announce it (`subscription.started`;
     a plan change announces itself with `subscription.plan_changed` instead)."""
     s = subscription
     due.schedule(uow, tenant_id=s.tenant_id, kind=PERIOD_END, ref=s.id, due_at=s.period.end, now=now)
     if announce:
         emit(
-            uow, "subscription.started", s.tenant_id, now, actor, s.id,
-            plan_version_id=s.plan_version_id, status=s.status.value, period_start=iso(s.period.start), period_end=iso(s.period.end),
+            uow,
+            "subscription.started",
+            s.tenant_id,
+            now,
+            actor,
+            s.id,
+            plan_version_id=s.plan_version_id,
+            status=s.status.value,
+            period_start=iso(s.period.start),
+            period_end=iso(s.period.end),
         )
     if s.status is Status.TRIALING and s.trial_ends_at is not None:
         due.schedule(uow, tenant_id=s.tenant_id, kind=TRIAL_END, ref=s.id, due_at=s.trial_ends_at, now=now)
@@ -147,7 +170,14 @@ def arm(uow: UnitOfWork, kind: str, subscription: Subscription, *, due_at: datet
     """Schedule due work that can be called off and armed again for the same
     instant (a cancellation undone and redone; a grace settled and reopened):
     each arming gets its own ref `<subscription id>:<nonce>`."""
-    due.schedule(uow, tenant_id=subscription.tenant_id, kind=kind, ref=f"{subscription.id}:{secrets.token_hex(4)}", due_at=due_at, now=now)
+    due.schedule(
+        uow,
+        tenant_id=subscription.tenant_id,
+        kind=kind,
+        ref=f"{subscription.id}:{secrets.token_hex(4)}",
+        due_at=due_at,
+        now=now,
+    )
 
 
 def subscription_ref(item: dict[str, Any]) -> str:
@@ -176,7 +206,16 @@ def start_fallback(uow: UnitOfWork, ended: Subscription, *, now: datetime, cause
     offered = fallback_plan(uow, ended.catalog)
     if offered is None:
         return None
-    return start(uow, tenant_id=ended.tenant_id, offered=offered, now=now, starts_at=now, anchor_at=now, event=Event.SUBSCRIBE_FREE, cause=cause)
+    return start(
+        uow,
+        tenant_id=ended.tenant_id,
+        offered=offered,
+        now=now,
+        starts_at=now,
+        anchor_at=now,
+        event=Event.SUBSCRIBE_FREE,
+        cause=cause,
+    )
 
 
 def schedule_retention(uow: UnitOfWork, ended: Subscription, *, now: datetime) -> datetime | None:
@@ -185,11 +224,21 @@ def schedule_retention(uow: UnitOfWork, ended: Subscription, *, now: datetime) -
     if days is None:
         return None
     until = now + timedelta(days=days)
-    due.schedule(uow, tenant_id=ended.tenant_id, kind=RETENTION_PURGE, ref=ended.id, due_at=until, now=now, payload={"before": iso(now)})
+    due.schedule(
+        uow,
+        tenant_id=ended.tenant_id,
+        kind=RETENTION_PURGE,
+        ref=ended.id,
+        due_at=until,
+        now=now,
+        payload={"before": iso(now)},
+    )
     return until
 
 
-def end_trial(uow: UnitOfWork, subscription: Subscription, *, now: datetime, cause_kind: str, cause: str) -> Subscription:
+def end_trial(
+    uow: UnitOfWork, subscription: Subscription, *, now: datetime, cause_kind: str, cause: str
+) -> Subscription:
     """A3: the trial ran out of days or usage: expired, then the free plan if the catalog has one."""
     ended = move(uow, subscription, Event.TRIAL_END, now=now, cause=cause, ended_at=now, details={"cause": cause_kind})
     stop_due_work(uow, ended, now=now)
@@ -201,9 +250,20 @@ def end_trial(uow: UnitOfWork, subscription: Subscription, *, now: datetime, cau
     return fallback or ended
 
 
-def announce_change(uow: UnitOfWork, old: Subscription, new: Subscription, *, now: datetime, upgrade: bool, immediate: bool) -> None:
+def announce_change(
+    uow: UnitOfWork, old: Subscription, new: Subscription, *, now: datetime, upgrade: bool, immediate: bool
+) -> None:
     if old.status is Status.TRIALING:
-        emit(uow, "subscription.trial_ended", old.tenant_id, now, "system", old.id, cause="converted", to_status=new.status.value)
+        emit(
+            uow,
+            "subscription.trial_ended",
+            old.tenant_id,
+            now,
+            "system",
+            old.id,
+            cause="converted",
+            to_status=new.status.value,
+        )
     emit(
         uow, "subscription.plan_changed", new.tenant_id, now, "system", new.id,
         from_subscription_id=old.id, from_plan_version_id=old.plan_version_id, to_plan_version_id=new.plan_version_id,

@@ -51,15 +51,36 @@ def roll_period(uow: UnitOfWork, item: Item, now: datetime) -> str:
         return "nothing to do: stale period end"
     if _change_starts_by(uow, s, item["due_at"]):
         return "nothing to do: a scheduled plan change starts now"
-    if s.status is Status.CANCELLATION_SCHEDULED and s.cancel_effective_at is not None and s.cancel_effective_at <= item["due_at"]:
+    if (
+        s.status is Status.CANCELLATION_SCHEDULED
+        and s.cancel_effective_at is not None
+        and s.cancel_effective_at <= item["due_at"]
+    ):
         return "nothing to do: the cancellation takes effect now"
     nxt = period_at(s.anchor_at, s.plan.interval, item["due_at"])
-    values = {"period_start_at": nxt.start, "period_end_at": nxt.end}
+    values: dict[str, Any] = {"period_start_at": nxt.start, "period_end_at": nxt.end}
     if s.status is Status.TRIALING:
         repo.update_subscription(uow.conn, s.tenant_id, s.id, **values)  # no renewal is billed during a trial
     else:
-        core.move(uow, s, Event.RENEW, now=now, cause=f"due: period end {iso(item['due_at'])}", details={"period_start": iso(nxt.start)}, **values)
-        emit(uow, "subscription.renewed", s.tenant_id, now, "system", s.id, period_start=iso(nxt.start), period_end=iso(nxt.end))
+        core.move(
+            uow,
+            s,
+            Event.RENEW,
+            now=now,
+            cause=f"due: period end {iso(item['due_at'])}",
+            details={"period_start": iso(nxt.start)},
+            **values,
+        )
+        emit(
+            uow,
+            "subscription.renewed",
+            s.tenant_id,
+            now,
+            "system",
+            s.id,
+            period_start=iso(nxt.start),
+            period_end=iso(nxt.end),
+        )
     due.schedule(uow, tenant_id=s.tenant_id, kind=PERIOD_END, ref=s.id, due_at=nxt.end, now=now)
     return f"renewed: period {nxt.start.isoformat()} - {nxt.end.isoformat()}"
 
@@ -117,7 +138,16 @@ def cancellation_takes_effect(uow: UnitOfWork, item: Item, now: datetime) -> str
     core.stop_due_work(uow, ended, now=now)
     core.start_fallback(uow, ended, now=now, cause=f"{cause}: fall back to the free plan")
     retention_until = core.schedule_retention(uow, ended, now=now)
-    emit(uow, "subscription.canceled", s.tenant_id, now, "system", s.id, to="free" if fallback else "expired", retention_until=iso(retention_until))
+    emit(
+        uow,
+        "subscription.canceled",
+        s.tenant_id,
+        now,
+        "system",
+        s.id,
+        to="free" if fallback else "expired",
+        retention_until=iso(retention_until),
+    )
     return f"canceled: {'free plan' if fallback else 'expired'}"
 
 

@@ -30,11 +30,26 @@ def open_payment_issue(uow: UnitOfWork, signal: Signal) -> None:
         return  # already in grace, or nothing to put in grace
     grace_ends_at = signal.at + timedelta(days=s.plan.grace_days)
     core.move(
-        uow, s, Event.PAYMENT_FAILED, now=signal.at, cause=f"invoice {signal.subject} payment failed: {signal.data.get('reason', '')}",
-        grace_ends_at=grace_ends_at, overdue_invoice_id=signal.subject, details={"invoice_id": signal.subject},
+        uow,
+        s,
+        Event.PAYMENT_FAILED,
+        now=signal.at,
+        cause=f"invoice {signal.subject} payment failed: {signal.data.get('reason', '')}",
+        grace_ends_at=grace_ends_at,
+        overdue_invoice_id=signal.subject,
+        details={"invoice_id": signal.subject},
     )
     core.arm(uow, GRACE_END, s, due_at=grace_ends_at, now=signal.at)
-    emit(uow, "subscription.payment_issue", s.tenant_id, signal.at, "system", s.id, grace_ends_at=iso(grace_ends_at), invoice_id=signal.subject)
+    emit(
+        uow,
+        "subscription.payment_issue",
+        s.tenant_id,
+        signal.at,
+        "system",
+        s.id,
+        grace_ends_at=iso(grace_ends_at),
+        invoice_id=signal.subject,
+    )
 
 
 @on("invoice.paid")
@@ -59,7 +74,9 @@ def settle_payment(uow: UnitOfWork, signal: Signal) -> None:
 def settle_payments(uow: UnitOfWork, batch: Sequence[Signal]) -> None:
     """The billing run's `invoice.paid` at once: only a subscription in grace (or replaced,
     carrying its debt over) can be settled, so one query finds those and the rest are skipped."""
-    pairs = sorted({(signal.tenant_id, signal.data["subscription_id"]) for signal in batch if signal.data.get("subscription_id")})
+    pairs = sorted(
+        {(signal.tenant_id, signal.data["subscription_id"]) for signal in batch if signal.data.get("subscription_id")}
+    )
     candidates = repo.in_grace_or_replaced(uow.conn, pairs)
     for signal in batch:
         if (signal.tenant_id, signal.data.get("subscription_id")) in candidates:
@@ -73,7 +90,7 @@ def count_trial_usage(uow: UnitOfWork, signal: Signal) -> None:
     s = repo.get(uow.conn, signal.tenant_id, signal.subject or "", for_update=True)
     if s is None or s.status is not Status.TRIALING or s.plan.trial is None:
         return
-    meter = signal.data.get("meter")
+    meter = str(signal.data.get("meter"))
     bound = s.plan.trial.usage.get(meter)
     if bound is None:
         return
@@ -82,7 +99,9 @@ def count_trial_usage(uow: UnitOfWork, signal: Signal) -> None:
     if used >= bound:
         s = repo.get(uow.conn, s.tenant_id, s.id)
         assert s is not None
-        core.end_trial(uow, s, now=signal.at, cause_kind="usage", cause=f"usage: trial {meter} used up ({used} of {bound})")
+        core.end_trial(
+            uow, s, now=signal.at, cause_kind="usage", cause=f"usage: trial {meter} used up ({used} of {bound})"
+        )
 
 
 @on("usage.trial_exhausted")

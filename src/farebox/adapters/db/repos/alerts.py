@@ -10,7 +10,13 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from farebox.adapters.db.tables.alerts import delivery_attempts, deliveries, notification_channels, notifications, webhook_endpoints
+from farebox.adapters.db.tables.alerts import (
+    deliveries,
+    delivery_attempts,
+    notification_channels,
+    notifications,
+    webhook_endpoints,
+)
 from farebox.adapters.db.tables.core import catalogs, members, plan_versions, tenants
 
 OPERATOR = "operator"
@@ -30,11 +36,19 @@ def insert_notifications(conn: Connection, rows: Sequence[dict[str, Any]]) -> se
     """`insert_notification` of many rows in one statement; the ids of those inserted."""
     if not rows:
         return set()
-    statement = _insert(conn)(notifications).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(notifications.c.id)
-    return set(conn.execute(statement, list(rows)).scalars())  # (rowcount is not reliable for ON CONFLICT with every driver)
+    statement = (
+        _insert(conn)(notifications)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
+        .returning(notifications.c.id)
+    )
+    return set(
+        conn.execute(statement, list(rows)).scalars()
+    )  # (rowcount is not reliable for ON CONFLICT with every driver)
 
 
-def list_notifications(conn: Connection, tenant_id: str, *, unread_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+def list_notifications(
+    conn: Connection, tenant_id: str, *, unread_only: bool = False, limit: int = 50
+) -> list[dict[str, Any]]:
     query = select(notifications).where(notifications.c.tenant_id == tenant_id, notifications.c.in_app.is_(True))
     if unread_only:
         query = query.where(notifications.c.read_at.is_(None))
@@ -44,7 +58,11 @@ def list_notifications(conn: Connection, tenant_id: str, *, unread_only: bool = 
 
 def all_notifications(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
     """Every alert raised for the tenant, in-app or not, oldest first."""
-    query = select(notifications).where(notifications.c.tenant_id == tenant_id).order_by(notifications.c.created_at, notifications.c.id)
+    query = (
+        select(notifications)
+        .where(notifications.c.tenant_id == tenant_id)
+        .order_by(notifications.c.created_at, notifications.c.id)
+    )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -108,7 +126,9 @@ def plan_name(conn: Connection, plan_version_id: Any) -> str | None:
         version_id = int(plan_version_id)
     except (TypeError, ValueError):
         return None
-    document = conn.execute(select(plan_versions.c.document).where(plan_versions.c.id == version_id)).scalar_one_or_none()
+    document = conn.execute(
+        select(plan_versions.c.document).where(plan_versions.c.id == version_id)
+    ).scalar_one_or_none()
     if not isinstance(document, dict):
         return None
     return (document.get("plan") or {}).get("name") or document.get("name")
@@ -149,17 +169,23 @@ def list_endpoints(conn: Connection, *, enabled_only: bool = False) -> list[dict
     query = select(webhook_endpoints).where(webhook_endpoints.c.scope == OPERATOR)
     if enabled_only:
         query = query.where(webhook_endpoints.c.enabled.is_(True))
-    return [dict(r) for r in conn.execute(query.order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)).mappings()]
+    return [
+        dict(r) for r in conn.execute(query.order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)).mappings()
+    ]
 
 
 def update_endpoint(conn: Connection, endpoint_id: str, **values: Any) -> int:
     return conn.execute(
-        update(webhook_endpoints).where(webhook_endpoints.c.scope == OPERATOR, webhook_endpoints.c.id == endpoint_id).values(**values)
+        update(webhook_endpoints)
+        .where(webhook_endpoints.c.scope == OPERATOR, webhook_endpoints.c.id == endpoint_id)
+        .values(**values)
     ).rowcount
 
 
 def delete_endpoint(conn: Connection, endpoint_id: str) -> int:
-    return conn.execute(delete(webhook_endpoints).where(webhook_endpoints.c.scope == OPERATOR, webhook_endpoints.c.id == endpoint_id)).rowcount
+    return conn.execute(
+        delete(webhook_endpoints).where(webhook_endpoints.c.scope == OPERATOR, webhook_endpoints.c.id == endpoint_id)
+    ).rowcount
 
 
 # --- deliveries -------------------------------------------------------------------
@@ -198,7 +224,9 @@ def claim_due(conn: Connection, *, now: datetime, channels: tuple[str, ...], lim
 
 
 def update_delivery(conn: Connection, tenant_id: str, delivery_id: str, **values: Any) -> None:
-    conn.execute(update(deliveries).where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id).values(**values))
+    conn.execute(
+        update(deliveries).where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id).values(**values)
+    )
 
 
 def get_delivery(conn: Connection, delivery_id: str, tenant_id: str | None = None) -> dict[str, Any] | None:
@@ -210,7 +238,12 @@ def get_delivery(conn: Connection, delivery_id: str, tenant_id: str | None = Non
 
 
 def list_deliveries(
-    conn: Connection, *, tenant_id: str | None = None, status: str | None = None, channel: str | None = None, limit: int = 100
+    conn: Connection,
+    *,
+    tenant_id: str | None = None,
+    status: str | None = None,
+    channel: str | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
     conditions = []
     if tenant_id is not None:
@@ -219,7 +252,12 @@ def list_deliveries(
         conditions.append(deliveries.c.status == status)
     if channel is not None:
         conditions.append(deliveries.c.channel == channel)
-    query = select(deliveries).where(and_(True, *conditions)).order_by(deliveries.c.created_at, deliveries.c.id).limit(limit)
+    query = (
+        select(deliveries)
+        .where(and_(True, *conditions))
+        .order_by(deliveries.c.created_at, deliveries.c.id)
+        .limit(limit)
+    )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 

@@ -13,7 +13,9 @@ def append(conn: Connection, **values: Any) -> None:
     conn.execute(insert(audit_log).values(**values))
 
 
-def entries(conn: Connection, *, tenant_id: str | None, limit: int, kind_prefix: str | None = None) -> list[dict[str, Any]]:
+def entries(
+    conn: Connection, *, tenant_id: str | None, limit: int, kind_prefix: str | None = None
+) -> list[dict[str, Any]]:
     """Newest first; `tenant_id=None` reads every scope (the operator's view)."""
     query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
     if tenant_id is not None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, true, update
 
 from farebox.adapters.db.tables.core import catalogs, plan_versions
 
 
-def upsert_catalog(conn: Connection, *, name: str, title: str, currency: str, document: dict[str, Any], now: datetime) -> None:
+def upsert_catalog(
+    conn: Connection, *, name: str, title: str, currency: str, document: dict[str, Any], now: datetime
+) -> None:
     exists = conn.execute(select(catalogs.c.name).where(catalogs.c.name == name)).first()
     values = {"title": title, "currency": currency, "document": document, "loaded_at": now}
     if exists:
@@ -47,7 +49,9 @@ def add_plan_version(
 ) -> int:
     """Record a new version of a plan and make it the current one; return its id."""
     latest = conn.execute(
-        select(func.max(plan_versions.c.version)).where(plan_versions.c.catalog == catalog, plan_versions.c.code == code)
+        select(func.max(plan_versions.c.version)).where(
+            plan_versions.c.catalog == catalog, plan_versions.c.code == code
+        )
     ).scalar()
     conn.execute(
         update(plan_versions)
@@ -73,7 +77,7 @@ def retire_plans(conn: Connection, catalog: str, keep: set[str]) -> None:
     """Plans removed from a catalog file are no longer offered (subscribers keep theirs)."""
     conn.execute(
         update(plan_versions)
-        .where(plan_versions.c.catalog == catalog, plan_versions.c.code.not_in(keep) if keep else True)
+        .where(plan_versions.c.catalog == catalog, plan_versions.c.code.not_in(keep) if keep else true())
         .values(current=False)
     )
 

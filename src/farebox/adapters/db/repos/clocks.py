@@ -31,7 +31,9 @@ def set_clock(conn: Connection, clock_id: str, now_at: datetime) -> None:
 
 
 def tenants_on_clock(conn: Connection, clock_id: str) -> list[str]:
-    return list(conn.execute(select(tenants.c.id).where(tenants.c.test_clock_id == clock_id).order_by(tenants.c.id)).scalars())
+    return list(
+        conn.execute(select(tenants.c.id).where(tenants.c.test_clock_id == clock_id).order_by(tenants.c.id)).scalars()
+    )
 
 
 # On every admission decision: built once, with a bind parameter.

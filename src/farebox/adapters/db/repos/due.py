@@ -27,7 +27,12 @@ def schedule(conn: Connection, **values: Any) -> bool:
 def cancel(conn: Connection, tenant_id: str, *, kind: str, ref: str, now: datetime) -> int:
     result = conn.execute(
         update(due_items)
-        .where(due_items.c.tenant_id == tenant_id, due_items.c.kind == kind, due_items.c.ref == ref, due_items.c.done_at.is_(None))
+        .where(
+            due_items.c.tenant_id == tenant_id,
+            due_items.c.kind == kind,
+            due_items.c.ref == ref,
+            due_items.c.done_at.is_(None),
+        )
         .values(done_at=now, outcome="cancelled")
     )
     return result.rowcount
@@ -38,7 +43,12 @@ def cancel_all(conn: Connection, *, kind: str, refs: Sequence[tuple[str, str, da
     if refs:
         statement = (
             update(due_items)
-            .where(due_items.c.tenant_id == bindparam("t"), due_items.c.kind == kind, due_items.c.ref == bindparam("r"), due_items.c.done_at.is_(None))
+            .where(
+                due_items.c.tenant_id == bindparam("t"),
+                due_items.c.kind == kind,
+                due_items.c.ref == bindparam("r"),
+                due_items.c.done_at.is_(None),
+            )
             .values(done_at=bindparam("now"), outcome="cancelled")
         )
         conn.execute(statement, [{"t": t, "r": r, "now": now} for t, r, now in refs])
@@ -84,7 +94,9 @@ def lock_pending(conn: Connection, tenant_id: str, item_id: str) -> dict[str, An
 
 def mark_done(conn: Connection, tenant_id: str, item_id: str, *, now: datetime, outcome: str) -> None:
     conn.execute(
-        update(due_items).where(due_items.c.tenant_id == tenant_id, due_items.c.id == item_id).values(done_at=now, outcome=outcome)
+        update(due_items)
+        .where(due_items.c.tenant_id == tenant_id, due_items.c.id == item_id)
+        .values(done_at=now, outcome=outcome)
     )
 
 

@@ -33,6 +33,8 @@ def count(conn: Connection, table: Table, tenant_id: str) -> int:
 def rows(conn: Connection, table: Table, tenant_id: str, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
     columns = [table.c[name] for name in exported_columns(table)]
     order = list(table.primary_key.columns) or columns
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(select(*columns).where(table.c.tenant_id == tenant_id).order_by(*order))
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(
+        select(*columns).where(table.c.tenant_id == tenant_id).order_by(*order)
+    )
     for row in result.mappings():
         yield dict(row)

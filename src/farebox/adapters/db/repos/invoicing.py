@@ -25,11 +25,16 @@ from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.adapters.db.tables.subscriptions import subscriptions
 
 
-def billed_by_key(conn: Connection, tenant_id: str, subscription_ids: Iterable[str], period_start: datetime | None = None) -> dict[str, int]:
+def billed_by_key(
+    conn: Connection, tenant_id: str, subscription_ids: Iterable[str], period_start: datetime | None = None
+) -> dict[str, int]:
     """Sum billed so far under each line key, for these subscriptions (voided invoices excluded)."""
     query = (
         select(invoice_lines.c.key, func.sum(invoice_lines.c.amount_minor))
-        .join(invoices, and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id))
+        .join(
+            invoices,
+            and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id),
+        )
         .where(
             invoice_lines.c.tenant_id == tenant_id,
             invoice_lines.c.subscription_id.in_(list(subscription_ids)),
@@ -51,8 +56,16 @@ def billed_by_subscription(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair
     if not pairs:
         return billed
     query = (
-        select(invoice_lines.c.tenant_id, invoice_lines.c.subscription_id, invoice_lines.c.key, func.sum(invoice_lines.c.amount_minor))
-        .join(invoices, and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id))
+        select(
+            invoice_lines.c.tenant_id,
+            invoice_lines.c.subscription_id,
+            invoice_lines.c.key,
+            func.sum(invoice_lines.c.amount_minor),
+        )
+        .join(
+            invoices,
+            and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id),
+        )
         .where(invoice_lines.c.tenant_id.in_(_tenants(pairs)), invoices.c.status != "void")
         .group_by(invoice_lines.c.tenant_id, invoice_lines.c.subscription_id, invoice_lines.c.key)
     )
@@ -70,7 +83,10 @@ def fee_lines(conn: Connection, tenant_id: str, subscription_id: str, period_sta
     """Fee-like lines (fees, prorated charges and credits) of one subscription's period, oldest first."""
     rows = conn.execute(
         select(invoice_lines)
-        .join(invoices, and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id))
+        .join(
+            invoices,
+            and_(invoices.c.tenant_id == invoice_lines.c.tenant_id, invoices.c.id == invoice_lines.c.invoice_id),
+        )
         .where(
             invoice_lines.c.tenant_id == tenant_id,
             invoice_lines.c.subscription_id == subscription_id,
@@ -103,7 +119,9 @@ def insert_invoice(conn: Connection, *, lines: Sequence[dict[str, Any]], **value
     return insert_invoices(conn, [values], {values["id"]: lines}) == 1
 
 
-def insert_invoices(conn: Connection, rows: Sequence[dict[str, Any]], lines: Mapping[str, Sequence[dict[str, Any]]]) -> int:
+def insert_invoices(
+    conn: Connection, rows: Sequence[dict[str, Any]], lines: Mapping[str, Sequence[dict[str, Any]]]
+) -> int:
     """Insert invoices (`lines` by invoice id) unless their billing key exists; how many were inserted.
 
     Only the inserted invoices get their lines; a caller that gets fewer than
@@ -112,7 +130,11 @@ def insert_invoices(conn: Connection, rows: Sequence[dict[str, Any]], lines: Map
     if not rows:
         return 0
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(invoices).on_conflict_do_nothing(index_elements=["tenant_id", "billing_key"]).returning(invoices.c.tenant_id, invoices.c.id)
+    statement = (
+        dialect_insert(invoices)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "billing_key"])
+        .returning(invoices.c.tenant_id, invoices.c.id)
+    )
     # (rowcount is not reliable for ON CONFLICT on psycopg: count what came back)
     inserted = {(row.tenant_id, row.id) for row in conn.execute(statement, list(rows))}
     line_rows = [
@@ -135,7 +157,11 @@ def reserve_numbers(conn: Connection, scope: str, year: int, count: int) -> int:
     """Take the next `count` numbers of an issuer's year with one `UPDATE … RETURNING`;
     returns the first (the block is first .. first + count - 1, no gaps, as `next_number`)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect_insert(invoice_sequences).values(scope=scope, year=year, last_number=0).on_conflict_do_nothing(index_elements=["scope", "year"]))
+    conn.execute(
+        dialect_insert(invoice_sequences)
+        .values(scope=scope, year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["scope", "year"])
+    )
     last = conn.execute(
         update(invoice_sequences)
         .where(invoice_sequences.c.scope == scope, invoice_sequences.c.year == year)
@@ -160,7 +186,9 @@ def open_among(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair, dict[str, 
         return {}
     wanted = set(pairs)
     c = invoices.c
-    query = select(c.tenant_id, c.id, c.number, c.subscription_id, c.kind, c.status, c.total_minor, c.currency).where(c.tenant_id.in_(_tenants(wanted)), c.status == "open")
+    query = select(c.tenant_id, c.id, c.number, c.subscription_id, c.kind, c.status, c.total_minor, c.currency).where(
+        c.tenant_id.in_(_tenants(wanted)), c.status == "open"
+    )
     return {(r.tenant_id, r.id): r._asdict() for r in conn.execute(query) if (r.tenant_id, r.id) in wanted}
 
 
@@ -177,12 +205,16 @@ def mark_paid(conn: Connection, paid: Sequence[tuple[str, str, datetime]]) -> No
 
 def lines(conn: Connection, tenant_id: str, invoice_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(invoice_lines).where(invoice_lines.c.tenant_id == tenant_id, invoice_lines.c.invoice_id == invoice_id).order_by(invoice_lines.c.position)
+        select(invoice_lines)
+        .where(invoice_lines.c.tenant_id == tenant_id, invoice_lines.c.invoice_id == invoice_id)
+        .order_by(invoice_lines.c.position)
     ).mappings()
     return [dict(r) for r in rows]
 
 
-def list_for_tenant(conn: Connection, tenant_id: str, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_for_tenant(
+    conn: Connection, tenant_id: str, *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     query = select(invoices).where(invoices.c.tenant_id == tenant_id)
     if status:
         query = query.where(invoices.c.status == status)
@@ -191,7 +223,9 @@ def list_for_tenant(conn: Connection, tenant_id: str, *, status: str | None = No
 
 
 def update_invoice(conn: Connection, tenant_id: str, invoice_id: str, **values: Any) -> None:
-    conn.execute(update(invoices).where(invoices.c.tenant_id == tenant_id, invoices.c.id == invoice_id).values(**values))
+    conn.execute(
+        update(invoices).where(invoices.c.tenant_id == tenant_id, invoices.c.id == invoice_id).values(**values)
+    )
 
 
 def _to_bill(statuses: Sequence[str], plan_version_ids: Sequence[int]) -> Any:
@@ -201,14 +235,26 @@ def _to_bill(statuses: Sequence[str], plan_version_ids: Sequence[int]) -> Any:
         invoice_lines.c.period_start_at == subscriptions.c.period_start_at,
         invoice_lines.c.kind.in_(("fee", "proration_charge")),
     )
-    return and_(subscriptions.c.status.in_(list(statuses)), subscriptions.c.plan_version_id.in_(list(plan_version_ids)), ~billed)
+    return and_(
+        subscriptions.c.status.in_(list(statuses)), subscriptions.c.plan_version_id.in_(list(plan_version_ids)), ~billed
+    )
 
 
-def subscriptions_to_bill(conn: Connection, *, statuses: Sequence[str], plan_version_ids: Sequence[int], after: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
+def subscriptions_to_bill(
+    conn: Connection,
+    *,
+    statuses: Sequence[str],
+    plan_version_ids: Sequence[int],
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Live subscriptions on paid plans whose current period has no fee line yet (keyset-paged)."""
     query = select(subscriptions).where(_to_bill(statuses, plan_version_ids))
     if after is not None:
-        query = query.where((subscriptions.c.tenant_id > after[0]) | and_(subscriptions.c.tenant_id == after[0], subscriptions.c.id > after[1]))
+        query = query.where(
+            (subscriptions.c.tenant_id > after[0])
+            | and_(subscriptions.c.tenant_id == after[0], subscriptions.c.id > after[1])
+        )
     rows = conn.execute(query.order_by(subscriptions.c.tenant_id, subscriptions.c.id).limit(limit)).mappings()
     return [dict(r) for r in rows]
 
@@ -219,7 +265,9 @@ def billing_parties(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, di
     ids = sorted(set(tenant_ids))
     if not ids:
         return {}
-    query = select(tenants.c.id, tenants.c.name, tenants.c.billing_email, tenants.c.tax_rate_bp, tenants.c.tax_id).where(tenants.c.id.in_(ids))
+    query = select(
+        tenants.c.id, tenants.c.name, tenants.c.billing_email, tenants.c.tax_rate_bp, tenants.c.tax_id
+    ).where(tenants.c.id.in_(ids))
     return {row.id: row._asdict() for row in conn.execute(query)}
 
 
@@ -242,7 +290,9 @@ def count_invoices(conn: Connection) -> int:
 
 
 def count_subscriptions_to_bill(conn: Connection, *, statuses: Sequence[str], plan_version_ids: Sequence[int]) -> int:
-    return conn.execute(select(func.count()).select_from(subscriptions).where(_to_bill(statuses, plan_version_ids))).scalar_one()
+    return conn.execute(
+        select(func.count()).select_from(subscriptions).where(_to_bill(statuses, plan_version_ids))
+    ).scalar_one()
 
 
 def never_charged(conn: Connection, limit: int) -> list[Pair]:
@@ -250,5 +300,10 @@ def never_charged(conn: Connection, limit: int) -> list[Pair]:
     transaction did not commit (every charge, even without a card, leaves an attempt)."""
     a = payment_attempts.c
     attempted = exists().where(a.tenant_id == invoices.c.tenant_id, a.invoice_id == invoices.c.id)
-    query = select(invoices.c.tenant_id, invoices.c.id).where(invoices.c.status == "open", ~attempted).order_by(invoices.c.tenant_id, invoices.c.id).limit(limit)
+    query = (
+        select(invoices.c.tenant_id, invoices.c.id)
+        .where(invoices.c.status == "open", ~attempted)
+        .order_by(invoices.c.tenant_id, invoices.c.id)
+        .limit(limit)
+    )
     return [(r.tenant_id, r.id) for r in conn.execute(query)]

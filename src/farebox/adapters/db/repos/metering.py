@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from farebox.adapters.catalog_files import plan_meters
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.tables.core import plan_versions
 from farebox.adapters.db.tables.metering import (
     conversations,
@@ -27,7 +28,6 @@ from farebox.adapters.db.tables.metering import (
     usage_events,
     usage_records,
 )
-from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.domain.catalog import Meter
 
 _METERS: ImmutableRowCache[dict[str, Meter]] = ImmutableRowCache()
@@ -38,33 +38,58 @@ _CARRIED_IN: ImmutableRowCache[int] = ImmutableRowCache()
 _o, _p, _c, _v = occurrences.c, occurrence_people.c, usage_counters.c, conversations.c
 _OCC_LOCK = select(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id")).with_for_update()
 _OCC_UPDATE = update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
-_PERSON_GET = select(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
+_PERSON_GET = select(occurrence_people).where(
+    _p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p")
+)
 # SQLite only (one writer from BEGIN IMMEDIATE): the occurrence and one person in one
 # statement.  On PostgreSQL the person is read after the lock is held, in a second
 # statement: a join's FOR UPDATE would re-check the occurrence after a wait but not
 # the person row it read before the wait.
-_OCC_WITH_PERSON = select(occurrences, *(c.label(f"_p_{c.name}") for c in occurrence_people.c)).select_from(
-    occurrences.outerjoin(occurrence_people, and_(_p.tenant_id == _o.tenant_id, _p.occurrence_id == _o.id, _p.person_id == bindparam("_p")))
-).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
-_PERSON_UPDATE = update(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
+_OCC_WITH_PERSON = (
+    select(occurrences, *(c.label(f"_p_{c.name}") for c in occurrence_people.c))
+    .select_from(
+        occurrences.outerjoin(
+            occurrence_people,
+            and_(_p.tenant_id == _o.tenant_id, _p.occurrence_id == _o.id, _p.person_id == bindparam("_p")),
+        )
+    )
+    .where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
+)
+_PERSON_UPDATE = update(occurrence_people).where(
+    _p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p")
+)
 _PERSON_INSERT = insert(occurrence_people)
-_COUNTER_WHERE = and_(_c.tenant_id == bindparam("_t"), _c.subscription_id == bindparam("_s"), _c.meter == bindparam("_m"), _c.period_start_at == bindparam("_start"))
+_COUNTER_WHERE = and_(
+    _c.tenant_id == bindparam("_t"),
+    _c.subscription_id == bindparam("_s"),
+    _c.meter == bindparam("_m"),
+    _c.period_start_at == bindparam("_start"),
+)
 _COUNTER_GET = select(_c.used, _c.carried_in).where(_COUNTER_WHERE)
 _CONSUME = update(usage_counters).where(_COUNTER_WHERE).values(used=_c.used + bindparam("_units")).returning(_c.used)
 _CARRIED = _c.carried_in == bindparam("_carried")
-_CONSUME_CHECKED = update(usage_counters).where(_COUNTER_WHERE, _CARRIED).values(used=_c.used + bindparam("_units")).returning(_c.used)
+_CONSUME_CHECKED = (
+    update(usage_counters).where(_COUNTER_WHERE, _CARRIED).values(used=_c.used + bindparam("_units")).returning(_c.used)
+)
 _CONSUME_CAPPED = (
-    update(usage_counters).where(_COUNTER_WHERE, _CARRIED, _c.used + bindparam("_units") <= bindparam("_cap")).values(used=_c.used + bindparam("_units")).returning(_c.used)
+    update(usage_counters)
+    .where(_COUNTER_WHERE, _CARRIED, _c.used + bindparam("_units") <= bindparam("_cap"))
+    .values(used=_c.used + bindparam("_units"))
+    .returning(_c.used)
 )
 _RECORD = insert(usage_records)
 _SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
 _CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
 _EVENT_GET = select(usage_events.c.payload_hash, usage_events.c.result).where(
-    usage_events.c.tenant_id == bindparam("_t"), usage_events.c.source == bindparam("_src"), usage_events.c.id == bindparam("_id")
+    usage_events.c.tenant_id == bindparam("_t"),
+    usage_events.c.source == bindparam("_src"),
+    usage_events.c.id == bindparam("_id"),
 )
 _EVENT_RESULT = update(usage_events).where(
-    usage_events.c.tenant_id == bindparam("_t"), usage_events.c.source == bindparam("_src"), usage_events.c.id == bindparam("_id")
+    usage_events.c.tenant_id == bindparam("_t"),
+    usage_events.c.source == bindparam("_src"),
+    usage_events.c.id == bindparam("_id"),
 )
 
 
@@ -75,7 +100,9 @@ def _insert(conn: Connection):
 def meters_of(conn: Connection, plan_version_id: int) -> dict[str, Meter]:
     """The meters a plan version counts (cached: plan versions never change)."""
     def load() -> dict[str, Meter]:
-        return plan_meters(conn.execute(select(plan_versions.c.document).where(plan_versions.c.id == plan_version_id)).scalar_one())
+        return plan_meters(
+            conn.execute(select(plan_versions.c.document).where(plan_versions.c.id == plan_version_id)).scalar_one()
+        )
 
     return _METERS.get(conn, plan_version_id, load)
 
@@ -89,7 +116,9 @@ def lock_occurrence(conn: Connection, tenant_id: str, occurrence_id: str) -> dic
     return dict(row) if row else None
 
 
-def lock_occurrence_and_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def lock_occurrence_and_person(
+    conn: Connection, tenant_id: str, occurrence_id: str, person_id: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """`lock_occurrence` and then `get_person`: one statement on SQLite, two on PostgreSQL."""
     if conn.dialect.name != "sqlite":
         occ = lock_occurrence(conn, tenant_id, occurrence_id)
@@ -123,11 +152,22 @@ def get_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: 
     return dict(row) if row else None
 
 
-def put_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str, *, exists: bool, **values: Any) -> None:
+def put_person(
+    conn: Connection, tenant_id: str, occurrence_id: str, person_id: str, *, exists: bool, **values: Any
+) -> None:
     if exists:
         conn.execute(_PERSON_UPDATE, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
     else:
-        conn.execute(_PERSON_INSERT, {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, **values})
+        conn.execute(
+            _PERSON_INSERT,
+            {
+                "tenant_id": tenant_id,
+                "occurrence_id": occurrence_id,
+                "person_id": person_id,
+                "present": False,
+                **values,
+            },
+        )
 
 
 def waiting_ahead(conn: Connection, tenant_id: str, occurrence_id: str, ticket: int) -> int:
@@ -159,10 +199,24 @@ def empty_room(conn: Connection, tenant_id: str, occurrence_id: str, now: dateti
 
 def counter_key(tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime) -> Any:
     c = usage_counters.c
-    return and_(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.meter == meter, c.period_start_at == period_start_at)
+    return and_(
+        c.tenant_id == tenant_id,
+        c.subscription_id == subscription_id,
+        c.meter == meter,
+        c.period_start_at == period_start_at,
+    )
 
 
-def carried_in(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, period_end_at: datetime, fresh: bool = False) -> tuple[int, bool]:
+def carried_in(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    meter: str,
+    period_start_at: datetime,
+    period_end_at: datetime,
+    fresh: bool = False,
+) -> tuple[int, bool]:
     """The units carried into this period's counter (L4), creating the counter if it is new;
     and whether the figure came from the cache.
 
@@ -180,38 +234,89 @@ def carried_in(conn: Connection, *, tenant_id: str, subscription_id: str, meter:
 
     def load() -> int:
         loaded.append(True)
-        counter = get_counter(conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at)
+        counter = get_counter(
+            conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at
+        )
         if counter is None:
-            counter = ensure_counter(conn, tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at, period_end_at=period_end_at)
+            counter = ensure_counter(
+                conn,
+                tenant_id=tenant_id,
+                subscription_id=subscription_id,
+                meter=meter,
+                period_start_at=period_start_at,
+                period_end_at=period_end_at,
+            )
         return int(counter["carried_in"])
 
     value = _CARRIED_IN.get(conn, key, load)
     return value, not loaded
 
 
-def get_counter(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime) -> dict[str, Any] | None:
-    row = conn.execute(_COUNTER_GET, {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at}).mappings().first()
+def get_counter(
+    conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime
+) -> dict[str, Any] | None:
+    row = (
+        conn.execute(_COUNTER_GET, {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at})
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
-def ensure_counter(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, period_end_at: datetime, carried_in: int = 0) -> dict[str, Any]:
+def ensure_counter(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    meter: str,
+    period_start_at: datetime,
+    period_end_at: datetime,
+    carried_in: int = 0,
+) -> dict[str, Any]:
     conn.execute(
         _insert(conn)(usage_counters)
-        .values(tenant_id=tenant_id, subscription_id=subscription_id, meter=meter, period_start_at=period_start_at, period_end_at=period_end_at, used=0, carried_in=carried_in)
+        .values(
+            tenant_id=tenant_id,
+            subscription_id=subscription_id,
+            meter=meter,
+            period_start_at=period_start_at,
+            period_end_at=period_end_at,
+            used=0,
+            carried_in=carried_in,
+        )
         .on_conflict_do_nothing(index_elements=["tenant_id", "subscription_id", "meter", "period_start_at"])
     )
-    return dict(conn.execute(select(usage_counters).where(counter_key(tenant_id, subscription_id, meter, period_start_at))).mappings().one())
+    return dict(
+        conn.execute(select(usage_counters).where(counter_key(tenant_id, subscription_id, meter, period_start_at)))
+        .mappings()
+        .one()
+    )
 
 
 def consume(
-    conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, cap: int | None, units: int = 1, carried_in: int | None = None
+    conn: Connection,
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    meter: str,
+    period_start_at: datetime,
+    cap: int | None,
+    units: int = 1,
+    carried_in: int | None = None,
 ) -> int | None:
     """Add units unless that passes `cap`; the new total, or None when refused (one atomic statement).
 
     With `carried_in` (the figure `cap` was computed from), a counter that does not
     exist or carries another figure is refused too: the caller re-reads it.
     """
-    params = {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at, "_units": units, "_carried": carried_in}
+    params = {
+        "_t": tenant_id,
+        "_s": subscription_id,
+        "_m": meter,
+        "_start": period_start_at,
+        "_units": units,
+        "_carried": carried_in,
+    }
     if cap is not None:
         assert carried_in is not None, "a capped consume states the carried figure its cap came from"
         row = conn.execute(_CONSUME_CAPPED, {**params, "_cap": cap}).first()
@@ -220,20 +325,31 @@ def consume(
     return None if row is None else row[0]
 
 
-def mark_trial_exhausted(conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, now: datetime) -> bool:
+def mark_trial_exhausted(
+    conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, now: datetime
+) -> bool:
     """Set the flag once; True for the one caller that set it."""
     row = conn.execute(
         update(usage_counters)
-        .where(counter_key(tenant_id, subscription_id, meter, period_start_at), usage_counters.c.trial_exhausted_at.is_(None))
+        .where(
+            counter_key(tenant_id, subscription_id, meter, period_start_at),
+            usage_counters.c.trial_exhausted_at.is_(None),
+        )
         .values(trial_exhausted_at=now)
         .returning(usage_counters.c.meter)
     ).first()
     return row is not None
 
 
-def counters_for(conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime) -> list[dict[str, Any]]:
+def counters_for(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime
+) -> list[dict[str, Any]]:
     c = usage_counters.c
-    rows = conn.execute(select(usage_counters).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at == period_start_at))
+    rows = conn.execute(
+        select(usage_counters).where(
+            c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at == period_start_at
+        )
+    )
     return [dict(r) for r in rows.mappings()]
 
 
@@ -249,24 +365,40 @@ def counters_of_many(conn: Connection, periods: list[tuple[str, str, datetime]])
 def latest_counters(conn: Connection, tenant_id: str, subscription_id: str) -> list[dict[str, Any]]:
     """The counters of a subscription's latest period (one per meter)."""
     c = usage_counters.c
-    latest = conn.execute(select(func.max(c.period_start_at)).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id)).scalar()
+    latest = conn.execute(
+        select(func.max(c.period_start_at)).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id)
+    ).scalar()
     return [] if latest is None else counters_for(conn, tenant_id, subscription_id, latest)
 
 
-def used_between(conn: Connection, tenant_id: str, subscription_id: str, start: datetime, end: datetime) -> dict[str, int]:
+def used_between(
+    conn: Connection, tenant_id: str, subscription_id: str, start: datetime, end: datetime
+) -> dict[str, int]:
     c = usage_counters.c
     rows = conn.execute(
         select(c.meter, func.sum(c.used))
-        .where(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at >= start, c.period_start_at < end)
+        .where(
+            c.tenant_id == tenant_id,
+            c.subscription_id == subscription_id,
+            c.period_start_at >= start,
+            c.period_start_at < end,
+        )
         .group_by(c.meter)
     )
     return {meter: int(total or 0) for meter, total in rows}
 
 
-def counters_between(conn: Connection, tenant_id: str, subscription_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def counters_between(
+    conn: Connection, tenant_id: str, subscription_id: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
     c = usage_counters.c
     rows = conn.execute(
-        select(usage_counters).where(c.tenant_id == tenant_id, c.subscription_id == subscription_id, c.period_start_at >= start, c.period_start_at < end)
+        select(usage_counters).where(
+            c.tenant_id == tenant_id,
+            c.subscription_id == subscription_id,
+            c.period_start_at >= start,
+            c.period_start_at < end,
+        )
     )
     return [dict(r) for r in rows.mappings()]
 
@@ -278,7 +410,9 @@ def record(conn: Connection, **values: Any) -> None:
     conn.execute(_RECORD, {"id": new_id("use"), "units": 1, **values})
 
 
-def daily(conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime) -> list[tuple[str, str, int]]:
+def daily(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime
+) -> list[tuple[str, str, int]]:
     r = usage_records.c
     if conn.dialect.name == "sqlite":
         day = func.substr(r.at, 1, 10, type_=String)
@@ -338,7 +472,11 @@ def get_event(conn: Connection, tenant_id: str, source: str, event_id: str) -> d
 
 def claim_event(conn: Connection, **values: Any) -> bool:
     """Record an event's first arrival; False if (tenant, source, id) was seen already."""
-    stmt = _insert(conn)(usage_events).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "source", "id"])
+    stmt = (
+        _insert(conn)(usage_events)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "source", "id"])
+    )
     return conn.execute(stmt.returning(usage_events.c.id)).first() is not None
 
 
@@ -351,7 +489,16 @@ def set_event_result(conn: Connection, tenant_id: str, source: str, event_id: st
 
 def settings(conn: Connection, tenant_id: str) -> dict[str, Any]:
     row = conn.execute(_SETTINGS_GET, {"_t": tenant_id}).mappings().first()
-    return dict(row) if row else {"tenant_id": tenant_id, "session_limit": None, "upgrade_required_peak": None, "upgrade_required_meter": None}
+    return (
+        dict(row)
+        if row
+        else {
+            "tenant_id": tenant_id,
+            "session_limit": None,
+            "upgrade_required_peak": None,
+            "upgrade_required_meter": None,
+        }
+    )
 
 
 def settings_of_many(conn: Connection, tenant_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -382,7 +529,12 @@ def counter_differences(conn: Connection, tenant_id: str | None = None) -> list[
     query = select(c.tenant_id, c.subscription_id, c.meter, c.period_start_at, c.used, sums.c.units).select_from(
         usage_counters.outerjoin(
             sums,
-            and_(sums.c.tenant_id == c.tenant_id, sums.c.subscription_id == c.subscription_id, sums.c.meter == c.meter, sums.c.period_start_at == c.period_start_at),
+            and_(
+                sums.c.tenant_id == c.tenant_id,
+                sums.c.subscription_id == c.subscription_id,
+                sums.c.meter == c.meter,
+                sums.c.period_start_at == c.period_start_at,
+            ),
         )
     )
     if tenant_id is not None:
@@ -393,9 +545,14 @@ def counter_differences(conn: Connection, tenant_id: str | None = None) -> list[
             found.append({"what": "counter", **dict(row), "recomputed": int(row["units"] or 0)})
     # ledger rows whose counter is missing
     orphan = select(sums).where(
-        ~select(c.meter).where(
-            c.tenant_id == sums.c.tenant_id, c.subscription_id == sums.c.subscription_id, c.meter == sums.c.meter, c.period_start_at == sums.c.period_start_at
-        ).exists()
+        ~select(c.meter)
+        .where(
+            c.tenant_id == sums.c.tenant_id,
+            c.subscription_id == sums.c.subscription_id,
+            c.meter == sums.c.meter,
+            c.period_start_at == sums.c.period_start_at,
+        )
+        .exists()
     )
     for row in conn.execute(orphan).mappings():
         found.append({"what": "counter", **dict(row), "used": 0, "recomputed": int(row["units"])})
@@ -412,26 +569,37 @@ def occurrence_differences(conn: Connection, tenant_id: str | None = None) -> li
     query = select(o.tenant_id, o.id, o.counted, counted.label("recomputed"))
     if tenant_id is not None:
         query = query.where(o.tenant_id == tenant_id)
-    return [{"what": "occurrence", **dict(r)} for r in conn.execute(query).mappings() if r["counted"] != r["recomputed"]]
+    return [
+        {"what": "occurrence", **dict(r)} for r in conn.execute(query).mappings() if r["counted"] != r["recomputed"]
+    ]
 
 
 def conversation_differences(conn: Connection, tenant_id: str | None = None) -> list[dict[str, Any]]:
     v, r = conversations.c, usage_records.c
-    billed = select(func.coalesce(func.sum(r.units), 0)).where(r.tenant_id == v.tenant_id, r.subject == "conversation:" + v.id).scalar_subquery()
+    billed = (
+        select(func.coalesce(func.sum(r.units), 0))
+        .where(r.tenant_id == v.tenant_id, r.subject == "conversation:" + v.id)
+        .scalar_subquery()
+    )
     query = select(v.tenant_id, v.id, v.billable, billed.label("recomputed"))
     if tenant_id is not None:
         query = query.where(v.tenant_id == tenant_id)
-    return [{"what": "conversation", **dict(r)} for r in conn.execute(query).mappings() if r["billable"] != r["recomputed"]]
+    return [
+        {"what": "conversation", **dict(r)} for r in conn.execute(query).mappings() if r["billable"] != r["recomputed"]
+    ]
 
 
 def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str, int]:
     """G14: delete the tenant's event data older than `before`; the ledger and counters stay (billing records)."""
     done: dict[str, int] = {}
     old = select(occurrences.c.id).where(
-        occurrences.c.tenant_id == tenant_id, func.coalesce(occurrences.c.ended_at, occurrences.c.deadline_at, occurrences.c.created_at) < before
+        occurrences.c.tenant_id == tenant_id,
+        func.coalesce(occurrences.c.ended_at, occurrences.c.deadline_at, occurrences.c.created_at) < before,
     )
     done["occurrence_people"] = conn.execute(
-        delete(occurrence_people).where(occurrence_people.c.tenant_id == tenant_id, occurrence_people.c.occurrence_id.in_(old))
+        delete(occurrence_people).where(
+            occurrence_people.c.tenant_id == tenant_id, occurrence_people.c.occurrence_id.in_(old)
+        )
     ).rowcount
     done["occurrences"] = conn.execute(
         delete(occurrences).where(
@@ -442,8 +610,14 @@ def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str
     done["conversations"] = conn.execute(
         delete(conversations).where(conversations.c.tenant_id == tenant_id, conversations.c.last_message_at < before)
     ).rowcount
-    done["usage_events"] = conn.execute(delete(usage_events).where(usage_events.c.tenant_id == tenant_id, usage_events.c.received_at < before)).rowcount
+    done["usage_events"] = conn.execute(
+        delete(usage_events).where(usage_events.c.tenant_id == tenant_id, usage_events.c.received_at < before)
+    ).rowcount
     done["people_forgotten"] = conn.execute(
-        update(usage_records).where(usage_records.c.tenant_id == tenant_id, usage_records.c.at < before, usage_records.c.person_id.is_not(None)).values(person_id=None)
+        update(usage_records)
+        .where(
+            usage_records.c.tenant_id == tenant_id, usage_records.c.at < before, usage_records.c.person_id.is_not(None)
+        )
+        .values(person_id=None)
     ).rowcount
     return done

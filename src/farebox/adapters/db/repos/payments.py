@@ -21,7 +21,9 @@ def customer_refs(conn: Connection, tenant_ids: Iterable[str], provider: str) ->
     ids = sorted(set(tenant_ids))
     if not ids:
         return {}
-    query = select(payment_customers.c.tenant_id, payment_customers.c.customer_ref).where(payment_customers.c.tenant_id.in_(ids), payment_customers.c.provider == provider)
+    query = select(payment_customers.c.tenant_id, payment_customers.c.customer_ref).where(
+        payment_customers.c.tenant_id.in_(ids), payment_customers.c.provider == provider
+    )
     return {row.tenant_id: row.customer_ref for row in conn.execute(query)}
 
 
@@ -36,7 +38,9 @@ def insert_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 def insert_method(conn: Connection, **values: Any) -> None:
     if values.get("is_default"):
-        conn.execute(update(payment_methods).where(payment_methods.c.tenant_id == values["tenant_id"]).values(is_default=False))
+        conn.execute(
+            update(payment_methods).where(payment_methods.c.tenant_id == values["tenant_id"]).values(is_default=False)
+        )
     conn.execute(insert(payment_methods).values(**values))
 
 
@@ -60,23 +64,39 @@ def default_methods(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, di
         return {}
     rows = conn.execute(
         select(payment_methods)
-        .where(payment_methods.c.tenant_id.in_(ids), payment_methods.c.removed_at.is_(None), payment_methods.c.is_default.is_(True))
+        .where(
+            payment_methods.c.tenant_id.in_(ids),
+            payment_methods.c.removed_at.is_(None),
+            payment_methods.c.is_default.is_(True),
+        )
         .order_by(payment_methods.c.tenant_id, payment_methods.c.created_at, payment_methods.c.id)
     ).mappings()
     return {row["tenant_id"]: dict(row) for row in rows}  # the latest of each tenant wins
 
 
 def attempt_by_key(conn: Connection, tenant_id: str, idempotency_key: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(payment_attempts).where(payment_attempts.c.tenant_id == tenant_id, payment_attempts.c.idempotency_key == idempotency_key)
-    ).mappings().first()
+    row = (
+        conn.execute(
+            select(payment_attempts).where(
+                payment_attempts.c.tenant_id == tenant_id, payment_attempts.c.idempotency_key == idempotency_key
+            )
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
 def attempt_by_ref(conn: Connection, provider: str, provider_ref: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(payment_attempts).where(payment_attempts.c.provider == provider, payment_attempts.c.provider_ref == provider_ref)
-    ).mappings().first()
+    row = (
+        conn.execute(
+            select(payment_attempts).where(
+                payment_attempts.c.provider == provider, payment_attempts.c.provider_ref == provider_ref
+            )
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
@@ -89,12 +109,20 @@ def insert_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(payment_attempts).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]).returning(payment_attempts.c.id)
+    statement = (
+        dialect_insert(payment_attempts)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+        .returning(payment_attempts.c.id)
+    )
     return len(conn.execute(statement, list(rows)).all())
 
 
 def update_attempt(conn: Connection, tenant_id: str, attempt_id: str, **values: Any) -> None:
-    conn.execute(update(payment_attempts).where(payment_attempts.c.tenant_id == tenant_id, payment_attempts.c.id == attempt_id).values(**values))
+    conn.execute(
+        update(payment_attempts)
+        .where(payment_attempts.c.tenant_id == tenant_id, payment_attempts.c.id == attempt_id)
+        .values(**values)
+    )
 
 
 def attempts(conn: Connection, tenant_id: str, invoice_id: str) -> list[dict[str, Any]]:
@@ -121,12 +149,20 @@ def attempt_counts(conn: Connection, invoices: Sequence[tuple[str, str]]) -> dic
 
 def tenant_for_customer(conn: Connection, provider: str, customer_ref: str) -> str | None:
     return conn.execute(
-        select(payment_customers.c.tenant_id).where(payment_customers.c.provider == provider, payment_customers.c.customer_ref == customer_ref)
+        select(payment_customers.c.tenant_id).where(
+            payment_customers.c.provider == provider, payment_customers.c.customer_ref == customer_ref
+        )
     ).scalar()
 
 
 def method_by_ref(conn: Connection, tenant_id: str, provider_ref: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(payment_methods).where(payment_methods.c.tenant_id == tenant_id, payment_methods.c.provider_ref == provider_ref)
-    ).mappings().first()
+    row = (
+        conn.execute(
+            select(payment_methods).where(
+                payment_methods.c.tenant_id == tenant_id, payment_methods.c.provider_ref == provider_ref
+            )
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None

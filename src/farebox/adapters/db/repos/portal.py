@@ -27,7 +27,11 @@ def use_link(conn: Connection, token_hash: str, now: datetime) -> dict[str, Any]
     )
     if result.rowcount != 1:
         return None
-    row = conn.execute(select(portal_sign_in_links).where(portal_sign_in_links.c.token_hash == token_hash)).mappings().one()
+    row = (
+        conn.execute(select(portal_sign_in_links).where(portal_sign_in_links.c.token_hash == token_hash))
+        .mappings()
+        .one()
+    )
     return dict(row)
 
 

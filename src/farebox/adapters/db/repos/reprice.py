@@ -31,7 +31,9 @@ def count_tenants(conn: Connection) -> int:
 
 def tenant_batch(conn: Connection, *, after: str | None, limit: int) -> list[dict[str, Any]]:
     """Tenants in id order after `after`, with their test clock's time (None: the real clock)."""
-    query = select(tenants.c.id, test_clocks.c.now_at).select_from(tenants.outerjoin(test_clocks, test_clocks.c.id == tenants.c.test_clock_id))
+    query = select(tenants.c.id, test_clocks.c.now_at).select_from(
+        tenants.outerjoin(test_clocks, test_clocks.c.id == tenants.c.test_clock_id)
+    )
     if after is not None:
         query = query.where(tenants.c.id > after)
     return [dict(r) for r in conn.execute(query.order_by(tenants.c.id).limit(limit)).mappings()]
@@ -41,7 +43,9 @@ def subscriptions_of(conn: Connection, tenant_ids: Sequence[str]) -> list[dict[s
     """Every subscription the tenants had, with its plan version's catalog and code, oldest first."""
     s, v = subscriptions.c, plan_versions.c
     query = (
-        select(s.tenant_id, s.id, s.status, s.starts_at, s.ended_at, s.trial_ends_at, s.plan_version_id, v.catalog, v.code)
+        select(
+            s.tenant_id, s.id, s.status, s.starts_at, s.ended_at, s.trial_ends_at, s.plan_version_id, v.catalog, v.code
+        )
         .join(plan_versions, v.id == s.plan_version_id)
         .where(s.tenant_id.in_(list(tenant_ids)), s.status.not_in(NOT_SUBSCRIBED))
         .order_by(s.tenant_id, s.starts_at, s.created_at)
@@ -58,8 +62,12 @@ def plan_documents(conn: Connection, version_ids: Sequence[int]) -> dict[int, di
 def ledger_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, str, str, int, Any]]:
     """Every counted unit of the tenants (G3): (tenant, subscription, meter, units, at)."""
     u = usage_records.c
-    query = select(u.tenant_id, u.subscription_id, u.meter, u.units, u.at).where(u.tenant_id.in_(list(tenant_ids))).order_by(u.tenant_id)
-    return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
+    query = (
+        select(u.tenant_id, u.subscription_id, u.meter, u.units, u.at)
+        .where(u.tenant_id.in_(list(tenant_ids)))
+        .order_by(u.tenant_id)
+    )
+    return [tuple(r) for r in conn.execute(query).all()]
 
 
 def occurrences_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, Any, int, int]]:
@@ -70,7 +78,7 @@ def occurrences_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[st
         .where(o.tenant_id.in_(list(tenant_ids)), o.started_at.is_not(None))
         .order_by(o.tenant_id)
     )
-    return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(query).all()]
 
 
 def invoiced_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, Any, int, str]]:
@@ -82,4 +90,4 @@ def invoiced_of(conn: Connection, tenant_ids: Sequence[str]) -> list[tuple[str, 
         .where(line.tenant_id.in_(list(tenant_ids)), inv.status != "void")
         .order_by(line.tenant_id)
     )
-    return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(query).all()]

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, literal_column, select, update
 
 from farebox.adapters.catalog_files import plan_from_document
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.tables.core import plan_versions, tenants, test_clocks
 from farebox.adapters.db.tables.subscriptions import sales_requests, subscription_transitions, subscriptions
 from farebox.domain.periods import Period
-from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.domain.subscriptions import LIVE_STATUSES, Status, Subscription
 
 # Rows that never were, or no longer are, the tenant's subscription of record.
 _NOT_CURRENT = (Status.UPCOMING.value, Status.REPLACED.value, Status.SCHEDULE_CANCELED.value)
 # The statuses as SQL literals (fixed enum values): an IN list of bind parameters
 # would be expanded again at every execution.
-_LIVE_SQL = [literal_column(f"'{s}'") for s in sorted(s.value for s in LIVE_STATUSES)]
-_NOT_CURRENT_SQL = [literal_column(f"'{s}'") for s in _NOT_CURRENT]
+_LIVE_SQL: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(s.value for s in LIVE_STATUSES)]
+_NOT_CURRENT_SQL: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in _NOT_CURRENT]
 
 _PLAN_CACHE: ImmutableRowCache[tuple[str, Any]] = ImmutableRowCache()
 
@@ -63,12 +64,18 @@ def insert_subscription(conn: Connection, **values: Any) -> None:
 
 
 # Built once (bind parameters): `get` runs on every recorded unit (the lifecycle's trial listener).
-_GET = select(subscriptions).where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.id == bindparam("id"))
+_GET = select(subscriptions).where(
+    subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.id == bindparam("id")
+)
 _GET_FOR_UPDATE = _GET.with_for_update()
 
 
 def get(conn: Connection, tenant_id: str, subscription_id: str, *, for_update: bool = False) -> Subscription | None:
-    row = conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"tenant_id": tenant_id, "id": subscription_id}).mappings().first()
+    row = (
+        conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"tenant_id": tenant_id, "id": subscription_id})
+        .mappings()
+        .first()
+    )
     return to_domain(conn, row) if row else None
 
 
@@ -109,7 +116,9 @@ def current_of_many(conn: Connection, tenant_ids: list[str]) -> dict[str, Subscr
     c = subscriptions.c
     found = {
         r["tenant_id"]: to_domain(conn, r)
-        for r in conn.execute(select(subscriptions).where(c.tenant_id.in_(tenant_ids), c.status.in_(_LIVE_SQL))).mappings()
+        for r in conn.execute(
+            select(subscriptions).where(c.tenant_id.in_(tenant_ids), c.status.in_(_LIVE_SQL))
+        ).mappings()
     }
     rest = [t for t in tenant_ids if t not in found]
     if rest:
@@ -193,7 +202,9 @@ def transitions(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
 
 def upcoming(conn: Connection, tenant_id: str, *, for_update: bool = False) -> Subscription | None:
     """The tenant's scheduled plan change (G7), if any."""
-    query = select(subscriptions).where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.status == Status.UPCOMING.value)
+    query = select(subscriptions).where(
+        subscriptions.c.tenant_id == tenant_id, subscriptions.c.status == Status.UPCOMING.value
+    )
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query.order_by(subscriptions.c.created_at.desc()).limit(1)).mappings().first()
@@ -203,14 +214,18 @@ def upcoming(conn: Connection, tenant_id: str, *, for_update: bool = False) -> S
 def has_had_trial(conn: Connection, tenant_id: str) -> bool:
     """A3/A4: has this tenant ever started a trial (whatever became of it)?"""
     row = conn.execute(
-        select(subscriptions.c.id).where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.trial_ends_at.is_not(None)).limit(1)
+        select(subscriptions.c.id)
+        .where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.trial_ends_at.is_not(None))
+        .limit(1)
     ).first()
     return row is not None
 
 
 def all_for_tenant(conn: Connection, tenant_id: str) -> list[Subscription]:
     rows = conn.execute(
-        select(subscriptions).where(subscriptions.c.tenant_id == tenant_id).order_by(subscriptions.c.created_at, subscriptions.c.id)
+        select(subscriptions)
+        .where(subscriptions.c.tenant_id == tenant_id)
+        .order_by(subscriptions.c.created_at, subscriptions.c.id)
     ).mappings()
     return [to_domain(conn, r) for r in rows]
 
@@ -221,7 +236,9 @@ def insert_sales_request(conn: Connection, **values: Any) -> None:
 
 def sales_requests_for(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(sales_requests).where(sales_requests.c.tenant_id == tenant_id).order_by(sales_requests.c.requested_at, sales_requests.c.id)
+        select(sales_requests)
+        .where(sales_requests.c.tenant_id == tenant_id)
+        .order_by(sales_requests.c.requested_at, sales_requests.c.id)
     )
     return [dict(r) for r in rows.mappings()]
 
@@ -229,13 +246,15 @@ def sales_requests_for(conn: Connection, tenant_id: str) -> list[dict[str, Any]]
 def _of_tenants(pairs: list[tuple[str, str]], *columns: Any) -> Any:
     """Rows of these `(tenant_id, subscription_id)`'s tenants (by the key's leading column;
     the caller keeps the pairs it asked for)."""
-    return select(subscriptions.c.tenant_id, subscriptions.c.id, *columns).where(subscriptions.c.tenant_id.in_(sorted({t for t, _ in pairs})))
+    return select(subscriptions.c.tenant_id, subscriptions.c.id, *columns).where(
+        subscriptions.c.tenant_id.in_(sorted({t for t, _ in pairs}))
+    )
 
 
 def plans_of(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """The plan of each of these subscriptions that exists, in one query (batch listeners)."""
     wanted = set(pairs)
-    rows = conn.execute(_of_tenants(pairs, subscriptions.c.plan_version_id)) if pairs else []
+    rows: Iterable[Any] = conn.execute(_of_tenants(pairs, subscriptions.c.plan_version_id)) if pairs else []
     return {(r.tenant_id, r.id): _plan(conn, r.plan_version_id)[1] for r in rows if (r.tenant_id, r.id) in wanted}
 
 
@@ -243,5 +262,7 @@ def in_grace_or_replaced(conn: Connection, pairs: list[tuple[str, str]]) -> set[
     """Those of these subscriptions that are in a grace period or replaced, in one query."""
     if not pairs:
         return set()
-    query = _of_tenants(pairs).where((subscriptions.c.grace_ends_at.is_not(None)) | (subscriptions.c.status == Status.REPLACED.value))
+    query = _of_tenants(pairs).where(
+        (subscriptions.c.grace_ends_at.is_not(None)) | (subscriptions.c.status == Status.REPLACED.value)
+    )
     return {(r.tenant_id, r.id) for r in conn.execute(query)} & set(pairs)

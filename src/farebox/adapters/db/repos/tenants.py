@@ -19,7 +19,9 @@ def get_tenant(conn: Connection, tenant_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def list_tenants(conn: Connection, *, search: str | None = None, limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
+def list_tenants(
+    conn: Connection, *, search: str | None = None, limit: int = 100, after: str | None = None
+) -> list[dict[str, Any]]:
     query = select(tenants).order_by(tenants.c.id).limit(limit)
     if search:
         pattern = f"%{search.lower()}%"
@@ -45,7 +47,9 @@ def get_member_by_email(conn: Connection, tenant_id: str, email: str) -> dict[st
 
 
 def list_members(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(select(members).where(members.c.tenant_id == tenant_id).order_by(members.c.created_at, members.c.id))
+    rows = conn.execute(
+        select(members).where(members.c.tenant_id == tenant_id).order_by(members.c.created_at, members.c.id)
+    )
     return [dict(r) for r in rows.mappings()]
 
 
@@ -63,5 +67,7 @@ def revoke_api_key(conn: Connection, key_id: str, now: datetime) -> None:
 
 
 def list_api_keys(conn: Connection, tenant_id: str | None) -> list[dict[str, Any]]:
-    query = select(api_keys).where(api_keys.c.tenant_id.is_(None) if tenant_id is None else api_keys.c.tenant_id == tenant_id)
+    query = select(api_keys).where(
+        api_keys.c.tenant_id.is_(None) if tenant_id is None else api_keys.c.tenant_id == tenant_id
+    )
     return [dict(r) for r in conn.execute(query.order_by(api_keys.c.created_at)).mappings()]

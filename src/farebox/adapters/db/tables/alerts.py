@@ -48,7 +48,9 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("tenant_id", "notification_id", "channel", "target", name="uq_deliveries_tenant_notification_target"),
+    UniqueConstraint(
+        "tenant_id", "notification_id", "channel", "target", name="uq_deliveries_tenant_notification_target"
+    ),
 )
 Index("ix_deliveries_pending", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("ix_deliveries_id", deliveries.c.id)

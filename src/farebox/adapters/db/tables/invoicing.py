@@ -1,6 +1,17 @@
 """Invoices, their lines and the gapless number sequences (G13)."""
 
-from sqlalchemy import BigInteger, Column, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from farebox.adapters.db.tables.base import metadata
 from farebox.adapters.db.types import Json, UTCDateTime
@@ -55,7 +66,13 @@ invoice_lines = Table(
     Column("service_end_at", UTCDateTime, nullable=False),
     ForeignKeyConstraint(["tenant_id", "invoice_id"], ["invoices.tenant_id", "invoices.id"]),
 )
-Index("ix_invoice_lines_billed", invoice_lines.c.tenant_id, invoice_lines.c.subscription_id, invoice_lines.c.period_start_at, invoice_lines.c.kind)
+Index(
+    "ix_invoice_lines_billed",
+    invoice_lines.c.tenant_id,
+    invoice_lines.c.subscription_id,
+    invoice_lines.c.period_start_at,
+    invoice_lines.c.kind,
+)
 
 invoice_sequences = Table(
     "invoice_sequences",

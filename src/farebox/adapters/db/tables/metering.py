@@ -40,7 +40,12 @@ occurrence_people = Table(
     Column("waiting_ticket", Integer, nullable=True),  # place in the waiting room (S5)
     Column("updated_at", UTCDateTime, nullable=False),
 )
-Index("ix_occurrence_people_waiting", occurrence_people.c.tenant_id, occurrence_people.c.occurrence_id, occurrence_people.c.waiting_ticket)
+Index(
+    "ix_occurrence_people_waiting",
+    occurrence_people.c.tenant_id,
+    occurrence_people.c.occurrence_id,
+    occurrence_people.c.waiting_ticket,
+)
 
 conversations = Table(
     "conversations",
@@ -83,7 +88,13 @@ usage_records = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("cause", Text, nullable=False),  # the request or event that counted it (G3)
 )
-Index("ix_usage_records_counter", usage_records.c.tenant_id, usage_records.c.subscription_id, usage_records.c.meter, usage_records.c.period_start_at)
+Index(
+    "ix_usage_records_counter",
+    usage_records.c.tenant_id,
+    usage_records.c.subscription_id,
+    usage_records.c.meter,
+    usage_records.c.period_start_at,
+)
 
 usage_events = Table(
     "usage_events",

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["admission"])
 
 OccurrenceId = Annotated[str, Path(min_length=1, max_length=64, description="The platform's occurrence id")]
 ConversationId = Annotated[str, Path(min_length=1, max_length=64, description="The platform's conversation id")]
-PersonId = Field(min_length=1, max_length=128, description="The platform's id of the person (e.g. a hash of the e-mail)")
+PersonId = Field(
+    min_length=1, max_length=128, description="The platform's id of the person (e.g. a hash of the e-mail)"
+)
 
 
 class DecisionOut(BaseModel):
@@ -53,37 +55,87 @@ def _out(decision: Decision) -> dict:
     return decision.as_dict()
 
 
-@router.post("/occurrences/{occurrence_id}/start", response_model=DecisionOut, summary="Open an occurrence; the answer carries its deadline (S6)")
+@router.post(
+    "/occurrences/{occurrence_id}/start",
+    response_model=DecisionOut,
+    summary="Open an occurrence; the answer carries its deadline (S6)",
+)
 def start(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(fb, caller, key, {"op": "start", "tenant": tenant_id, "occurrence": occurrence_id},
                       lambda: _out(service.start_occurrence(fb, caller, tenant_id, occurrence_id)))
 
 
-@router.post("/occurrences/{occurrence_id}/join", response_model=DecisionOut, summary="May this person enter? Counted once per occurrence (S4, L1, L2)")
+@router.post(
+    "/occurrences/{occurrence_id}/join",
+    response_model=DecisionOut,
+    summary="May this person enter? Counted once per occurrence (S4, L1, L2)",
+)
 def join(tenant_id: str, occurrence_id: OccurrenceId, body: JoinIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-                      lambda: _out(service.join(fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role)))
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+        lambda: _out(
+            service.join(fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role)
+        ),
+    )
 
 
-@router.post("/occurrences/{occurrence_id}/leave", response_model=DecisionOut, summary="A person leaves the room or the waiting room")
-def leave(tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "leave", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-                      lambda: _out(service.leave(fb, caller, tenant_id, occurrence_id, body.person_id)))
+@router.post(
+    "/occurrences/{occurrence_id}/leave",
+    response_model=DecisionOut,
+    summary="A person leaves the room or the waiting room",
+)
+def leave(
+    tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None
+):
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"op": "leave", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+        lambda: _out(service.leave(fb, caller, tenant_id, occurrence_id, body.person_id)),
+    )
 
 
-@router.post("/occurrences/{occurrence_id}/register", response_model=DecisionOut, summary="A registration: always accepted, never counted (G5)")
-def register(tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "register", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-                      lambda: _out(service.register(fb, caller, tenant_id, occurrence_id, body.person_id)))
+@router.post(
+    "/occurrences/{occurrence_id}/register",
+    response_model=DecisionOut,
+    summary="A registration: always accepted, never counted (G5)",
+)
+def register(
+    tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None
+):
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"op": "register", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+        lambda: _out(service.register(fb, caller, tenant_id, occurrence_id, body.person_id)),
+    )
 
 
-@router.post("/occurrences/{occurrence_id}/end", response_model=DecisionOut, summary="End an occurrence: everyone is removed")
+@router.post(
+    "/occurrences/{occurrence_id}/end", response_model=DecisionOut, summary="End an occurrence: everyone is removed"
+)
 def end(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(fb, caller, key, {"op": "end", "tenant": tenant_id, "occurrence": occurrence_id},
                       lambda: _out(service.end_occurrence(fb, caller, tenant_id, occurrence_id)))
 
 
-@router.post("/conversations/{conversation_id}/messages", response_model=DecisionOut, summary="A conversation message: opens a 24 h billable window when none is open (A1, A2)")
-def message(tenant_id: str, conversation_id: ConversationId, body: MessageIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
-                      lambda: _out(service.message(fb, caller, tenant_id, conversation_id, sender=body.sender)))
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=DecisionOut,
+    summary="A conversation message: opens a 24 h billable window when none is open (A1, A2)",
+)
+def message(
+    tenant_id: str, conversation_id: ConversationId, body: MessageIn, fb: FB, caller: Caller, key: IdempotencyKey = None
+):
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
+        lambda: _out(service.message(fb, caller, tenant_id, conversation_id, sender=body.sender)),
+    )

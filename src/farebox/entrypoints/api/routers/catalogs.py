@@ -14,6 +14,8 @@ def list_catalogs(fb: FB, caller: Caller) -> list[dict]:
 
 @router.post("", response_model=CatalogLoadOut, summary="Load or reload a catalog (operator)")
 def load_catalog(body: CatalogLoadIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    if body.bundled is not None:
-        return idempotent(fb, caller, key, body, lambda: service.load_bundled(fb, caller, body.bundled).__dict__)
-    return idempotent(fb, caller, key, body, lambda: service.load_document(fb, caller, body.document).__dict__)
+    bundled, document = body.bundled, body.document  # exactly one is set (CatalogLoadIn)
+    if bundled is not None:
+        return idempotent(fb, caller, key, body, lambda: service.load_bundled(fb, caller, bundled).__dict__)
+    assert document is not None
+    return idempotent(fb, caller, key, body, lambda: service.load_document(fb, caller, document).__dict__)

@@ -2,7 +2,7 @@ from fastapi import APIRouter
 
 from farebox.domain.periods import parse_duration
 from farebox.entrypoints.api.deps import FB, Caller
-from farebox.entrypoints.api.schemas import AdvanceIn, AdvanceOut, AttachIn, ClockIn, ClockOut
+from farebox.entrypoints.api.schemas import AdvanceIn, AdvanceOut, AttachIn, ClockIn, ClockOut, ProcessedOut
 from farebox.services import clocks as service
 
 router = APIRouter(prefix="/v1/test-clocks", tags=["test clocks"])
@@ -37,5 +37,5 @@ def advance(clock_id: str, body: AdvanceIn, fb: FB, caller: Caller):
         clock_id=report.clock_id,
         from_at=report.from_at,
         to_at=report.to_at,
-        processed=[p.__dict__ for p in report.processed],
+        processed=[ProcessedOut(**vars(p)) for p in report.processed],
     )

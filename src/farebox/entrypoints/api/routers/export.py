@@ -11,8 +11,17 @@ router = APIRouter(tags=["export"])
     "/v1/tenants/{tenant_id}/export",
     summary="The tenant's records as JSON Lines and CSV in a zip (operator, owners, admins)",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}, "description": "A zip of one .jsonl and one .csv per table, and manifest.json"}},
+    responses={
+        200: {
+            "content": {"application/zip": {}},
+            "description": "A zip of one .jsonl and one .csv per table, and manifest.json",
+        }
+    },
 )
 def export_tenant(tenant_id: str, fb: FB, caller: Caller) -> Response:
     data = export.export_zip(fb, caller, tenant_id)
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="farebox-export-{tenant_id}.zip"'})
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="farebox-export-{tenant_id}.zip"'},
+    )

@@ -54,18 +54,47 @@ class InvoiceOut(BaseModel):
     @classmethod
     def of(cls, inv: Any) -> InvoiceOut:
         return cls(
-            id=inv.id, number=inv.number, tenant_id=inv.tenant_id, subscription_id=inv.subscription_id, kind=inv.kind, status=inv.status,
-            currency=inv.currency, subtotal_minor=inv.subtotal.amount_minor, tax_rate_bp=inv.tax_rate_bp, tax_minor=inv.tax.amount_minor,
-            total_minor=inv.total.amount_minor, total=inv.total.format(), tax_id=inv.tax_id, period_start_at=inv.period_start_at,
-            period_end_at=inv.period_end_at, issued_at=inv.issued_at, paid_at=inv.paid_at,
-            lines=[InvoiceLineOut(kind=x.kind, description=x.description, quantity=x.quantity, unit_amount_minor=x.unit_amount.amount_minor,
-                                  amount_minor=x.amount.amount_minor, period_start_at=x.period_start_at, period_end_at=x.period_end_at,
-                                  service_start_at=x.service_start_at, service_end_at=x.service_end_at) for x in inv.lines],
+            id=inv.id,
+            number=inv.number,
+            tenant_id=inv.tenant_id,
+            subscription_id=inv.subscription_id,
+            kind=inv.kind,
+            status=inv.status,
+            currency=inv.currency,
+            subtotal_minor=inv.subtotal.amount_minor,
+            tax_rate_bp=inv.tax_rate_bp,
+            tax_minor=inv.tax.amount_minor,
+            total_minor=inv.total.amount_minor,
+            total=inv.total.format(),
+            tax_id=inv.tax_id,
+            period_start_at=inv.period_start_at,
+            period_end_at=inv.period_end_at,
+            issued_at=inv.issued_at,
+            paid_at=inv.paid_at,
+            lines=[
+                InvoiceLineOut(
+                    kind=x.kind,
+                    description=x.description,
+                    quantity=x.quantity,
+                    unit_amount_minor=x.unit_amount.amount_minor,
+                    amount_minor=x.amount.amount_minor,
+                    period_start_at=x.period_start_at,
+                    period_end_at=x.period_end_at,
+                    service_start_at=x.service_start_at,
+                    service_end_at=x.service_end_at,
+                )
+                for x in inv.lines
+            ],
         )
 
 
 class PaymentMethodIn(BaseModel):
-    token: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$", description="A provider token (Stripe pm_...) or, on the sandbox, a test card number")
+    token: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00]+$",
+        description="A provider token (Stripe pm_...) or, on the sandbox, a test card number",
+    )
 
 
 class PaymentMethodOut(BaseModel):
@@ -106,12 +135,21 @@ class LinkOut(BaseModel):
     url: str
 
 
-_PAYMENT = {402: {"model": ErrorOut, "description": "The payment method was refused"}}
+_PAYMENT: dict[int | str, dict[str, Any]] = {402: {"model": ErrorOut, "description": "The payment method was refused"}}
 
 
 def _attempt(a: Any) -> PaymentAttemptOut:
-    return PaymentAttemptOut(id=a.id, invoice_id=a.invoice_id, attempt=a.attempt, status=a.status, amount_minor=a.amount.amount_minor,
-                             currency=a.amount.currency, failure_code=a.failure_code, failure_message=a.failure_message, created_at=a.created_at)
+    return PaymentAttemptOut(
+        id=a.id,
+        invoice_id=a.invoice_id,
+        attempt=a.attempt,
+        status=a.status,
+        amount_minor=a.amount.amount_minor,
+        currency=a.amount.currency,
+        failure_code=a.failure_code,
+        failure_message=a.failure_message,
+        created_at=a.created_at,
+    )
 
 
 @router.get("/invoices", response_model=list[InvoiceOut], summary="The tenant's invoices, newest first (owner, admin)")
@@ -119,7 +157,9 @@ def list_invoices(tenant_id: str, fb: FB, caller: Caller, status: Literal["open"
     return [InvoiceOut.of(i) for i in service.list_invoices(fb, caller, tenant_id, status=status)]
 
 
-@router.get("/invoices/preview", response_model=InvoiceOut | None, summary="A dry run of the next invoice (nothing saved)")
+@router.get(
+    "/invoices/preview", response_model=InvoiceOut | None, summary="A dry run of the next invoice (nothing saved)"
+)
 def preview(tenant_id: str, fb: FB, caller: Caller):
     draft = service.preview_next_invoice(fb, caller, tenant_id)
     return InvoiceOut.of(draft) if draft else None
@@ -135,25 +175,50 @@ def get_invoice(tenant_id: str, invoice_id: str, fb: FB, caller: Caller):
 def invoice_pdf(tenant_id: str, invoice_id: str, fb: FB, caller: Caller):
     pdf = service.invoice_pdf(fb, caller, tenant_id, invoice_id)
     number = service.get_invoice(fb, caller, tenant_id, invoice_id).number
-    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'}
+    )
 
 
-@router.post("/invoices/{invoice_id}/pay", response_model=PaymentAttemptOut, summary="Charge an open invoice now (owner, admin)", responses=_PAYMENT)
+@router.post(
+    "/invoices/{invoice_id}/pay",
+    response_model=PaymentAttemptOut,
+    summary="Charge an open invoice now (owner, admin)",
+    responses=_PAYMENT,
+)
 def pay(tenant_id: str, invoice_id: str, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"pay": invoice_id, "tenant": tenant_id}, lambda: _attempt(payments.pay_invoice(fb, caller, tenant_id, invoice_id)))
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"pay": invoice_id, "tenant": tenant_id},
+        lambda: _attempt(payments.pay_invoice(fb, caller, tenant_id, invoice_id)),
+    )
 
 
-@router.post("/invoices/{invoice_id}/email", response_model=EmailOut, summary="E-mail the invoice to an extra recipient (owner, admin)")
+@router.post(
+    "/invoices/{invoice_id}/email",
+    response_model=EmailOut,
+    summary="E-mail the invoice to an extra recipient (owner, admin)",
+)
 def email(tenant_id: str, invoice_id: str, body: EmailIn, fb: FB, caller: Caller):
     return EmailOut(sent_to=service.email_invoice(fb, caller, tenant_id, invoice_id, to=body.to))
 
 
-@router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut, summary="Void an open invoice (operator); it keeps its number")
+@router.post(
+    "/invoices/{invoice_id}/void",
+    response_model=InvoiceOut,
+    summary="Void an open invoice (operator); it keeps its number",
+)
 def void(tenant_id: str, invoice_id: str, fb: FB, caller: Caller):
     return InvoiceOut.of(service.void_invoice(fb, caller, tenant_id, invoice_id))
 
 
-@router.get("/invoices/{invoice_id}/payments", response_model=list[PaymentAttemptOut], summary="Payment attempts of an invoice (owner, admin)")
+@router.get(
+    "/invoices/{invoice_id}/payments",
+    response_model=list[PaymentAttemptOut],
+    summary="Payment attempts of an invoice (owner, admin)",
+)
 def invoice_payments(tenant_id: str, invoice_id: str, fb: FB, caller: Caller):
     return [_attempt(a) for a in payments.attempts(fb, caller, tenant_id, invoice_id)]
 
@@ -163,20 +228,44 @@ def list_methods(tenant_id: str, fb: FB, caller: Caller):
     return [PaymentMethodOut(**m.__dict__) for m in payments.list_payment_methods(fb, caller, tenant_id)]
 
 
-@router.post("/payment-methods", response_model=PaymentMethodOut, status_code=201, summary="Add a card as the default; open invoices are retried with it", responses=_PAYMENT)
+@router.post(
+    "/payment-methods",
+    response_model=PaymentMethodOut,
+    status_code=201,
+    summary="Add a card as the default; open invoices are retried with it",
+    responses=_PAYMENT,
+)
 def add_method(tenant_id: str, body: PaymentMethodIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"tenant": tenant_id, **body.model_dump()},
-                      lambda: PaymentMethodOut(**payments.add_payment_method(fb, caller, tenant_id, token=body.token).__dict__), status_code=201)
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, **body.model_dump()},
+        lambda: PaymentMethodOut(**payments.add_payment_method(fb, caller, tenant_id, token=body.token).__dict__),
+        status_code=201,
+    )
 
 
-@router.post("/payment-links", response_model=LinkOut, summary="A hosted checkout (add a card) or billing-portal link of the provider")
+@router.post(
+    "/payment-links",
+    response_model=LinkOut,
+    summary="A hosted checkout (add a card) or billing-portal link of the provider",
+)
 def payment_link(tenant_id: str, body: LinkIn, fb: FB, caller: Caller):
     return LinkOut(url=payments.hosted_link(fb, caller, tenant_id, kind=body.kind, return_url=body.return_url))
 
 
-@webhooks.post("/{provider}", summary="A payment provider's webhook (Stripe: verified with Stripe-Signature)",
-               responses={400: {"model": ErrorOut, "description": "Missing or wrong signature"}})
-async def provider_webhook(provider: str, request: Request, fb: FB, stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None) -> dict[str, str]:
+@webhooks.post(
+    "/{provider}",
+    summary="A payment provider's webhook (Stripe: verified with Stripe-Signature)",
+    responses={400: {"model": ErrorOut, "description": "Missing or wrong signature"}},
+)
+async def provider_webhook(
+    provider: str,
+    request: Request,
+    fb: FB,
+    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+) -> dict[str, str]:
     payload = await request.body()
     outcome = await run_in_threadpool(payments.handle_webhook, fb, provider, payload, stripe_signature)
     return {"outcome": outcome}

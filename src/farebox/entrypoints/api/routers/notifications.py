@@ -98,11 +98,25 @@ def _d(d: delivery.Delivery) -> DeliveryOut:
 
 
 def _e(e: webhook_endpoints.WebhookEndpoint) -> EndpointOut:
-    return EndpointOut(id=e.id, url=e.url, kinds=list(e.kinds), enabled=e.enabled, created_at=e.created_at, previous_secret_expires_at=e.previous_secret_expires_at, secret=e.secret)
+    return EndpointOut(
+        id=e.id,
+        url=e.url,
+        kinds=list(e.kinds),
+        enabled=e.enabled,
+        created_at=e.created_at,
+        previous_secret_expires_at=e.previous_secret_expires_at,
+        secret=e.secret,
+    )
 
 
-@router.get("/v1/tenants/{tenant_id}/notifications", response_model=NotificationListOut, summary="In-app notifications, newest first (owner, admin)")
-def list_notifications(tenant_id: str, fb: FB, caller: Caller, unread: bool = False, limit: int = Query(default=50, ge=1, le=500)):
+@router.get(
+    "/v1/tenants/{tenant_id}/notifications",
+    response_model=NotificationListOut,
+    summary="In-app notifications, newest first (owner, admin)",
+)
+def list_notifications(
+    tenant_id: str, fb: FB, caller: Caller, unread: bool = False, limit: int = Query(default=50, ge=1, le=500)
+):
     listed = notifications.list_notifications(fb, caller, tenant_id, unread_only=unread, limit=limit)
     return NotificationListOut(unread=listed.unread, items=[_n(n) for n in listed.items])
 
@@ -112,7 +126,11 @@ def mark_all_read(tenant_id: str, fb: FB, caller: Caller) -> dict[str, int]:
     return {"marked": notifications.mark_all_read(fb, caller, tenant_id)}
 
 
-@router.post("/v1/tenants/{tenant_id}/notifications/{notification_id}/read", response_model=NotificationOut, summary="Mark one read (owner, admin)")
+@router.post(
+    "/v1/tenants/{tenant_id}/notifications/{notification_id}/read",
+    response_model=NotificationOut,
+    summary="Mark one read (owner, admin)",
+)
 def mark_read(tenant_id: str, notification_id: str, fb: FB, caller: Caller):
     return _n(notifications.mark_read(fb, caller, tenant_id, notification_id))
 
@@ -122,7 +140,9 @@ def tenant_channels(tenant_id: str, fb: FB, caller: Caller) -> dict[str, bool]:
     return notifications.channels(fb, caller, tenant_id)
 
 
-@router.put("/v1/tenants/{tenant_id}/notification-channels", summary="Turn a channel on or off for the tenant (owner, admin)")
+@router.put(
+    "/v1/tenants/{tenant_id}/notification-channels", summary="Turn a channel on or off for the tenant (owner, admin)"
+)
 def set_tenant_channel(tenant_id: str, body: ChannelIn, fb: FB, caller: Caller) -> dict[str, bool]:
     return notifications.set_channel(fb, caller, tenant_id=tenant_id, channel=body.channel, enabled=body.enabled)
 
@@ -137,18 +157,32 @@ def set_operator_channel(body: ChannelIn, fb: FB, caller: Caller) -> dict[str, b
     return notifications.set_channel(fb, caller, channel=body.channel, enabled=body.enabled)
 
 
-@router.get("/v1/tenants/{tenant_id}/email-outbox", response_model=list[OutboxMailOut], summary="The tenant's e-mails as rendered (owner, admin)")
+@router.get(
+    "/v1/tenants/{tenant_id}/email-outbox",
+    response_model=list[OutboxMailOut],
+    summary="The tenant's e-mails as rendered (owner, admin)",
+)
 def email_outbox(tenant_id: str, fb: FB, caller: Caller, limit: int = Query(default=100, ge=1, le=1000)):
-    return [OutboxMailOut(**{f: getattr(m, f) for f in OutboxMailOut.model_fields}) for m in delivery.email_outbox(fb, caller, tenant_id, limit=limit)]
+    return [
+        OutboxMailOut(**{f: getattr(m, f) for f in OutboxMailOut.model_fields})
+        for m in delivery.email_outbox(fb, caller, tenant_id, limit=limit)
+    ]
 
 
-@router.get("/v1/deliveries", response_model=list[DeliveryOut], summary="Deliveries: every tenant's (operator) or one tenant's (owner, admin)")
+@router.get(
+    "/v1/deliveries",
+    response_model=list[DeliveryOut],
+    summary="Deliveries: every tenant's (operator) or one tenant's (owner, admin)",
+)
 def list_deliveries(
     fb: FB, caller: Caller, tenant_id: str | None = Query(default=None, max_length=64),
     status: Literal["pending", "delivered", "failed"] | None = None, channel: Literal["email", "webhook"] | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ):
-    return [_d(d) for d in delivery.list_deliveries(fb, caller, tenant_id=tenant_id, status=status, channel=channel, limit=limit)]
+    return [
+        _d(d)
+        for d in delivery.list_deliveries(fb, caller, tenant_id=tenant_id, status=status, channel=channel, limit=limit)
+    ]
 
 
 @router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryOut, summary="One delivery with its log of attempts")
@@ -156,12 +190,19 @@ def get_delivery(delivery_id: str, fb: FB, caller: Caller):
     return _d(delivery.get_delivery(fb, caller, delivery_id))
 
 
-@router.post("/v1/deliveries/{delivery_id}/replay", response_model=DeliveryOut, summary="Send again, same webhook-id (operator)")
+@router.post(
+    "/v1/deliveries/{delivery_id}/replay", response_model=DeliveryOut, summary="Send again, same webhook-id (operator)"
+)
 def replay(delivery_id: str, fb: FB, caller: Caller):
     return _d(delivery.replay(fb, caller, delivery_id))
 
 
-@router.post("/v1/webhook-endpoints", response_model=EndpointOut, status_code=201, summary="Add a webhook endpoint; its secret is shown once (operator)")
+@router.post(
+    "/v1/webhook-endpoints",
+    response_model=EndpointOut,
+    status_code=201,
+    summary="Add a webhook endpoint; its secret is shown once (operator)",
+)
 def create_endpoint(body: EndpointIn, fb: FB, caller: Caller):
     return _e(webhook_endpoints.create_endpoint(fb, caller, url=body.url, kinds=tuple(body.kinds)))
 
@@ -171,7 +212,11 @@ def list_endpoints(fb: FB, caller: Caller):
     return [_e(e) for e in webhook_endpoints.list_endpoints(fb, caller)]
 
 
-@router.post("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=EndpointOut, summary="New secret; the old one still signs for the grace window (operator)")
+@router.post(
+    "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+    response_model=EndpointOut,
+    summary="New secret; the old one still signs for the grace window (operator)",
+)
 def rotate_secret(endpoint_id: str, fb: FB, caller: Caller, body: RotateIn | None = None):
     grace = timedelta(hours=(body or RotateIn()).grace_hours)
     return _e(webhook_endpoints.rotate_secret(fb, caller, endpoint_id, grace=grace))

@@ -6,7 +6,13 @@ from farebox.domain import reasons
 from farebox.domain.lifecycle.cards import Cards
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
-from farebox.entrypoints.api.lifecycle_schemas import ChangePlanIn, SalesRequestIn, SalesRequestOut, TransitionOut, TrialIn
+from farebox.entrypoints.api.lifecycle_schemas import (
+    ChangePlanIn,
+    SalesRequestIn,
+    SalesRequestOut,
+    TransitionOut,
+    TrialIn,
+)
 from farebox.entrypoints.api.schemas import SubscribeIn, SubscriptionOut
 from farebox.services import subscriptions as service
 from farebox.services.subscriptions import ChangePreview, PlanChange
@@ -31,20 +37,37 @@ def current(tenant_id: str, fb: FB, caller: Caller):
     return SubscriptionOut.of(subscription)
 
 
-@router.post("", response_model=SubscriptionOut, status_code=201, summary="Subscribe to a plan (owner, admin, operator)")
+@router.post(
+    "", response_model=SubscriptionOut, status_code=201, summary="Subscribe to a plan (owner, admin, operator)"
+)
 def subscribe(tenant_id: str, body: SubscribeIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
-        fb, caller, key, {"tenant": tenant_id, **body.model_dump()},
-        lambda: SubscriptionOut.of(service.subscribe(fb, caller, tenant_id, catalog=body.catalog, plan=body.plan, trial=body.trial)),
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, **body.model_dump()},
+        lambda: SubscriptionOut.of(
+            service.subscribe(fb, caller, tenant_id, catalog=body.catalog, plan=body.plan, trial=body.trial)
+        ),
         status_code=201,
     )
 
 
-@router.post("/trial", response_model=SubscriptionOut, status_code=201, summary="Start the plan's free trial, once per tenant (A3, A4)")
+@router.post(
+    "/trial",
+    response_model=SubscriptionOut,
+    status_code=201,
+    summary="Start the plan's free trial, once per tenant (A3, A4)",
+)
 def start_trial(tenant_id: str, body: TrialIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
-        fb, caller, key, {"tenant": tenant_id, "trial": True, **body.model_dump()},
-        lambda: SubscriptionOut.of(service.subscribe(fb, caller, tenant_id, catalog=body.catalog, plan=body.plan, trial=True)),
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, "trial": True, **body.model_dump()},
+        lambda: SubscriptionOut.of(
+            service.subscribe(fb, caller, tenant_id, catalog=body.catalog, plan=body.plan, trial=True)
+        ),
         status_code=201,
     )
 
@@ -52,13 +75,28 @@ def start_trial(tenant_id: str, body: TrialIn, fb: FB, caller: Caller, key: Idem
 @router.post("/change", summary="Change plan now, at period end or on a date (G7, L9, L11)")
 def change_plan(tenant_id: str, body: ChangePlanIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
-        fb, caller, key, {"tenant": tenant_id, "change": body.model_dump(mode="json")},
-        lambda: _change_out(service.change_plan(fb, caller, tenant_id, plan=body.plan, catalog=body.catalog, when=body.when)),
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, "change": body.model_dump(mode="json")},
+        lambda: _change_out(
+            service.change_plan(fb, caller, tenant_id, plan=body.plan, catalog=body.catalog, when=body.when)
+        ),
     )
 
 
-@router.get("/preview", response_model=ChangePreview, summary="What a move to a plan (maybe of another catalog) would change (L11)")
-def preview_change(tenant_id: str, fb: FB, caller: Caller, catalog: str = Query(min_length=1, max_length=64), plan: str = Query(min_length=1, max_length=64)):
+@router.get(
+    "/preview",
+    response_model=ChangePreview,
+    summary="What a move to a plan (maybe of another catalog) would change (L11)",
+)
+def preview_change(
+    tenant_id: str,
+    fb: FB,
+    caller: Caller,
+    catalog: str = Query(min_length=1, max_length=64),
+    plan: str = Query(min_length=1, max_length=64),
+):
     return service.preview_change(fb, caller, tenant_id, catalog=catalog, plan=plan)
 
 
@@ -70,7 +108,11 @@ def upcoming(tenant_id: str, fb: FB, caller: Caller):
     return SubscriptionOut.of(found)
 
 
-@router.post("/upcoming/cancel", response_model=SubscriptionOut, summary="Cancel the scheduled plan change before it starts (G7, L9)")
+@router.post(
+    "/upcoming/cancel",
+    response_model=SubscriptionOut,
+    summary="Cancel the scheduled plan change before it starts (G7, L9)",
+)
 def cancel_scheduled_change(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
         fb, caller, key, {"tenant": tenant_id, "cancel": "upcoming"},
@@ -80,12 +122,24 @@ def cancel_scheduled_change(tenant_id: str, fb: FB, caller: Caller, key: Idempot
 
 @router.post("/cancel", response_model=SubscriptionOut, summary="Cancel at the end of the paid period (G8)")
 def cancel(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"tenant": tenant_id, "cancel": "subscription"}, lambda: SubscriptionOut.of(service.cancel(fb, caller, tenant_id)))
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, "cancel": "subscription"},
+        lambda: SubscriptionOut.of(service.cancel(fb, caller, tenant_id)),
+    )
 
 
 @router.post("/reactivate", response_model=SubscriptionOut, summary="Undo a cancellation before it takes effect (G8)")
 def reactivate(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"tenant": tenant_id, "reactivate": True}, lambda: SubscriptionOut.of(service.reactivate(fb, caller, tenant_id)))
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, "reactivate": True},
+        lambda: SubscriptionOut.of(service.reactivate(fb, caller, tenant_id)),
+    )
 
 
 @router.get("/cards", response_model=Cards, summary="The subscription card and the upcoming card (G11)")
@@ -93,11 +147,21 @@ def cards(tenant_id: str, fb: FB, caller: Caller):
     return service.cards(fb, caller, tenant_id)
 
 
-@router.post("/sales-requests", response_model=SalesRequestOut, status_code=201, summary="Contact sales / Book a demo (S1, A5): 'Request received'")
+@router.post(
+    "/sales-requests",
+    response_model=SalesRequestOut,
+    status_code=201,
+    summary="Contact sales / Book a demo (S1, A5): 'Request received'",
+)
 def request_sales_contact(tenant_id: str, body: SalesRequestIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
-        fb, caller, key, {"tenant": tenant_id, "sales": body.model_dump()},
-        lambda: SalesRequestOut(**asdict(service.request_sales_contact(fb, caller, tenant_id, plan=body.plan, catalog=body.catalog))),
+        fb,
+        caller,
+        key,
+        {"tenant": tenant_id, "sales": body.model_dump()},
+        lambda: SalesRequestOut(
+            **asdict(service.request_sales_contact(fb, caller, tenant_id, plan=body.plan, catalog=body.catalog))
+        ),
         status_code=201,
     )
 

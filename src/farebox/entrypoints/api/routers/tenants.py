@@ -14,13 +14,20 @@ def create_tenant(body: TenantIn, fb: FB, caller: Caller, key: IdempotencyKey = 
         caller,
         key,
         body,
-        lambda: service.create_tenant(fb, caller, tenant_id=body.id, name=body.name, owner_email=body.owner_email, owner_name=body.owner_name),
+        lambda: service.create_tenant(
+            fb, caller, tenant_id=body.id, name=body.name, owner_email=body.owner_email, owner_name=body.owner_name
+        ),
         status_code=201,
     )
 
 
 @router.get("", response_model=list[TenantOut], summary="Tenants (operator)")
-def list_tenants(fb: FB, caller: Caller, search: str | None = Query(default=None, max_length=100), limit: int = Query(default=100, ge=1, le=1000)):
+def list_tenants(
+    fb: FB,
+    caller: Caller,
+    search: str | None = Query(default=None, max_length=100),
+    limit: int = Query(default=100, ge=1, le=1000),
+):
     return service.list_tenants(fb, caller, search=search, limit=limit)
 
 
@@ -34,7 +41,9 @@ def list_members(tenant_id: str, fb: FB, caller: Caller):
     return service.list_members(fb, caller, tenant_id)
 
 
-@router.post("/{tenant_id}/members", response_model=MemberOut, status_code=201, summary="Add a team member (owner, admin)")
+@router.post(
+    "/{tenant_id}/members", response_model=MemberOut, status_code=201, summary="Add a team member (owner, admin)"
+)
 def add_member(tenant_id: str, body: MemberIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
         fb, caller, key, {"tenant": tenant_id, **body.model_dump(mode="json")},
@@ -43,7 +52,9 @@ def add_member(tenant_id: str, body: MemberIn, fb: FB, caller: Caller, key: Idem
     )
 
 
-@router.post("/{tenant_id}/api-keys", response_model=ApiKeyOut, status_code=201, summary="Issue a tenant API key (owner, admin)")
+@router.post(
+    "/{tenant_id}/api-keys", response_model=ApiKeyOut, status_code=201, summary="Issue a tenant API key (owner, admin)"
+)
 def issue_key(tenant_id: str, body: ApiKeyIn, fb: FB, caller: Caller):
     issued = service.issue_api_key(fb, caller, tenant_id=tenant_id, role=body.role, name=body.name)
     return ApiKeyOut(key_id=issued.key_id, secret=issued.secret, role=issued.role, tenant_id=issued.tenant_id)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import Body
-from farebox.services import ingestion, usage as service
+from farebox.services import ingestion
+from farebox.services import usage as service
 
 router = APIRouter(tags=["usage"])
 
@@ -68,7 +69,9 @@ class SessionLimitOut(BaseModel):
 
 
 class EventsIn(Body):
-    events: list[dict[str, Any]] = Field(max_length=ingestion.MAX_BATCH, description="CloudEvents-shaped: id, source, type, subject, time, data")
+    events: list[dict[str, Any]] = Field(
+        max_length=ingestion.MAX_BATCH, description="CloudEvents-shaped: id, source, type, subject, time, data"
+    )
 
 
 class EventResultOut(BaseModel):
@@ -89,38 +92,70 @@ class IngestOut(BaseModel):
     results: list[EventResultOut]
 
 
-@router.get("/v1/tenants/{tenant_id}/usage", response_model=UsageOut, summary="Usage this period, per meter (owner, admin)")
+@router.get(
+    "/v1/tenants/{tenant_id}/usage", response_model=UsageOut, summary="Usage this period, per meter (owner, admin)"
+)
 def current_usage(tenant_id: str, fb: FB, caller: Caller):
     return service.usage_summary(fb, caller, tenant_id)
 
 
-@router.get("/v1/tenants/{tenant_id}/usage/daily", response_model=list[DailyOut], summary="Units per day this period (owner, admin)")
+@router.get(
+    "/v1/tenants/{tenant_id}/usage/daily",
+    response_model=list[DailyOut],
+    summary="Units per day this period (owner, admin)",
+)
 def daily(tenant_id: str, fb: FB, caller: Caller):
     return service.daily_usage(fb, caller, tenant_id)
 
 
-@router.get("/v1/tenants/{tenant_id}/usage/top", response_model=list[TopOut], summary="The largest occurrences and conversations (owner, admin)")
+@router.get(
+    "/v1/tenants/{tenant_id}/usage/top",
+    response_model=list[TopOut],
+    summary="The largest occurrences and conversations (owner, admin)",
+)
 def top(tenant_id: str, fb: FB, caller: Caller, limit: int = Query(default=10, ge=1, le=100)):
     return service.top_usage(fb, caller, tenant_id, limit)
 
 
-@router.put("/v1/tenants/{tenant_id}/usage/session-limit", response_model=SessionLimitOut, summary="Set the monthly session limit (A6; owner, admin)")
+@router.put(
+    "/v1/tenants/{tenant_id}/usage/session-limit",
+    response_model=SessionLimitOut,
+    summary="Set the monthly session limit (A6; owner, admin)",
+)
 def set_limit(tenant_id: str, body: SessionLimitIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(fb, caller, key, {"op": "set_limit", "tenant": tenant_id, "sessions": body.sessions},
                       lambda: service.set_session_limit(fb, caller, tenant_id, body.sessions))
 
 
-@router.delete("/v1/tenants/{tenant_id}/usage/session-limit", response_model=SessionLimitOut, summary="Reset the session limit to the plan's base (A6)")
+@router.delete(
+    "/v1/tenants/{tenant_id}/usage/session-limit",
+    response_model=SessionLimitOut,
+    summary="Reset the session limit to the plan's base (A6)",
+)
 def reset_limit(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "reset_limit", "tenant": tenant_id}, lambda: service.reset_session_limit(fb, caller, tenant_id))
+    return idempotent(
+        fb,
+        caller,
+        key,
+        {"op": "reset_limit", "tenant": tenant_id},
+        lambda: service.reset_session_limit(fb, caller, tenant_id),
+    )
 
 
-@router.post("/v1/tenants/{tenant_id}/usage/events", response_model=IngestOut, summary="Ingest a batch of usage events (up to 10,000); each (source, id) counts once (G4)")
+@router.post(
+    "/v1/tenants/{tenant_id}/usage/events",
+    response_model=IngestOut,
+    summary="Ingest a batch of usage events (up to 10,000); each (source, id) counts once (G4)",
+)
 def ingest(tenant_id: str, body: EventsIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(fb, caller, key, {"op": "ingest", "tenant": tenant_id, "events": body.events},
                       lambda: ingestion.ingest(fb, caller, tenant_id, body.events))
 
 
-@router.get("/v1/usage/verify", response_model=list[dict[str, Any]], summary="Recompute every counter from the ledger; the differences (operator)")
+@router.get(
+    "/v1/usage/verify",
+    response_model=list[dict[str, Any]],
+    summary="Recompute every counter from the ledger; the differences (operator)",
+)
 def verify(fb: FB, caller: Caller, tenant_id: str | None = Query(default=None, max_length=64)):
     return service.verify(fb, caller, tenant_id)
