@@ -25,7 +25,7 @@ run: install
 
 ## ruff (pycodestyle, pyflakes, bugbear, import order; lines under 120) and mypy on src/farebox (pyproject.toml).
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
 ## Lint, then the whole suite; on PostgreSQL too when FAREBOX_TEST_POSTGRES is set.

@@ -15,15 +15,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _setup import START, database, farebox, pct, report, tenant  # noqa: E402
+from _setup import database, farebox, pct, report, tenant  # noqa: E402
 
 from farebox.domain.access import SYSTEM  # noqa: E402
 from farebox.services import admission  # noqa: E402
 
 BARE_SCHEMA = [
     "CREATE TABLE occ (tenant_id TEXT, id TEXT, counted INT, present INT, PRIMARY KEY (tenant_id, id))",
-    "CREATE TABLE people (tenant_id TEXT, occurrence_id TEXT, person_id TEXT, counted_at TEXT, PRIMARY KEY (tenant_id, occurrence_id, person_id))",
-    "CREATE TABLE counters (tenant_id TEXT, sub TEXT, meter TEXT, start TEXT, used INT, PRIMARY KEY (tenant_id, sub, meter, start))",
+    "CREATE TABLE people (tenant_id TEXT, occurrence_id TEXT, person_id TEXT, counted_at TEXT, PRIMARY KEY (tenant_id, "
+    "occurrence_id, person_id))",
+    "CREATE TABLE counters (tenant_id TEXT, sub TEXT, meter TEXT, start TEXT, used INT, PRIMARY KEY (tenant_id, sub, "
+    "meter, start))",
     "CREATE TABLE ledger (tenant_id TEXT, id TEXT, subject TEXT, person_id TEXT, at TEXT, PRIMARY KEY (tenant_id, id))",
 ]
 
@@ -35,7 +37,8 @@ BARE_DECISION = [
     ("SELECT * FROM occ WHERE tenant_id='t' AND id=? {lock}", lambda occ, i: (occ,)),
     ("SELECT * FROM people WHERE tenant_id='t' AND occurrence_id=? AND person_id=?", lambda occ, i: (occ, f"p{i}")),
     (
-        "UPDATE counters SET used = used + 1 WHERE tenant_id='t' AND sub='s' AND meter='credits' AND start='2026' AND used + 1 <= 100000000 RETURNING used",
+        "UPDATE counters SET used = used + 1 WHERE tenant_id='t' AND sub='s' AND meter='credits' AND start='2026' AND "
+        "used + 1 <= 100000000 RETURNING used",
         lambda occ, i: (),
     ),
     ("INSERT INTO ledger VALUES ('t', ?, ?, ?, '2026-01-05')", lambda occ, i: (f"u{i}", occ, f"p{i}")),

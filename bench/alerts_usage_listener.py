@@ -54,7 +54,8 @@ def main(n: int) -> None:
             baseline = max(baseline, run("bench.nobody_listens"))
             with_alerts = max(with_alerts, run("usage.recorded"))
         print(
-            f"usage.recorded with the alerts listener: {with_alerts:,.0f}/s; baseline (no listener): {baseline:,.0f}/s; ratio {with_alerts / baseline:.2f}"
+            f"usage.recorded with the alerts listener: {with_alerts:,.0f}/s; baseline (no listener): "
+            f"{baseline:,.0f}/s; ratio {with_alerts / baseline:.2f}"
         )
         engine.dispose()
 

@@ -95,13 +95,19 @@ def baseline(path: Path, n: int) -> float:
     started = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(
-        "INSERT INTO invoices (tenant_id, id, billing_key, number, subscription_id, kind, status, currency, subtotal_minor, tax_rate_bp, tax_minor, total_minor, tax_id, bill_to, period_start_at, period_end_at, issued_at, paid_at, voided_at, cause) "
-        "VALUES (?, ?, ?, ?, ?, 'subscription', 'paid', 'USD', 2900, 0, 0, 2900, NULL, '{}', '2026-02-26', '2026-03-26', '2026-03-01', '2026-03-01', NULL, 'baseline')",
+        "INSERT INTO invoices (tenant_id, id, billing_key, number, subscription_id, kind, status, currency, "
+        "subtotal_minor, tax_rate_bp, tax_minor, total_minor, tax_id, bill_to, period_start_at, period_end_at, "
+        "issued_at, paid_at, voided_at, cause) "
+        "VALUES (?, ?, ?, ?, ?, 'subscription', 'paid', 'USD', 2900, 0, 0, 2900, NULL, '{}', '2026-02-26', "
+        "'2026-03-26', '2026-03-01', '2026-03-01', NULL, 'baseline')",
         [(f"t{i:06d}", f"inv_b{i}", f"b{i}", f"B-{i}", f"sub_t{i:06d}") for i in range(n)],
     )
     conn.executemany(
-        "INSERT INTO invoice_lines (tenant_id, invoice_id, position, key, kind, description, subscription_id, plan_version_id, quantity, unit_amount_minor, amount_minor, period_start_at, period_end_at, service_start_at, service_end_at) "
-        "VALUES (?, ?, 1, ?, 'fee', 'Pro', ?, 1, 1, 2900, 2900, '2026-02-26', '2026-03-26', '2026-02-26', '2026-03-26')",
+        "INSERT INTO invoice_lines (tenant_id, invoice_id, position, key, kind, description, subscription_id, "
+        "plan_version_id, quantity, unit_amount_minor, amount_minor, period_start_at, period_end_at, "
+        "service_start_at, service_end_at) "
+        "VALUES (?, ?, 1, ?, 'fee', 'Pro', ?, 1, 1, 2900, 2900, '2026-02-26', '2026-03-26', '2026-02-26', "
+        "'2026-03-26')",
         [(f"t{i:06d}", f"inv_b{i}", f"kb{i}", f"sub_t{i:06d}") for i in range(n)],
     )
     conn.execute("ROLLBACK")
@@ -131,7 +137,8 @@ def main() -> None:
     assert rerun.invoiced == 0
     path_name = "per subscription" if per_subscription else "batched"
     print(
-        f"billing run ({path_name}), SQLite, {n} subscriptions: {elapsed:.2f} s ({n / elapsed:,.0f} subscriptions/s; invoiced and charged {report.invoiced})"
+        f"billing run ({path_name}), SQLite, {n} subscriptions: {elapsed:.2f} s ({n / elapsed:,.0f} subscriptions/s; "
+        f"invoiced and charged {report.invoiced})"
     )
     print(f"  CPU time of the run: {cpu:.2f} s ({cpu / elapsed:.0%} of the wall time)")
     print(f"  projected for 100,000: {100_000 * elapsed / n:.0f} s (target < 60 s)")

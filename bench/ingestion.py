@@ -38,7 +38,8 @@ def bare_sqlite(path: str, batches: list[list[dict]]) -> float:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(
-        "CREATE TABLE ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data TEXT, PRIMARY KEY (tenant_id, source, id))"
+        "CREATE TABLE ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data TEXT, PRIMARY KEY (tenant_id, source, "
+        "id))"
     )
     t0 = time.perf_counter()
     for evs in batches:
@@ -53,7 +54,8 @@ def bare_copy(url: str, batches: list[list[dict]]) -> float:
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as db:
         db.execute(
-            "CREATE TABLE bare_ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data JSONB, PRIMARY KEY (tenant_id, source, id))"
+            "CREATE TABLE bare_ev (tenant_id TEXT, source TEXT, id TEXT, type TEXT, data JSONB, PRIMARY KEY "
+            "(tenant_id, source, id))"
         )
         db.commit()
         t0 = time.perf_counter()
@@ -96,7 +98,8 @@ def main() -> None:
         drop()
     total = args.batches * args.size
     report(
-        f"ingestion, {args.engine}: {args.batches} batches of {args.size} conversation messages (each a new billable session)",
+        f"ingestion, {args.engine}: {args.batches} batches of {args.size} conversation messages (each a new billable "
+        f"session)",
         [
             ("farebox events/s", total / ours, "/s"),
             ("farebox duplicate batch events/s", args.size / dup, "/s"),

@@ -59,7 +59,8 @@ def main() -> None:
 
     def raw_read(tenant: str) -> None:
         raw.execute(
-            "SELECT * FROM subscriptions WHERE tenant_id = ? AND status IN ('free','trialing','active','payment_issue','cancellation_scheduled') LIMIT 1",
+            "SELECT * FROM subscriptions WHERE tenant_id = ? AND status IN "
+            "('free','trialing','active','payment_issue','cancellation_scheduled') LIMIT 1",
             (tenant,),
         ).fetchone()
 

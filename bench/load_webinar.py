@@ -65,7 +65,11 @@ class Phase:
         p50, p99 = (
             (1000 * pct(self.latencies, 0.50), 1000 * pct(self.latencies, 0.99)) if self.latencies else (0.0, 0.0)
         )
-        return f"  {self.name:<34} {self.done:>6} req {rate:>8.1f}/s  p50 {p50:>7.1f} ms  p99 {p99:>7.1f} ms  errors {sum(self.errors.values())} ({ok} ok)"
+        errors = sum(self.errors.values())
+        return (
+            f"  {self.name:<34} {self.done:>6} req {rate:>8.1f}/s  p50 {p50:>7.1f} ms  p99 {p99:>7.1f} ms  "
+            f"errors {errors} ({ok} ok)"
+        )
 
 
 async def _send(
@@ -208,13 +212,15 @@ def main() -> None:
     replay_rate = (joins.done + messages.done) / joins.elapsed
     health_p99 = pct(health.latencies, 0.99)
     print(
-        f"\nwebinar replay: {args.attendees} attendees over {args.duration:.0f} s + {n_messages} messages, {args.engine}, "
+        f"\nwebinar replay: {args.attendees} attendees over {args.duration:.0f} s + {n_messages} messages, "
+        f"{args.engine}, "
         f"uvicorn workers={args.workers}, {args.concurrency} connections, generator: 1 asyncio process"
     )
     for phase in (joins, messages, health):
         print(phase.line())
     print(
-        f"  replay throughput (joins + messages)  {replay_rate:.1f}/s; errors {sum(joins.errors.values()) + sum(messages.errors.values())} {dict(joins.errors + messages.errors)}"
+        f"  replay throughput (joins + messages)  {replay_rate:.1f}/s; errors "
+        f"{sum(joins.errors.values()) + sum(messages.errors.values())} {dict(joins.errors + messages.errors)}"
     )
     print(f"  join answers: {dict(joins.reasons)}; message answers: {dict(messages.reasons)}")
     print(f"  p99 joins / p99 /healthz (same schedule)   {pct(joins.latencies, 0.99) / health_p99:.2f}x")
@@ -223,7 +229,8 @@ def main() -> None:
         print(phase.line())
     print(f"  join answers: {dict(rush.reasons)}")
     print(
-        f"  throughput joins / /healthz               {100 * (rush.done / rush.elapsed) / (rush_health.done / rush_health.elapsed):.1f} %"
+        f"  throughput joins / /healthz               "
+        f"{100 * (rush.done / rush.elapsed) / (rush_health.done / rush_health.elapsed):.1f} %"
     )
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from farebox.adapters.db.engine import make_engine
@@ -166,7 +166,7 @@ def load(fb: Farebox, n: int) -> int:
                             "created_at": base,
                         }
                     )
-                for j, (when, subject) in enumerate(zip(at, subjects)):
+                for j, (when, subject) in enumerate(zip(at, subjects, strict=True)):
                     buffers[usage_records].append(
                         {
                             "tenant_id": tenant_id,
@@ -194,7 +194,8 @@ def baseline(path: Path) -> float:
     started = time.perf_counter()
     conn.execute("SELECT tenant_id, meter, substr(at, 1, 7), sum(units) FROM usage_records GROUP BY 1, 2, 3").fetchall()
     conn.execute(
-        "SELECT tenant_id, substr(started_at, 1, 7), count(*), max(counted), max(peak) FROM occurrences WHERE started_at IS NOT NULL GROUP BY 1, 2"
+        "SELECT tenant_id, substr(started_at, 1, 7), count(*), max(counted), max(peak) FROM occurrences WHERE "
+        "started_at IS NOT NULL GROUP BY 1, 2"
     ).fetchall()
     conn.execute(
         "SELECT l.tenant_id, i.currency, substr(l.service_start_at, 1, 7), sum(l.amount_minor) FROM invoice_lines l "
@@ -245,7 +246,8 @@ def main() -> None:
         f"{summary.other_currency:,} in another currency; {len(summary.hitting_limits):,} would hit a limit"
     )
     print(
-        f"  the command itself, `farebox reprice --all --catalog attendee-credits` (a new process, progress bar): {cli_elapsed:.2f} s"
+        f"  the command itself, `farebox reprice --all --catalog attendee-credits` (a new process, progress bar): "
+        f"{cli_elapsed:.2f} s"
     )
     print("   ", "\n    ".join(line for line in cli.stdout.splitlines() if "tenant(s)" in line))
     print(f"  baseline, bare sqlite3 reading and summing the same rows per tenant and month: {base:.2f} s")

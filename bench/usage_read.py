@@ -86,7 +86,8 @@ def main() -> None:
     finally:
         drop()
     report(
-        f"current usage read, {args.engine}: 10,000 events vs {args.events:,} events ({args.reads} reads each; loading took {loaded:.0f} s)",
+        f"current usage read, {args.engine}: 10,000 events vs {args.events:,} events ({args.reads} reads each; loading "
+        f"took {loaded:.0f} s)",
         [
             ("p50 at 10 thousand (baseline)", pct(small, 0.5) * 1000, "ms"),
             ("p99 at 10 thousand (baseline)", pct(small, 0.99) * 1000, "ms"),
