@@ -144,3 +144,32 @@ def test_T16_the_cli_fails_a_refused_step_without_an_expect(tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["scenario", "run", str(typo)])
     assert result.exit_code == 1, result.output
     assert "0 of 1 scenario files passed" in result.output
+
+
+def test_T17_a_check_whose_expect_overrides_its_own_key_is_an_error_of_the_file() -> None:
+    text = """catalog: session-caps
+start: 2026-01-05T09:00:00Z
+steps:
+  - tenant: acme
+    plan: pro
+  - check: {tenant: acme, notifications_include: [cap_exceeded]}
+    expect: {notifications_include: []}
+"""
+    with pytest.raises(ScenarioError) as exc:
+        run(parse_text(text, "override.yaml", verbs=frozenset(STEPS)))
+    assert exc.value.line == 6 and "overrides" in str(exc.value)
+
+
+def test_T17_notifications_absent_passes_only_while_the_named_labels_have_not_fired() -> None:
+    text = """catalog: session-caps
+start: 2026-01-05T09:00:00Z
+steps:
+  - tenant: acme
+    plan: pro
+  - check: {tenant: acme, notifications_absent: [cap_exceeded]}
+  - start: {tenant: acme, occurrence: o1}
+  - join: {tenant: acme, occurrence: o1, person: p, count: 501}
+  - check: {tenant: acme, notifications_absent: [cap_exceeded]}
+"""
+    result = run(parse_text(text, "absent.yaml", verbs=frozenset(STEPS)))
+    assert [f.line for f in result.failures] == [9]

@@ -98,8 +98,8 @@ def matches(expected: dict[str, Any], actual: Answer) -> bool:
     return _matches(expected, actual)
 
 
-def expectation(s: Step) -> dict[str, Any]:
-    return check_expectation(s) if s.action == "check" else s.expect
+def expectation(s: Step, source: str) -> dict[str, Any]:
+    return check_expectation(s, source) if s.action == "check" else s.expect
 
 
 def fresh_box(directory: Path, start: datetime) -> Farebox:
@@ -158,7 +158,7 @@ def run(scenario: Scenario, *, on_step: Callable[[Step, Answer, bool], None] | N
                 answer = _answer(ctx, s)
                 result.steps_run += 1
                 result.log.append((s, answer))
-                expected = expectation(s)
+                expected = expectation(s, scenario.source)
                 ok = matches(expected, answer) and (bool(expected) or answer.get("ok") is not False)
                 if not ok:
                     result.failures.append(Failure(scenario.source, s.line, s.action, expected, answer))

@@ -16,7 +16,7 @@ from typing import Any
 from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.scenarios.context import Answer, Context, iso, step
-from farebox.scenarios.document import Step
+from farebox.scenarios.document import ScenarioError, Step
 from farebox.services import delivery, invoices, notifications, subscriptions, usage
 from farebox.services.notifications import Notification
 
@@ -116,6 +116,9 @@ READS: dict[str, Callable[[_Reads], Any]] = {
     "notifications_include": lambda r: [
         n for n in map(notification_label, r.alerts()) if n in r.wanted("notifications_include")
     ],
+    "notifications_absent": lambda r: [
+        n for n in r.wanted("notifications_absent") if n not in set(map(notification_label, r.alerts()))
+    ],
     "notification_titles": lambda r: [n.title for n in r.alerts()],
     "deliveries": lambda r: dict(
         Counter(d.channel for d in delivery.list_deliveries(r.ctx.fb, r.actor, tenant_id=r.tenant_id, limit=10_000))
@@ -132,9 +135,14 @@ READS: dict[str, Callable[[_Reads], Any]] = {
 }
 
 
-def expectation(s: Step) -> dict[str, Any]:
-    """A check's expectation is its own keys (but `tenant` and `as`), plus any `expect`."""
-    return {**{k: v for k, v in s.args.items() if k not in NOT_CHECKED}, **s.expect}
+def expectation(s: Step, source: str) -> dict[str, Any]:
+    """A check's expectation is its own keys (but `tenant` and `as`), plus any `expect` of other keys (T17: an
+    `expect` that overrode a key the check names would read as the opposite of what it checks)."""
+    own = {k: v for k, v in s.args.items() if k not in NOT_CHECKED}
+    both = sorted(set(own) & set(s.expect))
+    if both:
+        raise ScenarioError(source, s.line, f"check names {', '.join(both)} and its expect overrides it: say it once")
+    return {**own, **s.expect}
 
 
 @step("check")
