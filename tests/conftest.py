@@ -61,6 +61,24 @@ def _truncate(engine) -> None:
                 conn.execute(text(f'DELETE FROM "{n}"'))
 
 
+@pytest.fixture(autouse=True)
+def _listeners_do_not_outlive_their_test() -> Iterator[None]:
+    """T19: a listener or due handler a test registers is gone after it (the areas' own stay registered)."""
+    from farebox.services import due, signals
+
+    signals.load_all()
+    listeners = {kind: list(fns) for kind, fns in signals._LISTENERS.items()}
+    handlers = dict(due.HANDLERS)
+    yield
+    for kind in list(signals._LISTENERS):
+        if kind not in listeners:
+            del signals._LISTENERS[kind]
+    for kind, fns in listeners.items():
+        signals._LISTENERS[kind] = fns
+    due.HANDLERS.clear()
+    due.HANDLERS.update(handlers)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """T9: with FAREBOX_REQUIRE_POSTGRES=1 the PostgreSQL half of every engine-parametrised test must run."""
     if os.environ.get("FAREBOX_REQUIRE_POSTGRES") == "1" and not PG_URL:

@@ -66,3 +66,13 @@ def test_T14_every_module_that_registers_a_listener_or_handler_is_loaded_by_the_
     ).stdout.split()
     assert [m for m in registering if m not in loaded] == []
     assert [m for m in registering if m not in signals.MODULES] == []  # docs/architecture.md: each is named there
+
+
+def test_T19_a_listener_registered_by_a_test_is_gone_after_it(request):
+    """The autouse fixture in tests/conftest.py restores the registry; this test leaves one behind on purpose."""
+    signals.on("test.t19")(lambda uow, s: None)
+    assert signals._LISTENERS["test.t19"]
+
+
+def test_T19_the_listener_of_the_previous_test_is_gone():
+    assert not signals._LISTENERS.get("test.t19")
