@@ -163,7 +163,7 @@ def issue(uow: UnitOfWork, *, tenant_id: str, subscription_id: str, kind: Invoic
         # a concurrent writer took the key: our number must not be used, so fail the transaction
         raise RuntimeError(f"invoice {billing_key} was issued concurrently")
     book.write(uow.conn)
-    signals.publish_all(uow, _issued_signals(issued, now))
+    _publish_issued(uow, [(issued, now)])
     payments.collect(uow, tenant_id, issued.id, now)
     return issued
 
@@ -208,7 +208,7 @@ def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True)
         # a concurrent writer took a key: the numbers reserved must not be used, so fail the transaction
         raise RuntimeError("an invoice of this batch was issued concurrently")
     book.write(uow.conn)
-    signals.publish_all(uow, [s for one, draft in zip(issued, drafts, strict=True) for s in _issued_signals(one, draft.now)])
+    _publish_issued(uow, [(one, draft.now) for one, draft in zip(issued, drafts, strict=True)])
     if collect:
         payments.collect_all(uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)])
     return issued
@@ -265,6 +265,16 @@ def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int,
     issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency, t.total.amount_minor,
                     len(draft.lines), document.value, use.applied_minor, use.amount_due_minor)
     return row, issued
+
+
+def _publish_issued(uow: UnitOfWork, issued: Sequence[tuple[Issued, datetime]]) -> None:
+    """The signals of documents just written, one batch per kind, in the documents' order."""
+    by_kind: dict[str, list[Signal]] = {}
+    for one, now in issued:
+        for signal in _issued_signals(one, now):
+            by_kind.setdefault(signal.kind, []).append(signal)
+    for kind in ("invoice.issued", "invoice.paid", "credit_note.issued"):
+        signals.publish_all(uow, by_kind.get(kind, []))
 
 
 def _issued_signals(issued: Issued, now: datetime) -> list[Signal]:
