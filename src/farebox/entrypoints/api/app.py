@@ -7,7 +7,7 @@ from fastapi import FastAPI
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, credits, export, health, invoices, notifications, subscriptions, tenants, usage
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
@@ -22,6 +22,7 @@ ROUTERS = (
     notifications.router,
     invoices.router,
     invoices.webhooks,
+    credits.router,
     admission.router,
     usage.router,
 )
