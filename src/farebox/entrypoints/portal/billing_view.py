@@ -22,6 +22,7 @@ from farebox.entrypoints.portal import charts
 from farebox.services import catalog, clocks, notifications, subscriptions, tenants, usage
 
 try:  # invoicing (issue 6): shown once it is part of the build
+    from farebox.services import credits as credits_service
     from farebox.services import invoices as invoices_service
     from farebox.services import payments as payments_service
 except ImportError:  # pragma: no cover - before the invoicing merge
@@ -73,7 +74,8 @@ class BillingPage:
     top: list[usage.TopUsage]
     plans: list[PlanOffer]
     notifications: notifications.NotificationList
-    invoices: list[Any] = field(default_factory=list)
+    invoices: list[Any] = field(default_factory=list)  # invoices and credit notes, newest first
+    credit_balance: Any = None  # services.credits.CreditBalance (issue 14 #5)
     payment_methods: list[Any] = field(default_factory=list)
     invoicing_available: bool = False
 
@@ -180,6 +182,7 @@ def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
     )
     if invoices_service is not None and payments_service is not None:
         page.invoicing_available = True
-        page.invoices = invoices_service.list_invoices(fb, actor, tenant_id, limit=24)
+        page.invoices = invoices_service.list_invoices(fb, actor, tenant_id, limit=24, document=None)
+        page.credit_balance = credits_service.credit_balance(fb, actor, tenant_id, limit=0)
         page.payment_methods = payments_service.list_payment_methods(fb, actor, tenant_id)
     return page
