@@ -5,6 +5,7 @@ and what an operator refunds through the payment provider.
   until the transaction ends): a credit note adds its amount, an invoice takes as much as it can
   before anything is charged; every move is a `credit_entries` row with its cause, so the balance
   is re-derived from them (`verify`).
+* A voided invoice gives back the credit applied to it (a `released` entry; `invoice.voided`).
 * `refund_credit` (operator) pays a balance back to the card instead: the refund rows and the
   balance entries commit first, each with an idempotency key from stable ids
   (`<payment attempt>:refund:<refund>`); the provider is called after the commit, outside any
@@ -24,7 +25,9 @@ from sqlalchemy import Connection
 
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import credits as repo
+from farebox.adapters.db.repos import invoicing as invoices_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.db.uow import UnitOfWork
 from farebox.adapters.payments.base import PaymentProvider, RefundResult
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
@@ -32,8 +35,9 @@ from farebox.domain.access import Principal, require_billing_access, require_ope
 from farebox.domain.invoicing import CreditUse, settle_with_credit, split_refund
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
-from farebox.services import payments
+from farebox.services import payments, signals
 from farebox.services.clocks import now_for
+from farebox.services.signals import Signal
 
 Account = tuple[str, str]  # (tenant_id, currency)
 
@@ -68,11 +72,26 @@ class CreditBook:
         self.entries = []
 
 
+@signals.on("invoice.voided")
+def on_invoice_voided(uow: UnitOfWork, signal: Signal) -> None:
+    """A voided invoice no longer bills anything, so the credit set against it goes back to the balance (once)."""
+    invoice = invoices_repo.get(uow.conn, signal.tenant_id, str(signal.subject))
+    if invoice is None or invoice["status"] != "void" or not invoice["credit_applied_minor"]:
+        return
+    tenant_id, currency = invoice["tenant_id"], invoice["currency"]
+    repo.lock_balances(uow.conn, [(tenant_id, currency)])  # one release at a time
+    if repo.has_entry(uow.conn, tenant_id, invoice["id"], "released"):
+        return
+    repo.add_entries(uow.conn, [{"tenant_id": tenant_id, "id": new_id("cre"), "currency": currency, "amount_minor": invoice["credit_applied_minor"],
+                                 "kind": "released", "document_id": invoice["id"], "refund_id": None,
+                                 "cause": f"invoice {invoice['number']} voided by {signal.actor}", "created_at": signal.at}])
+
+
 @dataclass(frozen=True)
 class CreditEntry:
     id: str
     amount: Money  # + credited, - used
-    kind: str  # credit_note | applied | refund | refund_failed
+    kind: str  # credit_note | applied | refund | refund_failed | released (a voided invoice's credit)
     document_id: str | None
     refund_id: str | None
     cause: str

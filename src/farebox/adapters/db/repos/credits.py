@@ -116,3 +116,10 @@ def settle_refund(conn: Connection, tenant_id: str, refund_id: str, **values: An
         .returning(credit_refunds.c.id)
     )
     return conn.execute(statement).first() is not None
+
+
+def has_entry(conn: Connection, tenant_id: str, document_id: str, kind: str) -> bool:
+    query = select(credit_entries.c.id).where(
+        credit_entries.c.tenant_id == tenant_id, credit_entries.c.document_id == document_id, credit_entries.c.kind == kind
+    )
+    return conn.execute(query.limit(1)).first() is not None
