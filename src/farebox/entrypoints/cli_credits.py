@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.console import Console
 
 from farebox.domain.access import SYSTEM
 from farebox.domain.reasons import DomainError
 
-credits_app = typer.Typer(help="Customer credit balances: show one, refund one to the card (operator).", no_args_is_help=True)
+credits_app = typer.Typer(help="Customer credit balances: show one, refund one to the card (operator).",
+                          no_args_is_help=True)
 console = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -28,13 +31,14 @@ def show(tenant: str = typer.Argument(..., help="The tenant's id")) -> None:
     for e in balance.entries:
         console.print(f"  {e.created_at.isoformat()} {e.kind:<13} {e.amount.format():>14}  {e.cause}")
     for r in balance.refunds:
-        console.print(f"  refund {r.id} {r.amount.format()} {r.status}{': ' + r.failure_message if r.failure_message else ''}")
+        console.print(f"  refund {_refund_line(r)}")
 
 
 @credits_app.command("refund")
 def refund(
     tenant: str = typer.Argument(..., help="The tenant's id"),
-    amount_minor: int = typer.Option(None, "--amount-minor", min=1, help="Refund this much (minor units); default: the whole balance"),
+    amount_minor: int = typer.Option(None, "--amount-minor", min=1,
+                                     help="Refund this much (minor units); default: the whole balance"),
     currency: str = typer.Option(None, "--currency", help="The balance's currency (default: the one with a balance)"),
 ) -> None:
     """Pay the credit balance back to the tenant's card through the payment provider."""
@@ -47,6 +51,10 @@ def refund(
         err.print(f"[red]refused[/red] {exc}")
         raise typer.Exit(1) from None
     for r in done:
-        console.print(f"refund {r.id}: {r.amount.format()} {r.status}{': ' + r.failure_message if r.failure_message else ''}")
+        console.print(f"refund {_refund_line(r)}")
     if any(r.status != "succeeded" for r in done):
         raise typer.Exit(1)
+
+
+def _refund_line(r: Any) -> str:
+    return f"{r.id}: {r.amount.format()} {r.status}" + (f": {r.failure_message}" if r.failure_message else "")

@@ -53,23 +53,30 @@ class CreditBook:
     def open(cls, conn: Connection, accounts: Iterable[Account]) -> CreditBook:
         return cls(repo.lock_balances(conn, accounts))
 
-    def settle(self, *, tenant_id: str, currency: str, total_minor: int, document_id: str, number: str, now: datetime, cause: str) -> CreditUse:
+    def settle(self, *, tenant_id: str, currency: str, total_minor: int, document_id: str, number: str, now: datetime,
+               cause: str) -> CreditUse:
         """A credit note credits the balance; an invoice takes from it (`settle_with_credit`)."""
         account = (tenant_id, currency)
         use = settle_with_credit(total_minor, self.balances.get(account, 0))
         self.balances[account] = self.balances.get(account, 0) + use.balance_change()
-        base = {"tenant_id": tenant_id, "currency": currency, "document_id": document_id, "refund_id": None, "created_at": now}
         if use.credited_minor:
-            self.entries.append({**base, "id": new_id("cre"), "amount_minor": use.credited_minor, "kind": "credit_note",
-                                 "cause": f"credit note {number} ({cause})"})
+            note = f"credit note {number} ({cause})"
+            self.entries.append(entry_row(tenant_id, currency, use.credited_minor, "credit_note", note, now, document_id=document_id))
         if use.applied_minor:
-            self.entries.append({**base, "id": new_id("cre"), "amount_minor": -use.applied_minor, "kind": "applied",
-                                 "cause": f"applied to invoice {number} ({cause})"})
+            applied = f"applied to invoice {number} ({cause})"
+            self.entries.append(entry_row(tenant_id, currency, -use.applied_minor, "applied", applied, now, document_id=document_id))
         return use
 
     def write(self, conn: Connection) -> None:
         repo.add_entries(conn, self.entries)
         self.entries = []
+
+
+def entry_row(tenant_id: str, currency: str, amount_minor: int, kind: str, cause: str, now: datetime, *,
+              document_id: str | None = None, refund_id: str | None = None) -> dict[str, Any]:
+    """A `credit_entries` row: one move of the balance with its cause (G3)."""
+    return {"tenant_id": tenant_id, "id": new_id("cre"), "currency": currency, "amount_minor": amount_minor,
+            "kind": kind, "document_id": document_id, "refund_id": refund_id, "cause": cause, "created_at": now}
 
 
 @signals.on("invoice.voided")
@@ -82,9 +89,10 @@ def on_invoice_voided(uow: UnitOfWork, signal: Signal) -> None:
     repo.lock_balances(uow.conn, [(tenant_id, currency)])  # one release at a time
     if repo.has_entry(uow.conn, tenant_id, invoice["id"], "released"):
         return
-    repo.add_entries(uow.conn, [{"tenant_id": tenant_id, "id": new_id("cre"), "currency": currency, "amount_minor": invoice["credit_applied_minor"],
-                                 "kind": "released", "document_id": invoice["id"], "refund_id": None,
-                                 "cause": f"invoice {invoice['number']} voided by {signal.actor}", "created_at": signal.at}])
+    cause = f"invoice {invoice['number']} voided by {signal.actor}"
+    released = entry_row(tenant_id, currency, invoice["credit_applied_minor"], "released", cause, signal.at,
+                         document_id=invoice["id"])
+    repo.add_entries(uow.conn, [released])
 
 
 @dataclass(frozen=True)
@@ -122,12 +130,13 @@ class CreditBalance:
 
 
 def _entry(row: dict[str, Any]) -> CreditEntry:
-    return CreditEntry(row["id"], Money(row["amount_minor"], row["currency"]), row["kind"], row["document_id"], row["refund_id"], row["cause"], row["created_at"])
+    return CreditEntry(row["id"], Money(row["amount_minor"], row["currency"]), row["kind"], row["document_id"],
+                       row["refund_id"], row["cause"], row["created_at"])
 
 
 def _refund(row: dict[str, Any]) -> CreditRefund:
-    return CreditRefund(row["id"], Money(row["amount_minor"], row["currency"]), row["status"], row["payment_attempt_id"], row["provider_ref"],
-                        row["failure_message"], row["created_at"], row["settled_at"])
+    return CreditRefund(row["id"], Money(row["amount_minor"], row["currency"]), row["status"],
+                        row["payment_attempt_id"], row["provider_ref"], row["failure_message"], row["created_at"], row["settled_at"])
 
 
 def _require_tenant(conn: Connection, tenant_id: str) -> None:
@@ -151,11 +160,12 @@ def verify(fb: Farebox, actor: Principal, tenant_id: str) -> list[str]:
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
         stored, derived = repo.balances(uow.conn, tenant_id), repo.entry_sums(uow.conn, tenant_id)
-    return [f"{c}: balance {stored.get(c, 0)} != entries {derived.get(c, 0)}" for c in sorted(set(stored) | set(derived))
-            if stored.get(c, 0) != derived.get(c, 0)]
+    differ = [c for c in sorted(set(stored) | set(derived)) if stored.get(c, 0) != derived.get(c, 0)]
+    return [f"{c}: balance {stored.get(c, 0)} != entries {derived.get(c, 0)}" for c in differ]
 
 
-def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: str | None = None, amount_minor: int | None = None) -> list[CreditRefund]:
+def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: str | None = None,
+                  amount_minor: int | None = None) -> list[CreditRefund]:
     """The operator pays the credit balance (all of it, or `amount_minor`) back to the tenant's card,
     against its latest charges; refunds left pending by an earlier call are sent again first."""
     require_operator(actor)
@@ -165,7 +175,8 @@ def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: st
         now = now_for(uow, fb.clock, tenant_id)
         to_send = repo.pending_refunds(uow.conn, tenant_id, for_update=True)
         if not to_send:
-            to_send = _take_for_refund(uow.conn, p, tenant_id, currency, amount_minor, now=now, cause=f"refund by {actor.label()}")
+            cause = f"refund by {actor.label()}"
+            to_send = _take_for_refund(uow.conn, p, tenant_id, currency, amount_minor, now=now, cause=cause)
         uow.commit()
     results = [(row, _ask(p, row)) for row in to_send]  # after the commit: no provider call holds the database
     with fb.uow() as uow:
@@ -176,8 +187,8 @@ def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: st
         return [_refund(r) for r in repo.refunds(uow.conn, tenant_id, [row["id"] for row in to_send])]
 
 
-def _take_for_refund(conn: Connection, p: PaymentProvider, tenant_id: str, currency: str | None, amount_minor: int | None, *, now: datetime,
-                     cause: str) -> list[dict[str, Any]]:
+def _take_for_refund(conn: Connection, p: PaymentProvider, tenant_id: str, currency: str | None,
+                     amount_minor: int | None, *, now: datetime, cause: str) -> list[dict[str, Any]]:
     """Take the amount off the balance and write one pending refund per charge it goes back to."""
     if currency is None:
         positive = sorted(c for c, v in repo.balances(conn, tenant_id).items() if v > 0)
@@ -190,7 +201,8 @@ def _take_for_refund(conn: Connection, p: PaymentProvider, tenant_id: str, curre
         raise DomainError(reasons.NO_CREDIT_BALANCE, currency=currency)
     amount = balance if amount_minor is None else amount_minor
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise DomainError(reasons.VALIDATION_ERROR, detail="`amount_minor` must be a whole number above zero", details={"field": "amount_minor"})
+        raise DomainError(reasons.VALIDATION_ERROR, detail="`amount_minor` must be a whole number above zero",
+                          details={"field": "amount_minor"})
     if amount > balance:
         raise DomainError(reasons.CREDIT_REFUND_TOO_LARGE, balance=Money(balance, currency).format())
     charges = repo.refundable_charges(conn, tenant_id, currency, p.name)
@@ -202,11 +214,11 @@ def _take_for_refund(conn: Connection, p: PaymentProvider, tenant_id: str, curre
     rows, entries = [], []
     for attempt_id, take in split:
         refund_id = new_id("ref")
-        rows.append({"tenant_id": tenant_id, "id": refund_id, "currency": currency, "amount_minor": take, "payment_attempt_id": attempt_id,
-                     "provider": p.name, "charge_ref": ref_of[attempt_id], "idempotency_key": f"{attempt_id}:refund:{refund_id}",
-                     "status": "pending", "provider_ref": None, "failure_message": None, "cause": cause, "created_at": now, "settled_at": None})
-        entries.append({"tenant_id": tenant_id, "id": new_id("cre"), "currency": currency, "amount_minor": -take, "kind": "refund",
-                        "document_id": None, "refund_id": refund_id, "cause": cause, "created_at": now})
+        rows.append({"tenant_id": tenant_id, "id": refund_id, "currency": currency, "amount_minor": take,
+                     "payment_attempt_id": attempt_id, "provider": p.name, "charge_ref": ref_of[attempt_id],
+                     "idempotency_key": f"{attempt_id}:refund:{refund_id}", "status": "pending", "provider_ref": None,
+                     "failure_message": None, "cause": cause, "created_at": now, "settled_at": None})
+        entries.append(entry_row(tenant_id, currency, -take, "refund", cause, now, refund_id=refund_id))
     repo.insert_refunds(conn, rows)
     repo.add_entries(conn, entries)
     return rows
@@ -215,7 +227,8 @@ def _take_for_refund(conn: Connection, p: PaymentProvider, tenant_id: str, curre
 def _ask(p: PaymentProvider, row: dict[str, Any]) -> RefundResult:
     """The provider's answer to one refund; no answer at all is `pending` (sent again with the same key)."""
     try:
-        return p.refund(charge_ref=row["charge_ref"], amount=Money(row["amount_minor"], row["currency"]), idempotency_key=row["idempotency_key"])
+        amount = Money(row["amount_minor"], row["currency"])
+        return p.refund(charge_ref=row["charge_ref"], amount=amount, idempotency_key=row["idempotency_key"])
     except Exception as exc:  # noqa: BLE001  (any failure to answer leaves the refund to send again)
         return RefundResult("pending", None, f"The payment provider did not answer: {exc}"[:500])
 
@@ -226,7 +239,10 @@ def _record(conn: Connection, row: dict[str, Any], result: RefundResult, now: da
     if result.status == "succeeded":
         repo.settle_refund(conn, tenant_id, row["id"], status="succeeded", provider_ref=result.ref, settled_at=now)
     elif result.status == "failed":
-        if repo.settle_refund(conn, tenant_id, row["id"], status="failed", provider_ref=result.ref, failure_message=result.failure_message, settled_at=now):
-            repo.add_entries(conn, [{"tenant_id": tenant_id, "id": new_id("cre"), "currency": row["currency"], "amount_minor": row["amount_minor"],
-                                     "kind": "refund_failed", "document_id": None, "refund_id": row["id"],
-                                     "cause": f"refund {row['id']} failed: {result.failure_message or 'refused by the provider'}", "created_at": now}])
+        settled = repo.settle_refund(conn, tenant_id, row["id"], status="failed", provider_ref=result.ref,
+                                     failure_message=result.failure_message, settled_at=now)
+        if settled:
+            cause = f"refund {row['id']} failed: {result.failure_message or 'refused by the provider'}"
+            back = entry_row(tenant_id, row["currency"], row["amount_minor"], "refund_failed", cause, now,
+                             refund_id=row["id"])
+            repo.add_entries(conn, [back])

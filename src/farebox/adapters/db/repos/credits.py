@@ -42,11 +42,13 @@ def add_entries(conn: Connection, entries: Sequence[dict[str, Any]]) -> None:
         index_elements=["tenant_id", "currency"],
         set_={"balance_minor": credit_balances.c.balance_minor + statement.excluded.balance_minor},
     )
-    conn.execute(statement, [{"tenant_id": t, "currency": c, "balance_minor": d} for (t, c), d in sorted(deltas.items()) if d])
+    moves = [{"tenant_id": t, "currency": c, "balance_minor": d} for (t, c), d in sorted(deltas.items()) if d]
+    conn.execute(statement, moves)
 
 
 def balances(conn: Connection, tenant_id: str) -> dict[str, int]:
-    query = select(credit_balances.c.currency, credit_balances.c.balance_minor).where(credit_balances.c.tenant_id == tenant_id)
+    b = credit_balances.c
+    query = select(b.currency, b.balance_minor).where(b.tenant_id == tenant_id)
     return {currency: int(balance) for currency, balance in conn.execute(query)}
 
 
@@ -111,7 +113,8 @@ def settle_refund(conn: Connection, tenant_id: str, refund_id: str, **values: An
     """Record a refund's outcome if it is still pending; True if this call settled it."""
     statement = (
         update(credit_refunds)
-        .where(and_(credit_refunds.c.tenant_id == tenant_id, credit_refunds.c.id == refund_id, credit_refunds.c.status == "pending"))
+        .where(and_(credit_refunds.c.tenant_id == tenant_id, credit_refunds.c.id == refund_id,
+                    credit_refunds.c.status == "pending"))
         .values(**values)
         .returning(credit_refunds.c.id)
     )
@@ -119,7 +122,6 @@ def settle_refund(conn: Connection, tenant_id: str, refund_id: str, **values: An
 
 
 def has_entry(conn: Connection, tenant_id: str, document_id: str, kind: str) -> bool:
-    query = select(credit_entries.c.id).where(
-        credit_entries.c.tenant_id == tenant_id, credit_entries.c.document_id == document_id, credit_entries.c.kind == kind
-    )
+    e = credit_entries.c
+    query = select(e.id).where(e.tenant_id == tenant_id, e.document_id == document_id, e.kind == kind)
     return conn.execute(query.limit(1)).first() is not None

@@ -55,23 +55,28 @@ class CreditBalanceOut(BaseModel):
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$", description="Default: the currency with a balance")
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$",
+                                 description="Default: the currency with a balance")
     amount_minor: int | None = Field(default=None, gt=0, description="Default: the whole balance")
 
 
 def _refund(r: Any) -> CreditRefundOut:
-    return CreditRefundOut(id=r.id, status=r.status, currency=r.amount.currency, amount_minor=r.amount.amount_minor, amount=r.amount.format(),
-                           payment_attempt_id=r.payment_attempt_id, provider_ref=r.provider_ref, failure_message=r.failure_message,
-                           created_at=r.created_at, settled_at=r.settled_at)
+    return CreditRefundOut(id=r.id, status=r.status, currency=r.amount.currency, amount_minor=r.amount.amount_minor,
+                           amount=r.amount.format(), payment_attempt_id=r.payment_attempt_id,
+                           provider_ref=r.provider_ref, failure_message=r.failure_message, created_at=r.created_at,
+                           settled_at=r.settled_at)
 
 
-@router.get("/credit-balance", response_model=CreditBalanceOut, summary="The customer credit balance, its entries and refunds (owner, admin)")
+@router.get("/credit-balance", response_model=CreditBalanceOut,
+            summary="The customer credit balance, its entries and refunds (owner, admin)")
 def credit_balance(tenant_id: str, fb: FB, caller: Caller) -> CreditBalanceOut:
     b = service.credit_balance(fb, caller, tenant_id)
     return CreditBalanceOut(
         balances=[AmountOut(currency=m.currency, amount_minor=m.amount_minor, amount=m.format()) for m in b.balances],
-        entries=[CreditEntryOut(id=e.id, kind=e.kind, currency=e.amount.currency, amount_minor=e.amount.amount_minor, document_id=e.document_id,
-                                refund_id=e.refund_id, cause=e.cause, created_at=e.created_at) for e in b.entries],
+        entries=[CreditEntryOut(id=e.id, kind=e.kind, currency=e.amount.currency, amount_minor=e.amount.amount_minor,
+                                document_id=e.document_id, refund_id=e.refund_id, cause=e.cause,
+                                created_at=e.created_at)
+                 for e in b.entries],
         refunds=[_refund(r) for r in b.refunds],
     )
 
@@ -82,9 +87,11 @@ def refund(tenant_id: str, fb: FB, caller: Caller, body: RefundIn | None = None)
     # Not under an Idempotency-Key: the provider is called between two transactions of its own (never inside
     # one), and a repeat cannot pay twice (the balance is taken first; a pending refund is resent with its key).
     body = body or RefundIn()
-    return [_refund(r) for r in service.refund_credit(fb, caller, tenant_id, currency=body.currency, amount_minor=body.amount_minor)]
+    done = service.refund_credit(fb, caller, tenant_id, currency=body.currency, amount_minor=body.amount_minor)
+    return [_refund(r) for r in done]
 
 
-@router.get("/credit-notes", response_model=list[InvoiceOut], summary="The tenant's credit notes, newest first (owner, admin)")
+@router.get("/credit-notes", response_model=list[InvoiceOut],
+            summary="The tenant's credit notes, newest first (owner, admin)")
 def credit_notes(tenant_id: str, fb: FB, caller: Caller) -> list[InvoiceOut]:
     return [InvoiceOut.of(i) for i in invoices.list_invoices(fb, caller, tenant_id, document="credit_note")]
