@@ -284,3 +284,23 @@ def test_audit5_a_voided_invoice_gives_back_the_credit_applied_to_it_once(fb, cl
     assert _balance(fb) == "15.00 USD"
     assert [e.kind for e in credits.credit_balance(fb, SYSTEM, "acme").entries][0] == "released"
     assert credits.verify(fb, SYSTEM, "acme") == []
+
+
+def test_audit5_a_process_killed_while_the_provider_refunds_is_resumed_with_the_same_key(fb, clock, provider):
+    """The refund committed, the provider asked, then the process dies before the answer is recorded: the
+    next `refund_credit` sends the same refund again with the same key, and it is recorded once."""
+    _downgrade_at_half(fb, clock)
+
+    def die() -> None:
+        raise SystemExit("killed")
+
+    provider.on_refund = die
+    with pytest.raises(SystemExit):
+        credits.refund_credit(fb, SYSTEM, "acme")
+    (left,) = credits.credit_balance(fb, SYSTEM, "acme").refunds
+    assert left.status == "pending" and _balance(fb) == "0.00 USD"
+    provider.on_refund = None
+    (done,) = credits.refund_credit(fb, SYSTEM, "acme")
+    assert (done.id, done.status) == (left.id, "succeeded")
+    assert provider.refunds[0]["idempotency_key"] == provider.refunds[1]["idempotency_key"] == f"{left.payment_attempt_id}:refund:{left.id}"
+    assert [e.kind for e in credits.credit_balance(fb, SYSTEM, "acme").entries] == ["refund", "credit_note"]

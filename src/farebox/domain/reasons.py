@@ -89,7 +89,9 @@ PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method w
 INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be paid.")
 NO_CREDIT_BALANCE = _reason("no_credit_balance", "There is no credit balance in {currency} to refund.")
 CREDIT_REFUND_TOO_LARGE = _reason("credit_refund_too_large", "The credit balance is {balance}; a refund cannot exceed it.")
-NO_CHARGE_TO_REFUND = _reason("no_charge_to_refund", "No card payment is left to refund {amount} to; the credit stays on the balance for the next invoices.")
+NO_CHARGE_TO_REFUND = _reason(
+    "no_charge_to_refund", "No card payment is left to refund {amount} to; the credit stays on the balance for the next invoices."
+)
 PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
 
 

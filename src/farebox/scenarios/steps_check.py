@@ -74,7 +74,11 @@ class _Reads:
         return card.currency if card is not None else "USD"
 
     def credit_notes(self) -> list[invoices.Invoice]:
-        return self._once("credit_notes", lambda: list(reversed(invoices.list_invoices(self.ctx.fb, self.actor, self.tenant_id, document="credit_note"))))
+        def read() -> list[invoices.Invoice]:
+            notes = invoices.list_invoices(self.ctx.fb, self.actor, self.tenant_id, document="credit_note")
+            return list(reversed(notes))
+
+        return self._once("credit_notes", read)
 
     def credit_balance(self) -> str:
         balance = self._once("credit", lambda: credits.credit_balance(self.ctx.fb, self.actor, self.tenant_id))

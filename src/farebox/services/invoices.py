@@ -81,8 +81,8 @@ def _invoice(row: dict[str, Any], lines: list[dict[str, Any]]) -> Invoice:
     c = row["currency"]
     return Invoice(row["id"], row["tenant_id"], row["number"], row["subscription_id"], row["kind"], row["status"], c, Money(row["subtotal_minor"], c),
                    row["tax_rate_bp"], Money(row["tax_minor"], c), Money(row["total_minor"], c), row["tax_id"], dict(row["bill_to"] or {}),
-                   row["period_start_at"], row["period_end_at"], row["issued_at"], row["paid_at"], tuple(_line(line, c) for line in lines),
-                   row["document"], Money(row["credit_applied_minor"], c), Money(row["amount_due_minor"], c))
+                   row["period_start_at"], row["period_end_at"], row["issued_at"], row["paid_at"],
+                   tuple(_line(line, c) for line in lines), row["document"], Money(row["credit_applied_minor"], c), Money(row["amount_due_minor"], c))
 
 
 def list_invoices(fb: Farebox, actor: Principal, tenant_id: str, *, status: str | None = None, limit: int = 100,
@@ -143,8 +143,9 @@ def _draft(tenant_id: str, tenant: dict[str, Any], subscription_id: str, period:
     rows = [InvoiceLine(c.kind.value, c.description, c.quantity, Money(c.unit_amount_minor, currency), Money(c.amount_minor, currency),
                         c.period_start_at, c.period_end_at, c.service_start_at, c.service_end_at) for c in lines]
     return Invoice(None, tenant_id, None, subscription_id, InvoiceKind.RENEWAL.value, "draft", currency, t.subtotal, t.tax_rate_bp, t.tax, t.total,
-                   tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start, period.end, now, None, tuple(rows),
-                   document_for(t.total.amount_minor).value, Money(use.applied_minor, currency), Money(use.amount_due_minor, currency))
+                   tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start,
+                   period.end, now, None, tuple(rows), document_for(t.total.amount_minor).value,
+                   Money(use.applied_minor, currency), Money(use.amount_due_minor, currency))
 
 
 def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> Invoice:

@@ -220,18 +220,20 @@ def _priced(draft: Draft, tenant: Mapping[str, Any]) -> Totals:
 
 def _series(priced: Totals, tenant: Mapping[str, Any]) -> str:
     """The number series of a document: invoice or credit note, real or test clock (G13, audit #7)."""
-    return number_series(issuer(), document_for(priced.total.amount_minor), test_clock=tenant.get("test_clock_id") is not None)
+    on_test_clock = tenant.get("test_clock_id") is not None
+    return number_series(issuer(), document_for(priced.total.amount_minor), test_clock=on_test_clock)
 
 
-def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int, book: CreditBook) -> tuple[dict[str, Any], Issued]:
+def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int,
+              book: CreditBook) -> tuple[dict[str, Any], Issued]:
     """The row (with its `lines`) of a draft numbered `sequence` in its series, the credit balance
     set against it in `book`, and what `issue` returns."""
     currency = t.total.currency
     invoice_id = new_id("inv")
     document = document_for(t.total.amount_minor)
     number = invoice_number(number_pattern(), issuer=_series(t, tenant), year=draft.now.year, sequence=sequence)
-    use = book.settle(tenant_id=draft.tenant_id, currency=currency, total_minor=t.total.amount_minor, document_id=invoice_id,
-                      number=number, now=draft.now, cause=draft.cause)
+    use = book.settle(tenant_id=draft.tenant_id, currency=currency, total_minor=t.total.amount_minor,
+                      document_id=invoice_id, number=number, now=draft.now, cause=draft.cause)
     if document is Document.CREDIT_NOTE:
         status = "issued"
     else:
@@ -262,8 +264,8 @@ def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int,
         "cause": draft.cause,
         "lines": [_line_row(line) for line in draft.lines],
     }
-    issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency, t.total.amount_minor,
-                    len(draft.lines), document.value, use.applied_minor, use.amount_due_minor)
+    issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency,
+                    t.total.amount_minor, len(draft.lines), document.value, use.applied_minor, use.amount_due_minor)
     return row, issued
 
 
@@ -280,17 +282,20 @@ def _publish_issued(uow: UnitOfWork, issued: Sequence[tuple[Issued, datetime]]) 
 def _issued_signals(issued: Issued, now: datetime) -> list[Signal]:
     """`invoice.issued` (and `invoice.paid` when the credit balance covered it all), or `credit_note.issued`."""
     if issued.document == Document.CREDIT_NOTE.value:
-        data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor, "currency": issued.currency, "kind": issued.kind}
+        data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor,
+                "currency": issued.currency, "kind": issued.kind}
         return [Signal("credit_note.issued", issued.tenant_id, now, "system", issued.id, data)]
     out = [_issued_signal(issued, now)]
     if issued.status == "paid" and issued.credit_applied_minor > 0:
-        out.append(Signal("invoice.paid", issued.tenant_id, now, "system", issued.id, {"subscription_id": issued.subscription_id, "by": "credit"}))
+        paid = {"subscription_id": issued.subscription_id, "by": "credit"}
+        out.append(Signal("invoice.paid", issued.tenant_id, now, "system", issued.id, paid))
     return out
 
 
 def _issued_signal(issued: Issued, now: datetime) -> Signal:
-    data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor, "currency": issued.currency, "kind": issued.kind,
-            "credit_applied_minor": issued.credit_applied_minor, "amount_due_minor": issued.amount_due_minor}
+    data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor,
+            "currency": issued.currency, "kind": issued.kind, "credit_applied_minor": issued.credit_applied_minor,
+            "amount_due_minor": issued.amount_due_minor}
     return Signal("invoice.issued", issued.tenant_id, now, "system", issued.id, data)
 
 

@@ -58,10 +58,12 @@ class InvoiceOut(BaseModel):
     @classmethod
     def of(cls, inv: Any) -> InvoiceOut:
         return cls(
-            id=inv.id, number=inv.number, tenant_id=inv.tenant_id, subscription_id=inv.subscription_id, kind=inv.kind, document=inv.document, status=inv.status,
+            id=inv.id, number=inv.number, tenant_id=inv.tenant_id, subscription_id=inv.subscription_id, kind=inv.kind,
+            document=inv.document, status=inv.status,
             currency=inv.currency, subtotal_minor=inv.subtotal.amount_minor, tax_rate_bp=inv.tax_rate_bp, tax_minor=inv.tax.amount_minor,
             total_minor=inv.total.amount_minor, total=inv.total.format(), credit_applied_minor=_minor(inv.credit_applied),
-            amount_due_minor=_minor(inv.amount_due), amount_due=(inv.amount_due or inv.total).format(), tax_id=inv.tax_id, period_start_at=inv.period_start_at,
+            amount_due_minor=_minor(inv.amount_due), amount_due=(inv.amount_due or inv.total).format(), tax_id=inv.tax_id,
+            period_start_at=inv.period_start_at,
             period_end_at=inv.period_end_at, issued_at=inv.issued_at, paid_at=inv.paid_at,
             lines=[InvoiceLineOut(kind=x.kind, description=x.description, quantity=x.quantity, unit_amount_minor=x.unit_amount.amount_minor,
                                   amount_minor=x.amount.amount_minor, period_start_at=x.period_start_at, period_end_at=x.period_end_at,
