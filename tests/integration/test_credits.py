@@ -304,3 +304,39 @@ def test_audit5_a_process_killed_while_the_provider_refunds_is_resumed_with_the_
     assert (done.id, done.status) == (left.id, "succeeded")
     assert provider.refunds[0]["idempotency_key"] == provider.refunds[1]["idempotency_key"] == f"{left.payment_attempt_id}:refund:{left.id}"
     assert [e.kind for e in credits.credit_balance(fb, SYSTEM, "acme").entries] == ["refund", "credit_note"]
+
+
+def test_audit5_two_invoices_issued_at_once_never_spend_the_same_credit(fb, clock, provider):
+    """The balance row is locked by the transaction that applies it: a second issuer waits, then sees what is left."""
+    import threading
+
+    sub = _downgrade_at_half(fb, clock)
+    now = clock.now()
+    line = Charge("test:fee", LineKind.FEE, "fee", sub.id, sub.plan_version_id, 1, 1000, 1000, "USD",
+                  sub.period.start, sub.period.end, sub.period.start, sub.period.end)
+    first_holds, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def issue(name: str, hold: bool) -> None:
+        with fb.uow() as uow:
+            results[name] = invoicing.issue(uow, tenant_id="acme", subscription_id=sub.id, kind=InvoiceKind.RENEWAL,
+                                            billing_key=f"test-{name}", period=Period(sub.period.start, sub.period.end, 0),
+                                            lines=[line], now=now, cause="test")
+            if hold:
+                first_holds.set()
+                release.wait(10)
+            uow.commit()
+
+    a = threading.Thread(target=issue, args=("a", True))
+    a.start()
+    assert first_holds.wait(10)
+    b = threading.Thread(target=issue, args=("b", False))
+    b.start()
+    b.join(0.5)
+    assert b.is_alive()  # waiting for the first transaction's lock
+    release.set()
+    a.join(10)
+    b.join(10)
+    applied = sorted(results[n].credit_applied_minor for n in ("a", "b"))
+    assert applied == [500, 1000] and _balance(fb) == "0.00 USD"
+    assert credits.verify(fb, SYSTEM, "acme") == []
