@@ -65,6 +65,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_credit_refunds')),
     sa.UniqueConstraint('tenant_id', 'idempotency_key', name='uq_credit_refunds_tenant_idempotency_key')
     )
+    # A negative invoice issued before credit notes existed was marked `paid` and its credit lost (audit #5):
+    # it becomes the credit note it should have been (its number stays), and its credit goes to the balance.
+    negative = "total_minor < 0 AND status <> 'void'"
+    op.execute(
+        "INSERT INTO credit_entries (tenant_id, id, currency, amount_minor, kind, document_id, refund_id, cause, created_at) "
+        "SELECT tenant_id, 'crm_' || id, currency, -total_minor, 'credit_note', id, NULL, "
+        "'negative invoice ' || number || ' issued before credit notes (migration 0008)', issued_at "
+        f"FROM invoices WHERE {negative}"
+    )
+    op.execute(
+        "INSERT INTO credit_balances (tenant_id, currency, balance_minor) "
+        f"SELECT tenant_id, currency, SUM(-total_minor) FROM invoices WHERE {negative} GROUP BY tenant_id, currency"
+    )
+    op.execute(f"UPDATE invoices SET document = 'credit_note', status = 'issued', paid_at = NULL WHERE {negative}")
 
 
 def downgrade() -> None:
