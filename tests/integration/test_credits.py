@@ -340,3 +340,19 @@ def test_audit5_two_invoices_issued_at_once_never_spend_the_same_credit(fb, cloc
     applied = sorted(results[n].credit_applied_minor for n in ("a", "b"))
     assert applied == [500, 1000] and _balance(fb) == "0.00 USD"
     assert credits.verify(fb, SYSTEM, "acme") == []
+
+
+def test_audit5_a_refund_is_audited_with_who_and_how_much(fb, clock, provider):
+    from farebox.services import audit
+
+    _downgrade_at_half(fb, clock)
+    (refund,) = credits.refund_credit(fb, SYSTEM, "acme", amount_minor=600)
+    (entry,) = audit.entries(fb, SYSTEM, tenant_id="acme", kind_prefix="credit.")
+    assert (entry["kind"], entry["actor"], entry["subject"]) == ("credit.refund_requested", SYSTEM.label(), refund.id)
+    assert (entry["data"]["amount_minor"], entry["data"]["currency"], entry["data"]["refunds"]) == (600, "USD", [refund.id])
+
+
+def test_audit5_the_preview_of_the_next_invoice_shows_the_credit_it_will_take(fb, clock, provider):
+    _downgrade_at_half(fb, clock)
+    draft = invoices.preview_next_invoice(fb, SYSTEM, "acme")
+    assert (draft.total.format(), draft.credit_applied.format(), draft.amount_due.format()) == ("29.00 USD", "15.00 USD", "14.00 USD")

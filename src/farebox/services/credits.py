@@ -35,7 +35,7 @@ from farebox.domain.access import Principal, require_billing_access, require_ope
 from farebox.domain.invoicing import CreditUse, settle_with_credit, split_refund
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
-from farebox.services import payments, signals
+from farebox.services import audit, payments, signals
 from farebox.services.clocks import now_for
 from farebox.services.signals import Signal
 
@@ -177,6 +177,9 @@ def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: st
         if not to_send:
             cause = f"refund by {actor.label()}"
             to_send = _take_for_refund(uow.conn, p, tenant_id, currency, amount_minor, now=now, cause=cause)
+            audit.publish(uow, "credit.refund_requested", tenant_id=tenant_id, at=now, actor=actor, subject=to_send[0]["id"],
+                          currency=to_send[0]["currency"], amount_minor=sum(r["amount_minor"] for r in to_send),
+                          refunds=[r["id"] for r in to_send])
         uow.commit()
     results = [(row, _ask(p, row)) for row in to_send]  # after the commit: no provider call holds the database
     with fb.uow() as uow:
