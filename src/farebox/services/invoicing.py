@@ -193,9 +193,10 @@ def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True)
     parties = repo.billing_parties(uow.conn, (d.tenant_id for d in drafts))
     priced = [_priced(d, parties[d.tenant_id]) for d in drafts]
     series = [_series(p, parties[d.tenant_id]) for d, p in zip(drafts, priced, strict=True)]
+    # the balances are locked before the number series, as `issue` does: one lock order, no deadlock between them
+    book = CreditBook.open(uow.conn, {(d.tenant_id, p.total.currency) for d, p in zip(drafts, priced, strict=True)})
     per_series = Counter((s, d.now.year) for s, d in zip(series, drafts, strict=True))
     next_of = {key: repo.reserve_numbers(uow.conn, key[0], key[1], count) for key, count in sorted(per_series.items())}
-    book = CreditBook.open(uow.conn, {(d.tenant_id, p.total.currency) for d, p in zip(drafts, priced, strict=True)})
     rows, issued = [], []
     for draft, price, one_series in zip(drafts, priced, series, strict=True):
         sequence = next_of[(one_series, draft.now.year)]
