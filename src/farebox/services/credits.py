@@ -177,9 +177,9 @@ def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: st
         if not to_send:
             cause = f"refund by {actor.label()}"
             to_send = _take_for_refund(uow.conn, p, tenant_id, currency, amount_minor, now=now, cause=cause)
-            audit.publish(uow, "credit.refund_requested", tenant_id=tenant_id, at=now, actor=actor, subject=to_send[0]["id"],
-                          currency=to_send[0]["currency"], amount_minor=sum(r["amount_minor"] for r in to_send),
-                          refunds=[r["id"] for r in to_send])
+            audit.publish(uow, "credit.refund_requested", tenant_id=tenant_id, at=now, actor=actor,
+                          subject=to_send[0]["id"], currency=to_send[0]["currency"],
+                          amount_minor=sum(r["amount_minor"] for r in to_send), refunds=[r["id"] for r in to_send])
         uow.commit()
     results = [(row, _ask(p, row)) for row in to_send]  # after the commit: no provider call holds the database
     with fb.uow() as uow:
