@@ -61,10 +61,12 @@ class CreditBook:
         self.balances[account] = self.balances.get(account, 0) + use.balance_change()
         if use.credited_minor:
             note = f"credit note {number} ({cause})"
-            self.entries.append(entry_row(tenant_id, currency, use.credited_minor, "credit_note", note, now, document_id=document_id))
+            self.entries.append(entry_row(tenant_id, currency, use.credited_minor, "credit_note", note, now,
+                                          document_id=document_id))
         if use.applied_minor:
             applied = f"applied to invoice {number} ({cause})"
-            self.entries.append(entry_row(tenant_id, currency, -use.applied_minor, "applied", applied, now, document_id=document_id))
+            self.entries.append(entry_row(tenant_id, currency, -use.applied_minor, "applied", applied, now,
+                                          document_id=document_id))
         return use
 
     def write(self, conn: Connection) -> None:
@@ -136,7 +138,8 @@ def _entry(row: dict[str, Any]) -> CreditEntry:
 
 def _refund(row: dict[str, Any]) -> CreditRefund:
     return CreditRefund(row["id"], Money(row["amount_minor"], row["currency"]), row["status"],
-                        row["payment_attempt_id"], row["provider_ref"], row["failure_message"], row["created_at"], row["settled_at"])
+                        row["payment_attempt_id"], row["provider_ref"], row["failure_message"], row["created_at"],
+                        row["settled_at"])
 
 
 def _require_tenant(conn: Connection, tenant_id: str) -> None:
