@@ -55,13 +55,11 @@ class RecordingProvider(SandboxProvider):
 
 
 @pytest.fixture
-def provider():
+def provider(fb):
     recorder = RecordingProvider()
-    previous = payments.use_provider(recorder)
-    usage = invoicing.use_usage_source(lambda conn, t, s, a, b: {})
-    yield recorder
-    payments.use_provider(previous)
-    invoicing.use_usage_source(usage)
+    fb.payment_provider = recorder
+    fb.usage_source = lambda conn, t, s, a, b: {}
+    return recorder
 
 
 def _downgrade_at_half(fb, clock, *, tenant_id: str = "acme") -> subs.Subscription:

@@ -172,7 +172,7 @@ def refund_credit(fb: Farebox, actor: Principal, tenant_id: str, *, currency: st
     """The operator pays the credit balance (all of it, or `amount_minor`) back to the tenant's card,
     against its latest charges; refunds left pending by an earlier call are sent again first."""
     require_operator(actor)
-    p = payments.provider()
+    p = payments.provider(fb)
     with fb.uow() as uow:
         _require_tenant(uow.conn, tenant_id)
         now = now_for(uow, fb.clock, tenant_id)
