@@ -134,12 +134,23 @@ def demo_data() -> None:
     table = Table(title="Demo tenants")
     for column in ("tenant", "catalog", "plan"):
         table.add_column(column)
-    table.add_column("owner API key", overflow="fold")
-    for t in service.load_demo(fb):
-        table.add_row(t.tenant_id, t.catalog, t.plan, t.owner_key or "(exists; key shown when created)")
+    demo_tenants = service.load_demo(fb)
+    for t in demo_tenants:
+        table.add_row(t.tenant_id, t.catalog, t.plan)
     console.print(table)
+    # one key per line, never wrapped, so it can be copied whole (D12)
+    console.print("owner API keys (shown once, when the tenant is created):", soft_wrap=True)
+    for t in demo_tenants:
+        if t.owner_key:
+            console.print(f"  {t.tenant_id}  {t.owner_key}", soft_wrap=True, markup=False, highlight=False)
+        else:
+            console.print(
+                f"  {t.tenant_id}  (exists; a new key: farebox keys issue --tenant {t.tenant_id} --role owner)",
+                soft_wrap=True, markup=False, highlight=False,
+            )
     key, created = service.ensure_operator_key(fb, Path("var/operator-key"))
-    console.print(f"operator API key ({'new' if created else 'from var/operator-key'}): [bold]{key}[/bold]")
+    origin = "new" if created else "from var/operator-key"
+    console.print(f"operator API key ({origin}): {key}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -147,18 +158,41 @@ def serve(
     host: str = typer.Option(None, help="Default: FAREBOX_HOST or 127.0.0.1"),
     port: int = typer.Option(None, help="Default: FAREBOX_PORT or 8000"),
     workers: int = typer.Option(1, help="Server processes"),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Do not run the due work and deliveries in this process (dedicated `farebox worker`s do)"
+    ),
+    interval: float = typer.Option(1.0, help="Seconds between the in-process worker's passes"),
 ) -> None:
-    """Serve the API (OpenAPI at /docs) and the portal."""
+    """Serve the API (OpenAPI at /docs, metrics at /metrics) and the portal; unless --no-worker, also run the
+    worker's passes (renewals, trial ends, payment retries, e-mail and webhook delivery, billing) on a thread."""
+    import logging
+
     import uvicorn
 
+    from farebox.entrypoints.worker import BackgroundWorker
+
     fb = _fb()
-    uvicorn.run(
-        "farebox.entrypoints.api.asgi:app",
-        host=host or fb.settings.host,
-        port=port or fb.settings.port,
-        workers=workers,
-        log_level=os.environ.get("FAREBOX_LOG_LEVEL", "info"),
-    )
+    background = None
+    if not no_worker:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        worker_log = logging.getLogger("farebox.worker")
+        worker_log.addHandler(handler)
+        worker_log.setLevel(os.environ.get("FAREBOX_LOG_LEVEL", "info").upper())
+        background = BackgroundWorker(fb, interval=interval)
+        background.start()
+        err.print(f"worker: running in this process, a pass every {interval:g} s (--no-worker to turn it off)")
+    try:
+        uvicorn.run(
+            "farebox.entrypoints.api.asgi:app",
+            host=host or fb.settings.host,
+            port=port or fb.settings.port,
+            workers=workers,
+            log_level=os.environ.get("FAREBOX_LOG_LEVEL", "info"),
+        )
+    finally:
+        if background is not None:
+            background.stop()
 
 
 @app.command()
@@ -170,33 +204,29 @@ def worker(
     """Process due work (renewals, trial ends, grace ends, scheduled changes, retention) and deliver alerts."""
     from datetime import timedelta
 
-    from farebox.services import delivery, due
+    from farebox.entrypoints import worker as loop
 
     fb = _fb()
 
-    def one_pass() -> bool:
-        processed = due.run_due(fb, limit=1000)
-        sent = delivery.deliver_pending(fb, limit=1000, lease=timedelta(seconds=lease))
+    def show(report: loop.PassReport) -> None:
+        stamp = datetime.now().isoformat(timespec="seconds")
+        sent = report.deliveries
         for delivery_id in sent.delivered + sent.retrying + sent.failed:
             outcome = "delivered" if delivery_id in sent.delivered else "retrying" if delivery_id in sent.retrying else "failed"
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} delivery {delivery_id}: {outcome}")
-        for item in processed:
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
-        billed = _billing_pass(fb)
-        return bool(processed or billed)
+            console.print(f"{stamp} delivery {delivery_id}: {outcome}")
+        for item in report.processed:
+            console.print(f"{stamp} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
+        if report.invoiced:
+            console.print(f"{stamp} billing pass: {report.invoiced} invoice(s) issued")
 
-    while True:
-        if once:
-            one_pass()
-            return
-        try:
-            busy = one_pass()
-        except Exception:  # a pass that failed rolled back; the next one takes up what is still due
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} worker pass failed; retrying in {interval}s")
-            console.print_exception()
-            busy = False
-        if not busy:
-            time.sleep(interval)
+    def failed(_: BaseException) -> None:
+        console.print(f"{datetime.now().isoformat(timespec='seconds')} worker pass failed; retrying in {interval}s")
+        console.print_exception()
+
+    if once:
+        show(loop.run_pass(fb, lease=timedelta(seconds=lease)))
+        return
+    loop.run_forever(fb, interval=interval, lease=timedelta(seconds=lease), on_pass=show, on_error=failed)
 
 
 @clock_app.command("advance")
@@ -285,16 +315,6 @@ def webhooks_replay(delivery_id: str) -> None:
 
     d = delivery.replay(_fb(), SYSTEM, delivery_id)
     console.print(f"{d.id}: {d.status}")
-
-
-def _billing_pass(fb: Farebox) -> bool:
-    """The worker's billing pass: invoice and charge whatever subscription is due (see `farebox bill`)."""
-    from farebox.services import billing_run
-
-    report = billing_run.run(fb, SYSTEM)
-    if report.invoiced:
-        console.print(f"{datetime.now().isoformat(timespec='seconds')} billing pass: {report.invoiced} invoice(s) issued")
-    return bool(report.invoiced)
 
 
 @app.command()
