@@ -58,7 +58,7 @@ def test_G14_export_command_writes_the_tenants_files(tmp_path):
     assert "exported" in result.stdout and (tmp_path / "out" / "members.jsonl").read_text().count("\n") == 3
     assert (tmp_path / "out" / "members.csv").exists() and (tmp_path / "out" / "manifest.json").exists()
     missing = _farebox("export", "--tenant", "nobody", env=env, cwd=tmp_path, check=False)
-    assert missing.returncode == 1 and "not_found" in missing.stdout
+    assert missing.returncode == 1 and "not_found" in missing.stderr
 
 
 def test_D12_demo_data_prints_each_key_whole_on_one_line_and_how_to_get_a_new_one(tmp_path):

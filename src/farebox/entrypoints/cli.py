@@ -10,11 +10,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
+from farebox.domain.reasons import DomainError
 from farebox.entrypoints.cli_export import export_command
 from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
@@ -39,6 +41,22 @@ err = Console(stderr=True)
 
 def _fb() -> Farebox:
     return bootstrap()
+
+
+def refuse(exc: DomainError) -> typer.Exit:
+    """Print a refusal on stderr; the caller raises the returned exit (code 1)."""
+    err.print(f"[red]refused[/red] {exc.code}: {escape(exc.refusal.message)}")
+    return typer.Exit(1)
+
+
+def known_tenant(fb: Farebox, tenant_id: str) -> None:
+    """Refuse an unknown tenant with exit code 1 and a message, before a command finds nothing (D17)."""
+    from farebox.services import tenants
+
+    try:
+        tenants.get_tenant(fb, SYSTEM, tenant_id)
+    except DomainError as exc:
+        raise refuse(exc) from None
 
 
 @app.command()
@@ -102,7 +120,13 @@ def keys_issue(
     """Issue an API key and print it (it is shown only once)."""
     from farebox.services import tenants
 
-    issued = tenants.issue_api_key(_fb(), SYSTEM, tenant_id=tenant, role=role, name=name)
+    fb = _fb()
+    if tenant is not None:
+        known_tenant(fb, tenant)
+    try:
+        issued = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant, role=role, name=name)
+    except DomainError as exc:
+        raise refuse(exc) from None
     console.print(issued.secret)
 
 
@@ -237,7 +261,6 @@ def clock_advance(
 ) -> None:
     """Advance a test clock; everything due in between runs in order, each at its own time."""
     from farebox.domain.periods import parse_duration
-    from farebox.domain.reasons import DomainError
     from farebox.services import clocks
 
     try:
@@ -266,7 +289,9 @@ def notify_outbox(tenant: str = typer.Argument(..., help="Tenant id")) -> None:
     """The tenant's e-mails (pending ones wait here when no SMTP server is set)."""
     from farebox.services import delivery
 
-    for mail in delivery.email_outbox(_fb(), SYSTEM, tenant):
+    fb = _fb()
+    known_tenant(fb, tenant)
+    for mail in delivery.email_outbox(fb, SYSTEM, tenant):
         console.print(f"[bold]{mail.status}[/bold] {mail.delivery_id} to {mail.to}: {mail.subject}")
 
 
@@ -304,7 +329,10 @@ def webhooks_deliveries(status: str = typer.Option(None, help="pending, delivere
     """The delivery log."""
     from farebox.services import delivery
 
-    for d in delivery.list_deliveries(_fb(), SYSTEM, tenant_id=tenant, status=status):
+    fb = _fb()
+    if tenant is not None:
+        known_tenant(fb, tenant)
+    for d in delivery.list_deliveries(fb, SYSTEM, tenant_id=tenant, status=status):
         console.print(f"{d.id} {d.tenant_id} {d.channel} {d.target} {d.status} attempts={d.attempts} {d.last_error or ''}")
 
 
@@ -342,7 +370,10 @@ def usage_verify(tenant: str = typer.Option(None, help="Only this tenant")) -> N
     """Recompute every usage counter from the recorded units (G3); exit 1 on any difference."""
     from farebox.services import usage as service
 
-    differences = service.verify(_fb(), SYSTEM, tenant)
+    fb = _fb()
+    if tenant is not None:
+        known_tenant(fb, tenant)
+    differences = service.verify(fb, SYSTEM, tenant)
     for d in differences:
         err.print(f"[red]differs[/red] {d}")
     if differences:
@@ -355,6 +386,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except DomainError as exc:  # a refusal a command did not handle itself: its message, exit code 1
+        refuse(exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
