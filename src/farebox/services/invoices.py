@@ -140,7 +140,7 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
         if row is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if row["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"], action="voided")
         repo.update_invoice(uow.conn, tenant_id, invoice_id, status="void", voided_at=now)
         uow.commit()
     return get_invoice(fb, actor, tenant_id, invoice_id)

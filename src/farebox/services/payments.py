@@ -156,7 +156,7 @@ def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) 
         if invoice is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if invoice["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"], action="paid")
         attempt = charge_invoice(uow, invoice, now=now, cause=f"pay by {actor.label()}")
         uow.commit()
     return _attempt(attempt)

@@ -25,7 +25,7 @@ from farebox.domain.catalog import Plan, Sales
 from farebox.domain.clock import ensure_utc
 from farebox.domain.lifecycle import cards as cards_domain
 from farebox.domain.lifecycle import plan_changes
-from farebox.domain.lifecycle.machine import Event
+from farebox.domain.lifecycle.machine import Event, describe
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription
 from farebox.services import catalog as catalog_service
@@ -179,7 +179,7 @@ def change_plan(
             uow.commit()
             return PlanChange(new, None, True, True)
         if current.status is Status.CANCELLATION_SCHEDULED:
-            raise DomainError(reasons.INVALID_TRANSITION, status="cancellation_scheduled", action="change plan (reactivate it first)")
+            raise DomainError(reasons.INVALID_TRANSITION, status=describe(Status.CANCELLATION_SCHEDULED), action="change plan (reactivate it first)")
         same = offered.catalog == current.catalog and offered.plan.code == current.plan.code
         if same and current.status is not Status.TRIALING:
             raise DomainError(reasons.SAME_PLAN, plan=plan)
@@ -189,7 +189,7 @@ def change_plan(
         if previous is not None:
             _drop_upcoming(uow, previous, now=now, cause=f"{why}: replaces the scheduled change")
         if timing.immediate and current.status is Status.PAYMENT_ISSUE:
-            raise DomainError(reasons.INVALID_TRANSITION, status="payment_issue", action="change plan now (settle the failed payment first, or schedule the change)")
+            raise DomainError(reasons.INVALID_TRANSITION, status=describe(Status.PAYMENT_ISSUE), action="change plan now (settle the failed payment first, or schedule the change)")
         if timing.immediate:
             new = _replace(uow, current, offered, now=now, upgrade=upgrade, immediate=True, cause=why)
             result = PlanChange(new, None, True, upgrade)
@@ -292,7 +292,7 @@ def cancel(fb: Farebox, actor: Principal, tenant_id: str, *, cause: str = "api")
         current = _live(uow, tenant_id)
         why = _cause(actor, cause, "cancel")
         if current.status is Status.FREE:
-            raise DomainError(reasons.INVALID_TRANSITION, status="free", action="be cancelled (a free plan has nothing to cancel)")
+            raise DomainError(reasons.INVALID_TRANSITION, status=describe(Status.FREE), action="be cancelled (a free plan has nothing to cancel)")
         effective_at = plan_changes.period_end(current)
         upcoming = repo.upcoming(uow.conn, tenant_id, for_update=True)
         if upcoming is not None:
