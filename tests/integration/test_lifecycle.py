@@ -27,7 +27,7 @@ SEEN: list[Signal] = []
 
 @signals.on()
 def _record(uow, signal: Signal) -> None:
-    if not signal.kind.startswith(("tenant.created", "tenant.clock_attached", "member.", "api_key.", "catalog.")):
+    if not signal.kind.startswith(("tenant.created", "tenant.clock_attached", "member.", "api_key.", "catalog.", "payment_method.")):
         SEEN.append(signal)
 
 

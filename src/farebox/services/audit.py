@@ -24,7 +24,7 @@ from farebox.domain.access import Principal, require_billing_access, require_ope
 from farebox.services import signals
 
 AUDITED_PREFIXES = ("subscription.", "catalog.", "api_key.", "member.", "tenant.", "webhook_endpoint.", "payment_method.", "clock.")
-AUDITED_KINDS = frozenset({"usage.session_limit_changed"})
+AUDITED_KINDS = frozenset({"usage.session_limit_changed", "invoice.voided", "invoice.refunded"})
 
 
 def is_audited(kind: str) -> bool:
