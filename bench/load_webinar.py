@@ -167,20 +167,26 @@ def main() -> None:
             asyncio.run(closed_loop(base, Phase("warm-up"), [health] * 200, 8))
 
             # 1. the replay, at the webinar's pace, then /healthz on the same schedule
-            joins, messages, health_phase = Phase("webinar joins"), Phase("conversation messages"), Phase("/healthz, same schedule (baseline)")
+            joins, messages = Phase("webinar joins"), Phase("conversation messages")
+            health_phase = Phase("/healthz, same schedule (baseline)")
             schedule: list[tuple[float, Phase, Op]] = [
-                (at, joins, join("webinar-1", f"attendee-{i}")) for i, at in enumerate(arrivals(args.attendees, args.duration, rng))
+                (at, joins, join("webinar-1", f"attendee-{i}"))
+                for i, at in enumerate(arrivals(args.attendees, args.duration, rng))
             ]
             n_messages = int(args.message_rate * args.duration)
-            schedule += [(args.duration * i / max(n_messages, 1), messages, message(f"conv-{rng.randrange(args.conversations)}", rng.choice(["customer", "agent"])))
-                         for i in range(n_messages)]
+            schedule += [
+                (args.duration * i / max(n_messages, 1), messages,
+                 message(f"conv-{rng.randrange(args.conversations)}", rng.choice(["customer", "agent"])))
+                for i in range(n_messages)
+            ]
             schedule.sort(key=lambda s: s[0])
             asyncio.run(open_loop(base, schedule, args.concurrency))
             asyncio.run(open_loop(base, [(at, health_phase, health) for at, *_ in schedule], args.concurrency))
 
             # 2. saturation: as fast as the connections allow
             rush, rush_health = Phase("joins, closed loop"), Phase("/healthz, closed loop (baseline)")
-            asyncio.run(closed_loop(base, rush, [join("webinar-2", f"attendee-{i}") for i in range(args.attendees)], args.concurrency))
+            rush_joins = [join("webinar-2", f"attendee-{i}") for i in range(args.attendees)]
+            asyncio.run(closed_loop(base, rush, rush_joins, args.concurrency))
             asyncio.run(closed_loop(base, rush_health, [health] * args.attendees, args.concurrency))
     finally:
         drop()

@@ -43,7 +43,8 @@ def test_D19_billing_tab_on_a_phone(server, browser, shot):
     assert sorted(listed) == ["this-month-0", "this-month-1"], listed
 
     page.evaluate("""() => { const input = document.querySelector('input[name=sessions]');
-                             input.removeAttribute('maxlength'); input.removeAttribute('max'); input.type = 'text'; }""")
+                             input.removeAttribute('maxlength'); input.removeAttribute('max');
+                             input.type = 'text'; }""")
     page.fill("input[name=sessions]", "9" * 20)
     page.click("button:has-text('Set limit')")
     page.wait_for_selector("[role=alert][data-code=session_limit_invalid]")

@@ -62,7 +62,9 @@ def _families(client: TestClient) -> dict[str, list]:
 
 def _value(families: dict[str, list], sample_name: str, **labels: str) -> float:
     family = sample_name.removesuffix("_total").removesuffix("_count").removesuffix("_bucket")
-    return sum(s.value for s in families.get(family, []) if s.name == sample_name and labels.items() <= s.labels.items())
+    return sum(
+        s.value for s in families.get(family, []) if s.name == sample_name and labels.items() <= s.labels.items()
+    )
 
 
 def test_issue16_metrics_count_decisions_by_kind_and_reason_with_latency(client, fb):
@@ -82,22 +84,38 @@ def test_issue16_metrics_count_decisions_by_kind_and_reason_with_latency(client,
     assert delta("farebox_decisions_total", kind="join", reason="admitted", admitted="true") == 1
     assert delta("farebox_decisions_total", kind="join", reason="credits_exhausted", admitted="false") == 2
     assert delta("farebox_decision_seconds_count", kind="join") == 3
-    assert delta("farebox_http_responses_total", route="/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/join", status="200") == 4
+    assert (
+        delta(
+            "farebox_http_responses_total",
+            route="/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/join",
+            status="200",
+        )
+        == 4
+    )
 
 
 def test_issue16_metrics_count_ingested_events_by_status_and_show_the_outbox(client, fb):
     make_tenant(fb, tenant_id="m2", catalog="agent-sessions", plan="sme")
     before = _families(client)
-    event = {"source": "s", "type": "conversation.message", "time": "2026-01-05T10:00:00Z", "data": {"conversation_id": "c1", "from": "customer"}}
+    event = {
+        "source": "s",
+        "type": "conversation.message",
+        "time": "2026-01-05T10:00:00Z",
+        "data": {"conversation_id": "c1", "from": "customer"},
+    }
     body = {"events": [{**event, "id": "e1"}, {**event, "id": "e1"}, {"id": "e2", "source": "s", "type": "nonsense"}]}
     answer = client.post("/v1/tenants/m2/usage/events", json=body, headers=OPERATOR).json()
     after = _families(client)
     statuses = [r["status"] for r in answer["results"]]
     for status in set(statuses):
-        grew = _value(after, "farebox_ingested_events_total", status=status) - _value(before, "farebox_ingested_events_total", status=status)
+        grew = _value(after, "farebox_ingested_events_total", status=status) - _value(
+            before, "farebox_ingested_events_total", status=status
+        )
         assert grew == statuses.count(status), status
     assert "farebox_outbox_deliveries" in after and "farebox_billing_due_subscriptions" in after
-    pending = {s.labels["channel"]: s.value for s in after["farebox_outbox_deliveries"] if s.labels["status"] == "pending"}
+    pending = {
+        s.labels["channel"]: s.value for s in after["farebox_outbox_deliveries"] if s.labels["status"] == "pending"
+    }
     assert set(pending) == {"email", "webhook"}
 
 
@@ -110,5 +128,6 @@ def test_issue16_metrics_count_database_errors(client, fb):
             conn.execute(text("SELECT * FROM no_such_table"))
     after = _families(client)
     grew = sum(s.value for s in after["farebox_database_errors"] if s.name.endswith("_total")) - sum(
-        s.value for s in before.get("farebox_database_errors", []) if s.name.endswith("_total"))
+        s.value for s in before.get("farebox_database_errors", []) if s.name.endswith("_total")
+    )
     assert grew == 1

@@ -83,8 +83,13 @@ def _serve(tmp_path: Path, url: str, *extra: str) -> tuple[subprocess.Popen, str
     port = _free_port()
     env = subprocess_env(FAREBOX_DATABASE_URL=url, FAREBOX_OPERATOR_KEY=OPERATOR_KEY, FAREBOX_LOG_LEVEL="warning")
     log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "farebox", "serve", "--port", str(port), "--interval", "0.2", *extra],
-                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "farebox", "serve", "--port", str(port), "--interval", "0.2", *extra],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -133,11 +138,17 @@ def test_G2_issue16_serve_renews_and_delivers_on_its_own(tmp_path, receiver):
         renewed = _wait_for(lambda: _renewals(base, "realtime"))
         assert renewed and renewed[0]["status"] == "paid", (tmp_path / "serve.log").read_text()
         # a tenant on a test clock advanced through the API: the renewal's alert reaches the webhook
-        advanced = httpx.post(f"{base}/v1/test-clocks/{clock_id}/advance", json={"by": "32d"}, headers=OPERATOR, timeout=60)
+        advanced = httpx.post(
+            f"{base}/v1/test-clocks/{clock_id}/advance", json={"by": "32d"}, headers=OPERATOR, timeout=60
+        )
         assert advanced.status_code == 200, advanced.text
         renewal = _renewals(base, "clocked")
         assert len(renewal) == 1
-        delivered = _wait_for(lambda: [r for r in received if r["data"]["tenant_id"] == "clocked" and r["data"]["subject"] == renewal[0]["id"]])
+        delivered = _wait_for(
+            lambda: [
+                r for r in received if r["data"]["tenant_id"] == "clocked" and r["data"]["subject"] == renewal[0]["id"]
+            ]
+        )
         assert delivered, f"the renewal's invoice_issued webhook was not delivered: {received}"
         assert process.poll() is None
     finally:

@@ -95,5 +95,6 @@ def test_D5_payment_methods_voids_and_owner_subscription_changes_name_the_real_a
 
 
 def test_D5_removals_and_refunds_are_audited_kinds():
-    for kind in ("payment_method.added", "payment_method.removed", "invoice.voided", "invoice.refunded", "api_key.revoked"):
+    kinds = ("payment_method.added", "payment_method.removed", "invoice.voided", "invoice.refunded", "api_key.revoked")
+    for kind in kinds:
         assert audit.is_audited(kind), kind

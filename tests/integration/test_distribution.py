@@ -32,7 +32,13 @@ def _distribution_column(table_name: str) -> str:
 
 def test_issue16_every_tenant_table_key_unique_key_and_index_starts_with_its_tenant():
     tables = [t for t in metadata.sorted_tables if t.name not in REFERENCE_TABLES]
-    assert {t.name for t in tables} >= {"usage_records", "usage_counters", "occurrences", "occurrence_people", "invoices"}
+    assert {t.name for t in tables} >= {
+        "usage_records",
+        "usage_counters",
+        "occurrences",
+        "occurrence_people",
+        "invoices",
+    }
     for table in tables:
         first = _distribution_column(table.name)
         assert [c.name for c in table.primary_key.columns][0] == first, f"{table.name}: primary key"
@@ -42,7 +48,9 @@ def test_issue16_every_tenant_table_key_unique_key_and_index_starts_with_its_ten
         for index in table.indexes:
             if index.name in CROSS_TENANT_INDEXES:
                 continue
-            assert [c.name for c in index.columns][0] == first, f"{table.name}: index {index.name} must start with {first}"
+            assert [c.name for c in index.columns][0] == first, (
+                f"{table.name}: index {index.name} must start with {first}"
+            )
 
 
 @contextmanager
@@ -92,9 +100,19 @@ def test_issue16_hot_path_statements_each_name_their_tenant(fb):
         admission.leave(fb, SYSTEM, "web", "o2", "a")
         admission.message(fb, SYSTEM, "bots", "c1", sender="customer")
         admission.message(fb, SYSTEM, "bots", "c1", sender="agent")
-        ingestion.ingest(fb, SYSTEM, "bots", [
-            {"id": "e1", "source": "s", "type": "conversation.message", "data": {"conversation_id": "c2", "from": "customer"}},
-        ])
+        ingestion.ingest(
+            fb,
+            SYSTEM,
+            "bots",
+            [
+                {
+                    "id": "e1",
+                    "source": "s",
+                    "type": "conversation.message",
+                    "data": {"conversation_id": "c2", "from": "customer"},
+                },
+            ],
+        )
         usage.usage_summary(fb, SYSTEM, "bots")
     assert len(seen) > 10
     assert _unrouted(seen) == []
@@ -104,4 +122,9 @@ def test_issue16_the_statement_check_catches_a_statement_across_tenants():
     assert _unrouted(["SELECT usage_records.id FROM usage_records WHERE usage_records.meter = ?"]) != []
     assert _unrouted(["UPDATE usage_counters SET used=(usage_counters.used + ?)"]) != []
     assert _unrouted(["INSERT INTO occurrences (id, deadline_at) VALUES (?, ?)"]) != []
-    assert _unrouted(["SELECT usage_records.id FROM usage_records WHERE usage_records.tenant_id = ? AND usage_records.meter = ?"]) == []
+    assert (
+        _unrouted(
+            ["SELECT usage_records.id FROM usage_records WHERE usage_records.tenant_id = ? AND usage_records.meter = ?"]
+        )
+        == []
+    )

@@ -32,7 +32,10 @@ def test_D19_largest_occurrences_count_each_person_once(fb):
     for person in ("a", "b", "c", "a"):
         admission.join(fb, SYSTEM, "web", "big", person)
     admission.join(fb, SYSTEM, "web", "small", "a")
-    assert [(t.kind, t.id, t.units) for t in usage.top_usage(fb, SYSTEM, "web")] == [("occurrence", "big", 3), ("occurrence", "small", 1)]
+    assert [(t.kind, t.id, t.units) for t in usage.top_usage(fb, SYSTEM, "web")] == [
+        ("occurrence", "big", 3),
+        ("occurrence", "small", 1),
+    ]
 
 
 def test_D19_largest_occurrences_of_a_per_session_cap_plan(fb):

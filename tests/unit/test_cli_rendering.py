@@ -9,7 +9,9 @@ from farebox.services.demo_walkthrough import Chapter, Step
 
 
 def test_D10_demo_prints_no_in_red_not_as_literal_markup():
-    chapter = Chapter(title="t", tenant_id="acme", steps=[Step("join [vip] #1", False, False, "credits_exhausted: [x]")])
+    chapter = Chapter(
+        title="t", tenant_id="acme", steps=[Step("join [vip] #1", False, False, "credits_exhausted: [x]")]
+    )
     console = Console(record=True, width=200, force_terminal=True, color_system="standard")
     render_chapter(console, chapter)
     text = console.export_text(styles=False, clear=False)

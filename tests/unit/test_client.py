@@ -13,8 +13,15 @@ from farebox.client import AsyncClient, Client, Decision, FareboxError, RetryPol
 from farebox.client._calls import RetryPolicy as Policy
 from farebox.domain import reasons as registry
 
-ADMITTED = {"admitted": True, "counted": True, "reason": "admitted", "message": "Admitted.", "warnings": [], "position": None,
-            "deadline": "2026-01-05T10:30:00Z"}
+ADMITTED = {
+    "admitted": True,
+    "counted": True,
+    "reason": "admitted",
+    "message": "Admitted.",
+    "warnings": [],
+    "position": None,
+    "deadline": "2026-01-05T10:30:00Z",
+}
 NO_WAIT = RetryPolicy(retries=3, backoff=0.0)
 
 
@@ -65,10 +72,14 @@ def test_issue16_a_lost_connection_is_retried_with_the_same_key_and_a_caller_key
 
 def test_issue16_retries_stop_and_the_error_carries_the_code():
     server = Server(busy=10)
-    with Client("http://farebox", "k", transport=httpx.MockTransport(server), retry=RetryPolicy(retries=2, backoff=0.0)) as client:
+    with Client(
+        "http://farebox", "k", transport=httpx.MockTransport(server), retry=RetryPolicy(retries=2, backoff=0.0)
+    ) as client:
         with pytest.raises(FareboxError) as error:
             client.start("acme", "o1")
-    assert (error.value.status_code, error.value.code) == (503, reasons.STORAGE_UNAVAILABLE) and len(server.requests) == 3
+    assert (error.value.status_code, error.value.code) == (503, reasons.STORAGE_UNAVAILABLE) and len(
+        server.requests
+    ) == 3
 
 
 def test_issue16_a_refusal_is_not_retried_and_reads_never_carry_a_key():

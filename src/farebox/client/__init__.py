@@ -16,6 +16,15 @@ from farebox.client._client import AsyncClient, Client
 from farebox.client._models import Decision, EventResult, FareboxError, IngestResult, IssuedKey, MeterUsage, Usage
 
 __all__ = [
-    "AsyncClient", "Client", "Decision", "EventResult", "FareboxError", "IngestResult", "IssuedKey", "MeterUsage", "RetryPolicy",
-    "Usage", "reasons",
+    "AsyncClient",
+    "Client",
+    "Decision",
+    "EventResult",
+    "FareboxError",
+    "IngestResult",
+    "IssuedKey",
+    "MeterUsage",
+    "RetryPolicy",
+    "Usage",
+    "reasons",
 ]

@@ -75,11 +75,15 @@ def end(tenant_id: str, occurrence_id: str) -> Call[Decision]:
 
 
 def message(tenant_id: str, conversation_id: str, *, sender: Sender) -> Call[Decision]:
-    return Call("POST", f"{_tenant(tenant_id)}/conversations/{_seg(conversation_id)}/messages", {"from": sender}, _decision)
+    return Call(
+        "POST", f"{_tenant(tenant_id)}/conversations/{_seg(conversation_id)}/messages", {"from": sender}, _decision
+    )
 
 
 def ingest(tenant_id: str, events: Sequence[dict[str, Any]]) -> Call[IngestResult]:
-    return Call("POST", f"{_tenant(tenant_id)}/usage/events", {"events": list(events)}, lambda r: IngestResult.of(r.json()))
+    return Call(
+        "POST", f"{_tenant(tenant_id)}/usage/events", {"events": list(events)}, lambda r: IngestResult.of(r.json())
+    )
 
 
 def usage(tenant_id: str) -> Call[Usage]:

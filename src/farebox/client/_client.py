@@ -71,23 +71,41 @@ class Client:
     def start(self, tenant_id: str, occurrence_id: str, *, idempotency_key: str | None = None) -> Decision:
         return self.run(calls.start(tenant_id, occurrence_id), idempotency_key=idempotency_key)
 
-    def join(self, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode = "live", role: Role = "attendee",
-             idempotency_key: str | None = None) -> Decision:
-        return self.run(calls.join(tenant_id, occurrence_id, person_id, mode=mode, role=role), idempotency_key=idempotency_key)
+    def join(
+        self,
+        tenant_id: str,
+        occurrence_id: str,
+        person_id: str,
+        *,
+        mode: Mode = "live",
+        role: Role = "attendee",
+        idempotency_key: str | None = None,
+    ) -> Decision:
+        return self.run(
+            calls.join(tenant_id, occurrence_id, person_id, mode=mode, role=role), idempotency_key=idempotency_key
+        )
 
-    def leave(self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None) -> Decision:
+    def leave(
+        self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None
+    ) -> Decision:
         return self.run(calls.leave(tenant_id, occurrence_id, person_id), idempotency_key=idempotency_key)
 
-    def register(self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None) -> Decision:
+    def register(
+        self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None
+    ) -> Decision:
         return self.run(calls.register(tenant_id, occurrence_id, person_id), idempotency_key=idempotency_key)
 
     def end(self, tenant_id: str, occurrence_id: str, *, idempotency_key: str | None = None) -> Decision:
         return self.run(calls.end(tenant_id, occurrence_id), idempotency_key=idempotency_key)
 
-    def message(self, tenant_id: str, conversation_id: str, *, sender: Sender, idempotency_key: str | None = None) -> Decision:
+    def message(
+        self, tenant_id: str, conversation_id: str, *, sender: Sender, idempotency_key: str | None = None
+    ) -> Decision:
         return self.run(calls.message(tenant_id, conversation_id, sender=sender), idempotency_key=idempotency_key)
 
-    def ingest(self, tenant_id: str, events: Sequence[dict[str, Any]], *, idempotency_key: str | None = None) -> IngestResult:
+    def ingest(
+        self, tenant_id: str, events: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> IngestResult:
         return self.run(calls.ingest(tenant_id, events), idempotency_key=idempotency_key)
 
     def usage(self, tenant_id: str) -> Usage:
@@ -160,23 +178,41 @@ class AsyncClient:
     async def start(self, tenant_id: str, occurrence_id: str, *, idempotency_key: str | None = None) -> Decision:
         return await self.run(calls.start(tenant_id, occurrence_id), idempotency_key=idempotency_key)
 
-    async def join(self, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode = "live", role: Role = "attendee",
-                   idempotency_key: str | None = None) -> Decision:
-        return await self.run(calls.join(tenant_id, occurrence_id, person_id, mode=mode, role=role), idempotency_key=idempotency_key)
+    async def join(
+        self,
+        tenant_id: str,
+        occurrence_id: str,
+        person_id: str,
+        *,
+        mode: Mode = "live",
+        role: Role = "attendee",
+        idempotency_key: str | None = None,
+    ) -> Decision:
+        return await self.run(
+            calls.join(tenant_id, occurrence_id, person_id, mode=mode, role=role), idempotency_key=idempotency_key
+        )
 
-    async def leave(self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None) -> Decision:
+    async def leave(
+        self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None
+    ) -> Decision:
         return await self.run(calls.leave(tenant_id, occurrence_id, person_id), idempotency_key=idempotency_key)
 
-    async def register(self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None) -> Decision:
+    async def register(
+        self, tenant_id: str, occurrence_id: str, person_id: str, *, idempotency_key: str | None = None
+    ) -> Decision:
         return await self.run(calls.register(tenant_id, occurrence_id, person_id), idempotency_key=idempotency_key)
 
     async def end(self, tenant_id: str, occurrence_id: str, *, idempotency_key: str | None = None) -> Decision:
         return await self.run(calls.end(tenant_id, occurrence_id), idempotency_key=idempotency_key)
 
-    async def message(self, tenant_id: str, conversation_id: str, *, sender: Sender, idempotency_key: str | None = None) -> Decision:
+    async def message(
+        self, tenant_id: str, conversation_id: str, *, sender: Sender, idempotency_key: str | None = None
+    ) -> Decision:
         return await self.run(calls.message(tenant_id, conversation_id, sender=sender), idempotency_key=idempotency_key)
 
-    async def ingest(self, tenant_id: str, events: Sequence[dict[str, Any]], *, idempotency_key: str | None = None) -> IngestResult:
+    async def ingest(
+        self, tenant_id: str, events: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> IngestResult:
         return await self.run(calls.ingest(tenant_id, events), idempotency_key=idempotency_key)
 
     async def usage(self, tenant_id: str) -> Usage:

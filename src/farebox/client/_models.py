@@ -27,8 +27,13 @@ class Decision:
     @classmethod
     def of(cls, body: dict[str, Any], *, replayed: bool = False) -> Decision:
         return cls(
-            admitted=bool(body["admitted"]), counted=bool(body["counted"]), reason=body["reason"], message=body["message"],
-            warnings=tuple(body.get("warnings") or ()), position=body.get("position"), deadline=_when(body.get("deadline")),
+            admitted=bool(body["admitted"]),
+            counted=bool(body["counted"]),
+            reason=body["reason"],
+            message=body["message"],
+            warnings=tuple(body.get("warnings") or ()),
+            position=body.get("position"),
+            deadline=_when(body.get("deadline")),
             replayed=replayed,
         )
 
@@ -55,7 +60,14 @@ class IngestResult:
     @classmethod
     def of(cls, body: dict[str, Any]) -> IngestResult:
         results = tuple(
-            EventResult(r["index"], r.get("id"), r["status"], Decision.of(r["decision"]) if r.get("decision") else None, r.get("code"), r.get("message"))
+            EventResult(
+                r["index"],
+                r.get("id"),
+                r["status"],
+                Decision.of(r["decision"]) if r.get("decision") else None,
+                r.get("code"),
+                r.get("message"),
+            )
             for r in body["results"]
         )
         return cls(body["received"], body["applied"], body["duplicates"], body["refused"], body["counted"], results)
@@ -84,8 +96,18 @@ class Usage:
     @classmethod
     def of(cls, body: dict[str, Any]) -> Usage:
         meters = tuple(
-            MeterUsage(m["meter"], m["unit"], m["used"], m.get("included"), m.get("limit"), m.get("left"), m.get("percent"),
-                       m.get("overage", 0), _when(m.get("period_start")), _when(m.get("period_end")))
+            MeterUsage(
+                m["meter"],
+                m["unit"],
+                m["used"],
+                m.get("included"),
+                m.get("limit"),
+                m.get("left"),
+                m.get("percent"),
+                m.get("overage", 0),
+                _when(m.get("period_start")),
+                _when(m.get("period_end")),
+            )
             for m in body["meters"]
         )
         return cls(body["tenant_id"], body.get("plan"), meters)

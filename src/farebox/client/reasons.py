@@ -65,5 +65,9 @@ INTERNAL_ERROR: Final[str] = "internal_error"
 
 # every reason of the registry, also those added after this list was written
 globals().update(
-    {name: value.code for name, value in vars(_registry).items() if isinstance(value, _registry.Reason) and name not in globals()}
+    {
+        name: value.code
+        for name, value in vars(_registry).items()
+        if isinstance(value, _registry.Reason) and name not in globals()
+    }
 )

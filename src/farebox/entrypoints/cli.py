@@ -183,7 +183,7 @@ def serve(
     port: int = typer.Option(None, help="Default: FAREBOX_PORT or 8000"),
     workers: int = typer.Option(1, help="Server processes"),
     no_worker: bool = typer.Option(
-        False, "--no-worker", help="Do not run the due work and deliveries in this process (dedicated `farebox worker`s do)"
+        False, "--no-worker", help="Leave the due work and deliveries to dedicated `farebox worker` processes"
     ),
     interval: float = typer.Option(1.0, help="Seconds between the in-process worker's passes"),
 ) -> None:

@@ -30,7 +30,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -46,21 +54,43 @@ log = logging.getLogger("farebox.metrics")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-DECISIONS = Counter("farebox_decisions", "Admission decisions answered, by kind and reason code", ["kind", "reason", "admitted"])
-DECISION_SECONDS = Histogram("farebox_decision_seconds", "Time to answer an admission decision over HTTP", ["kind"], buckets=LATENCY_BUCKETS)
+DECISIONS = Counter(
+    "farebox_decisions", "Admission decisions answered, by kind and reason code", ["kind", "reason", "admitted"]
+)
+DECISION_SECONDS = Histogram(
+    "farebox_decision_seconds", "Time to answer an admission decision over HTTP", ["kind"], buckets=LATENCY_BUCKETS
+)
 INGESTED_EVENTS = Counter("farebox_ingested_events", "Usage events received by ingestion, by result status", ["status"])
-INGEST_SECONDS = Histogram("farebox_ingest_batch_seconds", "Time to answer an ingestion batch over HTTP", buckets=LATENCY_BUCKETS)
-HTTP_RESPONSES = Counter("farebox_http_responses", "HTTP answers by method, route template and status", ["method", "route", "status"])
-DATABASE_ERRORS = Counter("farebox_database_errors", "Errors raised by the database driver, by class", ["error", "disconnect"])
+INGEST_SECONDS = Histogram(
+    "farebox_ingest_batch_seconds", "Time to answer an ingestion batch over HTTP", buckets=LATENCY_BUCKETS
+)
+HTTP_RESPONSES = Counter(
+    "farebox_http_responses", "HTTP answers by method, route template and status", ["method", "route", "status"]
+)
+DATABASE_ERRORS = Counter(
+    "farebox_database_errors", "Errors raised by the database driver, by class", ["error", "disconnect"]
+)
 WORKER_PASSES = Counter("farebox_worker_passes", "Worker passes, by outcome (ok, failed)", ["outcome"])
-WORKER_PASS_SECONDS = Histogram("farebox_worker_pass_seconds", "Duration of a worker pass", buckets=LATENCY_BUCKETS + (10.0, 30.0, 60.0))
-WORKER_LAST_PASS = Gauge("farebox_worker_last_pass_timestamp_seconds", "When a worker pass last finished", multiprocess_mode="max")
-DUE_ITEMS = Counter("farebox_due_items_processed", "Due items run by the worker (renewals, trial ends…), by kind", ["kind"])
-DELIVERY_ATTEMPTS = Counter("farebox_delivery_attempts", "E-mail and webhook delivery attempts, by channel and outcome", ["channel", "outcome"])
-BILLING_EXAMINED = Counter("farebox_billing_run_subscriptions", "Subscriptions examined by billing runs in this process")
+WORKER_PASS_SECONDS = Histogram(
+    "farebox_worker_pass_seconds", "Duration of a worker pass", buckets=LATENCY_BUCKETS + (10.0, 30.0, 60.0)
+)
+WORKER_LAST_PASS = Gauge(
+    "farebox_worker_last_pass_timestamp_seconds", "When a worker pass last finished", multiprocess_mode="max"
+)
+DUE_ITEMS = Counter(
+    "farebox_due_items_processed", "Due items run by the worker (renewals, trial ends…), by kind", ["kind"]
+)
+DELIVERY_ATTEMPTS = Counter(
+    "farebox_delivery_attempts", "E-mail and webhook delivery attempts, by channel and outcome", ["channel", "outcome"]
+)
+BILLING_EXAMINED = Counter(
+    "farebox_billing_run_subscriptions", "Subscriptions examined by billing runs in this process"
+)
 BILLING_INVOICES = Counter("farebox_billing_run_invoices", "Invoices issued by billing runs in this process")
 
-_DECISION_PATH = re.compile(r"^/v1/tenants/[^/]+/(?:occurrences/[^/]+/(start|join|leave|register|end)|conversations/[^/]+/(messages))$")
+_DECISION_PATH = re.compile(
+    r"^/v1/tenants/[^/]+/(?:occurrences/[^/]+/(start|join|leave|register|end)|conversations/[^/]+/(messages))$"
+)
 _INGEST_PATH = re.compile(r"^/v1/tenants/[^/]+/usage/events$")
 
 
@@ -107,7 +137,11 @@ class _StoredState(Collector):
         self.fb = fb
 
     def collect(self) -> Iterator[Metric]:
-        outbox = GaugeMetricFamily("farebox_outbox_deliveries", "Deliveries not delivered yet, by channel and status (pending, failed)", labels=["channel", "status"])
+        outbox = GaugeMetricFamily(
+            "farebox_outbox_deliveries",
+            "Deliveries not delivered yet, by channel and status (pending, failed)",
+            labels=["channel", "status"],
+        )
         due = GaugeMetricFamily("farebox_billing_due_subscriptions", "Subscriptions the next billing run would bill")
         try:
             counts = delivery.backlog(self.fb)
@@ -141,7 +175,9 @@ class MetricsMiddleware:
         async def watch(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
-                state["replayed"] = any(name.lower() == b"idempotent-replayed" for name, _ in message.get("headers", ()))
+                state["replayed"] = any(
+                    name.lower() == b"idempotent-replayed" for name, _ in message.get("headers", ())
+                )
             elif message["type"] == "http.response.body" and (decision or ingest) and state["status"] == 200:
                 state["body"].append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -170,7 +206,7 @@ def _observe_answer(decision: re.Match[str] | None, ingest: bool, state: dict[st
 
 
 def exposition(fb: Farebox) -> bytes:
-    """The text a scrape gets: this process's (or, in multiprocess mode, every process's) metrics and the stored state."""
+    """What a scrape gets: this process's metrics (every process's in multiprocess mode) and the stored state."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         process: CollectorRegistry = CollectorRegistry()
         MultiProcessCollector(process)

@@ -112,6 +112,11 @@ def _log_pass(report: PassReport) -> None:
         log.info("%s %s %s: %s", item.tenant_id, item.kind, item.ref, item.outcome)
     sent = report.deliveries
     if sent.count:
-        log.info("deliveries: %d delivered, %d retrying, %d failed", len(sent.delivered), len(sent.retrying), len(sent.failed))
+        log.info(
+            "deliveries: %d delivered, %d retrying, %d failed",
+            len(sent.delivered),
+            len(sent.retrying),
+            len(sent.failed),
+        )
     if report.invoiced:
         log.info("billing pass: %d invoice(s) issued", report.invoiced)

@@ -136,7 +136,9 @@ def daily_usage(fb: Farebox, actor: Principal, tenant_id: str) -> list[DailyUsag
         return [DailyUsage(date.fromisoformat(d), m, n) for d, m, n in repo.daily(uow.conn, tenant_id, sub.id, sub.period.start)]
 
 
-def top_usage(fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10, *, this_period: bool = True) -> list[TopUsage]:
+def top_usage(
+    fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10, *, this_period: bool = True
+) -> list[TopUsage]:
     """The largest occurrences (unique attendees) and conversations (billable sessions) of the
     current period, by the units counted in it (D19); `this_period=False`: over all time, from
     the event data (what G14's purge deletes)."""

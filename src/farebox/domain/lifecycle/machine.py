@@ -121,5 +121,6 @@ def step(source: Status | None, event: Event, target: Status | None = None) -> S
     outcomes.  An event the machine does not allow is refused (a reason code)."""
     targets = allowed(source, event)
     if not targets or (target is not None and target not in targets) or (target is None and len(targets) > 1):
-        raise DomainError(reasons.INVALID_TRANSITION, status=describe(source), action=ACTION_WORDS.get(event, event.value.replace("_", " ")))
+        action = ACTION_WORDS.get(event, event.value.replace("_", " "))
+        raise DomainError(reasons.INVALID_TRANSITION, status=describe(source), action=action)
     return target if target is not None else targets[0]

@@ -193,7 +193,9 @@ def _whole_number(text: str) -> int:
 
 
 @router.post("/session-limit")
-def set_limit(request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=200)]):
+def set_limit(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=200)]
+):
     return _act(request, tenant_id, current, csrf, lambda fb, actor: usage.set_session_limit(fb, actor, tenant_id, _whole_number(sessions)), "limit_set")
 
 

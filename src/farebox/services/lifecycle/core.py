@@ -204,10 +204,14 @@ def end_trial(uow: UnitOfWork, subscription: Subscription, *, now: datetime, cau
 
 
 def announce_change(
-    uow: UnitOfWork, old: Subscription, new: Subscription, *, now: datetime, upgrade: bool, immediate: bool, actor: str = "system"
+    uow: UnitOfWork, old: Subscription, new: Subscription, *, now: datetime, upgrade: bool, immediate: bool,
+    actor: str = "system",
 ) -> None:
     if old.status is Status.TRIALING:
-        emit(uow, "subscription.trial_ended", old.tenant_id, now, actor, old.id, cause="converted", to_status=new.status.value)
+        emit(
+            uow, "subscription.trial_ended", old.tenant_id, now, actor, old.id,
+            cause="converted", to_status=new.status.value,
+        )
     emit(
         uow, "subscription.plan_changed", new.tenant_id, now, actor, new.id,
         from_subscription_id=old.id, from_plan_version_id=old.plan_version_id, to_plan_version_id=new.plan_version_id,

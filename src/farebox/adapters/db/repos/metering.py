@@ -320,7 +320,9 @@ def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
     return sorted(items, key=lambda x: (-x["units"], x["id"]))[:limit]
 
 
-def top_in_period(conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime, limit: int) -> list[dict[str, Any]]:
+def top_in_period(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime, limit: int
+) -> list[dict[str, Any]]:
     """The largest occurrences and conversations by units counted in one period (D19: not all-time):
     per subject, its largest meter (a person counted as an attendee and as a credit is one unit);
     only those whose event data is still there (G14's purge deletes it)."""
