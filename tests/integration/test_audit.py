@@ -98,3 +98,18 @@ def test_D5_removals_and_refunds_are_audited_kinds():
     kinds = ("payment_method.added", "payment_method.removed", "invoice.voided", "invoice.refunded", "api_key.revoked")
     for kind in kinds:
         assert audit.is_audited(kind), kind
+
+
+def test_D20_the_operator_log_is_in_recording_order_whatever_a_tenants_test_clock_says(fb):
+    from datetime import timedelta
+
+    _tenant(fb, "future")
+    clock = clocks.create(fb, SYSTEM, name="ahead", start=fb.clock.now() + timedelta(days=400))
+    clocks.attach(fb, SYSTEM, clock["id"], "future")
+    from farebox.services import subscriptions
+
+    subscriptions.subscribe(fb, SYSTEM, "future", catalog="session-caps", plan="free")  # dated 400 days ahead
+    assert audit.entries(fb, SYSTEM, tenant_id="future")[0]["at"] > fb.clock.now() + timedelta(days=399)
+    _tenant(fb, "today")  # recorded last, dated today
+    newest = audit.entries(fb, SYSTEM, limit=1)[0]
+    assert (newest["tenant_id"], newest["kind"]) == ("today", "tenant.created")
