@@ -59,6 +59,8 @@ def test_G13_a_paid_plan_is_invoiced_in_advance_when_it_starts_and_charged(fb):
         "total_minor": 2900,
         "currency": "USD",
         "kind": "subscription",
+        "credit_applied_minor": 0,
+        "amount_due_minor": 2900,
     }
 
 

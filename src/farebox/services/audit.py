@@ -32,8 +32,9 @@ AUDITED_PREFIXES = (
     "webhook_endpoint.",
     "payment_method.",
     "clock.",
+    "credit.",
 )
-AUDITED_KINDS = frozenset({"usage.session_limit_changed"})
+AUDITED_KINDS = frozenset({"usage.session_limit_changed", "invoice.voided", "invoice.refunded"})
 
 
 def is_audited(kind: str) -> bool:

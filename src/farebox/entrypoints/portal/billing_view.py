@@ -16,7 +16,7 @@ from farebox.domain.catalog import Sales
 from farebox.domain.lifecycle import cards as cards_domain
 from farebox.domain.subscriptions import Status, Subscription, admission_refusal
 from farebox.entrypoints.portal import charts
-from farebox.services import catalog, clocks, invoices, notifications, payments, subscriptions, tenants, usage
+from farebox.services import catalog, clocks, credits, invoices, notifications, payments, subscriptions, tenants, usage
 from farebox.services.usage import TopUsage, UsageSummary
 
 SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
@@ -64,7 +64,8 @@ class BillingPage:
     top: list[TopUsage]
     plans: list[PlanOffer]
     notifications: notifications.NotificationList
-    invoices: list[Any] = field(default_factory=list)
+    invoices: list[Any] = field(default_factory=list)  # invoices and credit notes, newest first
+    credit_balance: Any = None  # services.credits.CreditBalance (issue 14 #5)
     payment_methods: list[Any] = field(default_factory=list)
 
 
@@ -74,7 +75,7 @@ def refusal_message(current: Subscription | None, now: datetime) -> str | None:
     return refusal.message() if refusal is not None else None
 
 
-def limit_card(summary: usage.UsageSummary, card: cards_domain.SubscriptionCard | None) -> LimitCard | None:
+def limit_card(summary: UsageSummary, card: cards_domain.SubscriptionCard | None) -> LimitCard | None:
     """The *Session limit* card: paid plans that let the tenant set a limit, never during a trial (A6)."""
     if card is None or card.status in ("trialing", "expired", "canceled"):
         return None
@@ -85,7 +86,7 @@ def limit_card(summary: usage.UsageSummary, card: cards_domain.SubscriptionCard 
     return None
 
 
-def gauges(summary: usage.UsageSummary) -> list[dict[str, Any]]:
+def gauges(summary: UsageSummary) -> list[dict[str, Any]]:
     """L6: one gauge per period pool of attendee credits."""
     out = []
     for m in summary.meters:
@@ -96,7 +97,7 @@ def gauges(summary: usage.UsageSummary) -> list[dict[str, Any]]:
     return out
 
 
-def chart(fb: Farebox, actor: Principal, tenant_id: str, summary: usage.UsageSummary, now: datetime) -> str | None:
+def chart(fb: Farebox, actor: Principal, tenant_id: str, summary: UsageSummary, now: datetime) -> str | None:
     if summary.period_start is None:
         return None
     counts: dict[date, int] = {}
@@ -159,7 +160,8 @@ def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
             else None,
         ),
         notifications=notifications.list_notifications(fb, actor, tenant_id, limit=20),
-        invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24),
+        invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24, document=None),
+        credit_balance=credits.credit_balance(fb, actor, tenant_id, limit=0),
         payment_methods=payments.list_payment_methods(fb, actor, tenant_id),
     )
     return page
