@@ -95,6 +95,11 @@ NOT_SALES_ASSISTED = _reason("not_sales_assisted", "Plan {plan!r} is self-serve:
 # --- invoices and payments ------------------------------------------------------
 PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method was refused: {detail}")
 INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be {action}.")
+NO_CREDIT_BALANCE = _reason("no_credit_balance", "There is no credit balance in {currency} to refund.")
+CREDIT_REFUND_TOO_LARGE = _reason("credit_refund_too_large", "The credit balance is {balance}; a refund cannot exceed it.")
+NO_CHARGE_TO_REFUND = _reason(
+    "no_charge_to_refund", "No card payment is left to refund {amount} to; the credit stays on the balance for the next invoices."
+)
 PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
+from farebox.entrypoints.cli_credits import credits_app
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.cli_export import export_command
 from farebox.entrypoints.cli_reprice import reprice_command
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(credits_app, name="credits")
 app.command("export")(export_command)
 app.command("reprice")(reprice_command)
 clock_app = typer.Typer(help="Test clocks (G2): move one forward and see what falls due.", no_args_is_help=True)

@@ -202,8 +202,10 @@ def _charge(
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
     key = f"{invoice_id}:attempt:{number}"
     p = provider_of_charge
-    amount = Money(invoice["total_minor"], invoice["currency"])
-    if method is None or customer is None:
+    amount = Money(invoice["amount_due_minor"], invoice["currency"])  # the total less the credit applied
+    if amount.amount_minor == 0:  # the credit balance covers it: paid without asking the provider
+        result = ChargeResult("succeeded", None, details={"covered_by_credit": True})
+    elif method is None or customer is None:
         result = ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
     else:
         result = p.charge(customer_ref=customer, payment_method_ref=method["provider_ref"], amount=amount, idempotency_key=key,

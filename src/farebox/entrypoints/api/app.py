@@ -8,7 +8,9 @@ import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints import metrics
 from farebox.entrypoints.api import docs_pages, errors
-from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints.api.routers import (
+    admission, audit, catalogs, clocks, credits, export, health, invoices, notifications, subscriptions, tenants, usage,
+)
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
@@ -23,6 +25,7 @@ ROUTERS = (
     notifications.router,
     invoices.router,
     invoices.webhooks,
+    credits.router,
     admission.router,
     usage.router,
 )
