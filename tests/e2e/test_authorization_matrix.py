@@ -161,6 +161,7 @@ def query(make: Callable[[World], dict[str, Any]]) -> Request:
 
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE),
+    Row("GET", "/metrics", EVERYONE),  # Prometheus scrapes it without a key: keep it on the internal network
     Row("GET", "/v1/catalogs", EVERYONE - {"none", "wrong"}),
     Row("POST", "/v1/catalogs", OPERATOR, body(lambda w: {"bundled": "session-caps"})),
     Row("GET", "/v1/tenants", OPERATOR),

@@ -89,7 +89,8 @@ class _Reads:
         return sum(due[1:], due[0]).format() if due else Money(0, self.currency()).format()
 
     def top(self, kind: str) -> dict[str, int]:
-        return {t.id: t.units for t in usage.top_usage(self.ctx.fb, self.actor, self.tenant_id, 100) if t.kind == kind}
+        top = usage.top_usage(self.ctx.fb, self.actor, self.tenant_id, 100, this_period=False)  # the event data
+        return {t.id: t.units for t in top if t.kind == kind}
 
 
 def _last_invoice(r: _Reads) -> Any:

@@ -26,7 +26,7 @@ from farebox.domain.invoicing import Charge, InvoiceKind, document_for, recomput
 from farebox.domain.money import Money
 from farebox.domain.periods import Period, period_at
 from farebox.domain.reasons import DomainError
-from farebox.services import invoicing
+from farebox.services import audit, invoicing
 from farebox.services.clocks import now_for
 
 
@@ -157,8 +157,12 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
         if row is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if row["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"], action="voided")
         repo.update_invoice(uow.conn, tenant_id, invoice_id, status="void", voided_at=now)
+        audit.publish(
+            uow, "invoice.voided", tenant_id=tenant_id, at=now, actor=actor, subject=invoice_id,
+            before={"status": row["status"]}, after={"status": "void", "number": row["number"]},
+        )
         uow.commit()
     return get_invoice(fb, actor, tenant_id, invoice_id)
 
