@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from farebox.domain import reasons
-from farebox.domain.catalog import Policy
+from farebox.domain.catalog import Plan, Policy
 
 
 class Mode(StrEnum):
@@ -127,3 +127,10 @@ def check_cap(count: int, included: int | None, policy: Policy) -> CapCheck:
 def upgrade_required(peak: int | None, included: int | None) -> bool:
     """S5 (soft): after an occurrence went over, new occurrences wait for a plan whose cap covers that peak."""
     return peak is not None and included is not None and included < peak
+
+
+def upgrade_covers_peak(plan: Plan, meter: str | None, peak: int) -> bool:
+    """S5: a plan lifts `upgrade_required` only if its cap on the meter that went over covers the peak
+    (a plan with no cap on that meter covers any peak)."""
+    limit = plan.limit(meter or "")
+    return not upgrade_required(peak, limit.included if limit else None)
