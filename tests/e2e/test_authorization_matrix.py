@@ -42,7 +42,7 @@ class World:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     sessions: dict[str, portal_auth.PortalSession] = field(default_factory=dict)
     clock_id: str = ""
-    ids: dict[str, str] = field(default_factory=lambda: {"occurrence_id": "o1", "conversation_id": "c1"})  # ids a row's path uses
+    ids: dict[str, str] = field(default_factory=lambda: {"occurrence_id": "o1", "conversation_id": "c1", "feature": "cohosts"})  # ids a row's path uses
 
 
 def build_world(fb) -> World:
@@ -199,10 +199,11 @@ API_ROWS = [
     # admission and usage (the platform calls admission with any of the tenant's keys)
     Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/start", TEAM, prepare=on_pro),
     Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/join", TEAM, body(lambda w: {"person_id": f"p{next(_unique)}"}), on_pro),
-    Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/leave", TEAM, body(lambda w: {"person_id": "p1"}), on_pro),
+    Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/leave", TEAM, body(lambda w: {"person_id": "p1"}), occurrence_started),
     Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/register", TEAM, body(lambda w: {"person_id": f"p{next(_unique)}"}), on_pro),
     Row("POST", "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/end", TEAM, prepare=occurrence_started),
     Row("POST", "/v1/tenants/{tenant_id}/conversations/{conversation_id}/messages", TEAM, body(lambda w: {"from": "customer"}), on_agents),
+    Row("GET", "/v1/tenants/{tenant_id}/entitlements/{feature}", TEAM, prepare=on_pro),
     Row(
         "POST",
         "/v1/tenants/{tenant_id}/usage/events",

@@ -15,6 +15,7 @@ from rich.table import Table
 from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
+from farebox.entrypoints.cli_entitlements import entitlements_app
 from farebox.entrypoints.cli_export import export_command
 from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
@@ -25,6 +26,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(entitlements_app, name="entitlements")
 app.command("export")(export_command)
 app.command("reprice")(reprice_command)
 clock_app = typer.Typer(help="Test clocks (G2): move one forward and see what falls due.", no_args_is_help=True)

@@ -18,7 +18,23 @@ from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_tenant_access
-from farebox.domain.admission import Decision, Mode, Role, admit, check_cap, deadline_for, past_deadline, refuse, upgrade_required
+from farebox.domain.admission import (
+    WAITING_TICKET_TTL,
+    Decision,
+    Mode,
+    Role,
+    Warning,
+    admit,
+    answer,
+    check_cap,
+    deadline_for,
+    host_refusal,
+    may_take_seat,
+    past_deadline,
+    refuse,
+    ticket_live,
+    upgrade_required,
+)
 from farebox.domain.catalog import Limit, Meter, MeterKind, Policy, Scope
 from farebox.domain.conversations import Sender, Window, on_message
 from farebox.domain.metering import pool_rule, session_warnings
@@ -158,28 +174,56 @@ def start_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: dateti
         if warn_at > now:
             due.schedule(uow, tenant_id=tenant_id, kind=ENDING_SOON, ref=occurrence_id, due_at=warn_at, now=now, payload={"deadline": deadline.isoformat(), "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60)})
         due.schedule(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, due_at=deadline, now=now)
-    return admit(reasons.STARTED, counted=False, deadline=deadline)
+    return replace(admit(reasons.STARTED, counted=False, deadline=deadline), started=True)
 
 
 def join_in(
     uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, mode: Mode, role: Role, now: datetime, actor: str = "system", cause: str | None = None, sub: Any = UNREAD
 ) -> Decision:
     conn = uow.conn
+    if role is not Role.ATTENDEE:
+        sub = _current(uow, tenant_id, sub)
+        # S2: a co-host on a plan without co-hosts is refused before the occurrence is opened.
+        early = host_refusal(sub.plan, role, hosts=0, already_hosting=True) if sub is not None else None
+        if early is not None:
+            return refuse(early[0], **early[1])
     # The person is read with the occurrence, once its lock is held (PostgreSQL).
     occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
+    started = False
     if occ is None or occ["started_at"] is None:
         sub = _current(uow, tenant_id, sub)
         opened = start_in(uow, tenant_id, occurrence_id, now=now, actor=actor, sub=sub)  # S6: the clock starts at the first entry
         if not opened.admitted:
             return opened
+        started = opened.started
         # Read both again: creating the occurrence may have waited for a concurrent
         # first join, whose person row the first read could not see.
         occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
         assert occ is not None
+    decision = _join_open(uow, tenant_id, occ, person, person_id, mode=mode, role=role, now=now, actor=actor, cause=cause, sub=sub)
+    return replace(decision, started=True) if started else decision
+
+
+def _join_open(
+    uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], person: dict[str, Any] | None, person_id: str,
+    *, mode: Mode, role: Role, now: datetime, actor: str, cause: str | None, sub: Any,
+) -> Decision:
+    """A join into an occurrence that has started."""
+    conn = uow.conn
+    occurrence_id = occ["id"]
     deadline = occ["deadline_at"]
     if mode.is_live and (occ["ended_at"] is not None or past_deadline(deadline, now)):
         return refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
     if not role.is_billable:
+        if role is Role.MEMBER:
+            sub = _current(uow, tenant_id, sub)
+            in_room = person is not None and person["present"]
+            refused = host_refusal(sub.plan, role, hosts=occ["hosts"], already_hosting=in_room) if sub is not None else None
+            if refused is not None:
+                return refuse(refused[0], deadline=deadline, **refused[1])
+            if not in_room:
+                repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=person is not None, present=True, host=True, updated_at=now)
+                repo.update_occurrence(conn, tenant_id, occurrence_id, hosts=occ["hosts"] + 1)
         return admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
     sub = _current(uow, tenant_id, sub)
     meters = _meters(uow, sub)
@@ -213,7 +257,10 @@ def join_in(
                 over.append((meter, limit, occ["counted"] + 1))
     assert sub is not None
     kinds = {m.key for m in meters.values() if m.kind is MeterKind.ATTENDEES}
-    refused, warnings = consume_pools(uow, tenant_id, sub, meters, kinds, now=now, subject=f"occurrence:{occurrence_id}", person_id=person_id, actor=actor, cause=cause or f"join {occurrence_id} {person_id} {mode.value} by {actor}")
+    refused, warnings = consume_pools(
+        uow, tenant_id, sub, meters, kinds, now=now, subject=f"occurrence:{occurrence_id}", person_id=person_id, actor=actor,
+        cause=cause or f"join {occurrence_id} {person_id} {mode.value} by {actor}",
+    )
     if refused is not None:
         return refuse(refused, deadline=deadline)
     _enter(conn, tenant_id, occ, person_id, person, now, mode, counted=True, entering=not already_present)
@@ -223,19 +270,25 @@ def join_in(
 
 
 def _seat(conn: Any, tenant_id: str, occ: dict[str, Any], person: dict[str, Any] | None, person_id: str, limit: Limit, now: datetime) -> Decision | bool:
-    """A seat in the room under a concurrent cap: True if over a soft cap, False if fine, or a refusal."""
+    """A seat in the room under a concurrent cap: True if over a soft cap, False if fine, or a refusal.
+
+    In a waiting room, only live tickets hold a place (F3): a ticket not re-presented within
+    `WAITING_TICKET_TTL` is passed over, and its holder queues again at the tail when back."""
     present = occ["present"]
     if limit.policy is Policy.HARD_WITH_WAITING_ROOM and limit.included is not None:
-        free = limit.included - present
         ticket = person["waiting_ticket"] if person else None
-        ahead = repo.waiting_ahead(conn, tenant_id, occ["id"], ticket) if ticket is not None else repo.waiting_count(conn, tenant_id, occ["id"])
-        if ahead < free:
+        if ticket is not None and not ticket_live(person["updated_at"] if person else None, now):
+            ticket = None  # lost its place
+        live_since = now - WAITING_TICKET_TTL
+        ahead = repo.waiting_ahead(conn, tenant_id, occ["id"], ticket if ticket is not None else 2**31 - 1, live_since=live_since)
+        if may_take_seat(ahead, present, limit.included):
             return False
         if ticket is None:
             ticket = occ["queue_tail"] + 1
             occ["queue_tail"] = ticket
             repo.update_occurrence(conn, tenant_id, occ["id"], queue_tail=ticket)
-            repo.put_person(conn, tenant_id, occ["id"], person_id, exists=person is not None, waiting_ticket=ticket, updated_at=now)
+        # Re-presenting a live ticket keeps its place and renews it.
+        repo.put_person(conn, tenant_id, occ["id"], person_id, exists=person is not None, waiting_ticket=ticket, updated_at=now)
         return refuse(reasons.WAITING_ROOM, position=ahead + 1)
     check = check_cap(present, limit.included, limit.policy)
     if not check.allowed:
@@ -253,7 +306,7 @@ def _enter(conn: Any, tenant_id: str, occ: dict[str, Any], person_id: str, perso
     repo.update_occurrence(conn, tenant_id, occ["id"], counted=counted_n, present=present_n, peak=max(occ["peak"], present_n))
 
 
-def _went_over(uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], meter: Meter, limit: Limit, count: int, now: datetime, actor: str) -> list[str]:
+def _went_over(uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], meter: Meter, limit: Limit, count: int, now: datetime, actor: str) -> list[Warning]:
     """S5 soft (or overage): nobody is blocked; the host is told once per occurrence and future starts need an upgrade."""
     if limit.policy is Policy.SOFT:
         flags = repo.settings(uow.conn, tenant_id)
@@ -264,20 +317,27 @@ def _went_over(uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], meter: Mete
         repo.update_occurrence(uow.conn, tenant_id, occ["id"], cap_exceeded_at=now)
         signals.publish(uow, Signal("usage.cap_exceeded", tenant_id, now, actor, occ["id"], {"meter": meter.key, "limit": limit.included, "count": count, "policy": limit.policy.value}))
     if limit.policy is Policy.SOFT:
-        return [f"This occurrence is over its limit of {limit.included} attendees; please upgrade your plan before starting new sessions."]
+        return [Warning.of(reasons.OVER_ATTENDEE_LIMIT, limit=limit.included)]
     return []
 
 
 def leave_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
+    """A person leaves the room, their host seat or the waiting room.  An occurrence that does not
+    exist is `not_found`, as for `end` (D16)."""
     conn = uow.conn
     occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
-    if occ is not None and person is not None:
-        if person["present"]:
+    if occ is None:
+        raise DomainError(reasons.NOT_FOUND, what="Occurrence")
+    if person is not None:
+        if person["present"] and person["host"]:
+            repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, present=False, host=False, updated_at=now)
+            repo.update_occurrence(conn, tenant_id, occurrence_id, hosts=max(0, occ["hosts"] - 1))
+        elif person["present"]:
             repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, present=False, updated_at=now)
             repo.update_occurrence(conn, tenant_id, occurrence_id, present=max(0, occ["present"] - 1))
         elif person["waiting_ticket"] is not None:
             repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, waiting_ticket=None, updated_at=now)
-    return Decision(False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None)
+    return answer(reasons.LEFT, deadline=occ["deadline_at"])
 
 
 def register_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
@@ -295,7 +355,7 @@ def end_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime
         raise DomainError(reasons.NOT_FOUND, what="Occurrence")
     if occ["ended_at"] is None:
         repo.empty_room(uow.conn, tenant_id, occurrence_id, now)
-        repo.update_occurrence(uow.conn, tenant_id, occurrence_id, ended_at=now, present=0)
+        repo.update_occurrence(uow.conn, tenant_id, occurrence_id, ended_at=now, present=0, hosts=0)
         due.cancel(uow, tenant_id=tenant_id, kind=ENDING_SOON, ref=occurrence_id, now=now)
         due.cancel(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, now=now)
     return Decision(False, False, reasons.DURATION_EXCEEDED.code, "The occurrence has ended.", deadline=occ["deadline_at"])
@@ -318,7 +378,7 @@ def _occurrence_end(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str
     if occ is None or occ["ended_at"] is not None:
         return "nothing to do: occurrence ended"
     repo.empty_room(uow.conn, item["tenant_id"], item["ref"], now)
-    repo.update_occurrence(uow.conn, item["tenant_id"], item["ref"], ended_at=now, present=0)
+    repo.update_occurrence(uow.conn, item["tenant_id"], item["ref"], ended_at=now, present=0, hosts=0)
     return "ended: everyone removed"
 
 
@@ -337,12 +397,12 @@ def consume_pools(
     person_id: str | None,
     actor: str,
     cause: str,
-) -> tuple[reasons.Reason | None, list[str]]:
+) -> tuple[reasons.Reason | None, list[Warning]]:
     """Count one unit on each of these period meters, or refuse without counting any: every
     counter is taken first, and only then is each unit written to the ledger and announced
     (a refusal by a later meter leaves no ledger row of an earlier one behind, G3)."""
     conn = uow.conn
-    warnings: list[str] = []
+    warnings: list[Warning] = []
     done: list[tuple[str, Any, int, Meter, int | None]] = []
     start, end = sub.period.start, sub.period.end
     session_limit: int | None = None
@@ -425,7 +485,7 @@ def message_in(
     if unmetered:
         # A plan that meters no billable sessions counts none: `billable` stays equal to the ledger (G3).
         effect = replace(effect, bills=False, window=replace(effect.window, billed=False))
-    warnings: list[str] = []
+    warnings: list[Warning] = []
     if effect.opens or effect.bills:
         refusal = admission_refusal(sub, now)
         if refusal is not None:

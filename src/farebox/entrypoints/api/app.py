@@ -7,7 +7,7 @@ from fastapi import FastAPI
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, entitlements, export, health, invoices, notifications, subscriptions, tenants, usage
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
@@ -23,6 +23,7 @@ ROUTERS = (
     invoices.router,
     invoices.webhooks,
     admission.router,
+    entitlements.router,
     usage.router,
 )
 

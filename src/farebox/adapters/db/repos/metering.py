@@ -28,6 +28,7 @@ from farebox.adapters.db.tables.metering import (
     usage_records,
 )
 from farebox.adapters.db.immutable_cache import ImmutableRowCache
+from farebox.adapters.db.types import UTCDateTime
 from farebox.domain.catalog import Meter
 
 _METERS: ImmutableRowCache[dict[str, Meter]] = ImmutableRowCache()
@@ -130,27 +131,25 @@ def put_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: 
         conn.execute(_PERSON_INSERT, {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, **values})
 
 
-def waiting_ahead(conn: Connection, tenant_id: str, occurrence_id: str, ticket: int) -> int:
-    """How many people wait in front of this ticket."""
-    return conn.execute(
-        select(func.count()).select_from(occurrence_people).where(
-            occurrence_people.c.tenant_id == tenant_id,
-            occurrence_people.c.occurrence_id == occurrence_id,
-            occurrence_people.c.waiting_ticket.is_not(None),
-            occurrence_people.c.waiting_ticket < ticket,
-        )
-    ).scalar_one()
+_WAITING_AHEAD = select(func.count()).select_from(occurrence_people).where(
+    _p.tenant_id == bindparam("_t"),
+    _p.occurrence_id == bindparam("_o"),
+    _p.waiting_ticket.is_not(None),
+    _p.waiting_ticket < bindparam("_ticket"),
+    _p.updated_at >= bindparam("_live_since", type_=UTCDateTime),
+)
 
 
-def waiting_count(conn: Connection, tenant_id: str, occurrence_id: str) -> int:
-    return waiting_ahead(conn, tenant_id, occurrence_id, 2**31 - 1)
+def waiting_ahead(conn: Connection, tenant_id: str, occurrence_id: str, ticket: int, *, live_since: datetime) -> int:
+    """How many live tickets (re-presented since `live_since`) wait in front of this ticket (S5, F3)."""
+    return conn.execute(_WAITING_AHEAD, {"_t": tenant_id, "_o": occurrence_id, "_ticket": ticket, "_live_since": live_since}).scalar_one()
 
 
 def empty_room(conn: Connection, tenant_id: str, occurrence_id: str, now: datetime) -> None:
     conn.execute(
         update(occurrence_people)
         .where(occurrence_people.c.tenant_id == tenant_id, occurrence_people.c.occurrence_id == occurrence_id)
-        .values(present=False, waiting_ticket=None, updated_at=now)
+        .values(present=False, host=False, waiting_ticket=None, updated_at=now)
     )
 
 
