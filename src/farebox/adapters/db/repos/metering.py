@@ -131,18 +131,22 @@ def put_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: 
         conn.execute(_PERSON_INSERT, {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, **values})
 
 
-_WAITING_AHEAD = select(func.count()).select_from(occurrence_people).where(
-    _p.tenant_id == bindparam("_t"),
-    _p.occurrence_id == bindparam("_o"),
-    _p.waiting_ticket.is_not(None),
-    _p.waiting_ticket < bindparam("_ticket"),
-    _p.updated_at >= bindparam("_live_since", type_=UTCDateTime),
+_LIVE_TICKETS = (
+    select(_p.waiting_ticket)
+    .where(
+        _p.tenant_id == bindparam("_t"),
+        _p.occurrence_id == bindparam("_o"),
+        _p.waiting_ticket.is_not(None),
+        _p.updated_at >= bindparam("_live_since", type_=UTCDateTime),
+    )
+    .order_by(_p.waiting_ticket)
 )
 
 
-def waiting_ahead(conn: Connection, tenant_id: str, occurrence_id: str, ticket: int, *, live_since: datetime) -> int:
-    """How many live tickets (re-presented since `live_since`) wait in front of this ticket (S5, F3)."""
-    return conn.execute(_WAITING_AHEAD, {"_t": tenant_id, "_o": occurrence_id, "_ticket": ticket, "_live_since": live_since}).scalar_one()
+def live_tickets(conn: Connection, tenant_id: str, occurrence_id: str, *, live_since: datetime) -> tuple[int, ...]:
+    """The waiting-room tickets re-presented since `live_since`, in queue order (S5, F3)."""
+    rows = conn.execute(_LIVE_TICKETS, {"_t": tenant_id, "_o": occurrence_id, "_live_since": live_since})
+    return tuple(t for (t,) in rows)
 
 
 def empty_room(conn: Connection, tenant_id: str, occurrence_id: str, now: datetime) -> None:
