@@ -27,6 +27,7 @@ from farebox.adapters.db.tables.metering import (
     usage_events,
     usage_records,
 )
+from farebox.adapters.db.hot import Hot
 from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.types import UTCDateTime
 from farebox.domain.catalog import Meter
@@ -58,6 +59,14 @@ _CONSUME_CAPPED = (
     update(usage_counters).where(_COUNTER_WHERE, _CARRIED, _c.used + bindparam("_units") <= bindparam("_cap")).values(used=_c.used + bindparam("_units")).returning(_c.used)
 )
 _RECORD = insert(usage_records)
+# The join's own statements run on the driver's cursor (`hot.py`): compiled once per dialect.
+_HOT_OCC_LOCK = Hot(_OCC_LOCK)
+_HOT_PERSON_GET = Hot(_PERSON_GET)
+_HOT_OCC_WITH_PERSON = Hot(_OCC_WITH_PERSON)
+_HOT_OCC_UPDATE = Hot(_OCC_UPDATE, by_keys=True)
+_HOT_PERSON_UPDATE = Hot(_PERSON_UPDATE, by_keys=True)
+_HOT_PERSON_INSERT = Hot(_PERSON_INSERT, by_keys=True)
+_HOT_RECORD = Hot(_RECORD, by_keys=True)
 _SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
 _CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
@@ -86,8 +95,7 @@ def meters_of(conn: Connection, plan_version_id: int) -> dict[str, Meter]:
 
 def lock_occurrence(conn: Connection, tenant_id: str, occurrence_id: str) -> dict[str, Any] | None:
     """The occurrence, row-locked on PostgreSQL (SQLite renders no FOR UPDATE: one writer)."""
-    row = conn.execute(_OCC_LOCK, {"_t": tenant_id, "_id": occurrence_id}).mappings().first()
-    return dict(row) if row else None
+    return _HOT_OCC_LOCK.first(conn, {"_t": tenant_id, "_id": occurrence_id})
 
 
 def lock_occurrence_and_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -95,7 +103,7 @@ def lock_occurrence_and_person(conn: Connection, tenant_id: str, occurrence_id: 
     if conn.dialect.name != "sqlite":
         occ = lock_occurrence(conn, tenant_id, occurrence_id)
         return occ, get_person(conn, tenant_id, occurrence_id, person_id) if occ else None
-    row = conn.execute(_OCC_WITH_PERSON, {"_t": tenant_id, "_id": occurrence_id, "_p": person_id}).mappings().first()
+    row = _HOT_OCC_WITH_PERSON.first(conn, {"_t": tenant_id, "_id": occurrence_id, "_p": person_id})
     if row is None:
         return None, None
     occ = {c.name: row[c.name] for c in occurrences.c}
@@ -116,19 +124,19 @@ def create_occurrence(conn: Connection, *, tenant_id: str, occurrence_id: str, n
 
 
 def update_occurrence(conn: Connection, tenant_id: str, occurrence_id: str, **values: Any) -> None:
-    conn.execute(_OCC_UPDATE, {"_t": tenant_id, "_id": occurrence_id, **values})
+    _HOT_OCC_UPDATE.run(conn, {"_t": tenant_id, "_id": occurrence_id, **values})
 
 
 def get_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str) -> dict[str, Any] | None:
-    row = conn.execute(_PERSON_GET, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id}).mappings().first()
-    return dict(row) if row else None
+    return _HOT_PERSON_GET.first(conn, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id})
 
 
 def put_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str, *, exists: bool, **values: Any) -> None:
     if exists:
-        conn.execute(_PERSON_UPDATE, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
+        _HOT_PERSON_UPDATE.run(conn, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
     else:
-        conn.execute(_PERSON_INSERT, {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, **values})
+        row = {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, "host": False, **values}
+        _HOT_PERSON_INSERT.run(conn, row)
 
 
 _LIVE_TICKETS = (
@@ -269,7 +277,7 @@ def counters_between(conn: Connection, tenant_id: str, subscription_id: str, sta
 
 
 def record(conn: Connection, **values: Any) -> None:
-    conn.execute(_RECORD, {"id": new_id("use"), "units": 1, **values})
+    _HOT_RECORD.run(conn, {"id": new_id("use"), "units": 1, **values})
 
 
 def daily(conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime) -> list[tuple[str, str, int]]:
