@@ -209,7 +209,9 @@ def join_in(
         # first join, whose person row the first read could not see.
         occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
         assert occ is not None
-    decision = _join_open(uow, tenant_id, occ, person, person_id, mode=mode, role=role, now=now, actor=actor, cause=cause, sub=sub)
+    decision = _join_open(
+        uow, tenant_id, occ, person, person_id, mode=mode, role=role, now=now, actor=actor, cause=cause, sub=sub
+    )
     return replace(decision, started=True) if started else decision
 
 
@@ -231,7 +233,8 @@ def _join_open(
     pools: tuple[Pool, ...] = ()
     session_limit: int | None = None
     if billable and sub is not None:
-        pools, session_limit = _pools(conn, tenant_id, sub, meters, {m.key for m in meters.values() if m.kind is MeterKind.ATTENDEES})
+        keys = {m.key for m in meters.values() if m.kind is MeterKind.ATTENDEES}
+        pools, session_limit = _pools(conn, tenant_id, sub, meters, keys)
     snapshot = Snapshot(
         now=now, plan=sub.plan if sub is not None else None, refusal=admission_refusal(sub, now), limits=limits,
         room=_room(occ, tickets), people={person_id: snapshot_person}, pools=pools,
@@ -242,8 +245,9 @@ def _join_open(
     if effects.take:
         assert sub is not None
         refused, _, pool_warnings = consume_pools(
-            uow, tenant_id, sub, meters, set(effects.take), now=now, subject=f"occurrence:{occ['id']}", person_id=person_id,
-            actor=actor, cause=cause or f"join {occ['id']} {person_id} {mode.value} by {actor}", session_limit=session_limit,
+            uow, tenant_id, sub, meters, set(effects.take), now=now, subject=f"occurrence:{occ['id']}",
+            person_id=person_id, actor=actor, cause=cause or f"join {occ['id']} {person_id} {mode.value} by {actor}",
+            session_limit=session_limit,
         )
         if refused is not None:
             decision, effects = decide_join(with_pool_exhausted(snapshot, refused), request)
@@ -276,7 +280,9 @@ def _room(occ: dict[str, Any], tickets: tuple[int, ...]) -> Room:
     )
 
 
-def _write(conn: Any, tenant_id: str, occurrence_id: str, person_id: str, row: dict[str, Any] | None, effects: Effects) -> None:
+def _write(
+    conn: Any, tenant_id: str, occurrence_id: str, person_id: str, row: dict[str, Any] | None, effects: Effects
+) -> None:
     """The person's and the occurrence's rows, as the core said."""
     if effects.person:
         repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=row is not None, **effects.person)
@@ -302,7 +308,8 @@ def leave_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str
     occ, person = repo.lock_occurrence_and_person(uow.conn, tenant_id, occurrence_id, person_id)
     if occ is None:
         raise DomainError(reasons.NOT_FOUND, what="Occurrence")
-    snapshot = Snapshot(now=now, plan=None, refusal=None, limits=(), room=_room(occ, ()), people={person_id: _person_state(person)})
+    people = {person_id: _person_state(person)}
+    snapshot = Snapshot(now=now, plan=None, refusal=None, limits=(), room=_room(occ, ()), people=people)
     decision, effects = decide_leave(snapshot, Leave(person_id))
     _write(uow.conn, tenant_id, occurrence_id, person_id, person, effects)
     return decision
@@ -435,7 +442,9 @@ def _session_limit(conn: Any, tenant_id: str, sub: Subscription, keys: set[str])
     return None
 
 
-def _pools(conn: Any, tenant_id: str, sub: Subscription, meters: dict[str, Meter], keys: set[str]) -> tuple[tuple[Pool, ...], int | None]:
+def _pools(
+    conn: Any, tenant_id: str, sub: Subscription, meters: dict[str, Meter], keys: set[str]
+) -> tuple[tuple[Pool, ...], int | None]:
     """The period pools a counted unit takes from, with their rules, for the core's snapshot
     (their use is left to the guard: `used=None`), and the session limit they were read with."""
     session_limit = _session_limit(conn, tenant_id, sub, keys)

@@ -62,11 +62,16 @@ class Hot:
         else:
             args = {n: (binds[n](v) if n in binds else v) for n, v in params.items()}
         cursor = conn.connection.cursor()
+        events = conn._has_events or conn.engine._has_events  # noqa: SLF001 - listeners see hot statements too
+        if events:
+            conn.dispatch.before_cursor_execute(conn, cursor, c.sql, args, None, False)
         try:
             cursor.execute(c.sql, args)
         except conn.dialect.loaded_dbapi.Error as error:
             conn._handle_dbapi_exception(error, c.sql, args, cursor, None)  # noqa: SLF001 - raises, translated
             raise  # pragma: no cover - the handler always raises
+        if events:
+            conn.dispatch.after_cursor_execute(conn, cursor, c.sql, args, None, False)
         return cursor
 
     def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:

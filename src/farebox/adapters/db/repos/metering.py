@@ -67,6 +67,7 @@ _HOT_OCC_UPDATE = Hot(_OCC_UPDATE, by_keys=True)
 _HOT_PERSON_UPDATE = Hot(_PERSON_UPDATE, by_keys=True)
 _HOT_PERSON_INSERT = Hot(_PERSON_INSERT, by_keys=True)
 _HOT_RECORD = Hot(_RECORD, by_keys=True)
+_HOT_CONSUME_CAPPED = Hot(_CONSUME_CAPPED)
 _SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
 _CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
@@ -135,8 +136,8 @@ def put_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: 
     if exists:
         _HOT_PERSON_UPDATE.run(conn, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
     else:
-        row = {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id, "present": False, "host": False, **values}
-        _HOT_PERSON_INSERT.run(conn, row)
+        row = {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id}
+        _HOT_PERSON_INSERT.run(conn, {**row, "present": False, "host": False, **values})
 
 
 _LIVE_TICKETS = (
@@ -225,9 +226,9 @@ def consume(
     params = {"_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at, "_units": units, "_carried": carried_in}
     if cap is not None:
         assert carried_in is not None, "a capped consume states the carried figure its cap came from"
-        row = conn.execute(_CONSUME_CAPPED, {**params, "_cap": cap}).first()
-    else:
-        row = conn.execute(_CONSUME if carried_in is None else _CONSUME_CHECKED, params).first()
+        found = _HOT_CONSUME_CAPPED.first(conn, {**params, "_cap": cap})
+        return None if found is None else int(found["used"])
+    row = conn.execute(_CONSUME if carried_in is None else _CONSUME_CHECKED, params).first()
     return None if row is None else row[0]
 
 
