@@ -160,7 +160,7 @@ def _meter_usage(sub: Subscription, meter: Meter, limit: Limit | None, counter: 
         limit=shown, left=None if shown is None else max(0, shown - used), percent=percent(used, shown),
         overage=overage(used, rule.included), carried_in=carried, policy=limit.policy.value if limit else None,
         session_limit=own, customer_limit_allowed=allowed, period_start=sub.period.start, period_end=sub.period.end,
-        warnings=session_warnings(used, rule, meter.kind),
+        warnings=tuple(w.text for w in session_warnings(used, rule, meter.kind)),
     )
 
 
