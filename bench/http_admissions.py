@@ -2,15 +2,21 @@
 
 Starts `farebox serve` (uvicorn) on a fresh SQLite database (or PostgreSQL with
 --engine postgres), then drives it with an asyncio httpx client at a fixed
-concurrency.
+concurrency, or with autocannon (`--autocannon`, from npm through `npx`; a
+load generator far faster than the server, so it is not the bottleneck):
+`/healthz` first, then counted joins of distinct people (autocannon's `[<id>]`)
+into one occurrence, authenticated with a tenant key as a platform would be.
 
     .venv/bin/python bench/http_admissions.py [--engine sqlite|postgres] [-n 3000] [-c 16] [--workers 1]
+    .venv/bin/python bench/http_admissions.py --autocannon -c 32 -d 10 [--engine postgres --workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +26,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _setup import database, farebox, report, served, tenant  # noqa: E402
+
+from farebox.domain.access import SYSTEM, Role  # noqa: E402
+from farebox.services import tenants  # noqa: E402
 
 HEADERS = {"Authorization": "Bearer bench-operator-key"}
 
@@ -40,17 +49,63 @@ async def drive(base: str, n: int, concurrency: int, make) -> float:
         return time.perf_counter() - t0
 
 
+def autocannon(base: str, path: str, *, connections: int, seconds: int, body: str | None, key: str) -> dict:
+    """One autocannon run; its JSON summary."""
+    cmd = [
+        "npx",
+        "-y",
+        "autocannon",
+        "-j",
+        "-c",
+        str(connections),
+        "-d",
+        str(seconds),
+        "-H",
+        f"Authorization=Bearer {key}",
+    ]
+    if body is not None:
+        cmd += ["-m", "POST", "-H", "Content-Type=application/json", "-b", body, "-I"]
+    out = subprocess.run([*cmd, base + path], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def with_autocannon(base: str, args: argparse.Namespace, key: str) -> None:
+    autocannon(base, "/healthz", connections=args.c, seconds=2, body=None, key=key)  # warm-up
+    health = autocannon(base, "/healthz", connections=args.c, seconds=args.d, body=None, key=key)
+    joins = autocannon(
+        base, "/v1/tenants/bench/occurrences/o1/join", connections=args.c, seconds=args.d, key=key,
+        body='{"person_id": "p-[<id>]"}',
+    )
+    for name, r in (("healthz", health), ("joins", joins)):
+        bad = r["errors"] + r["timeouts"] + r.get("non2xx", 0)
+        print(f"{name}: {r['requests']['average']:.0f} req/s, p50 {r['latency']['p50']} ms, "
+              f"p99 {r['latency']['p99']} ms, {r['requests']['total']} requests, {bad} errors/timeouts/non-2xx")
+    rate = joins["requests"]["average"] / health["requests"]["average"]
+    tail = joins["latency"]["p99"] / max(health["latency"]["p99"], 1)
+    print(f"ratio joins / healthz: {100 * rate:.1f} % of the rate; p99 {tail:.1f}x healthz's")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres"])
     ap.add_argument("-n", type=int, default=3000)
     ap.add_argument("-c", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--autocannon", action="store_true", help="drive the server with autocannon (npx) instead")
+    ap.add_argument("-d", type=int, default=10, help="seconds per autocannon run")
     args = ap.parse_args()
     url, drop = database(args.engine)
     fb = farebox(url)
     tenant(fb, "bench", "attendee-credits", "enterprise")
+    key = tenants.issue_api_key(fb, SYSTEM, tenant_id="bench", role=Role.MEMBER).secret
     fb.engine.dispose()
+    if args.autocannon:
+        try:
+            with served(url, workers=args.workers) as base:
+                with_autocannon(base, args, key)
+        finally:
+            drop()
+        return
     try:
         with served(url, workers=args.workers) as base:
             asyncio.run(drive(base, 200, args.c, lambda i: ("GET", "/healthz", None)))  # warm-up

@@ -12,8 +12,17 @@ from farebox.domain.access import SYSTEM
 from farebox.services import catalog as catalog_service
 
 
-def shrink(fb, tenant_id: str, meter: str, included: int, policy: str | None = None, **plan_fields) -> None:
-    """Point the tenant's subscription at a variant of its plan with another limit (tests only)."""
+def shrink(
+    fb,
+    tenant_id: str,
+    meter: str,
+    included: int,
+    policy: str | None = None,
+    others: dict[str, int] | None = None,
+    **plan_fields,
+) -> None:
+    """Point the tenant's subscription at a variant of its plan with another limit (tests only);
+    `others` sets the same meter's limit on other plans of the catalog."""
     with fb.uow(readonly=True) as uow:
         sub = subs_repo.current(uow.conn, tenant_id)
     doc = yaml.safe_load(bundled_catalog_text(sub.catalog.split("-small-")[0]))
@@ -22,6 +31,8 @@ def shrink(fb, tenant_id: str, meter: str, included: int, policy: str | None = N
     plan.update(plan_fields)
     lim = plan["limits"][meter]
     lim["included"] = included
+    for code, n in (others or {}).items():
+        doc["plans"][code]["limits"][meter]["included"] = n
     if policy:
         lim["policy"] = policy
         if policy != "overage":

@@ -43,7 +43,7 @@ class World:
     sessions: dict[str, portal_auth.PortalSession] = field(default_factory=dict)
     clock_id: str = ""
     ids: dict[str, str] = field(
-        default_factory=lambda: {"occurrence_id": "o1", "conversation_id": "c1"}
+        default_factory=lambda: {"occurrence_id": "o1", "conversation_id": "c1", "feature": "cohosts"}
     )  # ids a row's path uses
 
 
@@ -265,7 +265,7 @@ API_ROWS = [
         "/v1/tenants/{tenant_id}/occurrences/{occurrence_id}/leave",
         TEAM,
         body(lambda w: {"person_id": "p1"}),
-        on_pro,
+        occurrence_started,
     ),
     Row(
         "POST",
@@ -282,6 +282,7 @@ API_ROWS = [
         body(lambda w: {"from": "customer"}),
         on_agents,
     ),
+    Row("GET", "/v1/tenants/{tenant_id}/entitlements/{feature}", TEAM, prepare=on_pro),
     Row(
         "POST",
         "/v1/tenants/{tenant_id}/usage/events",

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from farebox.adapters.db.tables.subscriptions import subscriptions
 from farebox.domain.access import SYSTEM
 from farebox.services import admission, signals, usage
-from farebox.services.signals import Signal
+from farebox.services import subscriptions as plans
 
 from factories import make_tenant
 from metering_support import shrink
@@ -139,31 +139,24 @@ def test_S5_soft_cap_blocks_nobody_tells_host_once_and_requires_upgrade(fb):
     assert len(mine) == 1 and mine[0].data == {"meter": "attendees", "limit": 2, "count": 3, "policy": "soft"}
     refused = admission.start_occurrence(fb, SYSTEM, "ss", "o2")
     assert (refused.admitted, refused.reason) == (False, "upgrade_required")
-    # S5: an upgrade clears the flag (published by lifecycle; here by the test).
-    with fb.uow() as uow:
-        sub = usage.subs_repo.current(uow.conn, "ss")
-        signals.publish(
-            uow,
-            Signal(
-                "subscription.plan_changed",
-                "ss",
-                fb.clock.now(),
-                subject=sub.id,
-                data={
-                    "from_subscription_id": sub.id,
-                    "from_plan_version_id": sub.plan_version_id,
-                    "to_plan_version_id": sub.plan_version_id,
-                    "upgrade": True,
-                    "immediate": True,
-                    "old_period_start": sub.period.start.isoformat(),
-                    "old_period_end": sub.period.end.isoformat(),
-                    "new_period_start": sub.period.start.isoformat(),
-                    "new_period_end": sub.period.end.isoformat(),
-                },
-            ),
-        )
-        uow.commit()
+    # S5: an upgrade through change_plan whose cap (Pro Plus, 1,000) covers the peak of 4 lifts it (T1).
+    change = plans.change_plan(fb, SYSTEM, "ss", plan="pro_plus")
+    assert (change.immediate, change.upgrade) == (True, True)
     assert admission.start_occurrence(fb, SYSTEM, "ss", "o2").admitted
+
+
+def test_S5_audit_4_an_upgrade_below_the_peak_keeps_upgrade_required(fb):
+    """S5 (audit #4, T1): Pro's cap 2 went to a peak of 4; Pro Plus at 3 still does not cover it."""
+    make_tenant(fb, tenant_id="su", catalog="session-caps", plan="pro")
+    shrink(fb, "su", "attendees", 2, others={"pro_plus": 3})
+    admission.start_occurrence(fb, SYSTEM, "su", "o1")
+    assert all(d.admitted for d in _joins(fb, "su", "o1", ["a", "b", "c", "d"]))
+    assert admission.start_occurrence(fb, SYSTEM, "su", "o2").reason == "upgrade_required"
+    assert plans.change_plan(fb, SYSTEM, "su", plan="pro_plus").upgrade
+    assert admission.start_occurrence(fb, SYSTEM, "su", "o2").reason == "upgrade_required"
+    # The flag still names the peak: a plan without a cap on that meter covers it.
+    assert plans.change_plan(fb, SYSTEM, "su", plan="business").upgrade
+    assert admission.start_occurrence(fb, SYSTEM, "su", "o2").reason == "started"
 
 
 def test_S5_hard_cap_with_waiting_room_admits_when_someone_leaves(fb):

@@ -8,14 +8,7 @@ from hypothesis import strategies as st
 from farebox.domain.admission import Decision, Mode, check_cap, deadline_for, past_deadline, upgrade_required
 from farebox.domain.catalog import Interval, Limit, MeterKind, Plan, Policy
 from farebox.domain.conversations import Sender, billable_sessions, on_message
-from farebox.domain.metering import (
-    carried_forward,
-    may_use,
-    overage,
-    pool_rule,
-    session_warnings,
-    validate_session_limit,
-)
+from farebox.domain.metering import carried_forward, overage, pool_rule, session_warnings, validate_session_limit
 from farebox.domain.money import Money
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
@@ -79,7 +72,7 @@ def test_S5_caps_by_policy():
     assert not check_cap(2, 2, Policy.HARD).allowed
     soft = check_cap(2, 2, Policy.SOFT)
     assert soft.allowed and soft.over
-    assert check_cap(2, 2, Policy.HARD_WITH_WAITING_ROOM).queue
+    assert not check_cap(2, 2, Policy.HARD_WITH_WAITING_ROOM).allowed
     assert check_cap(10**6, None, Policy.HARD).allowed
 
 
@@ -99,10 +92,10 @@ def test_S6_deadline_from_first_entry():
 def test_L7_hard_pool_stops_L8_overage_goes_on():
     hard = _plan(Limit("credits", 10, Policy.HARD))
     rule = pool_rule(hard, hard.limits[0], MeterKind.ATTENDEES, carried_in=2)
-    assert rule.cap == 12 and not may_use(12, rule) and rule.reason.code == "credits_exhausted"
+    assert rule.cap == 12 and rule.reason.code == "credits_exhausted"
     over = _plan(Limit("credits", 10, Policy.OVERAGE, Money(80, "USD")))
     rule = pool_rule(over, over.limits[0], MeterKind.ATTENDEES)
-    assert rule.cap is None and may_use(10**6, rule)
+    assert rule.cap is None and rule.reason is None
     assert overage(15, 10) == 5 and overage(5, 10) == 0 and overage(5, None) == 0
 
 
@@ -122,8 +115,14 @@ def test_A6_customer_limit_stops_and_warns_at_80_and_100():
     rule = pool_rule(plan, plan.limits[0], MeterKind.BILLABLE_SESSIONS, customer_limit=10)
     assert rule.cap == 10 and rule.reason.code == "session_limit_reached"
     assert session_warnings(7, rule, MeterKind.BILLABLE_SESSIONS) == ()
-    assert session_warnings(8, rule, MeterKind.BILLABLE_SESSIONS) == ("Session limit almost reached",)
-    assert session_warnings(10, rule, MeterKind.BILLABLE_SESSIONS) == ("Session limit has been reached",)
+    almost, reached = (
+        session_warnings(8, rule, MeterKind.BILLABLE_SESSIONS),
+        session_warnings(10, rule, MeterKind.BILLABLE_SESSIONS),
+    )
+    assert [(w.code, w.text) for w in almost] == [
+        ("session_limit_almost_reached", "Session limit almost reached")
+    ]  # G15
+    assert [(w.code, w.text) for w in reached] == [("session_limit_now_reached", "Session limit has been reached")]
 
 
 def test_A6_limit_validation():

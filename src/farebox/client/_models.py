@@ -23,6 +23,8 @@ class Decision:
     position: int | None = None  # place in the waiting room
     deadline: datetime | None = None  # when the occurrence must end (S6)
     replayed: bool = False  # the answer of an earlier call with the same Idempotency-Key
+    warning_codes: tuple[str, ...] = ()  # each warning's stable code, in the same order (G15)
+    started: bool = False  # this call opened the occurrence (D16)
 
     @classmethod
     def of(cls, body: dict[str, Any], *, replayed: bool = False) -> Decision:
@@ -35,6 +37,8 @@ class Decision:
             position=body.get("position"),
             deadline=_when(body.get("deadline")),
             replayed=replayed,
+            warning_codes=tuple(body.get("warning_codes") or ()),
+            started=bool(body.get("started", False)),
         )
 
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from farebox.domain import reasons
-from farebox.domain.catalog import Policy
+from farebox.domain.catalog import Plan, Policy
 
 
 class Mode(StrEnum):
@@ -43,7 +43,10 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer to a start, join, leave, register or message."""
+    """The answer to a start, join, leave, register or message.
+
+    `warnings` are the texts and `warning_codes` their stable codes, in the same order (G15).
+    `started` says that this very call opened the occurrence (its first entry starts S6's clock)."""
 
     admitted: bool
     counted: bool
@@ -53,6 +56,8 @@ class Decision:
     position: int | None = None  # place in the waiting room (S5 hard_with_waiting_room)
     deadline: datetime | None = None  # when the occurrence must end (S6)
     details: dict[str, Any] = field(default_factory=dict)
+    warning_codes: tuple[str, ...] = ()
+    started: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,8 +66,10 @@ class Decision:
             "reason": self.reason,
             "message": self.message,
             "warnings": list(self.warnings),
+            "warning_codes": list(self.warning_codes),
             "position": self.position,
             "deadline": self.deadline.isoformat() if self.deadline else None,
+            "started": self.started,
         }
 
     @classmethod
@@ -76,18 +83,33 @@ class Decision:
             warnings=tuple(data.get("warnings") or ()),
             position=data.get("position"),
             deadline=datetime.fromisoformat(deadline) if deadline else None,
+            warning_codes=tuple(data.get("warning_codes") or ()),
+            started=bool(data.get("started", False)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Warning:
+    """A warning on an admitted answer: a stable code and its text (G15)."""
+
+    code: str
+    text: str
+
+    @classmethod
+    def of(cls, reason: reasons.Reason, **params: Any) -> Warning:
+        return cls(reason.code, reason.message(**params))
 
 
 def admit(
     reason: reasons.Reason = reasons.ADMITTED,
     *,
     counted: bool,
-    warnings: tuple[str, ...] = (),
+    warnings: tuple[Warning, ...] = (),
     deadline: datetime | None = None,
     **params: Any,
 ) -> Decision:
-    return Decision(True, counted, reason.code, reason.message(**params), warnings, None, deadline)
+    texts, codes = tuple(w.text for w in warnings), tuple(w.code for w in warnings)
+    return Decision(True, counted, reason.code, reason.message(**params), texts, None, deadline, warning_codes=codes)
 
 
 def refuse(
@@ -96,6 +118,11 @@ def refuse(
     if position is not None:
         params["position"] = position
     return Decision(False, False, reason.code, reason.message(**params), (), position, deadline)
+
+
+def answer(reason: reasons.Reason, *, deadline: datetime | None = None, **params: Any) -> Decision:
+    """An answer that neither admits nor refuses entry (`left`, the end of an occurrence)."""
+    return Decision(False, False, reason.code, reason.message(**params), (), None, deadline)
 
 
 # --- S6: how long an occurrence may last --------------------------------------
@@ -119,20 +146,65 @@ class CapCheck:
 
     allowed: bool
     over: bool  # allowed beyond the cap (soft or overage): the host is told
-    queue: bool  # hard_with_waiting_room: wait for someone to leave
 
 
 def check_cap(count: int, included: int | None, policy: Policy) -> CapCheck:
-    """One more unit on top of `count` under a cap of `included` (S5, L7)."""
+    """One more unit on top of `count` under a cap of `included` (S5, L7); a waiting room is `seat_in_room`'s."""
     if included is None or count < included:
-        return CapCheck(True, False, False)
+        return CapCheck(True, False)
     if policy in (Policy.SOFT, Policy.OVERAGE):
-        return CapCheck(True, True, False)
-    if policy is Policy.HARD_WITH_WAITING_ROOM:
-        return CapCheck(False, False, True)
-    return CapCheck(False, False, False)
+        return CapCheck(True, True)
+    return CapCheck(False, False)
+
+
+# --- S5: the waiting room (hard_with_waiting_room) --------------------------------
+
+WAITING_TICKET_TTL = timedelta(minutes=2)
+"""A waiting-room ticket not re-presented (joined again) within this time loses its place (F3):
+people who give up without a `leave` never block the queue for longer than this."""
+
+
+def ticket_live(presented_at: datetime | None, now: datetime) -> bool:
+    """A ticket keeps its place while its holder re-presents it within `WAITING_TICKET_TTL`."""
+    return presented_at is not None and now - presented_at < WAITING_TICKET_TTL
+
+
+def may_take_seat(waiting_ahead: int, present: int, included: int) -> bool:
+    """S5: a seat is free for this person when fewer live tickets wait ahead of them than there are free seats."""
+    return waiting_ahead < included - present
+
+
+# --- S2: hosts and co-hosts -------------------------------------------------------
+
+COHOSTS = "cohosts"
+
+
+def host_refusal(
+    plan: Plan, role: Role, *, hosts: int, already_hosting: bool
+) -> tuple[reasons.Reason, dict[str, Any]] | None:
+    """S2: a co-host needs a plan with the `cohosts` feature; a member hosting takes one of the
+    plan's seats (`seats`: None is unlimited), so no more members host an occurrence at once."""
+    if role is Role.COHOST and not plan.has_feature(COHOSTS):
+        return reasons.COHOSTS_NOT_AVAILABLE, {}
+    if role is Role.MEMBER and not already_hosting and plan.seats is not None and hosts >= plan.seats:
+        return reasons.HOST_SEATS_FULL, {"seats": plan.seats}
+    return None
+
+
+def entitlement(plan: Plan, feature: str) -> Decision:
+    """May a tenant on this plan use this feature (S2, L5)?  Admitted or refused with a reason."""
+    if plan.has_feature(feature):
+        return admit(reasons.FEATURE_AVAILABLE, counted=False, feature=feature)
+    return refuse(reasons.FEATURE_NOT_AVAILABLE, feature=feature)
 
 
 def upgrade_required(peak: int | None, included: int | None) -> bool:
     """S5 (soft): after an occurrence went over, new occurrences wait for a plan whose cap covers that peak."""
     return peak is not None and included is not None and included < peak
+
+
+def upgrade_covers_peak(plan: Plan, meter: str | None, peak: int) -> bool:
+    """S5: a plan lifts `upgrade_required` only if its cap on the meter that went over covers the peak
+    (a plan with no cap on that meter covers any peak)."""
+    limit = plan.limit(meter or "")
+    return not upgrade_required(peak, limit.included if limit else None)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from farebox.domain import reasons
+from farebox.domain.admission import Warning
 from farebox.domain.catalog import Limit, MeterKind, Plan, Policy
 
-ALMOST_REACHED = "Session limit almost reached"
-REACHED = "Session limit has been reached"
+ALMOST_REACHED = reasons.SESSION_LIMIT_ALMOST_REACHED.template
+REACHED = reasons.SESSION_LIMIT_NOW_REACHED.template
 WARNING_PERCENT = 80  # A6
 
 
@@ -59,18 +60,14 @@ def pool_rule(
     return PoolRule(included, exhausted_reason(kind), included, included)
 
 
-def may_use(used: int, rule: PoolRule) -> bool:
-    return rule.cap is None or used < rule.cap
-
-
-def session_warnings(used: int, rule: PoolRule, kind: MeterKind) -> tuple[str, ...]:
-    """A6: 'almost reached' from 80% of the limit, 'has been reached' at 100%."""
+def session_warnings(used: int, rule: PoolRule, kind: MeterKind) -> tuple[Warning, ...]:
+    """A6: 'almost reached' from 80% of the limit, 'has been reached' at 100% (each with its code, G15)."""
     if kind is not MeterKind.BILLABLE_SESSIONS or not rule.warn_at:
         return ()
     if used >= rule.warn_at:
-        return (REACHED,)
+        return (Warning.of(reasons.SESSION_LIMIT_NOW_REACHED),)
     if used * 100 >= rule.warn_at * WARNING_PERCENT:
-        return (ALMOST_REACHED,)
+        return (Warning.of(reasons.SESSION_LIMIT_ALMOST_REACHED),)
     return ()
 
 

@@ -57,6 +57,24 @@ NOT_BILLABLE_OUTBOUND = _reason(
     "not_billable_outbound", "Outbound-only sessions are not billed on an Answered only plan."
 )
 STARTED = _reason("started", "The occurrence is open until its deadline.")
+COHOSTS_NOT_AVAILABLE = _reason(
+    "cohosts_not_available", "Co-hosts are not part of your plan; upgrade to a plan with co-hosts to add them."
+)
+HOST_SEATS_FULL = _reason(
+    "host_seats_full",
+    "Every host seat of your plan is taken in this occurrence ({seats}); add a co-host instead, or free a seat.",
+)
+FEATURE_AVAILABLE = _reason("feature_available", "Your plan includes {feature}.")
+FEATURE_NOT_AVAILABLE = _reason(
+    "feature_not_available", "Your plan does not include {feature}; upgrade to a plan that does."
+)
+# Warnings (G15): an admitted answer may carry these, each with its code beside its text.
+SESSION_LIMIT_ALMOST_REACHED = _reason("session_limit_almost_reached", "Session limit almost reached")
+SESSION_LIMIT_NOW_REACHED = _reason("session_limit_now_reached", "Session limit has been reached")
+OVER_ATTENDEE_LIMIT = _reason(
+    "over_attendee_limit",
+    "This occurrence is over its limit of {limit} attendees; please upgrade your plan before starting new sessions.",
+)
 OCCURRENCE_ENDED = _reason("occurrence_ended", "The occurrence has ended; everyone in it was removed.")
 SESSION_LIMIT_NOT_AVAILABLE = _reason("session_limit_not_available", "A session limit can be set on paid plans only.")
 SESSION_LIMIT_INVALID = _reason("session_limit_invalid", "The session limit must be a whole number greater than zero.")

@@ -18,6 +18,7 @@ from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.cli_credits import credits_app
+from farebox.entrypoints.cli_entitlements import entitlements_app
 from farebox.entrypoints.cli_export import export_command
 from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
@@ -28,6 +29,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(entitlements_app, name="entitlements")
 app.add_typer(credits_app, name="credits")
 app.command("export")(export_command)
 app.command("reprice")(reprice_command)

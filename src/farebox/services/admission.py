@@ -19,15 +19,30 @@ from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_tenant_access
 from farebox.domain.admission import (
+    WAITING_TICKET_TTL,
     Decision,
     Mode,
     Role,
+    Warning,
     admit,
-    check_cap,
     deadline_for,
+    host_refusal,
     past_deadline,
     refuse,
     upgrade_required,
+)
+from farebox.domain.admission_core import (
+    NEW,
+    Effects,
+    Join,
+    Leave,
+    Person,
+    Pool,
+    Room,
+    Snapshot,
+    decide_join,
+    decide_leave,
+    with_pool_exhausted,
 )
 from farebox.domain.catalog import Limit, Meter, MeterKind, Policy, Scope
 from farebox.domain.conversations import Sender, Window, on_message
@@ -242,7 +257,7 @@ def start_in(
                 },
             )
         due.schedule(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, due_at=deadline, now=now)
-    return admit(reasons.STARTED, counted=False, deadline=deadline)
+    return replace(admit(reasons.STARTED, counted=False, deadline=deadline), started=True)
 
 
 def join_in(
@@ -259,8 +274,15 @@ def join_in(
     sub: Any = UNREAD,
 ) -> Decision:
     conn = uow.conn
+    if role is not Role.ATTENDEE:
+        sub = _current(uow, tenant_id, sub)
+        # S2: a co-host on a plan without co-hosts is refused before the occurrence is opened.
+        early = host_refusal(sub.plan, role, hosts=0, already_hosting=True) if sub is not None else None
+        if early is not None:
+            return refuse(early[0], **early[1])
     # The person is read with the occurrence, once its lock is held (PostgreSQL).
     occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
+    started = False
     if occ is None or occ["started_at"] is None:
         sub = _current(uow, tenant_id, sub)
         opened = start_in(
@@ -268,123 +290,90 @@ def join_in(
         )  # S6: the clock starts at the first entry
         if not opened.admitted:
             return opened
+        started = opened.started
         # Read both again: creating the occurrence may have waited for a concurrent
         # first join, whose person row the first read could not see.
         occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
         assert occ is not None
-    deadline = occ["deadline_at"]
-    if mode.is_live and (occ["ended_at"] is not None or past_deadline(deadline, now)):
-        return refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
-    if not role.is_billable:
-        return admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
+    decision = _join_open(
+        uow, tenant_id, occ, person, person_id, mode=mode, role=role, now=now, actor=actor, cause=cause, sub=sub
+    )
+    return replace(decision, started=True) if started else decision
+
+
+def _join_open(
+    uow: UnitOfWork, tenant_id: str, occ: dict[str, Any], person: dict[str, Any] | None, person_id: str,
+    *, mode: Mode, role: Role, now: datetime, actor: str, cause: str | None, sub: Any,
+) -> Decision:
+    """A join into an occurrence that has started: the snapshot is read, the pure core decides
+    (`domain.admission_core`), and its effects are written; a pool's guard that refuses makes
+    the core decide again with that pool exhausted."""
+    conn = uow.conn
     sub = _current(uow, tenant_id, sub)
     meters = _meters(uow, sub)
-    limits = _occurrence_limits(sub, meters)
-    returning = person is not None and person["counted_at"] is not None
-    if not returning:
-        refusal = admission_refusal(sub, now)
-        if refusal is not None:
-            return refuse(refusal, deadline=deadline)
-    # Seats: concurrent caps and waiting rooms count the people in the room (S5).
-    already_present = person is not None and person["present"]
-    over: list[tuple[Meter, Limit, int]] = []
-    if not already_present:
-        for meter, limit in limits:
-            if meter.kind is MeterKind.CONCURRENT_ATTENDEES or limit.policy is Policy.HARD_WITH_WAITING_ROOM:
-                seat = _seat(conn, tenant_id, occ, person, person_id, limit, now)
-                if isinstance(seat, Decision):
-                    return replace(seat, deadline=deadline)
-                if seat:
-                    over.append((meter, limit, occ["present"] + 1))
-    if returning:
-        _enter(conn, tenant_id, occ, person_id, person, now, mode, counted=False, entering=not already_present)
-        return admit(reasons.ALREADY_COUNTED, counted=False, deadline=deadline)
-    # Unique attendees per occurrence (S4, L2) under the occurrence's cap.
-    for meter, limit in limits:
-        if meter.kind is MeterKind.ATTENDEES and limit.policy is not Policy.HARD_WITH_WAITING_ROOM:
-            check = check_cap(occ["counted"], limit.included, limit.policy)
-            if not check.allowed:
-                return refuse(reasons.ATTENDEE_CAP_REACHED, deadline=deadline, limit=limit.included)
-            if check.over:
-                over.append((meter, limit, occ["counted"] + 1))
-    assert sub is not None
-    kinds = {m.key for m in meters.values() if m.kind is MeterKind.ATTENDEES}
-    refused, warnings = consume_pools(
-        uow,
-        tenant_id,
-        sub,
-        meters,
-        kinds,
-        now=now,
-        subject=f"occurrence:{occurrence_id}",
-        person_id=person_id,
-        actor=actor,
-        cause=cause or f"join {occurrence_id} {person_id} {mode.value} by {actor}",
+    limits = tuple(_occurrence_limits(sub, meters))
+    snapshot_person = _person_state(person)
+    billable = role.is_billable and not snapshot_person.counted
+    waiting_room = role.is_billable and any(limit.policy is Policy.HARD_WITH_WAITING_ROOM for _, limit in limits)
+    tickets = repo.live_tickets(conn, tenant_id, occ["id"], live_since=now - WAITING_TICKET_TTL) if waiting_room else ()
+    pools: tuple[Pool, ...] = ()
+    session_limit: int | None = None
+    if billable and sub is not None:
+        keys = {m.key for m in meters.values() if m.kind is MeterKind.ATTENDEES}
+        pools, session_limit = _pools(conn, tenant_id, sub, meters, keys)
+    snapshot = Snapshot(
+        now=now, plan=sub.plan if sub is not None else None, refusal=admission_refusal(sub, now), limits=limits,
+        room=_room(occ, tickets), people={person_id: snapshot_person}, pools=pools,
     )
-    if refused is not None:
-        return refuse(refused, deadline=deadline)
-    _enter(conn, tenant_id, occ, person_id, person, now, mode, counted=True, entering=not already_present)
-    for meter, limit, count in over:
-        warnings += _went_over(uow, tenant_id, occ, meter, limit, count, now, actor)
-    return admit(reasons.ADMITTED, counted=True, warnings=tuple(warnings), deadline=deadline)
-
-
-def _seat(
-    conn: Any,
-    tenant_id: str,
-    occ: dict[str, Any],
-    person: dict[str, Any] | None,
-    person_id: str,
-    limit: Limit,
-    now: datetime,
-) -> Decision | bool:
-    """A seat in the room under a concurrent cap: True if over a soft cap, False if fine, or a refusal."""
-    present = occ["present"]
-    if limit.policy is Policy.HARD_WITH_WAITING_ROOM and limit.included is not None:
-        free = limit.included - present
-        ticket = person["waiting_ticket"] if person else None
-        ahead = (
-            repo.waiting_ahead(conn, tenant_id, occ["id"], ticket)
-            if ticket is not None
-            else repo.waiting_count(conn, tenant_id, occ["id"])
+    request = Join(person_id, mode, role)
+    decision, effects = decide_join(snapshot, request)
+    pool_warnings: list[Warning] = []
+    if effects.take:
+        assert sub is not None
+        refused, _, pool_warnings = consume_pools(
+            uow, tenant_id, sub, meters, set(effects.take), now=now, subject=f"occurrence:{occ['id']}",
+            person_id=person_id, actor=actor, cause=cause or f"join {occ['id']} {person_id} {mode.value} by {actor}",
+            session_limit=session_limit,
         )
-        if ahead < free:
-            return False
-        if ticket is None:
-            ticket = occ["queue_tail"] + 1
-            occ["queue_tail"] = ticket
-            repo.update_occurrence(conn, tenant_id, occ["id"], queue_tail=ticket)
-            repo.put_person(
-                conn, tenant_id, occ["id"], person_id, exists=person is not None, waiting_ticket=ticket, updated_at=now
-            )
-        return refuse(reasons.WAITING_ROOM, position=ahead + 1)
-    check = check_cap(present, limit.included, limit.policy)
-    if not check.allowed:
-        return refuse(reasons.ATTENDEE_CAP_REACHED, limit=limit.included)
-    return check.over
+        if refused is not None:
+            decision, effects = decide_join(with_pool_exhausted(snapshot, refused), request)
+            assert not effects.take, "a pool the guard refused is never taken"
+    _write(conn, tenant_id, occ["id"], person_id, person, effects)
+    for meter, limit, count in effects.over:
+        _went_over(uow, tenant_id, occ, meter, limit, count, now, actor)
+    if pool_warnings:
+        decision = replace(
+            decision, warnings=decision.warnings + tuple(w.text for w in pool_warnings),
+            warning_codes=decision.warning_codes + tuple(w.code for w in pool_warnings),
+        )
+    return decision
 
 
-def _enter(
-    conn: Any,
-    tenant_id: str,
-    occ: dict[str, Any],
-    person_id: str,
-    person: dict[str, Any] | None,
-    now: datetime,
-    mode: Mode,
-    *,
-    counted: bool,
-    entering: bool,
-) -> None:
-    values: dict[str, Any] = {"present": True, "waiting_ticket": None, "updated_at": now}
-    if counted:
-        values.update(counted_at=now, first_mode=mode.value)
-    repo.put_person(conn, tenant_id, occ["id"], person_id, exists=person is not None, **values)
-    counted_n = occ["counted"] + (1 if counted else 0)
-    present_n = occ["present"] + (1 if entering else 0)
-    repo.update_occurrence(
-        conn, tenant_id, occ["id"], counted=counted_n, present=present_n, peak=max(occ["peak"], present_n)
+def _person_state(row: dict[str, Any] | None) -> Person:
+    if row is None:
+        return NEW
+    return Person(
+        exists=True, counted=row["counted_at"] is not None, present=bool(row["present"]), host=bool(row["host"]),
+        ticket=row["waiting_ticket"], presented_at=row["updated_at"],
     )
+
+
+def _room(occ: dict[str, Any], tickets: tuple[int, ...]) -> Room:
+    return Room(
+        id=occ["id"], deadline=occ["deadline_at"], ended=occ["ended_at"] is not None, counted=occ["counted"],
+        present=occ["present"], peak=occ["peak"], queue_tail=occ["queue_tail"],
+        cap_exceeded=occ["cap_exceeded_at"] is not None, hosts=occ["hosts"], live_tickets=tickets,
+    )
+
+
+def _write(
+    conn: Any, tenant_id: str, occurrence_id: str, person_id: str, row: dict[str, Any] | None, effects: Effects
+) -> None:
+    """The person's and the occurrence's rows, as the core said."""
+    if effects.person:
+        repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=row is not None, **effects.person)
+    if effects.room:
+        repo.update_occurrence(conn, tenant_id, occurrence_id, **effects.room)
 
 
 def _went_over(
@@ -396,7 +385,7 @@ def _went_over(
     count: int,
     now: datetime,
     actor: str,
-) -> list[str]:
+) -> None:
     """S5 soft (or overage): nobody is blocked; the host is told once per occurrence and future starts need an
     upgrade."""
     if limit.policy is Policy.SOFT:
@@ -417,26 +406,19 @@ def _went_over(
                 {"meter": meter.key, "limit": limit.included, "count": count, "policy": limit.policy.value},
             ),
         )
-    if limit.policy is Policy.SOFT:
-        return [
-            f"This occurrence is over its limit of {limit.included} attendees; please upgrade your plan before "
-            f"starting new sessions."
-        ]
-    return []
 
 
 def leave_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
-    conn = uow.conn
-    occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
-    if occ is not None and person is not None:
-        if person["present"]:
-            repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, present=False, updated_at=now)
-            repo.update_occurrence(conn, tenant_id, occurrence_id, present=max(0, occ["present"] - 1))
-        elif person["waiting_ticket"] is not None:
-            repo.put_person(conn, tenant_id, occurrence_id, person_id, exists=True, waiting_ticket=None, updated_at=now)
-    return Decision(
-        False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None
-    )
+    """A person leaves the room, their host seat or the waiting room.  An occurrence that does not
+    exist is `not_found`, as for `end` (D16)."""
+    occ, person = repo.lock_occurrence_and_person(uow.conn, tenant_id, occurrence_id, person_id)
+    if occ is None:
+        raise DomainError(reasons.NOT_FOUND, what="Occurrence")
+    people = {person_id: _person_state(person)}
+    snapshot = Snapshot(now=now, plan=None, refusal=None, limits=(), room=_room(occ, ()), people=people)
+    decision, effects = decide_leave(snapshot, Leave(person_id))
+    _write(uow.conn, tenant_id, occurrence_id, person_id, person, effects)
+    return decision
 
 
 def register_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
@@ -456,7 +438,7 @@ def end_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime
         raise DomainError(reasons.NOT_FOUND, what="Occurrence")
     if occ["ended_at"] is None:
         repo.empty_room(uow.conn, tenant_id, occurrence_id, now)
-        repo.update_occurrence(uow.conn, tenant_id, occurrence_id, ended_at=now, present=0)
+        repo.update_occurrence(uow.conn, tenant_id, occurrence_id, ended_at=now, present=0, hosts=0)
         due.cancel(uow, tenant_id=tenant_id, kind=ENDING_SOON, ref=occurrence_id, now=now)
         due.cancel(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, now=now)
     ended = reasons.OCCURRENCE_ENDED
@@ -480,7 +462,7 @@ def _occurrence_end(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str
     if occ is None or occ["ended_at"] is not None:
         return "nothing to do: occurrence ended"
     repo.empty_room(uow.conn, item["tenant_id"], item["ref"], now)
-    repo.update_occurrence(uow.conn, item["tenant_id"], item["ref"], ended_at=now, present=0)
+    repo.update_occurrence(uow.conn, item["tenant_id"], item["ref"], ended_at=now, present=0, hosts=0)
     return "ended: everyone removed"
 
 
@@ -499,23 +481,22 @@ def consume_pools(
     person_id: str | None,
     actor: str,
     cause: str,
-) -> tuple[reasons.Reason | None, list[str]]:
+    session_limit: Any = UNREAD,
+) -> tuple[str | None, reasons.Reason | None, list[Warning]]:
     """Count one unit on each of these period meters, or refuse without counting any: every
     counter is taken first, and only then is each unit written to the ledger and announced
-    (a refusal by a later meter leaves no ledger row of an earlier one behind, G3)."""
+    (a refusal by a later meter leaves no ledger row of an earlier one behind, G3).
+    The meter that refused and its reason, or (None, None) and the A6 warnings."""
     conn = uow.conn
-    warnings: list[str] = []
+    warnings: list[Warning] = []
     done: list[tuple[str, Any, int, Meter, int | None]] = []
     start, end = sub.period.start, sub.period.end
-    session_limit: int | None = None
+    if session_limit is UNREAD:
+        session_limit = _session_limit(conn, tenant_id, sub, keys)
     for key in sorted(keys):
         meter = meters[key]
         limit = sub.plan.limit(key)
-        trial_bound = None
-        if sub.status is Status.TRIALING and sub.plan.trial is not None:
-            trial_bound = sub.plan.trial.usage.get(key)
-        if limit is not None and limit.customer_limit and session_limit is None:
-            session_limit = repo.settings(conn, tenant_id)["session_limit"]
+        trial_bound = _trial_bound(sub, key)
         capped = meter.scope is Scope.PERIOD
         counter: dict[str, Any] = {
             "tenant_id": tenant_id, "subscription_id": sub.id, "meter": key, "period_start_at": start,
@@ -556,7 +537,7 @@ def consume_pools(
                 )
             if trial_bound is not None:
                 _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
-            return rule.reason, []
+            return key, rule.reason, []
         done.append((key, rule, after, meter, trial_bound))
     for key, rule, after, meter, trial_bound in done:
         capped = meter.scope is Scope.PERIOD
@@ -582,7 +563,42 @@ def consume_pools(
         if trial_bound is not None and after >= trial_bound:
             _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
         warnings += session_warnings(after, rule, meter.kind)
-    return None, warnings
+    return None, None, warnings
+
+
+def _trial_bound(sub: Subscription, key: str) -> int | None:
+    if sub.status is Status.TRIALING and sub.plan.trial is not None:
+        return sub.plan.trial.usage.get(key)
+    return None
+
+
+def _session_limit(conn: Any, tenant_id: str, sub: Subscription, keys: set[str]) -> int | None:
+    """The tenant's own session limit (A6), read only where a plan's limit allows one."""
+    if any((limit := sub.plan.limit(k)) is not None and limit.customer_limit for k in keys):
+        return repo.settings(conn, tenant_id)["session_limit"]
+    return None
+
+
+def _pools(
+    conn: Any, tenant_id: str, sub: Subscription, meters: dict[str, Meter], keys: set[str]
+) -> tuple[tuple[Pool, ...], int | None]:
+    """The period pools a counted unit takes from, with their rules, for the core's snapshot
+    (their use is left to the guard: `used=None`), and the session limit they were read with."""
+    session_limit = _session_limit(conn, tenant_id, sub, keys)
+    pools = []
+    for key in sorted(keys):
+        meter, limit = meters[key], sub.plan.limit(key)
+        carried_in, _ = repo.carried_in(
+            conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=sub.period.start,
+            period_end_at=sub.period.end,
+        )
+        capped = meter.scope is Scope.PERIOD
+        rule = pool_rule(
+            sub.plan, limit if capped else None, meter.kind, carried_in=carried_in, customer_limit=session_limit,
+            trial_bound=_trial_bound(sub, key),
+        )
+        pools.append(Pool(key, meter.kind, rule))
+    return tuple(pools), session_limit
 
 
 def _trial_exhausted(
@@ -642,14 +658,14 @@ def message_in(
     if unmetered:
         # A plan that meters no billable sessions counts none: `billable` stays equal to the ledger (G3).
         effect = replace(effect, bills=False, window=replace(effect.window, billed=False))
-    warnings: list[str] = []
+    warnings: list[Warning] = []
     if effect.opens or effect.bills:
         refusal = admission_refusal(sub, now)
         if refusal is not None:
             return refuse(refusal)
     if effect.bills:
         assert sub is not None
-        refused, warnings = consume_pools(
+        _, refused, warnings = consume_pools(
             uow,
             tenant_id,
             sub,

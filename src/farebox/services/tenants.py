@@ -6,8 +6,12 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Engine
 
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import tenants as repo
@@ -23,6 +27,10 @@ from farebox.domain.access import (
 )
 from farebox.domain.reasons import DomainError
 from farebox.services import audit
+
+AUTH_CACHE_SECONDS = 1.0  # a key revoked elsewhere (another process) stops working within this time
+_AUTH_CACHE_MAX = 10_000
+_auth_cache: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Principal]]] = weakref.WeakKeyDictionary()
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -205,6 +213,7 @@ def revoke_api_key(fb: Farebox, actor: Principal, key_id: str) -> None:
         else:
             require_billing_access(actor, key["tenant_id"])
         repo.revoke_api_key(uow.conn, key_id, fb.clock.now())
+        _auth_cache.pop(fb.engine, None)  # this process honours the revocation at once; others within a second
         audit.publish(
             uow,
             "api_key.revoked",
@@ -228,10 +237,22 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
     key_id, _, secret = raw_key.partition(".")
     if not secret:
         return None
+    # A valid key is remembered for AUTH_CACHE_SECONDS (by its hash, never the key itself), so the
+    # hot path does not open a transaction per request only to read it again.
+    cache = _auth_cache.setdefault(fb.engine, {})
+    digest = _hash(raw_key)
+    hit = cache.get(digest)
+    if hit is not None and time.monotonic() < hit[0]:
+        return hit[1]
     with fb.uow(readonly=True) as uow:
         key = repo.get_api_key(uow.conn, key_id)
     if key is None or key["revoked_at"] is not None:
+        cache.pop(digest, None)
         return None
     if not hmac.compare_digest(key["secret_hash"], _hash(secret)):
         return None
-    return Principal(Role(key["role"]), tenant_id=key["tenant_id"], key_id=key_id)
+    principal = Principal(Role(key["role"]), tenant_id=key["tenant_id"], key_id=key_id)
+    if len(cache) >= _AUTH_CACHE_MAX:
+        cache.clear()
+    cache[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, principal)
+    return principal

@@ -19,6 +19,7 @@ from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
+from farebox.domain.admission import upgrade_covers_peak
 from farebox.domain.catalog import Limit, Meter, Scope
 from farebox.domain.metering import (
     carried_forward,
@@ -196,7 +197,7 @@ def _meter_usage(
         customer_limit_allowed=allowed,
         period_start=sub.period.start,
         period_end=sub.period.end,
-        warnings=session_warnings(used, rule, meter.kind),
+        warnings=tuple(w.text for w in session_warnings(used, rule, meter.kind)),
     )
 
 
@@ -328,14 +329,19 @@ def verify(fb: Farebox, actor: Principal, tenant_id: str | None = None) -> list[
 @signals.on("subscription.plan_changed")
 def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
     """An upgrade: limits are read from the new plan at once (running occurrences go on);
-    remaining credits carry forward (L4); S5's upgrade_required is cleared."""
+    remaining credits carry forward (L4); S5's upgrade_required is cleared once the new plan's cap covers the peak."""
     data = signal.data
     conn = uow.conn
     new = subs_repo.get(conn, signal.tenant_id, signal.subject or "")
     if new is None:
         return
     if data.get("upgrade"):
-        repo.put_settings(conn, signal.tenant_id, signal.at, upgrade_required_peak=None, upgrade_required_meter=None)
+        flags = repo.settings(conn, signal.tenant_id)
+        peak = flags["upgrade_required_peak"]
+        if peak is not None and upgrade_covers_peak(new.plan, flags["upgrade_required_meter"], peak):
+            repo.put_settings(
+                conn, signal.tenant_id, signal.at, upgrade_required_peak=None, upgrade_required_meter=None
+            )
     old_id = data.get("from_subscription_id")
     if not data.get("upgrade") or not old_id or old_id == new.id:
         return

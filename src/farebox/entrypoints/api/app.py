@@ -14,6 +14,7 @@ from farebox.entrypoints.api.routers import (
     catalogs,
     clocks,
     credits,
+    entitlements,
     export,
     health,
     invoices,
@@ -38,6 +39,7 @@ ROUTERS = (
     invoices.webhooks,
     credits.router,
     admission.router,
+    entitlements.router,
     usage.router,
 )
 

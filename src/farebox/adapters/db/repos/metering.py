@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from farebox.adapters.catalog_files import plan_meters
+from farebox.adapters.db.hot import Hot
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.tables.core import plan_versions
@@ -28,6 +29,7 @@ from farebox.adapters.db.tables.metering import (
     usage_events,
     usage_records,
 )
+from farebox.adapters.db.types import UTCDateTime
 from farebox.domain.catalog import Meter
 
 _METERS: ImmutableRowCache[dict[str, Meter]] = ImmutableRowCache()
@@ -78,6 +80,15 @@ _CONSUME_CAPPED = (
     .returning(_c.used)
 )
 _RECORD = insert(usage_records)
+# The join's own statements run on the driver's cursor (`hot.py`): compiled once per dialect.
+_HOT_OCC_LOCK = Hot(_OCC_LOCK)
+_HOT_PERSON_GET = Hot(_PERSON_GET)
+_HOT_OCC_WITH_PERSON = Hot(_OCC_WITH_PERSON)
+_HOT_OCC_UPDATE = Hot(_OCC_UPDATE, by_keys=True)
+_HOT_PERSON_UPDATE = Hot(_PERSON_UPDATE, by_keys=True)
+_HOT_PERSON_INSERT = Hot(_PERSON_INSERT, by_keys=True)
+_HOT_RECORD = Hot(_RECORD, by_keys=True)
+_HOT_CONSUME_CAPPED = Hot(_CONSUME_CAPPED)
 _SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
 _CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
@@ -112,8 +123,7 @@ def meters_of(conn: Connection, plan_version_id: int) -> dict[str, Meter]:
 
 def lock_occurrence(conn: Connection, tenant_id: str, occurrence_id: str) -> dict[str, Any] | None:
     """The occurrence, row-locked on PostgreSQL (SQLite renders no FOR UPDATE: one writer)."""
-    row = conn.execute(_OCC_LOCK, {"_t": tenant_id, "_id": occurrence_id}).mappings().first()
-    return dict(row) if row else None
+    return _HOT_OCC_LOCK.first(conn, {"_t": tenant_id, "_id": occurrence_id})
 
 
 def lock_occurrence_and_person(
@@ -123,7 +133,7 @@ def lock_occurrence_and_person(
     if conn.dialect.name != "sqlite":
         occ = lock_occurrence(conn, tenant_id, occurrence_id)
         return occ, get_person(conn, tenant_id, occurrence_id, person_id) if occ else None
-    row = conn.execute(_OCC_WITH_PERSON, {"_t": tenant_id, "_id": occurrence_id, "_p": person_id}).mappings().first()
+    row = _HOT_OCC_WITH_PERSON.first(conn, {"_t": tenant_id, "_id": occurrence_id, "_p": person_id})
     if row is None:
         return None, None
     occ = {c.name: row[c.name] for c in occurrences.c}
@@ -144,53 +154,46 @@ def create_occurrence(conn: Connection, *, tenant_id: str, occurrence_id: str, n
 
 
 def update_occurrence(conn: Connection, tenant_id: str, occurrence_id: str, **values: Any) -> None:
-    conn.execute(_OCC_UPDATE, {"_t": tenant_id, "_id": occurrence_id, **values})
+    _HOT_OCC_UPDATE.run(conn, {"_t": tenant_id, "_id": occurrence_id, **values})
 
 
 def get_person(conn: Connection, tenant_id: str, occurrence_id: str, person_id: str) -> dict[str, Any] | None:
-    row = conn.execute(_PERSON_GET, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id}).mappings().first()
-    return dict(row) if row else None
+    return _HOT_PERSON_GET.first(conn, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id})
 
 
 def put_person(
     conn: Connection, tenant_id: str, occurrence_id: str, person_id: str, *, exists: bool, **values: Any
 ) -> None:
     if exists:
-        conn.execute(_PERSON_UPDATE, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
+        _HOT_PERSON_UPDATE.run(conn, {"_t": tenant_id, "_o": occurrence_id, "_p": person_id, **values})
     else:
-        conn.execute(
-            _PERSON_INSERT,
-            {
-                "tenant_id": tenant_id,
-                "occurrence_id": occurrence_id,
-                "person_id": person_id,
-                "present": False,
-                **values,
-            },
-        )
+        row = {"tenant_id": tenant_id, "occurrence_id": occurrence_id, "person_id": person_id}
+        _HOT_PERSON_INSERT.run(conn, {**row, "present": False, "host": False, **values})
 
 
-def waiting_ahead(conn: Connection, tenant_id: str, occurrence_id: str, ticket: int) -> int:
-    """How many people wait in front of this ticket."""
-    return conn.execute(
-        select(func.count()).select_from(occurrence_people).where(
-            occurrence_people.c.tenant_id == tenant_id,
-            occurrence_people.c.occurrence_id == occurrence_id,
-            occurrence_people.c.waiting_ticket.is_not(None),
-            occurrence_people.c.waiting_ticket < ticket,
-        )
-    ).scalar_one()
+_LIVE_TICKETS = (
+    select(_p.waiting_ticket)
+    .where(
+        _p.tenant_id == bindparam("_t"),
+        _p.occurrence_id == bindparam("_o"),
+        _p.waiting_ticket.is_not(None),
+        _p.updated_at >= bindparam("_live_since", type_=UTCDateTime),
+    )
+    .order_by(_p.waiting_ticket)
+)
 
 
-def waiting_count(conn: Connection, tenant_id: str, occurrence_id: str) -> int:
-    return waiting_ahead(conn, tenant_id, occurrence_id, 2**31 - 1)
+def live_tickets(conn: Connection, tenant_id: str, occurrence_id: str, *, live_since: datetime) -> tuple[int, ...]:
+    """The waiting-room tickets re-presented since `live_since`, in queue order (S5, F3)."""
+    rows = conn.execute(_LIVE_TICKETS, {"_t": tenant_id, "_o": occurrence_id, "_live_since": live_since})
+    return tuple(t for (t,) in rows)
 
 
 def empty_room(conn: Connection, tenant_id: str, occurrence_id: str, now: datetime) -> None:
     conn.execute(
         update(occurrence_people)
         .where(occurrence_people.c.tenant_id == tenant_id, occurrence_people.c.occurrence_id == occurrence_id)
-        .values(present=False, waiting_ticket=None, updated_at=now)
+        .values(present=False, host=False, waiting_ticket=None, updated_at=now)
     )
 
 
@@ -319,9 +322,9 @@ def consume(
     }
     if cap is not None:
         assert carried_in is not None, "a capped consume states the carried figure its cap came from"
-        row = conn.execute(_CONSUME_CAPPED, {**params, "_cap": cap}).first()
-    else:
-        row = conn.execute(_CONSUME if carried_in is None else _CONSUME_CHECKED, params).first()
+        found = _HOT_CONSUME_CAPPED.first(conn, {**params, "_cap": cap})
+        return None if found is None else int(found["used"])
+    row = conn.execute(_CONSUME if carried_in is None else _CONSUME_CHECKED, params).first()
     return None if row is None else row[0]
 
 
@@ -407,7 +410,7 @@ def counters_between(
 
 
 def record(conn: Connection, **values: Any) -> None:
-    conn.execute(_RECORD, {"id": new_id("use"), "units": 1, **values})
+    _HOT_RECORD.run(conn, {"id": new_id("use"), "units": 1, **values})
 
 
 def daily(

@@ -5,7 +5,7 @@ Counters are kept as usage happens, so current usage is one row read (never a
 scan of events); `farebox usage verify` recomputes them from the ledger.
 """
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, false
 
 from farebox.adapters.db.tables.base import metadata
 from farebox.adapters.db.types import Json, UTCDateTime
@@ -24,6 +24,7 @@ occurrences = Table(
     Column("peak", Integer, nullable=False, default=0),  # highest of the capped figure
     Column("queue_tail", Integer, nullable=False, default=0),  # waiting-room tickets handed out
     Column("cap_exceeded_at", UTCDateTime, nullable=True),  # S5 soft: the host was told once
+    Column("hosts", Integer, nullable=False, default=0, server_default="0"),  # members hosting now (S2 seats)
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -37,6 +38,7 @@ occurrence_people = Table(
     Column("counted_at", UTCDateTime, nullable=True),  # counted once per occurrence (L2)
     Column("first_mode", String(16), nullable=True),
     Column("present", Boolean, nullable=False, default=False),
+    Column("host", Boolean, nullable=False, default=False, server_default=false()),  # a member on a seat (S2)
     Column("waiting_ticket", Integer, nullable=True),  # place in the waiting room (S5)
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -32,8 +32,12 @@ class DecisionOut(BaseModel):
     reason: str = Field(description="A stable reason code (docs/admission.md)")
     message: str
     warnings: list[str]
+    warning_codes: list[str] = Field(
+        default_factory=list, description="The stable code of each warning, in the same order (G15)"
+    )
     position: int | None = Field(description="Place in the waiting room")
     deadline: datetime | None = Field(description="When the occurrence must end (S6)")
+    started: bool = Field(False, description="This call opened the occurrence (its first entry starts the S6 clock)")
 
 
 class JoinIn(Body):

@@ -1,0 +1,91 @@
+"""Hot statements: compiled once per dialect (and set of columns), run on the driver's cursor.
+
+On the admission hot path SQLAlchemy's per-execute work (execution context, result set-up)
+costs many times the statement itself on SQLite (docs/performance.md).  A `Hot` statement
+keeps SQLAlchemy's compiler and its type processing (bind and result processors, so
+`UTCDateTime` behaves as everywhere else) and its error translation (a driver error goes
+through the connection's own handler: a lost connection is invalidated and raised as
+SQLAlchemy's `DBAPIError`, which the API answers with 503 and nothing written), and skips
+the rest.  It runs inside the unit of work's transaction, on the same driver connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.sql import ClauseElement
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    order: Sequence[str] | None  # bind names in order (qmark/format styles); None: named style
+    binds: dict[str, Callable[[Any], Any]]
+    names: tuple[str, ...]  # result column names
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class Hot:
+    """A Core statement run on the driver's cursor.  `column_keys`: compile per set of value keys
+    (an INSERT or UPDATE whose columns are given at execution)."""
+
+    def __init__(self, statement: ClauseElement, *, by_keys: bool = False) -> None:
+        self._statement = statement
+        self._by_keys = by_keys
+        self._cache: dict[tuple[str, frozenset[str] | None], _Compiled] = {}
+
+    def _compiled(self, conn: Connection, keys: frozenset[str] | None) -> _Compiled:
+        dialect = conn.dialect
+        found = self._cache.get((dialect.name, keys))
+        if found is not None:
+            return found
+        kw: dict[str, Any] = {"column_keys": sorted(keys)} if keys is not None else {}
+        compiled = self._statement.compile(dialect=dialect, **kw)
+        binds = dict(getattr(compiled, "_bind_processors"))  # noqa: B009 - SQLAlchemy's own processors
+        columns = getattr(compiled, "_result_columns", None) or []
+        names = tuple(c[0] for c in columns)
+        results = tuple(c[3]._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
+        order = getattr(compiled, "positiontup", None) if getattr(compiled, "positional", False) else None
+        found = _Compiled(str(compiled), tuple(order) if order is not None else None, binds, names, results)
+        self._cache[(dialect.name, keys)] = found
+        return found
+
+    def execute(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Run it; the driver's cursor (rows not yet fetched)."""
+        c = self._compiled(conn, frozenset(params) if self._by_keys else None)
+        binds = c.binds
+        if c.order is not None:
+            args: Any = tuple(binds[n](params[n]) if n in binds else params[n] for n in c.order)
+        else:
+            args = {n: (binds[n](v) if n in binds else v) for n, v in params.items()}
+        cursor = conn.connection.cursor()
+        events = conn._has_events or conn.engine._has_events  # noqa: SLF001 - listeners see hot statements too
+        if events:
+            conn.dispatch.before_cursor_execute(conn, cursor, c.sql, args, None, False)
+        try:
+            cursor.execute(c.sql, args)
+        except conn.dialect.loaded_dbapi.Error as error:
+            conn._handle_dbapi_exception(error, c.sql, args, cursor, None)  # noqa: SLF001 - raises, translated
+            raise  # pragma: no cover - the handler always raises
+        if events:
+            conn.dispatch.after_cursor_execute(conn, cursor, c.sql, args, None, False)
+        return cursor
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The first row as a dict of result column names, with SQLAlchemy's result processing."""
+        cursor = self.execute(conn, params)
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if row is None:
+            return None
+        c = self._compiled(conn, None)
+        cells = zip(c.names, c.results, row, strict=True)
+        return {name: (proc(v) if proc is not None else v) for name, proc, v in cells}
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> None:
+        self.execute(conn, params).close()

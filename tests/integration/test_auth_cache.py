@@ -1,0 +1,35 @@
+"""The API key cache of the hot path (issue 13 item 4): a key revoked anywhere stops working within a second."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from farebox.adapters.db.tables.core import api_keys
+from farebox.domain.access import SYSTEM, Role
+from farebox.services import tenants
+
+from factories import make_tenant
+
+
+def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time(fb, monkeypatch):
+    make_tenant(fb, tenant_id="ac", card=None)
+    issued = tenants.issue_api_key(fb, SYSTEM, tenant_id="ac", role=Role.MEMBER)
+    now = [1000.0]
+    monkeypatch.setattr(tenants.time, "monotonic", lambda: now[0])
+    assert tenants.authenticate(fb, issued.secret).tenant_id == "ac"
+    with fb.uow() as uow:  # another process revokes it: this one's cache does not hear of it
+        uow.conn.execute(update(api_keys).where(api_keys.c.id == issued.key_id).values(revoked_at=fb.clock.now()))
+        uow.commit()
+    now[0] += tenants.AUTH_CACHE_SECONDS / 2
+    assert tenants.authenticate(fb, issued.secret) is not None  # still within the cache time
+    now[0] += tenants.AUTH_CACHE_SECONDS / 2
+    assert tenants.authenticate(fb, issued.secret) is None
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(fb):
+    make_tenant(fb, tenant_id="ad", card=None)
+    issued = tenants.issue_api_key(fb, SYSTEM, tenant_id="ad", role=Role.MEMBER)
+    assert tenants.authenticate(fb, issued.secret) is not None
+    tenants.revoke_api_key(fb, SYSTEM, issued.key_id)
+    assert tenants.authenticate(fb, issued.secret) is None
+    assert tenants.authenticate(fb, issued.key_id + ".wrong-secret") is None
