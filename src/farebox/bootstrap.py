@@ -38,10 +38,21 @@ def print_sign_in_link(email: str, link: str) -> None:
     print(f"[farebox] sign-in link for {email}: {link}", file=sys.stderr, flush=True)
 
 
+def sign_in_sender(settings: Settings) -> Callable[[str, str], None]:
+    """14.12: by e-mail when FAREBOX_SMTP_URL is set (and never to the log); the console print is the embedded default only."""
+    smtp_url = settings.smtp_url
+    if smtp_url is None:
+        return print_sign_in_link
+    from farebox.services.portal_auth import mail_sign_in_link
+
+    return lambda email, link: mail_sign_in_link(smtp_url, email, link)
+
+
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Farebox:
     settings = settings or Settings.from_env()
     return Farebox(
         engine=engine or make_engine(settings.database_url),
         clock=clock or SystemClock(),
         settings=settings,
+        send_sign_in_link=sign_in_sender(settings),
     )

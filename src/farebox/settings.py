@@ -15,6 +15,8 @@ class Settings:
     smtp_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = None  # FAREBOX_PUBLIC_URL: the base of every link farebox sends (F4)
+    webhook_allow_private: bool = False  # FAREBOX_WEBHOOK_ALLOW_PRIVATE: endpoints on loopback/private addresses (F13)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,4 +26,6 @@ class Settings:
             smtp_url=os.environ.get("FAREBOX_SMTP_URL") or None,
             host=os.environ.get("FAREBOX_HOST", "127.0.0.1"),
             port=int(os.environ.get("FAREBOX_PORT", "8000")),
+            public_url=(os.environ.get("FAREBOX_PUBLIC_URL") or "").rstrip("/") or None,
+            webhook_allow_private=os.environ.get("FAREBOX_WEBHOOK_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"),
         )

@@ -88,6 +88,11 @@ NOT_SALES_ASSISTED = _reason("not_sales_assisted", "Plan {plan!r} is self-serve:
 PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method was refused: {detail}")
 INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be paid.")
 PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
+# --- security (issue 17) --------------------------------------------------------
+API_KEY_INACTIVE = _reason("api_key_inactive", "This API key is revoked or expired; issue a new key instead.")
+SIGN_IN_RATE_LIMITED = _reason("sign_in_rate_limited", "Too many sign-in links were asked for; try again in {minutes} minutes.")
+BODY_TOO_LARGE = _reason("body_too_large", "The request body is larger than {limit} bytes.")
+INVALID_JSON = _reason("invalid_json", "The body is not valid JSON{where}.")
 
 
 @dataclass(frozen=True, slots=True)

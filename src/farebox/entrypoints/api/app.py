@@ -6,8 +6,8 @@ from fastapi import FastAPI
 
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
-from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints.api import errors, middleware
+from farebox.entrypoints.api.routers import admission, api_keys, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
@@ -15,6 +15,7 @@ ROUTERS = (
     health.router,
     catalogs.router,
     tenants.router,
+    api_keys.router,
     subscriptions.router,
     clocks.router,
     audit.router,
@@ -42,6 +43,7 @@ def create_app(fb: Farebox | None = None) -> FastAPI:
     )
     app.state.fb = fb or bootstrap()
     errors.install(app)
+    middleware.install(app, public_url=app.state.fb.settings.public_url)  # F8 body limits, F12 headers
     for router in ROUTERS:
         app.include_router(router)
     portal.install(app)

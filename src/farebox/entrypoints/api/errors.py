@@ -51,6 +51,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "session_limit_not_available": 409,
     "event_invalid": 422,
     "event_conflict": 409,
+    "api_key_inactive": 409,
+    "sign_in_rate_limited": 429,
+    "body_too_large": 413,
+    "invalid_json": 422,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
 
@@ -111,7 +115,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(DBAPIError)

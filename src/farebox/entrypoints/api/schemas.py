@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from farebox.domain.access import Role
 from farebox.domain.periods import parse_duration
@@ -75,8 +75,9 @@ class MemberOut(BaseModel):
 
 
 class ApiKeyIn(Body):
-    role: Role
+    role: Literal["owner", "admin", "member"] = Field(description="A tenant key's role (operator keys: POST /v1/api-keys)")
     name: str = Field(default="", max_length=200)
+    expires_at: AwareDatetime | None = Field(default=None, description="Refused from this instant on (F9); in the future")
 
 
 class ApiKeyOut(BaseModel):
@@ -84,6 +85,7 @@ class ApiKeyOut(BaseModel):
     secret: str = Field(description="The full key; shown once, only its hash is stored")
     role: Role
     tenant_id: str | None
+    expires_at: datetime | None = None
 
 
 class ClockIn(Body):

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from farebox.domain.access import require_billing_access
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal import billing_view
-from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
+from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, public_base, redirect
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
 invoices_service, payments_service = billing_view.invoices_service, billing_view.payments_service
@@ -52,7 +52,7 @@ if AVAILABLE:
         check_csrf(current, csrf)
         require_billing_access(current.principal, tenant_id)
         sandbox = payments_service.provider().name == "sandbox"
-        back = f"{str(request.base_url).rstrip('/')}/portal/t/{tenant_id}/billing" + ("/payment-method/sandbox" if sandbox else "")
+        back = f"{public_base(request)}/portal/t/{tenant_id}/billing" + ("/payment-method/sandbox" if sandbox else "")
         link = payments_service.hosted_link(fb_of(request), current.principal, tenant_id, kind="portal", return_url=back)
         return RedirectResponse(link, status_code=303)
 
