@@ -137,7 +137,7 @@ def alerted(fb, world: World) -> None:
     cancellation_scheduled(fb, world)
     world.ids["notification_id"] = notifications.list_notifications(fb, SYSTEM, "acme").items[0].id
     world.ids["delivery_id"] = delivery.list_deliveries(fb, SYSTEM, tenant_id="acme")[0].id
-    world.ids["endpoint_id"] = webhook_endpoints.create_endpoint(fb, SYSTEM, url="http://127.0.0.1:9/hook").id
+    world.ids["endpoint_id"] = webhook_endpoints.create_endpoint(fb, SYSTEM, url="https://hooks.example.com/hook").id
 
 
 def invoiced(fb, world: World) -> None:
@@ -213,7 +213,7 @@ API_ROWS = [
     Row("GET", "/v1/deliveries", BILLING, query(lambda w: {"tenant_id": "acme"}), alerted),  # without tenant_id: operator only
     Row("GET", "/v1/deliveries/{delivery_id}", BILLING, prepare=alerted),
     Row("POST", "/v1/deliveries/{delivery_id}/replay", OPERATOR, prepare=alerted),
-    Row("POST", "/v1/webhook-endpoints", OPERATOR, body(lambda w: {"url": "http://127.0.0.1:9/other"})),
+    Row("POST", "/v1/webhook-endpoints", OPERATOR, body(lambda w: {"url": "https://hooks.example.com/other"})),
     Row("GET", "/v1/webhook-endpoints", OPERATOR, prepare=alerted),
     Row("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", OPERATOR, prepare=alerted),
     Row("DELETE", "/v1/webhook-endpoints/{endpoint_id}", OPERATOR, prepare=alerted),

@@ -260,3 +260,30 @@ def test_F12_hardening_headers_on_portal_and_api_and_hsts_over_https(fb):
             assert "strict-transport-security" not in r.headers
     with TestClient(create_app(fb), base_url="https://testserver") as client:
         assert client.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://127.0.0.1:8080/hook",
+    "http://localhost/hook",
+    "http://10.0.0.5/hook",
+    "http://192.168.1.1/hook",
+    "http://[::1]/hook",
+    "http://[::ffff:169.254.169.254]/hook",
+    "http://0.0.0.0/hook",
+])
+def test_F13_webhook_urls_on_internal_addresses_are_refused_unless_the_operator_opts_in(fb, url):
+    with TestClient(create_app(fb)) as client:
+        refused = client.post("/v1/webhook-endpoints", json={"url": url}, headers=OPERATOR)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "validation_error", refused.text
+        assert "FAREBOX_WEBHOOK_ALLOW_PRIVATE" in refused.json()["error"]["message"]
+        assert client.get("/v1/webhook-endpoints", headers=OPERATOR).json() == []
+    fb.settings = dataclasses.replace(fb.settings, webhook_allow_private=True)
+    with TestClient(create_app(fb)) as client:
+        assert client.post("/v1/webhook-endpoints", json={"url": url}, headers=OPERATOR).status_code == 201
+
+
+def test_F13_public_webhook_urls_are_accepted(fb):
+    with TestClient(create_app(fb)) as client:
+        for url in ("https://93.184.215.14/hook", "https://hooks.example.com/farebox"):
+            assert client.post("/v1/webhook-endpoints", json={"url": url}, headers=OPERATOR).status_code == 201, url

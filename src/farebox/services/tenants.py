@@ -172,9 +172,16 @@ def list_api_keys(fb: Farebox, actor: Principal, *, tenant_id: str | None) -> li
         return [ApiKey.of(row, now) for row in repo.list_api_keys(uow.conn, tenant_id)]
 
 
-def _key_for_change(uow: Any, actor: Principal, key_id: str, tenant_id: str | None) -> dict[str, Any]:
-    """The key, if `actor` manages it and it is the one the path names (another tenant's: not found)."""
+def _key_for_change(uow: Any, actor: Principal, key_id: str, tenant_id: str | None | EllipsisType) -> dict[str, Any]:
+    """The key, if `actor` manages it and it is the one the path names (another tenant's: not found).
+
+    `tenant_id` is the tenant the caller names (None: an operator key); `...`: the key's own (CLI)."""
     key = repo.get_api_key(uow.conn, key_id)
+    if tenant_id is ...:
+        if key is None:
+            raise DomainError(reasons.NOT_FOUND, what="API key")
+        tenant_id = key["tenant_id"]
+    assert not isinstance(tenant_id, EllipsisType)
     if key is None or key["tenant_id"] != tenant_id:
         _require_key_access(actor, tenant_id)
         raise DomainError(reasons.NOT_FOUND, what="API key")
@@ -183,16 +190,9 @@ def _key_for_change(uow: Any, actor: Principal, key_id: str, tenant_id: str | No
 
 
 def revoke_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str | None | EllipsisType = ...) -> ApiKey:
-    """Refused at once everywhere (F9); portal sessions opened with the key end with it.
-
-    `tenant_id` is the tenant the caller names (None: an operator key); left out, the key's own."""
+    """Refused at once everywhere (F9); portal sessions opened with the key end with it."""
     now = fb.clock.now()
     with fb.uow() as uow:
-        if tenant_id is ...:
-            found = repo.get_api_key(uow.conn, key_id)
-            if found is None:
-                raise DomainError(reasons.NOT_FOUND, what="API key")
-            tenant_id = found["tenant_id"]
         key = _key_for_change(uow, actor, key_id, tenant_id)
         if key["revoked_at"] is None:
             repo.revoke_api_key(uow.conn, key_id, now)
@@ -205,7 +205,9 @@ def revoke_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str
     return ApiKey.of(row, now)
 
 
-def rotate_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str | None, grace: timedelta = timedelta(0)) -> IssuedKey:
+def rotate_api_key(
+    fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str | None | EllipsisType = ..., grace: timedelta = timedelta(0)
+) -> IssuedKey:
     """A new key with the same tenant, role and name; the old one stops at once, or after `grace` (at most 7 days)."""
     if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
         raise DomainError(reasons.VALIDATION_ERROR, detail="the grace is between 0 and 7 days", details={"field": "grace_seconds"})
@@ -215,7 +217,7 @@ def rotate_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str
         old = _key_for_change(uow, actor, key_id, tenant_id)
         if old["revoked_at"] is not None or (old["expires_at"] is not None and old["expires_at"] <= now):
             raise DomainError(reasons.API_KEY_INACTIVE)
-        issued = issue_api_key(fb, actor, tenant_id=tenant_id, role=Role(old["role"]), name=old["name"])
+        issued = issue_api_key(fb, actor, tenant_id=old["tenant_id"], role=Role(old["role"]), name=old["name"])
         if grace:
             ends = now + grace
             if old["expires_at"] is None or old["expires_at"] > ends:
@@ -223,7 +225,7 @@ def rotate_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str
         else:
             repo.revoke_api_key(uow.conn, key_id, now)
             portal_repo.delete_sessions_of_key(uow.conn, key_id)
-        audit.publish(uow, "api_key.rotated", tenant_id=tenant_id, at=now, actor=actor, subject=key_id,
+        audit.publish(uow, "api_key.rotated", tenant_id=old["tenant_id"], at=now, actor=actor, subject=key_id,
                       before={"role": old["role"]}, after={"replaced_by": issued.key_id, "old_key_ends_at": (now + grace).isoformat()})
         uow.commit()
     return issued

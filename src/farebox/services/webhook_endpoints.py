@@ -1,11 +1,16 @@
 """The operator's webhook endpoints: add, list, enable, remove, rotate the signing secret.
 
 A rotated secret keeps signing (beside the new one) for a grace window, so a
-receiver can switch secrets without missing or rejecting a message.
+receiver can switch secrets without missing or rejecting a message.  An
+endpoint on a loopback, private or link-local address (cloud metadata, the
+database, the admin interfaces next door) is refused unless the operator opts
+in with `FAREBOX_WEBHOOK_ALLOW_PRIVATE=true` (F13).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,10 +44,39 @@ class WebhookEndpoint:
                    row["secret"] if with_secret else None)
 
 
-def _check(url: str, kinds: tuple[str, ...]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+def internal_address(host: str) -> str | None:
+    """F13: the loopback, private, link-local or otherwise non-public address `host` is or resolves to, else None.
+
+    A name that does not resolve (yet) passes: it reaches nothing internal as long as it does not."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
+
+
+def _check(url: str, kinds: tuple[str, ...], *, allow_private: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
         raise DomainError(reasons.VALIDATION_ERROR, detail="url must be an http(s) URL", details={"field": "url"})
+    internal = None if allow_private else internal_address(host)
+    if internal is not None:
+        detail = (f"url points to {internal}, a loopback, private or link-local address; "
+                  "set FAREBOX_WEBHOOK_ALLOW_PRIVATE=true to allow it")
+        raise DomainError(reasons.VALIDATION_ERROR, detail=detail, details={"field": "url"})
     unknown = [k for k in kinds if k not in {a.value for a in AlertKind}]
     if unknown:
         raise DomainError(reasons.VALIDATION_ERROR, detail=f"unknown alert kinds: {', '.join(unknown)}", details={"field": "kinds"})
@@ -51,7 +85,7 @@ def _check(url: str, kinds: tuple[str, ...]) -> None:
 def create_endpoint(fb: Farebox, actor: Principal, *, url: str, kinds: tuple[str, ...] = ()) -> WebhookEndpoint:
     """Add an endpoint (every alert kind when `kinds` is empty); its secret is returned this once."""
     require_operator(actor)
-    _check(url, tuple(kinds))
+    _check(url, tuple(kinds), allow_private=fb.settings.webhook_allow_private)
     row = {"id": new_id("whe"), "url": url, "secret": webhooks.new_secret(), "kinds": list(kinds), "enabled": True, "created_at": fb.clock.now()}
     with fb.uow() as uow:
         repo.insert_endpoint(uow.conn, **row)
