@@ -285,6 +285,15 @@ PORTAL_ROWS = [
     Row("GET", "/portal/console/billing-runs", OPERATOR),
     Row("POST", "/portal/console/billing-runs", OPERATOR, form()),
     Row("GET", "/portal/console/audit", OPERATOR, prepare=subscribed),
+    # API keys (issue 17, F9)
+    Row("GET", "/portal/t/{tenant_id}/keys", BILLING),
+    Row("POST", "/portal/t/{tenant_id}/keys", BILLING, form(lambda w: {"role": "member", "name": "x"})),
+    Row("POST", "/portal/t/{tenant_id}/keys/{key_id}/revoke", BILLING, form()),
+    Row("POST", "/portal/t/{tenant_id}/keys/{key_id}/rotate", BILLING, form(lambda w: {"grace_hours": "0"})),
+    Row("GET", "/portal/console/keys", OPERATOR),
+    Row("POST", "/portal/console/keys", OPERATOR, form(lambda w: {"name": "x"})),
+    Row("POST", "/portal/console/keys/{key_id}/revoke", OPERATOR, form(), lambda fb, w: w.ids.update(key_id=w.ids["operator_key_id"])),
+    Row("POST", "/portal/console/keys/{key_id}/rotate", OPERATOR, form(), lambda fb, w: w.ids.update(key_id=w.ids["operator_key_id"])),
     # invoices and the payment method on the Billing tab: only when invoicing (issue 6) is in the build
     *([
         Row("GET", "/portal/t/{tenant_id}/billing/invoices/{invoice_id}.pdf", BILLING, prepare=lambda fb, w: (

@@ -172,3 +172,24 @@ def test_F14_the_worker_pass_sweeps(fb, clock, acme):
     due.run_due(fb)
     with fb.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(idempotency_keys)).scalar_one() == 0
+
+
+def test_F9_D6_an_owner_issues_rotates_and_revokes_keys_in_the_portal(fb, client, acme):
+    from farebox.domain.access import Principal
+    from farebox.services import portal_auth
+
+    session = portal_auth._open_session(fb, Principal(Role.OWNER, tenant_id="acme", email="owner@acme.test"))
+    client.cookies.set(SESSION_COOKIE, session.token)
+    page = client.get("/portal/t/acme/keys")
+    assert page.status_code == 200 and acme[Role.MEMBER].split(".")[0] in page.text and acme[Role.MEMBER].split(".")[1] not in page.text
+    made = client.post("/portal/t/acme/keys", data={"csrf_token": session.csrf_token, "role": "member", "name": "bot", "expires_in_days": "30"})
+    secret = re.search(r'<code class="secret">([^<]+)</code>', made.text).group(1)
+    assert client.get("/v1/tenants/acme", headers=bearer(secret)).status_code == 200
+    rotated = client.post(f"/portal/t/acme/keys/{secret.split('.')[0]}/rotate", data={"csrf_token": session.csrf_token, "grace_hours": "0"})
+    new_secret = re.search(r'<code class="secret">([^<]+)</code>', rotated.text).group(1)
+    assert client.get("/v1/tenants/acme", headers=bearer(secret)).status_code == 401
+    revoked = client.post(f"/portal/t/acme/keys/{new_secret.split('.')[0]}/revoke", data={"csrf_token": session.csrf_token})
+    assert revoked.status_code == 200 and "is revoked" in revoked.text
+    assert client.get("/v1/tenants/acme", headers=bearer(new_secret)).status_code == 401
+    refused = client.post(f"/portal/t/acme/keys/{secret.split('.')[0]}/rotate", data={"csrf_token": session.csrf_token})
+    assert refused.status_code == 200 and "revoked or expired" in refused.text
