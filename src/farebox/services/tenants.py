@@ -147,7 +147,7 @@ def issue_api_key(
             raise DomainError(reasons.FORBIDDEN)
     now = fb.clock.now()
     if expires_at is not None and expires_at <= now:
-        raise DomainError(reasons.VALIDATION_ERROR, detail="expires_at must be in the future", details={"field": "expires_at"})
+        raise DomainError(reasons.EXPIRY_IN_PAST, now=now.isoformat(timespec="seconds"), details={"field": "expires_at"})
     key_id = new_id("fbk")
     secret = secrets.token_urlsafe(24)
     with fb.uow() as uow:

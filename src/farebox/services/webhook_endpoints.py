@@ -74,9 +74,7 @@ def _check(url: str, kinds: tuple[str, ...], *, allow_private: bool) -> None:
         raise DomainError(reasons.VALIDATION_ERROR, detail="url must be an http(s) URL", details={"field": "url"})
     internal = None if allow_private else internal_address(host)
     if internal is not None:
-        detail = (f"url points to {internal}, a loopback, private or link-local address; "
-                  "set FAREBOX_WEBHOOK_ALLOW_PRIVATE=true to allow it")
-        raise DomainError(reasons.VALIDATION_ERROR, detail=detail, details={"field": "url"})
+        raise DomainError(reasons.WEBHOOK_ADDRESS_REFUSED, address=internal, details={"field": "url"})
     unknown = [k for k in kinds if k not in {a.value for a in AlertKind}]
     if unknown:
         raise DomainError(reasons.VALIDATION_ERROR, detail=f"unknown alert kinds: {', '.join(unknown)}", details={"field": "kinds"})

@@ -39,7 +39,7 @@ def list_members(tenant_id: str, fb: FB, caller: Caller):
 def add_member(tenant_id: str, body: MemberIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
         fb, caller, key, {"tenant": tenant_id, **body.model_dump(mode="json")},
-        lambda: service.add_member(fb, caller, tenant_id, email=body.email, name=body.name, role=body.role),
+        lambda: service.add_member(fb, caller, tenant_id, email=body.email, name=body.name, role=Role(body.role)),
         status_code=201,
     )
 
