@@ -19,7 +19,7 @@ from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
-from farebox.domain.catalog import Limit, Meter, Scope
+from farebox.domain.catalog import Limit, Meter, MeterKind, Scope
 from farebox.domain.metering import carried_forward, overage, percent, pool_rule, validate_session_limit
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription, trial_used_up
@@ -102,16 +102,22 @@ def summary_in(conn: Connection, tenant_id: str) -> UsageSummary:
     meters = repo.meters_of(conn, sub.plan_version_id)
     counters = {c["meter"]: c for c in repo.counters_for(conn, tenant_id, sub.id, sub.period.start)}
     session_limit = repo.settings(conn, tenant_id)["session_limit"]
-    rows = [_meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()]
+    fullest = repo.fullest_occurrence(conn, tenant_id, sub.id, sub.period.start) if any(
+        m.scope is Scope.OCCURRENCE for m in meters.values()) else (0, 0)
+    rows = [_meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit, fullest) for key, meter in meters.items()]
     return UsageSummary(tenant_id, sub.id, sub.plan.code, sub.period.start, sub.period.end, rows)
 
 
-def _meter_usage(sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None) -> MeterUsage:
+def _meter_usage(
+    sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None,
+    fullest: tuple[int, int] = (0, 0),
+) -> MeterUsage:
     used = counter["used"] if counter else 0
     carried = counter["carried_in"] if counter else 0
     allowed = bool(limit and limit.customer_limit and not sub.plan.is_free and sub.status is not Status.TRIALING)
     own = session_limit if allowed else None
-    if meter.scope is Scope.OCCURRENCE:
+    if meter.scope is Scope.OCCURRENCE:  # F15: the fullest occurrence of the period against the per-occurrence cap, not a sum
+        used = fullest[1] if meter.kind is MeterKind.CONCURRENT_ATTENDEES else fullest[0]
         included = limit.included if limit else None
         return MeterUsage(meter.key, meter.kind.value, meter.scope.value, meter.unit, used, included, included, None, None, 0, 0, limit.policy.value if limit else None, None, False, sub.period.start, sub.period.end)
     trial_bound = sub.plan.trial.usage.get(meter.key) if (sub.status is Status.TRIALING or trial_used_up(sub)) and sub.plan.trial else None

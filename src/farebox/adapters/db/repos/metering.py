@@ -432,3 +432,12 @@ def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str
         update(usage_records).where(usage_records.c.tenant_id == tenant_id, usage_records.c.at < before, usage_records.c.person_id.is_not(None)).values(person_id=None)
     ).rowcount
     return done
+
+
+def fullest_occurrence(conn: Connection, tenant_id: str, subscription_id: str, since: datetime) -> tuple[int, int]:
+    """The most attendees counted in one occurrence, and the most present at once, since `since` (F15)."""
+    row = conn.execute(
+        select(func.coalesce(func.max(_o.counted), 0), func.coalesce(func.max(_o.peak), 0))
+        .where(_o.tenant_id == tenant_id, _o.subscription_id == subscription_id, _o.started_at >= since)
+    ).one()
+    return int(row[0]), int(row[1])
