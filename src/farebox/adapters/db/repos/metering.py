@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -237,6 +237,15 @@ def counters_for(conn: Connection, tenant_id: str, subscription_id: str, period_
     return [dict(r) for r in rows.mappings()]
 
 
+def counters_of_many(conn: Connection, periods: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
+    """`counters_for` of many (tenant, subscription, period start) in one statement."""
+    if not periods:
+        return []
+    wanted = set(periods)
+    rows = conn.execute(select(usage_counters).where(_c.subscription_id.in_([p[1] for p in periods]))).mappings()
+    return [dict(r) for r in rows if (r["tenant_id"], r["subscription_id"], r["period_start_at"]) in wanted]
+
+
 def latest_counters(conn: Connection, tenant_id: str, subscription_id: str) -> list[dict[str, Any]]:
     """The counters of a subscription's latest period (one per meter)."""
     c = usage_counters.c
@@ -345,6 +354,12 @@ def settings(conn: Connection, tenant_id: str) -> dict[str, Any]:
     return dict(row) if row else {"tenant_id": tenant_id, "session_limit": None, "upgrade_required_peak": None, "upgrade_required_meter": None}
 
 
+def settings_of_many(conn: Connection, tenant_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`settings` of many tenants in one statement (tenants without a row are absent)."""
+    rows = conn.execute(select(metering_settings).where(metering_settings.c.tenant_id.in_(tenant_ids))).mappings()
+    return {r["tenant_id"]: dict(r) for r in rows}
+
+
 def put_settings(conn: Connection, tenant_id: str, now: datetime, **values: Any) -> None:
     conn.execute(
         _insert(conn)(metering_settings)
@@ -434,10 +449,14 @@ def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str
     return done
 
 
-def fullest_occurrence(conn: Connection, tenant_id: str, subscription_id: str, since: datetime) -> tuple[int, int]:
-    """The most attendees counted in one occurrence, and the most present at once, since `since` (F15)."""
-    row = conn.execute(
-        select(func.coalesce(func.max(_o.counted), 0), func.coalesce(func.max(_o.peak), 0))
-        .where(_o.tenant_id == tenant_id, _o.subscription_id == subscription_id, _o.started_at >= since)
-    ).one()
-    return int(row[0]), int(row[1])
+
+def fullest_occurrences(conn: Connection, periods: list[tuple[str, str, datetime]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (tenant, subscription): the most attendees counted in one occurrence started since the period start, and
+    the most present at once (F15); one statement for many."""
+    if not periods:
+        return {}
+    since = or_(*(and_(_o.tenant_id == t, _o.subscription_id == s, _o.started_at >= start) for t, s, start in periods))
+    rows = conn.execute(
+        select(_o.tenant_id, _o.subscription_id, func.max(_o.counted), func.max(_o.peak)).where(since).group_by(_o.tenant_id, _o.subscription_id)
+    ).all()
+    return {(t, s): (int(counted or 0), int(peak or 0)) for t, s, counted, peak in rows}
