@@ -85,3 +85,6 @@ class FakeMeteringRepository:
 
     def session_limits(self, tenant_ids: list[str]) -> dict[str, int | None]:
         return {t: self.limits.get(t) for t in tenant_ids}
+
+    def fullest_occurrences(self, periods: list[tuple[str, str, datetime]]) -> dict[tuple[str, str], tuple[int, int]]:
+        return {}  # no occurrences: per-occurrence meters show 0

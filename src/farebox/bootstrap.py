@@ -63,6 +63,17 @@ def print_sign_in_link(email: str, link: str) -> None:
     print(f"[farebox] sign-in link for {email}: {link}", file=sys.stderr, flush=True)
 
 
+def sign_in_sender(settings: Settings) -> Callable[[str, str], None]:
+    """14.12: by e-mail when FAREBOX_SMTP_URL is set (and never to the log); the console print is the embedded default
+    only."""
+    smtp_url = settings.smtp_url
+    if smtp_url is None:
+        return print_sign_in_link
+    from farebox.services.portal_auth import mail_sign_in_link
+
+    return lambda email, link: mail_sign_in_link(smtp_url, email, link)
+
+
 def payment_provider(settings: Settings) -> PaymentProvider:
     """FAREBOX_PAYMENT_PROVIDER: `sandbox` (the default: no money moves) or `stripe`."""
     if settings.payment_provider == "stripe":
@@ -80,6 +91,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
         engine=engine or make_engine(settings.database_url),
         clock=clock or SystemClock(),
         settings=settings,
+        send_sign_in_link=sign_in_sender(settings),
         payment_provider=payment_provider(settings),
         invoice_numbering=InvoiceNumbering(issuer=settings.invoice_issuer, pattern=settings.invoice_number_pattern),
     )

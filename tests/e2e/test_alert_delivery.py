@@ -5,6 +5,7 @@ and a worker killed with SIGKILL between writing and delivering that loses nothi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -95,7 +96,9 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(fb):
+    """Receivers on loopback, so the operator's opt-in for private webhook addresses is on (F13)."""
+    fb.settings = dataclasses.replace(fb.settings, webhook_allow_private=True)
     made: list[Receiver] = []
 
     def make(**kw):

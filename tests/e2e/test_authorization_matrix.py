@@ -1,8 +1,9 @@
 """The authorization matrix (G6, G15, issue 9): every API endpoint and every
 portal action, called as each kind of caller.
 
-Callers: no key, a wrong key, the operator, the target tenant's owner, admin
-and member, and the owner of another tenant.  The allowed ones succeed (2xx,
+Callers: no key, a wrong key, a revoked and an expired operator key (and the
+portal sessions opened with them; issue 17, F9), the operator, the target
+tenant's owner, admin and member, and the owner of another tenant.  The allowed ones succeed (2xx,
 or a portal redirect that is not to the sign-in page); every other one is
 401/403/404 (a portal page sends the signed-out to the sign-in page) and
 changes nothing in the database.  An endpoint without a row fails the test,
@@ -26,7 +27,8 @@ from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
 from farebox.services import clocks, invoices, portal_auth, subscriptions, tenants
 
-CALLERS = ("none", "wrong", "operator", "owner", "admin", "member", "other_owner")
+CALLERS = ("none", "wrong", "revoked", "expired", "operator", "owner", "admin", "member", "other_owner")
+UNAUTHENTICATED = ("none", "wrong", "revoked", "expired")
 EVERYONE = frozenset(CALLERS)
 OPERATOR = frozenset({"operator"})
 BILLING = frozenset({"operator", "owner", "admin"})
@@ -72,6 +74,20 @@ def build_world(fb) -> World:
             for role in (Role.OWNER, Role.ADMIN, Role.MEMBER)
         },
     }
+    for caller in ("revoked", "expired"):  # F9: refused at once, and so are the portal sessions opened with them
+        issued = tenants.issue_api_key(fb, SYSTEM, tenant_id=None, role=Role.OPERATOR, name=caller)
+        world.headers[caller] = {"Authorization": f"Bearer {issued.secret}"}
+        world.sessions[caller] = portal_auth.operator_sign_in(fb, issued.secret)
+        if caller == "revoked":
+            tenants.revoke_api_key(fb, SYSTEM, issued.key_id)
+        else:
+            with fb.uow() as uow:
+                tenants.repo.update_api_key(uow.conn, issued.key_id, expires_at=fb.clock.now())
+                uow.commit()
+    world.ids["key_id"] = tenants.issue_api_key(fb, SYSTEM, tenant_id="acme", role=Role.MEMBER, name="to manage").key_id
+    world.ids["operator_key_id"] = tenants.issue_api_key(
+        fb, SYSTEM, tenant_id=None, role=Role.OPERATOR, name="to manage"
+    ).key_id
     world.clock_id = clocks.create(fb, SYSTEM, name="matrix")["id"]
     return world
 
@@ -129,7 +145,7 @@ def alerted(fb, world: World) -> None:
     cancellation_scheduled(fb, world)
     world.ids["notification_id"] = notifications.list_notifications(fb, SYSTEM, "acme").items[0].id
     world.ids["delivery_id"] = delivery.list_deliveries(fb, SYSTEM, tenant_id="acme")[0].id
-    world.ids["endpoint_id"] = webhook_endpoints.create_endpoint(fb, SYSTEM, url="http://127.0.0.1:9/hook").id
+    world.ids["endpoint_id"] = webhook_endpoints.create_endpoint(fb, SYSTEM, url="https://hooks.example.com/hook").id
 
 
 def invoiced(fb, world: World) -> None:
@@ -168,7 +184,7 @@ def query(make: Callable[[World], dict[str, Any]]) -> Request:
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE),
     Row("GET", "/metrics", EVERYONE),  # Prometheus scrapes it without a key: keep it on the internal network
-    Row("GET", "/v1/catalogs", EVERYONE - {"none", "wrong"}),
+    Row("GET", "/v1/catalogs", EVERYONE - set(UNAUTHENTICATED)),
     Row("POST", "/v1/catalogs", OPERATOR, body(lambda w: {"bundled": "session-caps"})),
     Row("GET", "/v1/tenants", OPERATOR),
     Row(
@@ -186,6 +202,24 @@ API_ROWS = [
         body(lambda w: {"email": f"m{next(_unique)}@acme.test", "role": "member"}),
     ),
     Row("POST", "/v1/tenants/{tenant_id}/api-keys", BILLING, body(lambda w: {"role": "member"})),
+    Row("GET", "/v1/tenants/{tenant_id}/api-keys", BILLING),
+    Row("POST", "/v1/tenants/{tenant_id}/api-keys/{key_id}/revoke", BILLING),
+    Row("POST", "/v1/tenants/{tenant_id}/api-keys/{key_id}/rotate", BILLING, body(lambda w: {"grace_seconds": 0})),
+    Row("GET", "/v1/api-keys", OPERATOR),
+    Row("POST", "/v1/api-keys", OPERATOR, body(lambda w: {"name": "new"})),
+    Row(
+        "POST",
+        "/v1/api-keys/{key_id}/revoke",
+        OPERATOR,
+        prepare=lambda fb, w: w.ids.update(key_id=w.ids["operator_key_id"]),
+    ),
+    Row(
+        "POST",
+        "/v1/api-keys/{key_id}/rotate",
+        OPERATOR,
+        body(lambda w: {}),
+        lambda fb, w: w.ids.update(key_id=w.ids["operator_key_id"]),
+    ),
     Row("GET", "/v1/tenants/{tenant_id}/subscription", BILLING, prepare=subscribed),
     Row(
         "POST",
@@ -247,7 +281,7 @@ API_ROWS = [
     ),  # without tenant_id: operator only
     Row("GET", "/v1/deliveries/{delivery_id}", BILLING, prepare=alerted),
     Row("POST", "/v1/deliveries/{delivery_id}/replay", OPERATOR, prepare=alerted),
-    Row("POST", "/v1/webhook-endpoints", OPERATOR, body(lambda w: {"url": "http://127.0.0.1:9/other"})),
+    Row("POST", "/v1/webhook-endpoints", OPERATOR, body(lambda w: {"url": "https://hooks.example.com/other"})),
     Row("GET", "/v1/webhook-endpoints", OPERATOR, prepare=alerted),
     Row("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", OPERATOR, prepare=alerted),
     Row("DELETE", "/v1/webhook-endpoints/{endpoint_id}", OPERATOR, prepare=alerted),
@@ -380,6 +414,27 @@ PORTAL_ROWS = [
     Row("GET", "/portal/console/billing-runs", OPERATOR),
     Row("POST", "/portal/console/billing-runs", OPERATOR, form()),
     Row("GET", "/portal/console/audit", OPERATOR, prepare=subscribed),
+    # API keys (issue 17, F9)
+    Row("GET", "/portal/t/{tenant_id}/keys", BILLING),
+    Row("POST", "/portal/t/{tenant_id}/keys", BILLING, form(lambda w: {"role": "member", "name": "x"})),
+    Row("POST", "/portal/t/{tenant_id}/keys/{key_id}/revoke", BILLING, form()),
+    Row("POST", "/portal/t/{tenant_id}/keys/{key_id}/rotate", BILLING, form(lambda w: {"grace_hours": "0"})),
+    Row("GET", "/portal/console/keys", OPERATOR),
+    Row("POST", "/portal/console/keys", OPERATOR, form(lambda w: {"name": "x"})),
+    Row(
+        "POST",
+        "/portal/console/keys/{key_id}/revoke",
+        OPERATOR,
+        form(),
+        lambda fb, w: w.ids.update(key_id=w.ids["operator_key_id"]),
+    ),
+    Row(
+        "POST",
+        "/portal/console/keys/{key_id}/rotate",
+        OPERATOR,
+        form(),
+        lambda fb, w: w.ids.update(key_id=w.ids["operator_key_id"]),
+    ),
     # invoices and the payment method on the Billing tab
     Row("GET", "/portal/t/{tenant_id}/billing/invoices/{invoice_id}.pdf", BILLING, prepare=lambda fb, w: (
         on_pro(fb, w),
@@ -401,6 +456,7 @@ PORTAL_ROWS = [
 PUBLIC_WITH_THEIR_OWN_SECRET = {
     ("POST", "/portal/sign-in"),
     ("GET", "/portal/sign-in/{token}"),
+    ("POST", "/portal/sign-in/{token}"),
     ("POST", "/portal/operator"),
     ("POST", "/v1/webhooks/{provider}"),
 }
@@ -468,9 +524,9 @@ def _allowed_ok(response, *, portal: bool) -> bool:
 
 
 def _refused_ok(response, caller: str, *, portal: bool) -> bool:
-    if portal and caller in ("none", "wrong"):
+    if portal and caller in UNAUTHENTICATED:
         return response.status_code == 303 and response.headers["location"] == "/portal/sign-in"
-    if caller in ("none", "wrong"):
+    if caller in UNAUTHENTICATED:
         return response.status_code == 401
     return response.status_code in (403, 404)
 
@@ -505,3 +561,46 @@ def test_G6_each_caller_is_allowed_or_refused_with_nothing_changed(fb, row: Row)
                 continue
             assert _allowed_ok(response, portal=portal), f"{caller}: {response.status_code} {response.text[:300]}"
             succeeded += 1
+
+
+IDEMPOTENT_BILLING_ROWS = [
+    r
+    for r in API_ROWS
+    if r.method in ("POST", "PUT", "DELETE")
+    and r.allowed == BILLING
+    and "{tenant_id}" in r.path
+    and "api-keys" not in r.path
+]
+
+
+@pytest.mark.parametrize("row", IDEMPOTENT_BILLING_ROWS, ids=lambda r: f"{r.method} {r.path}")
+def test_F5_an_idempotent_answer_is_never_replayed_to_another_role_or_tenant(fb, row: Row):
+    """The owner's stored answer is not replayed to a member or another tenant's owner (who are refused as
+    without the key), and their refusals, stored under their own scope, never answer the owner."""
+    world = build_world(fb)
+    if row.prepare is not None:
+        row.prepare(fb, world)
+    kwargs = row.request(world)
+    path = row.path.format(tenant_id="acme", clock_id=world.clock_id, **world.ids)
+    with TestClient(create_app(fb), follow_redirects=False) as client:
+        for caller in ("member", "other_owner"):  # refused first: their refusal must not poison the owner's key
+            response = client.request(
+                row.method, path, headers={**world.headers[caller], "Idempotency-Key": f"K-{caller}"}, **kwargs
+            )
+            assert response.status_code in (403, 404), f"{caller}: {response.status_code} {response.text[:200]}"
+        for caller in ("member", "other_owner"):
+            owner = client.request(
+                row.method, path, headers={**world.headers["owner"], "Idempotency-Key": f"K-{caller}"}, **kwargs
+            )
+            assert "idempotent-replayed" not in owner.headers, owner.text[:200]
+            assert owner.status_code < 400 or owner.json()["error"]["code"] not in ("forbidden", "not_found"), (
+                owner.text[:200]
+            )
+        first = client.request(row.method, path, headers={**world.headers["owner"], "Idempotency-Key": "K"}, **kwargs)
+        for caller in ("member", "other_owner"):
+            response = client.request(
+                row.method, path, headers={**world.headers[caller], "Idempotency-Key": "K"}, **kwargs
+            )
+            assert response.status_code in (403, 404) and "idempotent-replayed" not in response.headers, (
+                f"{caller} after the owner ({first.status_code}): {response.status_code} {response.text[:200]}"
+            )

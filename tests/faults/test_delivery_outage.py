@@ -4,6 +4,7 @@ comes back, and every message arrives exactly once: none lost, none duplicated."
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 from collections.abc import Callable
@@ -95,6 +96,9 @@ def _raise_alerts(fb: Farebox) -> None:
 def _setup(fb: Farebox, channel: str) -> tuple[Farebox, WebhookReceiver | SmtpReceiver]:
     port = _free_port()  # nothing listens there: the receiver is down
     if channel == "webhook":
+        fb.settings = dataclasses.replace(
+            fb.settings, webhook_allow_private=True
+        )  # a receiver on loopback (F13 opt-in)
         webhook_endpoints.create_endpoint(fb, SYSTEM, url=f"http://127.0.0.1:{port}/hooks", kinds=("session_limit",))
         box, receiver = fb, WebhookReceiver(port)
     else:

@@ -71,9 +71,9 @@ def test_G4_a_request_losing_the_idempotency_key_race_gets_the_first_answer_and_
         assert first.status_code == 200 and first.json()["counted"] is True
         real_get, calls = idem_repo.get, []
 
-        def not_yet_visible(conn, scope, key):  # the first request had not committed when the second looked
-            calls.append(key)
-            return None if len(calls) == 1 else real_get(conn, scope, key)
+        def not_yet_visible(conn, *scope_and_key):  # the first request had not committed when the second looked
+            calls.append(scope_and_key)
+            return None if len(calls) == 1 else real_get(conn, *scope_and_key)
 
         monkeypatch.setattr(idem_repo, "get", not_yet_visible)
         second = client.post("/v1/tenants/acme/conversations/c1/messages", json={"from": "customer"}, headers=headers)

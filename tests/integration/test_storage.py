@@ -16,6 +16,7 @@ GLOBAL_TABLES = {
     "api_keys",
     "portal_sign_in_links",
     "portal_sessions",
+    "portal_link_requests",
     "alembic_version",
 }
 

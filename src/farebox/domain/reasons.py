@@ -142,6 +142,19 @@ NO_CHARGE_TO_REFUND = _reason(
 PROVIDER_SIGNATURE_INVALID = _reason(
     "provider_signature_invalid", "The payment provider's signature is missing or wrong."
 )
+# --- security (issue 17) --------------------------------------------------------
+EXPIRY_IN_PAST = _reason("expiry_in_past", "An API key's expiry must be in the future (it is {now}).")
+WEBHOOK_ADDRESS_REFUSED = _reason(
+    "webhook_address_refused",
+    "The webhook URL points to {address}, a loopback, private or link-local address; the operator may allow such "
+    "addresses with FAREBOX_WEBHOOK_ALLOW_PRIVATE=true.",
+)
+API_KEY_INACTIVE = _reason("api_key_inactive", "This API key is revoked or expired; issue a new key instead.")
+SIGN_IN_RATE_LIMITED = _reason(
+    "sign_in_rate_limited", "Too many sign-in links were asked for; try again in {minutes} minutes."
+)
+BODY_TOO_LARGE = _reason("body_too_large", "The request body is larger than {limit} bytes.")
+INVALID_JSON = _reason("invalid_json", "The body is not valid JSON{where}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,17 +121,79 @@ def keys_issue(
     tenant: str = typer.Option(None, help="Tenant id; omit for an operator key"),
     role: Role = typer.Option(Role.OPERATOR, help="operator, owner, admin or member"),
     name: str = typer.Option("", help="A label for the key"),
+    expires_in_days: int = typer.Option(None, min=1, help="Refused after this many days (default: until revoked)"),
 ) -> None:
     """Issue an API key and print it (it is shown only once)."""
+    from datetime import timedelta
+
     from farebox.services import tenants
 
     fb = _fb()
     if tenant is not None:
         known_tenant(fb, tenant)
+    expires_at = fb.clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
     try:
-        issued = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant, role=role, name=name)
+        issued = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant, role=role, name=name, expires_at=expires_at)
     except DomainError as exc:
         raise refuse(exc) from None
+    console.print(issued.secret)
+
+
+@keys_app.command("list")
+def keys_list(tenant: str = typer.Option(None, help="Tenant id; omit for the operator keys")) -> None:
+    """API keys, one a line (never their secrets): id, role, active or not, name, created, expires, revoked."""
+    from farebox.services import tenants
+
+    def stamp(at: datetime | None) -> str:
+        return at.isoformat(timespec="seconds") if at else "-"
+
+    from farebox.domain.reasons import DomainError
+
+    try:
+        keys = tenants.list_api_keys(_fb(), SYSTEM, tenant_id=tenant)
+    except DomainError as exc:
+        err.print(f"{exc.code}: {exc.refusal.message}", markup=False)
+        raise typer.Exit(1) from None
+    for k in keys:
+        state = "active" if k.active else "inactive"
+        console.print(f"{k.key_id} {k.role.value} {state} name={k.name or '-'} created={stamp(k.created_at)} "
+                      f"expires={stamp(k.expires_at)} revoked={stamp(k.revoked_at)}", markup=False, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the part before the dot)")) -> None:
+    """Revoke a key at once, on every server process; portal sessions opened with it end too."""
+    from farebox.domain.reasons import DomainError
+    from farebox.services import tenants
+
+    try:
+        tenants.revoke_api_key(_fb(), SYSTEM, key_id.partition(".")[0])
+    except DomainError as exc:
+        err.print(f"{exc.code}: {exc.refusal.message}", markup=False)
+        raise typer.Exit(1) from None
+    console.print(f"revoked {key_id.partition('.')[0]}", markup=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str = typer.Argument(..., help="The key id"),
+    grace_hours: float = typer.Option(
+        0, min=0, max=168, help="Hours the old key keeps working (default: it stops now)"
+    ),
+) -> None:
+    """Issue a key with the same tenant, role and name in place of this one, and print it."""
+    from datetime import timedelta
+
+    from farebox.domain.reasons import DomainError
+    from farebox.services import tenants
+
+    fb = _fb()
+    key_id = key_id.partition(".")[0]
+    try:
+        issued = tenants.rotate_api_key(fb, SYSTEM, key_id, grace=timedelta(hours=grace_hours))
+    except DomainError as exc:
+        err.print(f"{exc.code}: {exc.refusal.message}", markup=False)
+        raise typer.Exit(1) from None
     console.print(issued.secret)
 
 

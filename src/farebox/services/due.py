@@ -86,7 +86,11 @@ def run_item(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> Processed:
 
 
 def run_due(fb: Farebox, *, limit: int = 100) -> list[Processed]:
-    """One worker pass over the tenants on the real clock: every item due now."""
+    """One worker pass over the tenants on the real clock: every item due now (and, now and then, the retention
+    sweep)."""
+    from farebox.services import retention
+
+    retention.sweep_now_and_then(fb)
     done: list[Processed] = []
     while len(done) < limit:
         with fb.uow() as uow:

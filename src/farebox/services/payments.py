@@ -175,6 +175,8 @@ def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) 
 def attempts(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> list[PaymentAttempt]:
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
+        if invoices_repo.get(uow.conn, tenant_id, invoice_id) is None:  # another tenant's invoice too (F15)
+            raise DomainError(reasons.NOT_FOUND, what="Invoice")
         return [_attempt(r) for r in repo.attempts(uow.conn, tenant_id, invoice_id)]
 
 

@@ -9,11 +9,14 @@ import secrets
 import time
 import weakref
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import Engine
 
 from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.repos import portal as portal_repo
 from farebox.adapters.db.repos import tenants as repo
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
@@ -156,10 +159,57 @@ class IssuedKey:
     secret: str  # shown once; only its hash is stored
     role: Role
     tenant_id: str | None
+    expires_at: datetime | None = None
 
 
-def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role: Role, name: str = "") -> IssuedKey:
-    """An operator key (tenant_id None) or a tenant key with a role."""
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as listed: never its secret (F9, D6)."""
+
+    key_id: str
+    tenant_id: str | None
+    role: Role
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(cls, row: dict[str, Any], now: datetime) -> ApiKey:
+        active = row["revoked_at"] is None and (row["expires_at"] is None or row["expires_at"] > now)
+        return cls(
+            row["id"],
+            row["tenant_id"],
+            Role(row["role"]),
+            row["name"],
+            row["created_at"],
+            row["expires_at"],
+            row["revoked_at"],
+            active,
+        )
+
+
+MAX_ROTATION_GRACE = timedelta(days=7)
+
+
+def _require_key_access(actor: Principal, tenant_id: str | None) -> None:
+    if tenant_id is None:
+        require_operator(actor)
+    else:
+        require_billing_access(actor, tenant_id)
+
+
+def issue_api_key(
+    fb: Farebox,
+    actor: Principal,
+    *,
+    tenant_id: str | None,
+    role: Role,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """An operator key (tenant_id None) or a tenant key with a role; refused from `expires_at` on, if given."""
     if tenant_id is None:
         require_operator(actor)
         if role is not Role.OPERATOR:
@@ -176,6 +226,11 @@ def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role:
             )
         if role is Role.OWNER and actor.role not in (Role.OPERATOR, Role.OWNER):
             raise DomainError(reasons.FORBIDDEN)
+    now = fb.clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise DomainError(
+            reasons.EXPIRY_IN_PAST, now=now.isoformat(timespec="seconds"), details={"field": "expires_at"}
+        )
     key_id = new_id("fbk")
     secret = secrets.token_urlsafe(24)
     with fb.uow() as uow:
@@ -188,47 +243,105 @@ def issue_api_key(fb: Farebox, actor: Principal, *, tenant_id: str | None, role:
             tenant_id=tenant_id,
             role=role.value,
             name=name,
-            created_at=fb.clock.now(),
+            created_at=now,
+            expires_at=expires_at,
         )
-        audit.publish(
-            uow,
-            "api_key.issued",
-            tenant_id=tenant_id,
-            at=fb.clock.now(),
-            actor=actor,
-            subject=key_id,
-            after={"role": role.value, "name": name},
-        )
+        after = {"role": role.value, "name": name, "expires_at": expires_at.isoformat() if expires_at else None}
+        audit.publish(uow, "api_key.issued", tenant_id=tenant_id, at=now, actor=actor, subject=key_id, after=after)
         uow.commit()
-    return IssuedKey(key_id, f"{key_id}.{secret}", role, tenant_id)
+    return IssuedKey(key_id, f"{key_id}.{secret}", role, tenant_id, expires_at)
 
 
-def revoke_api_key(fb: Farebox, actor: Principal, key_id: str) -> None:
-    with fb.uow() as uow:
-        key = repo.get_api_key(uow.conn, key_id)
+def list_api_keys(fb: Farebox, actor: Principal, *, tenant_id: str | None) -> list[ApiKey]:
+    """The tenant's keys (owners, admins, the operator), or the operator keys (operator)."""
+    _require_key_access(actor, tenant_id)
+    now = fb.clock.now()
+    with fb.uow(readonly=True) as uow:
+        if tenant_id is not None and repo.get_tenant(uow.conn, tenant_id) is None:
+            raise DomainError(reasons.NOT_FOUND, what="Tenant")
+        return [ApiKey.of(row, now) for row in repo.list_api_keys(uow.conn, tenant_id)]
+
+
+def _key_for_change(uow: Any, actor: Principal, key_id: str, tenant_id: str | None | EllipsisType) -> dict[str, Any]:
+    """The key, if `actor` manages it and it is the one the path names (another tenant's: not found).
+
+    `tenant_id` is the tenant the caller names (None: an operator key); `...`: the key's own (CLI)."""
+    key = repo.get_api_key(uow.conn, key_id)
+    if tenant_id is ...:
         if key is None:
             raise DomainError(reasons.NOT_FOUND, what="API key")
-        if key["tenant_id"] is None:
-            require_operator(actor)
+        tenant_id = key["tenant_id"]
+    assert not isinstance(tenant_id, EllipsisType)
+    if key is None or key["tenant_id"] != tenant_id:
+        _require_key_access(actor, tenant_id)
+        raise DomainError(reasons.NOT_FOUND, what="API key")
+    _require_key_access(actor, tenant_id)
+    return key
+
+
+def revoke_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str | None | EllipsisType = ...) -> ApiKey:
+    """Refused at once everywhere (F9); portal sessions opened with the key end with it."""
+    now = fb.clock.now()
+    with fb.uow() as uow:
+        key = _key_for_change(uow, actor, key_id, tenant_id)
+        if key["revoked_at"] is None:
+            repo.revoke_api_key(uow.conn, key_id, now)
+            portal_repo.delete_sessions_of_key(uow.conn, key_id)
+            _auth_cache.pop(fb.engine, None)  # this process at once; the others within AUTH_CACHE_SECONDS
+            audit.publish(uow, "api_key.revoked", tenant_id=key["tenant_id"], at=now, actor=actor, subject=key_id,
+                          before={"role": key["role"]}, after={"revoked": True})
+        row = repo.get_api_key(uow.conn, key_id)
+        uow.commit()
+    assert row is not None
+    return ApiKey.of(row, now)
+
+
+def rotate_api_key(
+    fb: Farebox,
+    actor: Principal,
+    key_id: str,
+    *,
+    tenant_id: str | None | EllipsisType = ...,
+    grace: timedelta = timedelta(0),
+) -> IssuedKey:
+    """A new key with the same tenant, role and name; the old one stops at once, or after `grace` (at most 7 days)."""
+    if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail="the grace is between 0 and 7 days", details={"field": "grace_seconds"}
+        )
+    now = fb.clock.now()
+    with fb.uow() as uow:
+        uow.ambient()
+        old = _key_for_change(uow, actor, key_id, tenant_id)
+        if old["revoked_at"] is not None or (old["expires_at"] is not None and old["expires_at"] <= now):
+            raise DomainError(reasons.API_KEY_INACTIVE)
+        issued = issue_api_key(fb, actor, tenant_id=old["tenant_id"], role=Role(old["role"]), name=old["name"])
+        if grace:
+            ends = now + grace
+            if old["expires_at"] is None or old["expires_at"] > ends:
+                repo.update_api_key(uow.conn, key_id, expires_at=ends)
         else:
-            require_billing_access(actor, key["tenant_id"])
-        repo.revoke_api_key(uow.conn, key_id, fb.clock.now())
-        _auth_cache.pop(fb.engine, None)  # this process honours the revocation at once; others within a second
+            repo.revoke_api_key(uow.conn, key_id, now)
+            portal_repo.delete_sessions_of_key(uow.conn, key_id)
         audit.publish(
             uow,
-            "api_key.revoked",
-            tenant_id=key["tenant_id"],
-            at=fb.clock.now(),
+            "api_key.rotated",
+            tenant_id=old["tenant_id"],
+            at=now,
             actor=actor,
             subject=key_id,
-            before={"role": key["role"]},
-            after={"revoked": True},
+            before={"role": old["role"]},
+            after={"replaced_by": issued.key_id, "old_key_ends_at": (now + grace).isoformat()},
         )
         uow.commit()
+    return issued
 
 
 def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
-    """The principal behind an API key, or None for a missing, wrong or revoked key."""
+    """The principal behind an API key, or None for a missing, wrong, revoked or expired key.
+
+    A valid key is remembered for at most AUTH_CACHE_SECONDS per process: a revocation holds at once in
+    the process that made it and within that time on every other (F9)."""
     if not raw_key:
         return None
     configured = fb.settings.operator_key
@@ -248,6 +361,8 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
         key = repo.get_api_key(uow.conn, key_id)
     if key is None or key["revoked_at"] is not None:
         cache.pop(digest, None)
+        return None
+    if key["expires_at"] is not None and key["expires_at"] <= fb.clock.now():
         return None
     if not hmac.compare_digest(key["secret_hash"], _hash(secret)):
         return None

@@ -20,7 +20,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.domain.admission import upgrade_covers_peak
-from farebox.domain.catalog import Limit, Meter, Scope
+from farebox.domain.catalog import Limit, Meter, MeterKind, Scope
 from farebox.domain.metering import (
     carried_forward,
     overage,
@@ -115,7 +115,8 @@ def summary_of(subscriptions: SubscriptionRepository, metering: MeteringReposito
     if sub is None:
         return UsageSummary(tenant_id, None, None, None, None)
     counters = metering.counters_for(tenant_id, sub.id, sub.period.start)
-    return _summary(metering, tenant_id, sub, counters, metering.session_limit(tenant_id))
+    fullest = metering.fullest_occurrences([(tenant_id, sub.id, sub.period.start)]).get((tenant_id, sub.id), (0, 0))
+    return _summary(metering, tenant_id, sub, counters, metering.session_limit(tenant_id), fullest)
 
 
 def summaries_of(
@@ -127,33 +128,42 @@ def summaries_of(
     for row in metering.counters_of_many(periods):
         counters.setdefault(row["tenant_id"], []).append(row)
     limits = metering.session_limits(list(current))
+    fullest = metering.fullest_occurrences(periods)
     return {
-        t: _summary(metering, t, current[t], counters.get(t, []), limits.get(t))
-        if t in current else UsageSummary(t, None, None, None, None)
+        t: _summary(
+            metering, t, current[t], counters.get(t, []), limits.get(t), fullest.get((t, current[t].id), (0, 0))
+        )
+        if t in current
+        else UsageSummary(t, None, None, None, None)
         for t in tenant_ids
     }
 
 
 def _summary(
     metering: MeteringRepository, tenant_id: str, sub: Subscription, counter_rows: list[dict[str, Any]],
-    session_limit: int | None,
+    session_limit: int | None, fullest: tuple[int, int] = (0, 0),
 ) -> UsageSummary:
     meters = metering.meters_of(sub.plan_version_id)
     counters = {c["meter"]: c for c in counter_rows}
     rows = [
-        _meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()
+        _meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit, fullest)
+        for key, meter in meters.items()
     ]
     return UsageSummary(tenant_id, sub.id, sub.plan.code, sub.period.start, sub.period.end, rows)
 
 
 def _meter_usage(
-    sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None
+    sub: Subscription, meter: Meter, limit: Limit | None, counter: dict[str, Any] | None, session_limit: int | None,
+    fullest: tuple[int, int] = (0, 0),
 ) -> MeterUsage:
     used = counter["used"] if counter else 0
     carried = counter["carried_in"] if counter else 0
     allowed = bool(limit and limit.customer_limit and not sub.plan.is_free and sub.status is not Status.TRIALING)
     own = session_limit if allowed else None
-    if meter.scope is Scope.OCCURRENCE:
+    if (
+        meter.scope is Scope.OCCURRENCE
+    ):  # F15: the fullest occurrence of the period against the per-occurrence cap, not a sum
+        used = fullest[1] if meter.kind is MeterKind.CONCURRENT_ATTENDEES else fullest[0]
         included = limit.included if limit else None
         return MeterUsage(
             meter.key,

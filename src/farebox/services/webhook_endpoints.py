@@ -1,11 +1,16 @@
 """The operator's webhook endpoints: add, list, enable, remove, rotate the signing secret.
 
 A rotated secret keeps signing (beside the new one) for a grace window, so a
-receiver can switch secrets without missing or rejecting a message.
+receiver can switch secrets without missing or rejecting a message.  An
+endpoint on a loopback, private or link-local address (cloud metadata, the
+database, the admin interfaces next door) is refused unless the operator opts
+in with `FAREBOX_WEBHOOK_ALLOW_PRIVATE=true` (F13).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,10 +51,37 @@ class WebhookEndpoint:
         )
 
 
-def _check(url: str, kinds: tuple[str, ...]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+def internal_address(host: str) -> str | None:
+    """F13: the loopback, private, link-local or otherwise non-public address `host` is or resolves to, else None.
+
+    A name that does not resolve (yet) passes: it reaches nothing internal as long as it does not."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
+
+
+def _check(url: str, kinds: tuple[str, ...], *, allow_private: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
         raise DomainError(reasons.VALIDATION_ERROR, detail="url must be an http(s) URL", details={"field": "url"})
+    internal = None if allow_private else internal_address(host)
+    if internal is not None:
+        raise DomainError(reasons.WEBHOOK_ADDRESS_REFUSED, address=internal, details={"field": "url"})
     unknown = [k for k in kinds if k not in {a.value for a in AlertKind}]
     if unknown:
         raise DomainError(
@@ -60,7 +92,7 @@ def _check(url: str, kinds: tuple[str, ...]) -> None:
 def create_endpoint(fb: Farebox, actor: Principal, *, url: str, kinds: tuple[str, ...] = ()) -> WebhookEndpoint:
     """Add an endpoint (every alert kind when `kinds` is empty); its secret is returned this once."""
     require_operator(actor)
-    _check(url, tuple(kinds))
+    _check(url, tuple(kinds), allow_private=fb.settings.webhook_allow_private)
     row: dict[str, Any] = {
         "id": new_id("whe"),
         "url": url,

@@ -49,6 +49,9 @@ class SqlMeteringRepository:
         limit: int | None = metering_repo.settings(self.conn, tenant_id)["session_limit"]
         return limit
 
+    def fullest_occurrences(self, periods: list[tuple[str, str, datetime]]) -> dict[tuple[str, str], tuple[int, int]]:
+        return metering_repo.fullest_occurrences(self.conn, periods)
+
     def session_limits(self, tenant_ids: list[str]) -> dict[str, int | None]:
         found = metering_repo.settings_of_many(self.conn, tenant_ids)
         return {t: found[t]["session_limit"] if t in found else None for t in tenant_ids}

@@ -33,6 +33,9 @@ _TOKENS = {
     "pm_card_chargeDeclinedInsufficientFunds": INSUFFICIENT_FUNDS,
 }
 _KNOWN = {SUCCEEDS, DECLINED, FAILS_LATER, INSUFFICIENT_FUNDS}
+# a method reference names the card's behaviour, never its number (F15: references are stored and exported)
+_TAGS = {SUCCEEDS: "visa", FAILS_LATER: "chargecustomerfail", INSUFFICIENT_FUNDS: "insufficientfunds"}
+_CARD_OF_TAG = {tag: number for number, tag in _TAGS.items()}
 
 
 def _digest(*parts: str) -> str:
@@ -55,7 +58,9 @@ class SandboxProvider:
             )
         if number == DECLINED:
             raise PaymentError("card_declined", "Your card was declined.")
-        return CardInfo(ref=f"pm_sandbox_{number}_{_digest(customer_ref, number)[:8]}", brand="visa", last4=number[-4:])
+        return CardInfo(
+            ref=f"pm_sandbox_{_TAGS[number]}_{_digest(customer_ref, number)[:8]}", brand="visa", last4=number[-4:]
+        )
 
     def charge(
         self,
@@ -68,7 +73,8 @@ class SandboxProvider:
         metadata: dict[str, str],
     ) -> ChargeResult:
         ref = f"pi_sandbox_{_digest(idempotency_key)}"
-        number = payment_method_ref.split("_")[2] if payment_method_ref.startswith("pm_sandbox_") else ""
+        tag = payment_method_ref.split("_")[2] if payment_method_ref.startswith("pm_sandbox_") else ""
+        number = _CARD_OF_TAG.get(tag, tag)  # references stored before the tags held the number
         if number == SUCCEEDS:
             return ChargeResult("succeeded", ref)
         if number == INSUFFICIENT_FUNDS:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints import metrics
-from farebox.entrypoints.api import docs_pages, errors
+from farebox.entrypoints.api import docs_pages, errors, middleware
 from farebox.entrypoints.api.routers import (
     admission,
+    api_keys,
     audit,
     catalogs,
     clocks,
@@ -23,13 +27,14 @@ from farebox.entrypoints.api.routers import (
     tenants,
     usage,
 )
-from farebox.entrypoints.api.schemas import ErrorOut
+from farebox.entrypoints.api.schemas import ErrorOut, state_no_nul
 from farebox.entrypoints.portal import routes as portal
 
 ROUTERS = (
     health.router,
     catalogs.router,
     tenants.router,
+    api_keys.router,
     subscriptions.router,
     clocks.router,
     audit.router,
@@ -61,9 +66,44 @@ def create_app(fb: Farebox | None = None) -> FastAPI:
     )
     app.state.fb = fb or bootstrap()
     errors.install(app)
+    middleware.install(app, public_url=app.state.fb.settings.public_url)  # F8 body limits, F12 headers
     for router in ROUTERS:
         app.include_router(router)
     portal.install(app)
     docs_pages.install(app)
     metrics.install(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, stating the edge's rules too (F11): no NUL in any request text, key, path or query
+    value."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.get("components", {}).get("schemas", {})
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                state_no_nul(operation.get("parameters", []))
+                for content in operation.get("requestBody", {}).get("content", {}).values():
+                    for name in _referenced(content.get("schema", {}), components):
+                        state_no_nul(components[name])
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _referenced(node: Any, components: dict[str, Any], found: set[str] | None = None) -> set[str]:
+    """The component schemas a request body uses, nested ones included."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        name = ref.rsplit("/", 1)[-1]
+        if ref and name not in found and name in components:
+            found.add(name)
+            _referenced(components[name], components, found)
+        for value in node.values():
+            _referenced(value, components, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, components, found)
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -41,20 +42,58 @@ def get_principal(
 
 FB = Annotated[Farebox, Depends(get_fb)]
 Caller = Annotated[Principal, Depends(get_principal)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=255,
-        description="Same key and body: the first answer again; other body: 409",
-    ),
-]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """An `Idempotency-Key` with the tenant the request is about ("" when its path names none)."""
+
+    value: str
+    tenant_id: str
+
+
+def idempotency_key(
+    request: Request,
+    value: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="Same key and body from a caller of the same tenant and role: the first answer again "
+            "(kept 24 hours); other body: 409",
+        ),
+    ] = None,
+) -> RequestKey | None:
+    if value is None:
+        return None
+    return RequestKey(value, str(request.path_params.get("tenant_id", "")))
+
+
+IdempotencyKey = Annotated[RequestKey | None, Depends(idempotency_key)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    tenant_id: str
+    principal: str
+    key: str
+
+
+def _scope(caller: Principal, key: RequestKey) -> _Scope:
+    """F5, F6: a stored answer belongs to the caller's tenant (for the operator: the tenant in the path) and role.
+
+    Authorization depends on nothing else (domain/access.py), so a replay only ever reaches a
+    caller whom the first request's authorization let through (or refused) in the same way:
+    a member never sees an owner's answer, nobody's refusal answers an owner (another
+    tenant's owner has a namespace of its own), and one operator key has a namespace per tenant."""
+    tenant_id = key.tenant_id if caller.is_operator else (caller.tenant_id or "")
+    return _Scope(tenant_id, caller.role.value, key.value)
 
 
 def idempotent(
     fb: Farebox,
     caller: Principal,
-    key: str | None,
+    key: RequestKey | None,
     request_payload: Any,
     action: Callable[[], Any],
     *,
@@ -65,19 +104,21 @@ def idempotent(
     The answer is stored in the same transaction as the change (the ambient
     unit of work that the services join), so a crash can never leave a
     change without its stored answer or the other way round.  A refusal is
-    stored too: the same request gets the same answer.
+    stored too: the same request gets the same answer.  Keys are forgotten
+    after `services.retention.IDEMPOTENCY_RETENTION` (F14).
     """
     if key is None:
         return JSONResponse(jsonable_encoder(action()), status_code=status_code)
-    scope = caller.tenant_id or "operator"
-    digest = hashlib.sha256(json.dumps(jsonable_encoder(request_payload), sort_keys=True).encode()).hexdigest()
+    scope = _scope(caller, key)
+    request = {"path_tenant": key.tenant_id, "payload": jsonable_encoder(request_payload)}
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     with fb.uow() as uow:
         uow.ambient()
-        stored = idem_repo.get(uow.conn, scope, key)
+        stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
         if stored is not None:
             if stored["request_hash"] != digest:
                 raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
-            return _replay(fb, scope, key, digest)
+            return _replay(fb, scope, digest)
         now = fb.clock.now()
         try:
             body, code = jsonable_encoder(action()), status_code
@@ -87,22 +128,21 @@ def idempotent(
             body, code = json.loads(bytes(response.body)), status_for(exc.code)
             uow.conn.begin()
         try:
-            idem_repo.put(
-                uow.conn, scope=scope, key=key, request_hash=digest, status_code=code, response=body, created_at=now
-            )
+            idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
+                          request_hash=digest, status_code=code, response=body, created_at=now)
             uow.commit()
         except IntegrityError:
             # A concurrent request with the same key won the race: on PostgreSQL the insert
             # waits for the winner's commit and then fails (or the commit does).  Our
             # transaction is rolled back, and the winner's answer is the answer.
             uow.rollback()
-            return _replay(fb, scope, key, digest)
+            return _replay(fb, scope, digest)
     return JSONResponse(body, status_code=code)
 
 
-def _replay(fb: Farebox, scope: str, key: str, digest: str) -> JSONResponse:
+def _replay(fb: Farebox, scope: _Scope, digest: str) -> JSONResponse:
     with fb.uow(readonly=True) as uow:
-        stored = idem_repo.get(uow.conn, scope, key)
+        stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
     if stored is None or stored["request_hash"] != digest:
         raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
     return JSONResponse(stored["response"], status_code=stored["status_code"], headers={"Idempotent-Replayed": "true"})

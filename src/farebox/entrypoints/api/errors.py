@@ -7,6 +7,7 @@ nowhere else.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from farebox.adapters.catalog_files import CatalogError
 from farebox.domain import reasons
@@ -55,8 +57,14 @@ STATUS_BY_CODE: dict[str, int] = {
     "session_limit_not_available": 409,
     "event_invalid": 422,
     "event_conflict": 409,
+    "api_key_inactive": 409,
+    "sign_in_rate_limited": 429,
+    "body_too_large": 413,
+    "invalid_json": 422,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
+HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for a body it cannot decode
 
 
 def status_for(code: str) -> int:
@@ -67,10 +75,82 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
 
+def problem(field: str, message: str, kind: str) -> dict[str, str]:
+    return {"field": field, "message": message, "type": kind}
+
+
+def refusal_details(refusal: Refusal) -> dict[str, Any]:
+    """D14: one shape per code: a refusal about a field names it in `problems`, as a request's validation does."""
+    details = dict(refusal.details)
+    if "field" in details and "problems" not in details:
+        details["problems"] = [problem(str(details.pop("field")), refusal.message, refusal.code)]
+    elif refusal.code == "validation_error" and "problems" not in details:
+        details["problems"] = [problem("", refusal.message, refusal.code)]
+    return details
+
+
 def refusal_response(refusal: Refusal) -> JSONResponse:
     return JSONResponse(
-        error_body(refusal.code, refusal.message, refusal.details), status_code=status_for(refusal.code)
+        error_body(refusal.code, refusal.message, refusal_details(refusal)), status_code=status_for(refusal.code)
     )
+
+
+# parts of a pydantic error location that name a union member's type, not a field (D14)
+_TYPE_PARTS = frozenset({"str", "int", "float", "bool", "datetime", "date", "time", "decimal", "none", "list", "dict"})
+_VALUE_ERROR = re.compile(r"^Value error, (?:([\w.]+): )?(.*)$", re.S)
+_ROOT_MESSAGES = {
+    "missing": "A JSON body is required.",
+    "model_attributes_type": "The body must be a JSON object.",
+    "dict_type": "The body must be a JSON object.",
+}
+
+
+def validation_problems(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Each invalid field once, named by its path in the body, query or path (never a union member's type)."""
+    problems: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for e in errors:
+        parts = [
+            str(p) for p in e["loc"] if p != "body" and not (isinstance(p, str) and ("[" in p or p in _TYPE_PARTS))
+        ]
+        field, message = ".".join(parts), str(e["msg"])
+        value_error = _VALUE_ERROR.match(message) if e["type"] == "value_error" else None
+        if value_error:  # our validators name the field in the message ("person_id: text must not contain NUL")
+            field = ".".join(p for p in (field, value_error.group(1) or "") if p)
+            message = value_error.group(2)
+        elif not field and e["type"] in _ROOT_MESSAGES:
+            message = _ROOT_MESSAGES[e["type"]]
+        if field in seen:  # another member of a union: one problem per field, saying each way it could be valid
+            same = next(p for p in problems if p["field"] == field)
+            same["message"] = f"{same['message']}; or: {message}"
+            continue
+        seen.add(field)
+        problems.append(problem(field, message, str(e["type"])))
+    return problems
+
+
+def invalid_json(position: int | None, reason: str = "") -> JSONResponse:
+    """D13: a body that is not JSON at all is `invalid_json`, not a field error."""
+    where = f" (at character {position}{': ' + reason if reason else ''})" if position is not None else ""
+    message = f"The body is not valid JSON{where}."
+    return JSONResponse(
+        error_body("invalid_json", message, {"problems": [problem("", message, "json_invalid")]}), status_code=422
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (a 405 names them all in `Allow`; F11)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        candidates = route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]
+        for candidate in candidates:
+            matches = getattr(candidate, "matches", None)
+            if matches is None or not getattr(candidate, "methods", None):
+                continue
+            match, _ = matches({**request.scope, "method": "\x00"})
+            if match is not Match.NONE:
+                methods |= set(candidate.methods)
+    return sorted(methods)
 
 
 class RefuseNul:
@@ -111,22 +191,25 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"], "type": e["type"]}
-            for e in exc.errors()
-        ]
-        first = problems[0] if problems else {"field": "", "message": "invalid request"}
+        errors = list(exc.errors())
+        broken = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if broken is not None:
+            position = broken["loc"][-1] if isinstance(broken["loc"][-1], int) else None
+            return invalid_json(position, str((broken.get("ctx") or {}).get("error", "")))
+        problems = validation_problems(errors)
+        first = problems[0] if problems else problem("", "invalid request", "validation_error")
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         return JSONResponse(error_body("validation_error", message, {"problems": problems}), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error"
-        )
-        return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # bytes that are not even text (F11, D13)
+            return invalid_json(None)
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(DBAPIError)
     async def _storage(request: Request, exc: DBAPIError) -> JSONResponse:

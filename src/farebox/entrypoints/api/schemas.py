@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from farebox.domain.access import Role
 from farebox.domain.periods import parse_duration
@@ -31,8 +32,49 @@ def _nul_at(value: Any, path: str = "") -> str | None:
     return None
 
 
+NO_NUL = r"^[^\x00]*$"
+
+
+def state_no_nul(node: Any) -> None:
+    """F11: say in the OpenAPI schema what `_no_nul` and the edge refuse: NUL in any text, key, path or query value."""
+    if isinstance(node, list):
+        for item in node:
+            state_no_nul(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "string" and not {"pattern", "format", "enum", "const"} & node.keys():
+        node["pattern"] = NO_NUL
+    if node.get("type") == "object" and "properties" not in node:
+        node.setdefault("propertyNames", {"pattern": NO_NUL})
+        if node.get("additionalProperties", True) is True:
+            leaf = {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL}
+            nested = {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": leaf}
+            node["additionalProperties"] = {"anyOf": [leaf, nested, {"type": "array", "items": leaf}]}
+    for child in node.get("properties", {}).values():
+        state_no_nul(child)
+    for key in ("anyOf", "oneOf", "allOf", "items", "prefixItems", "schema"):
+        if key in node:
+            state_no_nul(node[key])
+
+
+def exactly_one_of(first: str, second: str) -> dict[str, Any]:
+    """The JSON schema rule for two mutually exclusive fields of which one is required (F11)."""
+    return {
+        "oneOf": [
+            {"required": [first], "not": {"required": [second]}},
+            {"required": [second], "not": {"required": [first]}},
+        ]
+    }
+
+
+# e-mail: the same characters refused under Python's, Rust's and ECMAScript's idea of `\s` (F11)
+EMAIL_PATTERN = r"^[^@\s\x00\x1c-\x1f\x85]+@[^@\s\x00\x1c-\x1f\x85]+\.[^@\s\x00\x1c-\x1f\x85]+$"
+
+
 class Body(BaseModel):
-    """A request body: unknown fields and NUL characters are refused (neither can be stored faithfully)."""
+    """A request body: unknown fields and NUL characters are refused (neither can be stored faithfully; the schema
+    says so)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +92,7 @@ class TenantIn(Body):
         default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$", examples=["acme"]
     )
     name: str = Field(min_length=1, max_length=200)
-    owner_email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    owner_email: str = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)
     owner_name: str = Field(default="", max_length=200)
 
 
@@ -63,9 +105,9 @@ class TenantOut(BaseModel):
 
 
 class MemberIn(Body):
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)
     name: str = Field(default="", max_length=200)
-    role: Role
+    role: Literal["owner", "admin", "member"]
 
 
 class MemberOut(BaseModel):
@@ -77,8 +119,13 @@ class MemberOut(BaseModel):
 
 
 class ApiKeyIn(Body):
-    role: Role
+    role: Literal["owner", "admin", "member"] = Field(
+        description="A tenant key's role (operator keys: POST /v1/api-keys)"
+    )
     name: str = Field(default="", max_length=200)
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="Refused from this instant on (F9); in the future"
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -86,6 +133,7 @@ class ApiKeyOut(BaseModel):
     secret: str = Field(description="The full key; shown once, only its hash is stored")
     role: Role
     tenant_id: str | None
+    expires_at: datetime | None = None
 
 
 class ClockIn(Body):
@@ -101,10 +149,24 @@ class ClockOut(BaseModel):
     tenants: list[str] = []
 
 
+DURATION = (
+    r"^(\d{1,4}d)?(\d{1,5}h)?(\d{1,7}m)?(\d{1,9}s)?$"  # at most 88 years, under the 100 years a clock moves (F11)
+)
+
+
 class AdvanceIn(Body):
-    to: datetime | None = Field(default=None, description="Advance to this instant")
-    by: str | None = Field(
-        default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, max_length=40, examples=["36h", "30d"]
+    """Exactly one of `to` or `by`."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("to", "by"))
+
+    to: datetime | SkipJsonSchema[None] = Field(default=None, description="Advance to this instant")
+    by: str | SkipJsonSchema[None] = Field(
+        default=None,
+        pattern=DURATION,
+        min_length=2,
+        max_length=40,
+        examples=["36h", "30d"],
+        json_schema_extra={"pattern": DURATION},
     )
 
     @field_validator("by")
@@ -137,8 +199,10 @@ class AttachIn(Body):
 class CatalogLoadIn(Body):
     """Exactly one of `bundled` (a bundled catalog's name) or `document` (a catalog's YAML text)."""
 
-    bundled: str | None = Field(default=None, min_length=1, max_length=64, examples=["agent-sessions"])
-    document: str | None = Field(
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("bundled", "document"))
+
+    bundled: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=64, examples=["agent-sessions"])
+    document: str | SkipJsonSchema[None] = Field(
         default=None, min_length=1, max_length=1_000_000, description="The catalog file's YAML text (docs/catalog.md)"
     )
 

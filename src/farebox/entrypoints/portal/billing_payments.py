@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from farebox.domain.access import require_billing_access
 from farebox.domain.reasons import DomainError
-from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
+from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, public_base, redirect
 from farebox.services import invoices as invoices_service
 from farebox.services import payments as payments_service
 from farebox.services import tenants
@@ -52,9 +52,7 @@ def open_hosted_page(request: Request, tenant_id: str, current: Session, csrf: C
     check_csrf(current, csrf)
     require_billing_access(current.principal, tenant_id)
     sandbox = payments_service.provider(fb_of(request)).name == "sandbox"
-    back = f"{str(request.base_url).rstrip('/')}/portal/t/{tenant_id}/billing" + (
-        "/payment-method/sandbox" if sandbox else ""
-    )
+    back = f"{public_base(request)}/portal/t/{tenant_id}/billing" + ("/payment-method/sandbox" if sandbox else "")
     link = payments_service.hosted_link(fb_of(request), current.principal, tenant_id, kind="portal", return_url=back)
     return RedirectResponse(link, status_code=303)
 

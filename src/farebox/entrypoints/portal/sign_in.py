@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 
+from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import (
     PRE_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -16,6 +17,7 @@ from farebox.entrypoints.portal.web import (
     check_csrf,
     fb_of,
     page,
+    public_base,
     redirect,
     secure_cookies,
 )
@@ -44,20 +46,37 @@ def sign_in_page(request: Request):
 
 @router.post("/sign-in", response_class=HTMLResponse)
 def request_link(
-    request: Request,
-    csrf: CsrfField,
-    tenant_id: Annotated[str, Form(max_length=63)],
-    email: Annotated[str, Form(max_length=254)],
+    request: Request, tasks: BackgroundTasks, csrf: CsrfField,
+    tenant_id: Annotated[str, Form(max_length=63)], email: Annotated[str, Form(max_length=254)],
 ):
     if not _check_pre_csrf(request, csrf):
         return _sign_in_form(request, "sign_in.html", error="Your form expired; please try again.")
-    portal_auth.request_link(fb_of(request), tenant_id=tenant_id.strip(), email=email, base_url=str(request.base_url))
+    fb = fb_of(request)
+    client = request.client.host if request.client else ""
+    try:
+        link = portal_auth.request_link(
+            fb, tenant_id=tenant_id.strip(), email=email, base_url=public_base(request), client=client
+        )
+    except DomainError as exc:
+        response = _sign_in_form(request, "sign_in.html", error=exc.refusal.message)
+        response.status_code = 429
+        return response
+    if link is not None:  # sent after the answer, so members and non-members are answered alike (F10)
+        tasks.add_task(portal_auth.send_link, fb, link)
     return page(request, "link_sent.html", None, email=email)
 
 
-@router.get("/sign-in/{token}")
-def redeem(request: Request, token: str):
-    opened = portal_auth.redeem_link(fb_of(request), token)
+@router.get("/sign-in/{token}", response_class=HTMLResponse)
+def confirm(request: Request, token: str):
+    """F10: opening the link uses nothing up; the button on this page does (mail scanners only GET)."""
+    response = _sign_in_form(request, "confirm_sign_in.html", token=token)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.post("/sign-in/{token}")
+def redeem(request: Request, token: str, csrf: CsrfField):
+    opened = portal_auth.redeem_link(fb_of(request), token) if _check_pre_csrf(request, csrf) else None
     if opened is None:
         return _sign_in_form(
             request, "sign_in.html", error="This sign-in link is not valid any more. Ask for a new one."

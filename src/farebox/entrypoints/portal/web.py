@@ -31,8 +31,26 @@ def fb_of(request: Request) -> Farebox:
     return request.app.state.fb
 
 
+def public_base(request: Request) -> str:
+    """F4: the base of every link farebox hands out: FAREBOX_PUBLIC_URL, else the address the server listens on.
+
+    Never the Host header (or X-Forwarded-Host) a client sends, so nobody can have a link point elsewhere."""
+    configured = fb_of(request).settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in str(host) else host
+    scheme = request.url.scheme
+    default_port = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + ("" if port == default_port else f":{port}")
+
+
 def secure_cookies(request: Request) -> bool:
-    """Secure cookies on HTTPS, and on loopback where browsers accept them over HTTP."""
+    """Secure cookies when FAREBOX_PUBLIC_URL is https; without it, on HTTPS, and on loopback where browsers accept
+    them over HTTP."""
+    configured = fb_of(request).settings.public_url
+    if configured:
+        return configured.startswith("https://")
     return request.url.scheme == "https" or request.url.hostname in ("localhost", "127.0.0.1", "::1")
 
 

@@ -8,7 +8,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0008_admission_hosts"
-down_revision = "0007_audit"
+down_revision = "0008_credits"
 branch_labels = None
 depends_on = "0003_metering"  # the occurrences tables
 

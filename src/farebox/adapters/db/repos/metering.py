@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -667,3 +667,19 @@ def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str
         .values(person_id=None)
     ).rowcount
     return done
+
+
+def fullest_occurrences(
+    conn: Connection, periods: list[tuple[str, str, datetime]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (tenant, subscription): the most attendees counted in one occurrence started since the period start, and
+    the most present at once (F15); one statement for many."""
+    if not periods:
+        return {}
+    since = or_(*(and_(_o.tenant_id == t, _o.subscription_id == s, _o.started_at >= start) for t, s, start in periods))
+    rows = conn.execute(
+        select(_o.tenant_id, _o.subscription_id, func.max(_o.counted), func.max(_o.peak))
+        .where(since)
+        .group_by(_o.tenant_id, _o.subscription_id)
+    ).all()
+    return {(t, s): (int(counted or 0), int(peak or 0)) for t, s, counted, peak in rows}

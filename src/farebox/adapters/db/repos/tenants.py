@@ -46,6 +46,13 @@ def get_member_by_email(conn: Connection, tenant_id: str, email: str) -> dict[st
     return dict(row) if row else None
 
 
+def get_member_by_email_ci(conn: Connection, tenant_id: str, email: str) -> dict[str, Any] | None:
+    """The member with this e-mail as typed, else lower-cased (addresses are stored as entered); one query."""
+    query = select(members).where(members.c.tenant_id == tenant_id, members.c.email.in_({email, email.lower()}))
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    return next((r for r in rows if r["email"] == email), rows[0] if rows else None)
+
+
 def list_members(conn: Connection, tenant_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(members).where(members.c.tenant_id == tenant_id).order_by(members.c.created_at, members.c.id)
@@ -64,6 +71,10 @@ def get_api_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
 
 def revoke_api_key(conn: Connection, key_id: str, now: datetime) -> None:
     conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
+
+
+def update_api_key(conn: Connection, key_id: str, **values: Any) -> None:
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values))
 
 
 def list_api_keys(conn: Connection, tenant_id: str | None) -> list[dict[str, Any]]:

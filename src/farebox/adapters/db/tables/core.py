@@ -74,18 +74,23 @@ api_keys = Table(
     Column("name", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),  # F9: refused from this instant on
 )
 
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    Column("scope", String(64), primary_key=True),  # tenant id, or "operator"
+    # F5/F6: scoped by the tenant the request is about ("" for none) and the caller's role,
+    # so an answer is replayed only to a caller that the same authorization lets through
+    Column("tenant_id", String(64), primary_key=True),
+    Column("principal", String(16), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("status_code", Integer, nullable=False),
     Column("response", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)  # F14: the retention sweep
 
 due_items = Table(
     "due_items",

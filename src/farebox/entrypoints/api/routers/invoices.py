@@ -140,7 +140,7 @@ class EmailOut(BaseModel):
 
 class LinkIn(BaseModel):
     kind: Literal["checkout", "portal"]
-    return_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s\x00]+$")
+    return_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s\x00-\x20\x7f-\x9f]+$")
 
 
 class LinkOut(BaseModel):

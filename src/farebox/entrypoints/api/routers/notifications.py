@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from farebox.domain.alerts import AlertKind
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.schemas import Body
 from farebox.services import delivery, notifications, webhook_endpoints
@@ -69,9 +70,13 @@ class OutboxMailOut(BaseModel):
     created_at: datetime
 
 
+# http(s), a host name or IPv4 address (no IPv6 literal: use a name), an optional port, then a path (F11)
+WEBHOOK_URL = r"^https?://[^\s\x00-\x20\x7f-\x9f/?#:@\[\]]+(:[0-9]{1,5})?([/?#][^\s\x00-\x20\x7f-\x9f]*)?$"
+
+
 class EndpointIn(Body):
-    url: str = Field(max_length=2000)
-    kinds: list[str] = Field(default_factory=list, max_length=50)
+    url: str = Field(min_length=8, max_length=2000, pattern=WEBHOOK_URL)
+    kinds: list[AlertKind] = Field(default_factory=list, max_length=50)
 
 
 class RotateIn(Body):

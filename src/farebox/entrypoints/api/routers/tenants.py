@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Query
 
+from farebox.domain.access import Role
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import ApiKeyIn, ApiKeyOut, MemberIn, MemberOut, TenantIn, TenantOut
 from farebox.services import tenants as service
@@ -47,7 +48,7 @@ def list_members(tenant_id: str, fb: FB, caller: Caller):
 def add_member(tenant_id: str, body: MemberIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(
         fb, caller, key, {"tenant": tenant_id, **body.model_dump(mode="json")},
-        lambda: service.add_member(fb, caller, tenant_id, email=body.email, name=body.name, role=body.role),
+        lambda: service.add_member(fb, caller, tenant_id, email=body.email, name=body.name, role=Role(body.role)),
         status_code=201,
     )
 
@@ -56,5 +57,13 @@ def add_member(tenant_id: str, body: MemberIn, fb: FB, caller: Caller, key: Idem
     "/{tenant_id}/api-keys", response_model=ApiKeyOut, status_code=201, summary="Issue a tenant API key (owner, admin)"
 )
 def issue_key(tenant_id: str, body: ApiKeyIn, fb: FB, caller: Caller):
-    issued = service.issue_api_key(fb, caller, tenant_id=tenant_id, role=body.role, name=body.name)
-    return ApiKeyOut(key_id=issued.key_id, secret=issued.secret, role=issued.role, tenant_id=issued.tenant_id)
+    issued = service.issue_api_key(
+        fb, caller, tenant_id=tenant_id, role=Role(body.role), name=body.name, expires_at=body.expires_at
+    )
+    return ApiKeyOut(
+        key_id=issued.key_id,
+        secret=issued.secret,
+        role=issued.role,
+        tenant_id=issued.tenant_id,
+        expires_at=issued.expires_at,
+    )
