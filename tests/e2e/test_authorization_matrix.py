@@ -84,6 +84,8 @@ def build_world(fb) -> World:
             with fb.uow() as uow:
                 tenants.repo.update_api_key(uow.conn, issued.key_id, expires_at=fb.clock.now())
                 uow.commit()
+            # the row changed behind the service's back: forget this process's cached keys, as the service does
+            tenants._auth_cache.pop(fb.engine, None)
     world.ids["key_id"] = tenants.issue_api_key(fb, SYSTEM, tenant_id="acme", role=Role.MEMBER, name="to manage").key_id
     world.ids["operator_key_id"] = tenants.issue_api_key(
         fb, SYSTEM, tenant_id=None, role=Role.OPERATOR, name="to manage"

@@ -33,7 +33,10 @@ from farebox.services import audit
 
 AUTH_CACHE_SECONDS = 1.0  # a key revoked elsewhere (another process) stops working within this time
 _AUTH_CACHE_MAX = 10_000
-_auth_cache: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Principal]]] = weakref.WeakKeyDictionary()
+# per engine: key hash -> (monotonic deadline, principal, the key's expiry)
+_auth_cache: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Principal, datetime | None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -320,9 +323,11 @@ def rotate_api_key(
             ends = now + grace
             if old["expires_at"] is None or old["expires_at"] > ends:
                 repo.update_api_key(uow.conn, key_id, expires_at=ends)
+                _auth_cache.pop(fb.engine, None)
         else:
             repo.revoke_api_key(uow.conn, key_id, now)
             portal_repo.delete_sessions_of_key(uow.conn, key_id)
+            _auth_cache.pop(fb.engine, None)
         audit.publish(
             uow,
             "api_key.rotated",
@@ -356,7 +361,10 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
     digest = _hash(raw_key)
     hit = cache.get(digest)
     if hit is not None and time.monotonic() < hit[0]:
-        return hit[1]
+        if hit[2] is None or hit[2] > fb.clock.now():  # an expiry is checked on the tenant's clock every time
+            return hit[1]
+        cache.pop(digest, None)
+        return None
     with fb.uow(readonly=True) as uow:
         key = repo.get_api_key(uow.conn, key_id)
     if key is None or key["revoked_at"] is not None:
@@ -369,5 +377,5 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
     principal = Principal(Role(key["role"]), tenant_id=key["tenant_id"], key_id=key_id)
     if len(cache) >= _AUTH_CACHE_MAX:
         cache.clear()
-    cache[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, principal)
+    cache[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, principal, key["expires_at"])
     return principal
