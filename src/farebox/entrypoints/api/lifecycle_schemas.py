@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
-from farebox.entrypoints.api.schemas import Body
+from farebox.entrypoints.api.schemas import Body, instant_text
 
 
 class TrialIn(Body):
@@ -18,7 +18,7 @@ class TrialIn(Body):
 class ChangePlanIn(Body):
     plan: str = Field(min_length=1, max_length=64)
     catalog: str | None = Field(default=None, min_length=1, max_length=64, description="Another catalog's plan (L11); default: the current catalog")
-    when: Literal["immediately", "end_of_period"] | AwareDatetime | None = Field(
+    when: Literal["immediately", "end_of_period"] | Annotated[AwareDatetime, BeforeValidator(instant_text)] | None = Field(
         default=None, description="G7: `immediately`, `end_of_period` or a date; default: upgrades now, downgrades at period end"
     )
 

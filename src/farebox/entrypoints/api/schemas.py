@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from farebox.domain.access import Role
 from farebox.domain.periods import parse_duration
@@ -29,6 +29,17 @@ def _nul_at(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def instant_text(value: Any) -> Any:
+    """D8: an instant is ISO 8601 text; a bare number is not read as seconds since 1970."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("give an ISO 8601 instant as text, e.g. 2027-01-31T12:00:00Z")
+
+
+Instant = Annotated[datetime, BeforeValidator(instant_text)]
+"""A request body's instant (the number and yes/no fields use StrictInt and StrictBool: D8)."""
 
 
 class Body(BaseModel):
@@ -88,7 +99,7 @@ class ApiKeyOut(BaseModel):
 
 class ClockIn(Body):
     name: str = Field(min_length=1, max_length=200)
-    start: datetime | None = None
+    start: Instant | None = None
 
 
 class ClockOut(BaseModel):
@@ -100,7 +111,7 @@ class ClockOut(BaseModel):
 
 
 class AdvanceIn(Body):
-    to: datetime | None = Field(default=None, description="Advance to this instant")
+    to: Instant | None = Field(default=None, description="Advance to this instant")
     by: str | None = Field(default=None, pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2, max_length=40, examples=["36h", "30d"])
 
     @field_validator("by")
@@ -167,7 +178,7 @@ class CatalogOut(BaseModel):
 class SubscribeIn(Body):
     catalog: str = Field(min_length=1, max_length=64)
     plan: str = Field(min_length=1, max_length=64)
-    trial: bool = Field(default=False, description="Start the plan's free trial (A3, once per tenant)")
+    trial: StrictBool = Field(default=False, description="Start the plan's free trial (A3, once per tenant)")
 
 
 class SubscriptionOut(BaseModel):
