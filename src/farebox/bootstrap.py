@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from farebox.adapters.clock import SystemClock
+from farebox.adapters.email import Mailer, mailer_for
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.domain.clock import Clock
@@ -17,14 +18,17 @@ from farebox.settings import Settings
 
 @dataclass
 class Farebox:
-    """What every service function receives: storage, the real clock, settings."""
+    """What every service function receives: storage, the real clock, settings, the mailer."""
 
     engine: Engine
     clock: Clock
     settings: Settings = field(default_factory=Settings)
     send_sign_in_link: Callable[[str, str], None] = field(default=lambda email, link: print_sign_in_link(email, link))
+    mailer: Mailer | None = None  # every e-mail goes through it; None: FAREBOX_SMTP_URL's, if set
 
     def __post_init__(self) -> None:
+        if self.mailer is None:
+            self.mailer = mailer_for(self.settings.smtp_url)
         from farebox.services import signals
 
         signals.load_all()  # listeners and due-item handlers of every area

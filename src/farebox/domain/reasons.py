@@ -88,6 +88,8 @@ NOT_SALES_ASSISTED = _reason("not_sales_assisted", "Plan {plan!r} is self-serve:
 PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method was refused: {detail}")
 INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be paid.")
 PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
+# --- e-mail ---------------------------------------------------------------------
+EMAIL_NOT_SENT = _reason("email_not_sent", "The e-mail could not be sent: {detail}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,10 +117,6 @@ def webhook_body(notification: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
-def _mailer(fb: Farebox) -> email_adapter.Mailer | None:
-    return email_adapter.SmtpMailer(fb.settings.smtp_url) if fb.settings.smtp_url else None
-
-
 def deliver_pending(
     fb: Farebox,
     *,
@@ -131,7 +127,7 @@ def deliver_pending(
     timeout: float = 10.0,
 ) -> DeliveryReport:
     """One delivery pass: every pending e-mail (when SMTP is configured) and webhook that is due."""
-    mailer = mailer or _mailer(fb)
+    mailer = mailer or fb.mailer
     channels = ("webhook", "email") if mailer is not None else ("webhook",)
     report = DeliveryReport()
     while report.count < limit:
@@ -166,7 +162,7 @@ def _send(fb: Farebox, job: _Job, *, mailer: email_adapter.Mailer | None, transp
         assert mailer is not None
         mail = email_adapter.render(to=row["target"], title=notification["title"], body=notification["body"], tenant_name=job.tenant_name, delivery_id=row["id"])
         try:
-            mailer.send(mail)
+            mailer.send(mail.message())
         except Exception as exc:  # any SMTP or network failure is retried
             return False, None, f"{type(exc).__name__}: {exc}"[:500]
         return True, None, None

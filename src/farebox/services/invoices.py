@@ -6,17 +6,15 @@ The portal's Billing tab and the API call these; each returns plain dataclasses.
 from __future__ import annotations
 
 import smtplib
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlsplit
 
 from farebox.adapters.db.repos import invoicing as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.email import ConsoleMailer
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
@@ -148,28 +146,6 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
 
 # -- e-mail ---------------------------------------------------------------------------
 
-Sender = Callable[[EmailMessage], None]
-
-
-def smtp_sender(smtp_url: str | None) -> Sender:
-    """Send through FAREBOX_SMTP_URL (smtp://host:port); without one, print to the console (embedded default)."""
-
-    def send(message: EmailMessage) -> None:
-        if not smtp_url:
-            print(f"[farebox] invoice e-mail to {message['To']}: {message['Subject']}", file=sys.stderr, flush=True)
-            return
-        parts = urlsplit(smtp_url)
-        with smtplib.SMTP(parts.hostname or "localhost", parts.port or 25, timeout=10) as smtp:
-            if parts.username:
-                smtp.login(parts.username, parts.password or "")
-            smtp.send_message(message)
-
-    return send
-
-
-send_email: Sender | None = None  # tests replace it
-
-
 def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str, *, to: str) -> str:
     """E-mail the invoice PDF to an extra recipient, copied to the tenant's billing e-mail (G13)."""
     if "@" not in to or len(to) > 254:
@@ -177,12 +153,14 @@ def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str
     invoice = get_invoice(fb, actor, tenant_id, invoice_id)
     pdf = invoice_pdf(fb, actor, tenant_id, invoice_id)
     message = EmailMessage()
-    message["From"] = "billing@farebox.invalid"
     message["To"] = to
     if invoice.bill_to.get("email"):
         message["Cc"] = invoice.bill_to["email"]
     message["Subject"] = f"Invoice {invoice.number}: {invoice.total.format()}"
     message.set_content(f"Invoice {invoice.number} for {invoice.total.format()} is attached.")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
-    (send_email or smtp_sender(fb.settings.smtp_url))(message)
+    try:
+        (fb.mailer or ConsoleMailer()).send(message)  # after the reads above: no unit of work is open
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DomainError(reasons.EMAIL_NOT_SENT, detail=f"{type(exc).__name__}: {exc}"[:300]) from exc
     return to

@@ -51,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "session_limit_not_available": 409,
     "event_invalid": 422,
     "event_conflict": 409,
+    "email_not_sent": 502,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
 
