@@ -139,11 +139,12 @@ def test_D4_the_largest_catalog_price_is_invoiced_and_stored(client):
     top = f"{MAX_PRICE_MINOR // 100}.{MAX_PRICE_MINOR % 100:02d}"
     assert client.post("/v1/catalogs", json={"document": _catalog_with(top)}, headers=OPERATOR).status_code == 200
     _tenant(client, "acme")
+    assert client.patch("/v1/tenants/acme/billing-details", json={"tax_rate_bp": 10_000}, headers=OPERATOR).status_code == 200
     assert client.post("/v1/tenants/acme/payment-methods", json={"token": "4242424242424242"}, headers=OPERATOR).status_code == 201
     r = client.post("/v1/tenants/acme/subscription", json={"catalog": "tiny", "plan": "solo"}, headers=OPERATOR)
     assert r.status_code == 201, r.text
     invoices = client.get("/v1/tenants/acme/invoices", headers=OPERATOR).json()
-    assert [i["total_minor"] for i in invoices] == [MAX_PRICE_MINOR]
+    assert [(i["subtotal_minor"], i["total_minor"]) for i in invoices] == [(MAX_PRICE_MINOR, 2 * MAX_PRICE_MINOR)]  # 100 % tax
 
 
 def test_G15_nul_characters_are_refused_with_422_not_stored(client):

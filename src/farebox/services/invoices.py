@@ -17,6 +17,7 @@ from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.email import ConsoleMailer
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
+from farebox.domain.billing_details import bill_to
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.domain.invoicing import Charge, InvoiceKind, recompute, totals
 from farebox.domain.money import Money
@@ -126,7 +127,7 @@ def _draft(tenant_id: str, tenant: dict[str, Any], subscription_id: str, period:
     rows = [InvoiceLine(c.kind.value, c.description, c.quantity, Money(c.unit_amount_minor, currency), Money(c.amount_minor, currency),
                         c.period_start_at, c.period_end_at, c.service_start_at, c.service_end_at) for c in lines]
     return Invoice(None, tenant_id, None, subscription_id, InvoiceKind.RENEWAL.value, "draft", currency, t.subtotal, t.tax_rate_bp, t.tax, t.total,
-                   tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start, period.end, now, None, tuple(rows))
+                   tenant.get("tax_id"), bill_to(tenant), period.start, period.end, now, None, tuple(rows))
 
 
 def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> Invoice:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints.api.routers import admission, audit, billing_details, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
@@ -15,6 +15,7 @@ ROUTERS = (
     health.router,
     catalogs.router,
     tenants.router,
+    billing_details.router,
     subscriptions.router,
     clocks.router,
     audit.router,

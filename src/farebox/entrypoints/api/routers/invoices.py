@@ -45,6 +45,7 @@ class InvoiceOut(BaseModel):
     total_minor: int
     total: str
     tax_id: str | None
+    bill_to: dict[str, str | None] = Field(default_factory=dict, description="Name, e-mail and address as at issue time (D7)")
     period_start_at: datetime
     period_end_at: datetime
     issued_at: datetime
@@ -57,6 +58,7 @@ class InvoiceOut(BaseModel):
             id=inv.id, number=inv.number, tenant_id=inv.tenant_id, subscription_id=inv.subscription_id, kind=inv.kind, status=inv.status,
             currency=inv.currency, subtotal_minor=inv.subtotal.amount_minor, tax_rate_bp=inv.tax_rate_bp, tax_minor=inv.tax.amount_minor,
             total_minor=inv.total.amount_minor, total=inv.total.format(), tax_id=inv.tax_id, period_start_at=inv.period_start_at,
+            bill_to=dict(inv.bill_to),
             period_end_at=inv.period_end_at, issued_at=inv.issued_at, paid_at=inv.paid_at,
             lines=[InvoiceLineOut(kind=x.kind, description=x.description, quantity=x.quantity, unit_amount_minor=x.unit_amount.amount_minor,
                                   amount_minor=x.amount.amount_minor, period_start_at=x.period_start_at, period_end_at=x.period_end_at,
