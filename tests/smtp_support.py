@@ -32,9 +32,27 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         pytest.skip("the openssl command is needed to make a test certificate")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -59,7 +77,9 @@ class Inbox:
 
 
 @contextmanager
-def smtp_server(folder: Path, *, tls: str = "none", users: dict[str, str] | None = None) -> Iterator[tuple[Inbox, int, Path | None]]:
+def smtp_server(
+    folder: Path, *, tls: str = "none", users: dict[str, str] | None = None
+) -> Iterator[tuple[Inbox, int, Path | None]]:
     """tls: "none" (no STARTTLS offered), "starttls" (offered; AUTH only after it) or "implicit" (smtps)."""
     inbox = Inbox(users=dict(users or {}))
     cert = None

@@ -66,10 +66,21 @@ def test_D7_owner_sets_billing_details_over_http_audited_and_printed_on_the_next
     issued = client.get("/v1/tenants/acme/invoices", headers=owner).json()
     latest = next(i for i in issued if i["id"] != first["id"])
     assert latest["tax_rate_bp"] == 2000 and latest["tax_id"] == "GB123456789"
-    assert latest["bill_to"] == {"name": "Acme Webinars Ltd", "email": "finance@acme.example", "address": DETAILS["billing_address"]}
+    assert latest["bill_to"] == {
+        "name": "Acme Webinars Ltd",
+        "email": "finance@acme.example",
+        "address": DETAILS["billing_address"],
+    }
     text = _pdf_text(fb, "acme", latest["id"])
-    for expected in ("Acme Webinars Ltd", "1 High Street", "London EC1A 1AA", "United Kingdom", "finance@acme.example",
-                     "GB123456789", "Tax (20%)"):
+    for expected in (
+        "Acme Webinars Ltd",
+        "1 High Street",
+        "London EC1A 1AA",
+        "United Kingdom",
+        "finance@acme.example",
+        "GB123456789",
+        "Tax (20%)",
+    ):
         assert expected in text, expected
 
 
@@ -85,7 +96,9 @@ def test_D7_G6_only_owners_admins_and_the_operator_and_never_another_tenant(fb, 
     outsider = _key(fb, "globex", Role.OWNER)
     assert client.patch("/v1/tenants/acme/billing-details", json={"tax_id": "X4"}, headers=outsider).status_code == 404
     assert client.get("/v1/tenants/acme/billing-details", headers=OPERATOR).json()["tax_id"] == "X2"
-    actors = [e["actor"] for e in client.get("/v1/tenants/acme/audit?kind=tenant.billing_details", headers=OPERATOR).json()]
+    actors = [
+        e["actor"] for e in client.get("/v1/tenants/acme/audit?kind=tenant.billing_details", headers=OPERATOR).json()
+    ]
     assert sorted(a.split(":")[0] for a in actors) == ["admin", "operator"]
 
 
@@ -115,20 +128,33 @@ def test_D7_bad_details_are_a_422_naming_the_field_and_change_nothing(fb, client
 def test_D7_only_fields_sent_change_and_null_clears(fb, client):
     make_tenant(fb, tenant_id="acme")
     client.patch("/v1/tenants/acme/billing-details", json=DETAILS, headers=OPERATOR)
-    r = client.patch("/v1/tenants/acme/billing-details", json={"tax_id": None, "legal_name": "  Acme Plc  "}, headers=OPERATOR)
+    r = client.patch(
+        "/v1/tenants/acme/billing-details", json={"tax_id": None, "legal_name": "  Acme Plc  "}, headers=OPERATOR
+    )
     assert r.json()["tax_id"] is None and r.json()["legal_name"] == "Acme Plc" and r.json()["tax_rate_bp"] == 2000
     again = client.patch("/v1/tenants/acme/billing-details", json={"legal_name": "Acme Plc"}, headers=OPERATOR)
     assert again.status_code == 200
-    assert len(client.get("/v1/tenants/acme/audit?kind=tenant.billing_details", headers=OPERATOR).json()) == 2  # no-op not audited
+    assert (
+        len(client.get("/v1/tenants/acme/audit?kind=tenant.billing_details", headers=OPERATOR).json()) == 2
+    )  # no-op not audited
 
 
 def test_D7_portal_billing_tab_form_with_csrf(fb, client):
     make_tenant(fb, tenant_id="acme")
     csrf = as_role(fb, client, "acme", Role.OWNER)
     page = client.get("/portal/t/acme/billing")
-    assert page.status_code == 200 and "Billing details" in page.text and 'action="/portal/t/acme/billing/details"' in page.text
-    form = {"billing_email": "finance@acme.example", "legal_name": "Acme Webinars Ltd",
-            "billing_address": "1 High Street\r\nLondon", "tax_id": "GB123456789", "tax_rate": "7.25"}
+    assert (
+        page.status_code == 200
+        and "Billing details" in page.text
+        and 'action="/portal/t/acme/billing/details"' in page.text
+    )
+    form = {
+        "billing_email": "finance@acme.example",
+        "legal_name": "Acme Webinars Ltd",
+        "billing_address": "1 High Street\r\nLondon",
+        "tax_id": "GB123456789",
+        "tax_rate": "7.25",
+    }
     assert client.post("/portal/t/acme/billing/details", data=form).status_code in (403, 422)  # no CSRF token
     assert client.post("/portal/t/acme/billing/details", data={**form, "csrf_token": "wrong"}).status_code == 403
     r = client.post("/portal/t/acme/billing/details", data={**form, "csrf_token": csrf})

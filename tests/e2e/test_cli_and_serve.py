@@ -35,6 +35,19 @@ def test_D11_catalog_validate_prints_a_yaml_error_verbatim_with_the_file(tmp_pat
     assert "<unicode string>" not in result.stderr and f'in "{bad}"' in result.stderr.replace("\n", "")
 
 
+def test_D9_catalog_load_refuses_a_duplicate_key_naming_plan_and_field(tmp_path):
+    from farebox.adapters.catalog_files import bundled_catalog_text
+
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(bundled_catalog_text("session-caps").replace('price: "29.00"', 'price: "29.00"\n    price: "0.00"', 1))
+    env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}")
+    _farebox("migrate", env=env)
+    result = _farebox("catalog", "load", str(dup), env=env, check=False)
+    assert result.returncode == 1
+    flat = " ".join(result.stderr.split())
+    assert "plan 'pro': field 'price': duplicate key" in flat and "dup.yaml" in flat
+
+
 def test_migrate_demo_and_serve_answer_healthz_and_docs(tmp_path):
     env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}", FAREBOX_PORT="8765")
     _farebox("migrate", env=env, cwd=tmp_path)

@@ -37,18 +37,28 @@ def test_D8_a_session_limit_must_be_a_json_number(client, fb, sessions):
     assert _field(r) == ["sessions"]
     usage = client.get("/v1/tenants/strict/usage", headers=OPERATOR).json()
     assert [m["limit"] for m in usage["meters"]] == [m["included"] for m in usage["meters"]] == [600]  # nothing was set
-    assert client.put("/v1/tenants/strict/usage/session-limit", json={"sessions": 10}, headers=OPERATOR).json()["after"] == 10
+    assert (
+        client.put("/v1/tenants/strict/usage/session-limit", json={"sessions": 10}, headers=OPERATOR).json()["after"]
+        == 10
+    )
 
 
 def test_D8_yes_no_fields_and_instants_refuse_look_alikes(client, fb):
     make_tenant(fb, tenant_id="strict", catalog="agent-sessions", plan="sme")
-    r = client.put("/v1/tenants/strict/notification-channels", json={"channel": "email", "enabled": "yes"}, headers=OPERATOR)
+    r = client.put(
+        "/v1/tenants/strict/notification-channels", json={"channel": "email", "enabled": "yes"}, headers=OPERATOR
+    )
     assert _field(r) == ["enabled"]
     assert _field(client.post("/v1/test-clocks", json={"name": "c", "start": 0}, headers=OPERATOR)) == ["start"]
     r = client.post("/v1/tenants", json={"id": "t2", "name": "T", "owner_email": "o@t2.test"}, headers=OPERATOR)
     assert r.status_code == 201
-    assert _field(client.post("/v1/tenants/t2/subscription", json={"catalog": "agent-sessions", "plan": "sme", "trial": 1},
-                              headers=OPERATOR)) == ["trial"]
+    assert _field(
+        client.post(
+            "/v1/tenants/t2/subscription",
+            json={"catalog": "agent-sessions", "plan": "sme", "trial": 1},
+            headers=OPERATOR,
+        )
+    ) == ["trial"]
 
 
 def _request_models() -> list[type[BaseModel]]:
@@ -58,7 +68,11 @@ def _request_models() -> list[type[BaseModel]]:
     while stack:
         model = stack.pop()
         stack.extend(model.__subclasses__())
-        if model.__module__.startswith("farebox.entrypoints.api") and model.__name__.endswith("In") and model not in seen:
+        if (
+            model.__module__.startswith("farebox.entrypoints.api")
+            and model.__name__.endswith("In")
+            and model not in seen
+        ):
             seen.append(model)
     return seen
 
@@ -71,7 +85,11 @@ def _kinds(annotation: object) -> set[type]:
     return found
 
 
-LOOK_ALIKES: dict[type, list[object]] = {int: [True, "10", 10.0], bool: [1, "true", "yes"], datetime: [0, 1_800_000_000]}
+LOOK_ALIKES: dict[type, list[object]] = {
+    int: [True, "10", 10.0],
+    bool: [1, "true", "yes"],
+    datetime: [0, 1_800_000_000],
+}
 
 
 def test_D8_every_request_schema_refuses_look_alikes_for_numbers_yes_no_and_instants():
@@ -83,7 +101,17 @@ def test_D8_every_request_schema_refuses_look_alikes_for_numbers_yes_no_and_inst
                 for value in LOOK_ALIKES[kind]:
                     with pytest.raises(ValidationError) as refused:
                         model.model_validate({(info.alias or name): value})
-                    assert any(e["loc"][:1] == (info.alias or name,) for e in refused.value.errors()), (model, name, value)
+                    assert any(e["loc"][:1] == (info.alias or name,) for e in refused.value.errors()), (
+                        model,
+                        name,
+                        value,
+                    )
                 checked.append(f"{model.__name__}.{name}")
-    assert {"SessionLimitIn.sessions", "SubscribeIn.trial", "ChannelIn.enabled", "RotateIn.grace_hours",
-            "ClockIn.start", "AdvanceIn.to"} <= set(checked), checked
+    assert {
+        "SessionLimitIn.sessions",
+        "SubscribeIn.trial",
+        "ChannelIn.enabled",
+        "RotateIn.grace_hours",
+        "ClockIn.start",
+        "AdvanceIn.to",
+    } <= set(checked), checked

@@ -112,9 +112,22 @@ def test_audit9_no_email_is_sent_inside_a_unit_of_work(fb):
         uow.commit()
     sub = subscriptions.current(fb, SYSTEM, "acme")
     with fb.uow() as uow:
-        publish(uow, Signal("usage.recorded", "acme", fb.clock.now(), subject=sub.id,
-                            data={"meter": "sessions", "before": 479, "after": 480, "included": 600,
-                                  "period_start": sub.period.start.isoformat()}))
+        publish(
+            uow,
+            Signal(
+                "usage.recorded",
+                "acme",
+                fb.clock.now(),
+                subject=sub.id,
+                data={
+                    "meter": "sessions",
+                    "before": 479,
+                    "after": 480,
+                    "included": 600,
+                    "period_start": sub.period.start.isoformat(),
+                },
+            ),
+        )
         uow.commit()
     assert len(delivery.deliver_pending(fb).delivered) == 2  # owner and billing e-mail, through fb.mailer
     invoice = invoices.list_invoices(fb, SYSTEM, "acme")[0]

@@ -222,3 +222,9 @@ def test_D11_yaml_syntax_error_keeps_its_text_and_names_the_file(tmp_path):
     assert "<unicode string>" not in message
     assert str(tmp_path / "edited.yaml") in message.split("not valid YAML", 1)[1]
     assert "interval: [month" in message and "expected ',' or ']'" in message
+
+
+def test_D11_a_control_character_is_refused_naming_the_file(tmp_path):
+    message = _text_of(tmp_path, "name: x\u001f\n")
+    assert "not valid YAML" in message and "special characters" in message and "<unicode string>" not in message
+    assert str(tmp_path / "edited.yaml") in message.split("not valid YAML", 1)[1]

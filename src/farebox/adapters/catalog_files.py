@@ -181,7 +181,8 @@ def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
                 problems.append(_located(where, f"no meter {meter_key!r} (meters: {', '.join(meters)})"))
                 continue
             if lim.customer_limit and meter.scope is not c.Scope.PERIOD:
-                problems.append(_located((*where, "customer_limit"), "only a per-period meter can have a customer limit"))
+                message = "only a per-period meter can have a customer limit"
+                problems.append(_located((*where, "customer_limit"), message))
             if lim.policy is c.Policy.HARD_WITH_WAITING_ROOM and meter.scope is not c.Scope.OCCURRENCE:
                 problems.append(_located((*where, "policy"), "a waiting room needs a per-occurrence meter"))
             if lim.included is None and lim.policy in (c.Policy.OVERAGE, c.Policy.HARD_WITH_WAITING_ROOM):
@@ -338,7 +339,11 @@ def parse_catalog(data: Any, *, source: str) -> c.Catalog:
 
 def load_catalog_text(text: str, *, source: str) -> tuple[c.Catalog, dict[str, Any]]:
     """Parse YAML text; return the catalog and its normalised document."""
-    loader = _UniqueKeyLoader(text)
+    try:
+        loader = _UniqueKeyLoader(text)  # reads the whole text: a control character is refused here
+    except yaml.reader.ReaderError as exc:
+        exc.name = source
+        raise CatalogError(source, [f"not valid YAML: {exc}"]) from None
     loader.name = source  # D11: marks name the file, not "<unicode string>"
     try:
         data = loader.get_single_data()

@@ -93,7 +93,9 @@ class SmtpMailer:
     record transactions, the invoice e-mail after reading the invoice.
     """
 
-    def __init__(self, url: str, *, sender: str = DEFAULT_SENDER, timeout: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, url: str, *, sender: str = DEFAULT_SENDER, timeout: float = 10.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"FAREBOX_SMTP_URL must start with smtp:// or smtps://, not {parts.scheme!r}")

@@ -27,7 +27,7 @@ class Problem:
 
 
 def percent_to_bp(text: str) -> int | None:
-    """"20" or "7.25" (percent, at most two decimals) as basis points; None when it is not one."""
+    """ "20" or "7.25" (percent, at most two decimals) as basis points; None when it is not one."""
     match = PERCENT.fullmatch(text.strip())
     if match is None:
         return None
@@ -50,7 +50,8 @@ def normalise(changes: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]
             problems.append(Problem(name, "is not a billing detail"))
         elif name == "tax_rate_bp":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TAX_RATE_BP:
-                problems.append(Problem(name, f"must be a whole number of basis points from 0 to {MAX_TAX_RATE_BP} (20 % is 2000)"))
+                message = f"must be a whole number of basis points from 0 to {MAX_TAX_RATE_BP} (20 % is 2000)"
+                problems.append(Problem(name, message))
             else:
                 values[name] = value
         elif value is not None and not isinstance(value, str):

@@ -34,8 +34,13 @@ class BillingDetails:
 def _of(tenant: dict[str, Any]) -> BillingDetails:
     rate = int(tenant.get("tax_rate_bp") or 0)
     return BillingDetails(
-        tenant["id"], tenant.get("billing_email"), tenant.get("legal_name"), tenant.get("billing_address"),
-        tenant.get("tax_id"), rate, domain.bp_to_percent(rate),
+        tenant["id"],
+        tenant.get("billing_email"),
+        tenant.get("legal_name"),
+        tenant.get("billing_address"),
+        tenant.get("tax_id"),
+        rate,
+        domain.bp_to_percent(rate),
     )
 
 
@@ -55,7 +60,8 @@ def update_billing_details(fb: Farebox, actor: Principal, tenant_id: str, change
     if problems:
         first = problems[0]
         raise DomainError(
-            reasons.VALIDATION_ERROR, detail=f"{first.field} {first.message}",
+            reasons.VALIDATION_ERROR,
+            detail=f"{first.field} {first.message}",
             details={"field": first.field, "problems": [{"field": p.field, "message": p.message} for p in problems]},
         )
     with fb.uow() as uow:
@@ -66,8 +72,14 @@ def update_billing_details(fb: Farebox, actor: Principal, tenant_id: str, change
         if changed:
             repo.update_tenant(uow.conn, tenant_id, **changed)
             audit.publish(
-                uow, "tenant.billing_details_changed", tenant_id=tenant_id, at=fb.clock.now(), actor=actor, subject=tenant_id,
-                before={k: tenant.get(k) for k in changed}, after=changed,
+                uow,
+                "tenant.billing_details_changed",
+                tenant_id=tenant_id,
+                at=fb.clock.now(),
+                actor=actor,
+                subject=tenant_id,
+                before={k: tenant.get(k) for k in changed},
+                after=changed,
             )
             tenant = {**tenant, **changed}
         uow.commit()

@@ -7,7 +7,10 @@ from fastapi import FastAPI
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import admission, audit, billing_details, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints.api.routers import (
+    admission, audit, billing_details, catalogs, clocks, export, health, invoices, notifications, subscriptions,
+    tenants, usage,
+)
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 

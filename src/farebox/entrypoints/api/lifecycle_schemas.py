@@ -9,6 +9,8 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from farebox.entrypoints.api.schemas import Body, instant_text
 
+AwareInstant = Annotated[AwareDatetime, BeforeValidator(instant_text)]  # D8: ISO text, never a bare number
+
 
 class TrialIn(Body):
     catalog: str = Field(min_length=1, max_length=64)
@@ -18,7 +20,7 @@ class TrialIn(Body):
 class ChangePlanIn(Body):
     plan: str = Field(min_length=1, max_length=64)
     catalog: str | None = Field(default=None, min_length=1, max_length=64, description="Another catalog's plan (L11); default: the current catalog")
-    when: Literal["immediately", "end_of_period"] | Annotated[AwareDatetime, BeforeValidator(instant_text)] | None = Field(
+    when: Literal["immediately", "end_of_period"] | AwareInstant | None = Field(
         default=None, description="G7: `immediately`, `end_of_period` or a date; default: upgrades now, downgrades at period end"
     )
 

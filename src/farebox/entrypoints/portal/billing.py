@@ -50,8 +50,10 @@ def _base(tenant_id: str) -> str:
 def billing_page(request: Request, current, tenant_id: str, *, error: reasons.Refusal | None = None, done: str | None = None) -> HTMLResponse:
     fb = fb_of(request)
     view = billing_view.build(fb, current.principal, tenant_id)
-    return page(request, "billing.html", current, tenant=view.tenant, v=view, error=error, done=DONE.get(done or ""), tab="billing",
-                tax_percent=bp_to_percent)
+    return page(
+        request, "billing.html", current, tenant=view.tenant, v=view, error=error, done=DONE.get(done or ""),
+        tab="billing", tax_percent=bp_to_percent,
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -78,13 +80,18 @@ def _act(request: Request, tenant_id: str, current, csrf: str, action, done: str
 def set_details(
     request: Request, tenant_id: str, current: Session, csrf: CsrfField,
     billing_email: Annotated[str, Form()] = "", legal_name: Annotated[str, Form()] = "",
-    billing_address: Annotated[str, Form()] = "", tax_id: Annotated[str, Form()] = "", tax_rate: Annotated[str, Form()] = "",
+    billing_address: Annotated[str, Form()] = "", tax_id: Annotated[str, Form()] = "",
+    tax_rate: Annotated[str, Form()] = "",
 ):
     def run(fb, actor):
         rate = percent_to_bp(tax_rate or "0")
         if rate is None or rate > MAX_TAX_RATE_BP:
-            raise DomainError(reasons.VALIDATION_ERROR, detail="tax rate: a percentage from 0 to 100, such as 20 or 7.25", details={"field": "tax_rate"})
-        changes = {"billing_email": billing_email, "legal_name": legal_name, "billing_address": billing_address, "tax_id": tax_id, "tax_rate_bp": rate}
+            detail = "tax rate: a percentage from 0 to 100, such as 20 or 7.25"
+            raise DomainError(reasons.VALIDATION_ERROR, detail=detail, details={"field": "tax_rate"})
+        changes = {
+            "billing_email": billing_email, "legal_name": legal_name, "billing_address": billing_address,
+            "tax_id": tax_id, "tax_rate_bp": rate,
+        }
         billing_details.update_billing_details(fb, actor, tenant_id, changes)
 
     return _act(request, tenant_id, current, csrf, run, "details_saved")

@@ -45,7 +45,7 @@ class InvoiceOut(BaseModel):
     total_minor: int
     total: str
     tax_id: str | None
-    bill_to: dict[str, str | None] = Field(default_factory=dict, description="Name, e-mail and address as at issue time (D7)")
+    bill_to: dict[str, str | None] = Field(default_factory=dict, description="Name, e-mail, address at issue (D7)")
     period_start_at: datetime
     period_end_at: datetime
     issued_at: datetime
