@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -271,7 +272,7 @@ def _located(location: tuple[Any, ...] | list[Any], message: str) -> str:
     return f"{where}field {field_name!r}: {message}"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     return _located(error["loc"], error["msg"].removeprefix("Value error, "))
 
 
