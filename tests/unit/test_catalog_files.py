@@ -181,6 +181,11 @@ def test_overage_price_on_an_unlimited_limit_is_refused(tmp_path):
     assert "plan 'enterprise'" in message and "field 'limits.credits.included'" in message
 
 
+def test_overage_price_on_a_hard_limit_is_refused(tmp_path):
+    message = _broken(tmp_path, lambda d: d["plans"]["pro"]["limits"]["credits"].update(overage_unit_price="0.50"))
+    assert "plan 'pro'" in message and "limits.credits" in message and "overage_unit_price" in message
+
+
 def test_D9_duplicate_yaml_keys_are_refused_naming_plan_and_field(tmp_path):
     """D9: `price: "29.00"` then `price: "0.00"` validated, the last silently winning."""
     text = bundled_catalog_text("session-caps").replace('price: "29.00"', 'price: "29.00"\n    price: "0.00"', 1)
