@@ -4,7 +4,7 @@ Alerts (the delivery pass), invoice e-mails and portal sign-in links are all
 sent with `Mailer.send(message)`, an `email.message.EmailMessage`; the mailer
 adds `From`, `Date` and `Message-ID` when the message has none.
 
-`FAREBOX_SMTP_URL` says where (see docs/deployment.md):
+`FAREBOX_SMTP_URL` says where (docs/alerts.md):
 
 - `smtp://host[:port]`: port 25; upgraded with STARTTLS when the server offers it;
 - `smtp://user:password@host:587?starttls=true`: STARTTLS required;
@@ -15,7 +15,7 @@ adds `From`, `Date` and `Message-ID` when the message has none.
 User and password are percent-decoded, and the password is only ever sent over
 TLS: a login on a plain connection is refused. With no URL farebox sends no
 alert e-mail (they wait in the outbox, `deliveries`) and prints invoice e-mails
-and sign-in links to the console (`ConsoleMailer`, the embedded default).
+to the console (`ConsoleMailer`, the embedded default, as for sign-in links).
 Alert messages are rendered from Jinja templates (`templates/email/alert.txt`
 and `alert.html`): a plain-text part plus an HTML alternative.
 """

@@ -17,8 +17,8 @@ from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.email import ConsoleMailer
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
-from farebox.domain.billing_details import bill_to
 from farebox.domain.access import Principal, require_billing_access, require_operator
+from farebox.domain.billing_details import bill_to
 from farebox.domain.invoicing import Charge, InvoiceKind, recompute, totals
 from farebox.domain.money import Money
 from farebox.domain.periods import Period, period_at
