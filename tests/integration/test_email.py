@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from factories import clear_outbox, make_tenant
+from factories import clear_outbox, make_tenant, usage_recorded
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.email import SmtpMailer, SmtpSecurityError, mailer_for
 from farebox.domain.access import SYSTEM
@@ -112,22 +112,8 @@ def test_audit9_no_email_is_sent_inside_a_unit_of_work(fb):
         uow.commit()
     sub = subscriptions.current(fb, SYSTEM, "acme")
     with fb.uow() as uow:
-        publish(
-            uow,
-            Signal(
-                "usage.recorded",
-                "acme",
-                fb.clock.now(),
-                subject=sub.id,
-                data={
-                    "meter": "sessions",
-                    "before": 479,
-                    "after": 480,
-                    "included": 600,
-                    "period_start": sub.period.start.isoformat(),
-                },
-            ),
-        )
+        data = usage_recorded(sub, 479, 480, included=600)
+        publish(uow, Signal("usage.recorded", "acme", fb.clock.now(), subject=sub.id, data=data))
         uow.commit()
     assert len(delivery.deliver_pending(fb).delivered) == 2  # owner and billing e-mail, through fb.mailer
     invoice = invoices.list_invoices(fb, SYSTEM, "acme")[0]

@@ -127,7 +127,7 @@ def deliver_pending(
     timeout: float = 10.0,
 ) -> DeliveryReport:
     """One delivery pass: every pending e-mail (when SMTP is configured) and webhook that is due."""
-    mailer = mailer or fb.mailer
+    mailer = mailer or fb.ports.mailer
     channels = ("webhook", "email") if mailer is not None else ("webhook",)
     report = DeliveryReport()
     while report.count < limit:

@@ -111,7 +111,7 @@ def preview_next_invoice(fb: Farebox, actor: Principal, tenant_id: str) -> Invoi
             return None
         current = subscription.period
         following = period_at(subscription.anchor_at, subscription.plan.interval, current.end)
-        should = invoicing.period_charges(uow.conn, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
+        should = invoicing.period_charges(uow, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
         if subscription.cancel_at_period_end:
             should = [c for c in should if c.period_start_at < following.start]
         lines = recompute(should, repo.billed_by_key(uow.conn, tenant_id, [subscription.id]))
@@ -161,7 +161,7 @@ def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str
     message.set_content(f"Invoice {invoice.number} for {invoice.total.format()} is attached.")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
     try:
-        (fb.mailer or ConsoleMailer()).send(message)  # after the reads above: no unit of work is open
+        (fb.ports.mailer or ConsoleMailer()).send(message)  # after the reads above: no unit of work is open
     except (smtplib.SMTPException, OSError) as exc:
         raise DomainError(reasons.EMAIL_NOT_SENT, detail=f"{type(exc).__name__}: {exc}"[:300]) from exc
     return to
