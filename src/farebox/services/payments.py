@@ -31,7 +31,7 @@ from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
-from farebox.services import due, signals
+from farebox.services import audit, due, signals
 from farebox.services.clocks import now_for
 from farebox.services.signals import Signal
 
@@ -112,6 +112,10 @@ def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: 
             raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
         row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": p.name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
         repo.insert_method(uow.conn, **row)
+        audit.publish(
+            uow, "payment_method.added", tenant_id=tenant_id, at=now, actor=actor, subject=row["id"],
+            after={"brand": card.brand, "last4": card.last4, "provider": p.name, "is_default": True},
+        )
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
             charge_invoice(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")
         uow.commit()
@@ -133,7 +137,7 @@ def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) 
         if invoice is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if invoice["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"], action="paid")
         attempt = charge_invoice(uow, invoice, now=now, cause=f"pay by {actor.label()}")
         uow.commit()
     return _attempt(attempt)
@@ -198,8 +202,10 @@ def _charge(
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
     key = f"{invoice_id}:attempt:{number}"
     p = provider_of_charge
-    amount = Money(invoice["total_minor"], invoice["currency"])
-    if method is None or customer is None:
+    amount = Money(invoice["amount_due_minor"], invoice["currency"])  # the total less the credit applied
+    if amount.amount_minor == 0:  # the credit balance covers it: paid without asking the provider
+        result = ChargeResult("succeeded", None, details={"covered_by_credit": True})
+    elif method is None or customer is None:
         result = ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
     else:
         result = p.charge(customer_ref=customer, payment_method_ref=method["provider_ref"], amount=amount, idempotency_key=key,
