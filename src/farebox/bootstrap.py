@@ -2,7 +2,7 @@
 
 `bootstrap()` reads the settings once and chooses every adapter: the storage engine, the clock, the payment
 provider (sandbox or Stripe), the usage source invoicing bills overage from (metering), the invoice numbering, the
-alert mailer and the invoice e-mail sender.  A `Farebox` built directly (tests, scenarios) gets the embedded
+mailer every e-mail goes through (alerts, invoices).  A `Farebox` built directly (tests, scenarios) gets the embedded
 defaults; a test replaces any of them with a fake by passing it in.
 """
 
@@ -17,11 +17,11 @@ from sqlalchemy import Engine
 from farebox.adapters.clock import SystemClock
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.uow import UnitOfWork
-from farebox.adapters.email import Mailer, SmtpMailer
+from farebox.adapters.email import Mailer, mailer_for
 from farebox.adapters.payments.base import PaymentProvider
 from farebox.adapters.payments.sandbox import SandboxProvider
 from farebox.domain.clock import Clock
-from farebox.ports import InvoiceNumbering, Ports, SendEmail, UsageSource
+from farebox.ports import InvoiceNumbering, Ports, UsageSource
 from farebox.settings import Settings
 
 
@@ -36,18 +36,15 @@ class Farebox:
     payment_provider: PaymentProvider = field(default_factory=SandboxProvider)
     usage_source: UsageSource | None = None  # None: metering's billable usage
     invoice_numbering: InvoiceNumbering = field(default_factory=InvoiceNumbering)
-    mailer: Mailer | None = None  # alerts by e-mail; None: from settings.smtp_url (no URL: they wait in the outbox)
-    send_invoice_email: SendEmail | None = None  # None: SMTP at settings.smtp_url, or the console
+    mailer: Mailer | None = None  # every e-mail (alerts, invoices); None: FAREBOX_SMTP_URL's, if set (audit #9)
 
     def __post_init__(self) -> None:
-        from farebox.services import invoices, signals, usage
+        from farebox.services import signals, usage
 
         if self.usage_source is None:
             self.usage_source = usage.billable_usage
-        if self.mailer is None and self.settings.smtp_url:
-            self.mailer = SmtpMailer(self.settings.smtp_url)
-        if self.send_invoice_email is None:
-            self.send_invoice_email = invoices.smtp_sender(self.settings.smtp_url)
+        if self.mailer is None:
+            self.mailer = mailer_for(self.settings.smtp_url)
         signals.load_all()  # listeners and due-item handlers of every area
 
     @property

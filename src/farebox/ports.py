@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -26,15 +25,12 @@ __all__ = [
     "MeteringRepository",
     "PaymentProvider",
     "Ports",
-    "SendEmail",
     "SubscriptionRepository",
     "UsageSource",
 ]
 
 # Units a subscription used per meter in the periods starting in [start, end): what invoicing bills as overage.
 UsageSource = Callable[[Connection, str, str, datetime, datetime], Mapping[str, int]]
-# Sends one finished e-mail (an invoice with its PDF).
-SendEmail = Callable[[EmailMessage], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +54,7 @@ class Ports(Protocol):
     payment_provider: PaymentProvider
     usage_source: UsageSource
     invoice_numbering: InvoiceNumbering
-    mailer: Mailer | None
-    send_invoice_email: SendEmail
+    mailer: Mailer | None  # every e-mail goes through it (adapters/email.py); None: no SMTP server set
 
 
 class SubscriptionRepository(Protocol):

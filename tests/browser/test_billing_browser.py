@@ -98,3 +98,25 @@ def test_A6_session_limit_refuses_zero_and_warns_at_80_percent_as_the_clock_adva
     shot(owner, "limit-80-percent", readme="billing-phone")
     owner.set_viewport_size({"width": 1200, "height": 900})
     shot(owner, "active-with-usage", readme="billing-active")
+
+
+def test_D7_owner_saves_billing_details_on_a_phone_and_they_reach_the_api(server, browser, shot):
+    base, env, log = server
+    _tenant_on_trial(base)
+    page = browser.new_page(viewport=PHONE)
+    _sign_in(page, base, log, "acme", "owner@acme.test")
+    page.goto(f"{base}/portal/t/acme/billing#details")
+    form = page.locator("#details form")
+    form.locator("input[name=billing_email]").fill("finance@acme.example")
+    form.locator("input[name=legal_name]").fill("Acme Agents Ltd")
+    form.locator("textarea[name=billing_address]").fill("1 High Street\nLondon")
+    form.locator("input[name=tax_id]").fill("GB123456789")
+    form.locator("input[name=tax_rate]").fill("20")
+    shot(page, "billing-details-phone")
+    form.locator("button:has-text('Save billing details')").click()
+    page.wait_for_selector("text=Billing details saved")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # fits 390 px
+    assert page.locator("#details input[name=tax_rate]").input_value() == "20"
+    details = api(base, "GET", "/v1/tenants/acme/billing-details")
+    saved = (details["legal_name"], details["billing_address"], details["tax_rate_bp"])
+    assert saved == ("Acme Agents Ltd", "1 High Street\nLondon", 2000)

@@ -128,6 +128,52 @@ def test_catalogs_load_by_bundled_name_or_yaml_text_never_a_server_path(client):
     assert r.status_code == 422
 
 
+def _catalog_with(price: str) -> str:
+    return (
+        "name: tiny\ntitle: Tiny\nmeters: {}\n"
+        "plans: {free: {name: Free, price: '0.00', interval: month}, "
+        f"solo: {{name: Solo, price: '{price}', interval: month}}}}\n"
+    )
+
+
+def test_D1_D4_D9_catalogs_sent_over_http_refuse_nonsense_naming_plan_and_field(client):
+    for document, expected in (
+        (_catalog_with("-29.00"), "must not be negative"),
+        (_catalog_with("99999999999999999999999.00"), "at most"),
+        (_catalog_with("5.00").replace("price: '5.00'", "price: '5.00', price: '0.00'"), "duplicate key"),
+    ):
+        r = client.post("/v1/catalogs", json={"document": document}, headers=OPERATOR)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "catalog_invalid", r.text
+        problems = r.json()["error"]["details"]["problems"]
+        assert any("plan 'solo'" in p and "field 'price'" in p and expected in p for p in problems), problems
+    assert "tiny" not in [c["name"] for c in client.get("/v1/catalogs", headers=OPERATOR).json()]
+
+
+def test_D4_the_largest_catalog_price_is_invoiced_and_stored(client):
+    """The bound is what a money column holds on SQLite and PostgreSQL: the top price bills, with tax, no 500."""
+    from farebox.domain.catalog import MAX_PRICE_MINOR
+
+    top = f"{MAX_PRICE_MINOR // 100}.{MAX_PRICE_MINOR % 100:02d}"
+    assert client.post("/v1/catalogs", json={"document": _catalog_with(top)}, headers=OPERATOR).status_code == 200
+    _tenant(client, "acme")
+    assert (
+        client.patch("/v1/tenants/acme/billing-details", json={"tax_rate_bp": 10_000}, headers=OPERATOR).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/v1/tenants/acme/payment-methods", json={"token": "4242424242424242"}, headers=OPERATOR
+        ).status_code
+        == 201
+    )
+    r = client.post("/v1/tenants/acme/subscription", json={"catalog": "tiny", "plan": "solo"}, headers=OPERATOR)
+    assert r.status_code == 201, r.text
+    invoices = client.get("/v1/tenants/acme/invoices", headers=OPERATOR).json()
+    assert [(i["subtotal_minor"], i["total_minor"]) for i in invoices] == [
+        (MAX_PRICE_MINOR, 2 * MAX_PRICE_MINOR)
+    ]  # 100 % tax
+
+
 def test_G15_nul_characters_are_refused_with_422_not_stored(client):
     """G15: text the store cannot keep faithfully is a clear 4xx, never a 500."""
     r = client.get("/v1/tenants", params={"search": "a\x00b"}, headers=OPERATOR)

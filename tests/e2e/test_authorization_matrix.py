@@ -363,6 +363,8 @@ API_ROWS = [
     Row("POST", "/v1/tenants/{tenant_id}/credit-balance/refund", OPERATOR, prepare=credited),
     Row("GET", "/v1/tenants/{tenant_id}/payment-methods", BILLING),
     Row("POST", "/v1/tenants/{tenant_id}/payment-methods", BILLING, body(lambda w: {"token": "4242424242424242"})),
+    Row("GET", "/v1/tenants/{tenant_id}/billing-details", BILLING),
+    Row("PATCH", "/v1/tenants/{tenant_id}/billing-details", BILLING, body(lambda w: {"tax_id": f"GB{next(_unique)}"})),
     Row(
         "POST",
         "/v1/tenants/{tenant_id}/payment-links",
@@ -410,6 +412,7 @@ PORTAL_ROWS = [
     Row("POST", "/portal/t/{tenant_id}/billing/session-limit/reset", BILLING, form(),
         lambda fb, w: subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")),
     Row("POST", "/portal/t/{tenant_id}/billing/notifications/read", BILLING, form(), alerted),
+    Row("POST", "/portal/t/{tenant_id}/billing/details", BILLING, form(lambda w: {"tax_id": "GB1", "tax_rate": "20"})),
     Row("GET", "/portal/t/{tenant_id}/billing/export", BILLING, prepare=subscribed),
     Row("GET", "/portal/console/deliveries", OPERATOR, prepare=alerted),
     Row("POST", "/portal/console/deliveries/{delivery_id}/replay", OPERATOR, form(), alerted),

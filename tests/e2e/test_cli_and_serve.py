@@ -34,6 +34,33 @@ def test_catalog_validate_refuses_a_broken_file_with_its_location(tmp_path):
     assert ok.stdout.count("valid") == 3
 
 
+def test_D11_catalog_validate_prints_a_yaml_error_verbatim_with_the_file(tmp_path):
+    """D11: Rich ate `[month: …]` as a markup tag and the location said `<unicode string>`."""
+    from farebox.adapters.catalog_files import bundled_catalog_text
+
+    bad = tmp_path / "syntax.yaml"
+    bad.write_text(bundled_catalog_text("session-caps").replace("interval: month", "interval: [month", 1))
+    result = _farebox("catalog", "validate", str(bad), env=subprocess_env(), check=False)
+    assert result.returncode == 1
+    assert "interval: [month" in result.stderr and "expected ',' or ']'" in result.stderr
+    assert "<unicode string>" not in result.stderr and f'in "{bad}"' in result.stderr.replace("\n", "")
+
+
+def test_D9_catalog_load_refuses_a_duplicate_key_naming_plan_and_field(tmp_path):
+    from farebox.adapters.catalog_files import bundled_catalog_text
+
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(
+        bundled_catalog_text("session-caps").replace('price: "29.00"', 'price: "29.00"\n    price: "0.00"', 1)
+    )
+    env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}")
+    _farebox("migrate", env=env)
+    result = _farebox("catalog", "load", str(dup), env=env, check=False)
+    assert result.returncode == 1
+    flat = " ".join(result.stderr.split())
+    assert "plan 'pro': field 'price': duplicate key" in flat and "dup.yaml" in flat
+
+
 def test_migrate_demo_and_serve_answer_healthz_and_docs(tmp_path):
     env = subprocess_env(FAREBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'fb.db'}", FAREBOX_PORT="8765")
     _farebox("migrate", env=env, cwd=tmp_path)

@@ -8,6 +8,7 @@ import pytest
 
 from farebox.adapters.db.repos import due as due_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.email import SmtpMailer
 from farebox.adapters.payments.sandbox import FAILS_LATER, SUCCEEDS
 from farebox.bootstrap import bootstrap
 from farebox.domain.access import SYSTEM, Role
@@ -15,6 +16,7 @@ from farebox.domain.reasons import DomainError
 from farebox.services import due, invoices, invoicing, payments
 from farebox.services import subscriptions as subs
 from farebox.settings import Settings
+from smtp_support import smtp_server
 
 from factories import make_tenant, principal
 from invoicing_support import publish, recording
@@ -276,16 +278,35 @@ def test_G13_preview_shows_the_next_invoice_without_saving_it(fb, clock):
     assert len(invoices.list_invoices(fb, SYSTEM, "acme")) == 1
 
 
-def test_G13_invoice_emailed_to_an_extra_recipient(fb, monkeypatch):
-    sent = []
-    fb.send_invoice_email = sent.append
+def test_G13_audit9_invoice_emailed_to_an_extra_recipient_through_the_smtp_adapter(fb, tmp_path):
+    """Audit #9: the invoice e-mail had its own sender (no TLS, password in clear) and a test that replaced it."""
+    make_tenant(fb, tenant_id="acme", card=SUCCEEDS)
+    with fb.uow() as uow:
+        tenants_repo.update_tenant(uow.conn, "acme", billing_email="finance@acme.test")
+        uow.commit()
+    subs.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro", cause="test")
+    (inv,) = invoices.list_invoices(fb, SYSTEM, "acme")
+    with smtp_server(tmp_path, tls="starttls", users={"mailer": "s3cret"}) as (inbox, port, cert):
+        fb.mailer = SmtpMailer(f"smtp://mailer:s3cret@127.0.0.1:{port}?cafile={cert}&from=billing%40example.com")
+        invoices.email_invoice(fb, SYSTEM, "acme", inv.id, to="accounts@example.com")
+    assert inbox.logins == [("mailer", "s3cret", True)]
+    ((recipients, message),) = inbox.messages
+    assert (
+        sorted(recipients) == ["accounts@example.com", "finance@acme.test"] and message["From"] == "billing@example.com"
+    )
+    assert message["To"] == "accounts@example.com" and inv.number in message["Subject"]
+    assert [p.get_filename() for p in message.iter_attachments()] == [f"{inv.number}.pdf"]
+
+
+def test_audit9_an_smtp_failure_is_a_refusal_not_a_crash(fb, tmp_path):
     sub, data = start(fb)
     publish(fb, "subscription.started", "acme", sub.id, data)
     (inv,) = invoices.list_invoices(fb, SYSTEM, "acme")
-    invoices.email_invoice(fb, SYSTEM, "acme", inv.id, to="accounts@example.com")
-    (message,) = sent
-    assert message["To"] == "accounts@example.com" and inv.number in message["Subject"]
-    assert [p.get_filename() for p in message.iter_attachments()] == [f"{inv.number}.pdf"]
+    with smtp_server(tmp_path) as (_, port, _cert):
+        fb.mailer = SmtpMailer(f"smtp://127.0.0.1:{port}?starttls=true")
+        with pytest.raises(DomainError) as refused:
+            invoices.email_invoice(fb, SYSTEM, "acme", inv.id, to="accounts@example.com")
+    assert refused.value.code == "email_not_sent"
 
 
 def test_G13_billing_run_invoices_every_due_subscription_once_and_a_rerun_creates_nothing(fb, clock, monkeypatch):

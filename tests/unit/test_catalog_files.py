@@ -9,13 +9,14 @@ import yaml
 from farebox.adapters.catalog_files import (
     BUNDLED,
     CatalogError,
+    _UniqueKeyLoader,
     bundled_catalog_text,
     load_catalog,
     load_catalog_file,
     plan_document,
     plan_from_document,
 )
-from farebox.domain.catalog import MeterKind, Policy, Sales, Scope
+from farebox.domain.catalog import MAX_PRICE_MINOR, MeterKind, Policy, Sales, Scope
 from farebox.domain.money import Money
 from farebox.domain.periods import Interval
 
@@ -128,3 +129,109 @@ def test_not_yaml_and_missing_file_are_refused(tmp_path):
         load_catalog_file(path)
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog_file(tmp_path / "missing.yaml")
+
+
+def _text_of(tmp_path, text: str) -> str:
+    path = tmp_path / "edited.yaml"
+    path.write_text(text)
+    with pytest.raises(CatalogError) as info:
+        load_catalog_file(path)
+    return str(info.value)
+
+
+def test_D1_negative_plan_price_is_refused(tmp_path):
+    """D1: a −29.00 plan produced a −29.00 "paid" invoice and negative MRR."""
+    message = _broken(tmp_path, lambda d: d["plans"]["pro"].update(price="-29.00"))
+    assert "broken.yaml" in message and "plan 'pro'" in message and "field 'price'" in message
+    assert "must not be negative" in message
+
+
+def test_D1_negative_overage_price_is_refused(tmp_path):
+    message = _broken(
+        tmp_path, lambda d: d["plans"]["enterprise"]["limits"]["credits"].update(overage_unit_price="-0.10")
+    )
+    assert "plan 'enterprise'" in message and "field 'limits.credits.overage_unit_price'" in message
+    assert "must not be negative" in message
+
+
+def test_D4_price_beyond_what_a_money_column_stores_is_refused(tmp_path):
+    """D4: 99999999999999999999999.00 passed and subscribing was a 500 (OverflowError in SQLite)."""
+    message = _broken(tmp_path, lambda d: d["plans"]["pro"].update(price="99999999999999999999999.00"))
+    assert "plan 'pro'" in message and "field 'price'" in message and "at most" in message
+    over = f"{(MAX_PRICE_MINOR + 1) // 100}.{(MAX_PRICE_MINOR + 1) % 100:02d}"
+    assert "plan 'pro'" in _broken(tmp_path, lambda d: d["plans"]["pro"].update(price=over))
+    message = _broken(tmp_path, lambda d: d["plans"]["enterprise"]["limits"]["credits"].update(overage_unit_price=over))
+    assert "field 'limits.credits.overage_unit_price'" in message and "at most" in message
+
+
+def test_D4_the_largest_price_is_accepted_and_fits_a_64_bit_money_column(tmp_path):
+    """The bound leaves room for tax and many lines inside a signed 64-bit column (SQLite INTEGER, PG BIGINT)."""
+    data = yaml.safe_load(bundled_catalog_text("attendee-credits"))
+    data["plans"]["pro"]["price"] = f"{MAX_PRICE_MINOR // 100}.{MAX_PRICE_MINOR % 100:02d}"
+    path = tmp_path / "top.yaml"
+    path.write_text(yaml.safe_dump(data))
+    catalog, _ = load_catalog_file(path)
+    assert catalog.plan("pro").price == Money(MAX_PRICE_MINOR, "USD")
+    assert MAX_PRICE_MINOR * 10_000 <= 2**63 - 1
+
+
+def test_overage_price_on_an_unlimited_limit_is_refused(tmp_path):
+    def unlimited(d):
+        d["plans"]["enterprise"]["limits"]["credits"].update(included=None, alerts=[])
+
+    message = _broken(tmp_path, unlimited)
+    assert "plan 'enterprise'" in message and "field 'limits.credits.included'" in message
+
+
+def test_overage_price_on_a_hard_limit_is_refused(tmp_path):
+    message = _broken(tmp_path, lambda d: d["plans"]["pro"]["limits"]["credits"].update(overage_unit_price="0.50"))
+    assert "plan 'pro'" in message and "limits.credits" in message and "overage_unit_price" in message
+
+
+def test_D9_duplicate_yaml_keys_are_refused_naming_plan_and_field(tmp_path):
+    """D9: `price: "29.00"` then `price: "0.00"` validated, the last silently winning."""
+    text = bundled_catalog_text("session-caps").replace('price: "29.00"', 'price: "29.00"\n    price: "0.00"', 1)
+    message = _text_of(tmp_path, text)
+    assert "edited.yaml" in message and "plan 'pro'" in message and "field 'price'" in message
+    assert "duplicate key" in message and "line" in message
+
+
+def test_D9_duplicate_keys_are_refused_at_every_depth(tmp_path):
+    text = bundled_catalog_text("attendee-credits")
+    top = _text_of(tmp_path, text + "\ntitle: Again\n")
+    assert "field 'title'" in top and "duplicate key" in top
+    nested = text.replace("included: 30,", "included: 30, included: 3000,", 1)
+    assert "included: 3000" in nested
+    message = _text_of(tmp_path, nested)
+    assert "plan 'free'" in message and "field 'limits.credits.included'" in message
+
+
+def test_a_yaml_merge_key_may_still_be_overridden():
+    """D9 refuses a key written twice, not a key that overrides one brought in by `<<`."""
+    text = "a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  x: 3\n"
+    loader = _UniqueKeyLoader(text)
+    try:
+        assert loader.get_single_data() == yaml.safe_load(text) == {"a": {"x": 1, "y": 2}, "b": {"x": 3, "y": 2}}
+    finally:
+        loader.dispose()
+
+
+def test_unknown_nested_field_is_refused_naming_it(tmp_path):
+    message = _broken(tmp_path, lambda d: d["plans"]["pro"]["limits"]["credits"].update(inclded=5))
+    assert "plan 'pro'" in message and "limits.credits.inclded" in message
+    message = _broken(tmp_path, lambda d: d["meters"]["credits"].update(colour="red"))
+    assert "meter 'credits'" in message and "colour" in message
+
+
+def test_D11_yaml_syntax_error_keeps_its_text_and_names_the_file(tmp_path):
+    text = bundled_catalog_text("session-caps").replace("interval: month", "interval: [month", 1)
+    message = _text_of(tmp_path, text)
+    assert "<unicode string>" not in message
+    assert str(tmp_path / "edited.yaml") in message.split("not valid YAML", 1)[1]
+    assert "interval: [month" in message and "expected ',' or ']'" in message
+
+
+def test_D11_a_control_character_is_refused_naming_the_file(tmp_path):
+    message = _text_of(tmp_path, "name: x\u001f\n")
+    assert "not valid YAML" in message and "special characters" in message and "<unicode string>" not in message
+    assert str(tmp_path / "edited.yaml") in message.split("not valid YAML", 1)[1]

@@ -155,12 +155,16 @@ class CatalogDoc(_Strict):
         return value
 
 
-def _money(amount: str, currency: str, where: str, problems: list[str]) -> Money:
+def _money(amount: str, currency: str, location: tuple[str, ...], problems: list[str]) -> Money:
     try:
-        return Money.parse(amount, currency)
+        money = Money.parse(amount, currency)
     except MoneyError as exc:
-        problems.append(f"{where}: {exc}")
+        problems.append(_located(location, str(exc)))
         return Money.zero(currency)
+    problem = c.price_problem(money)
+    if problem is not None:
+        problems.append(_located(location, problem))
+    return money
 
 
 def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
@@ -173,20 +177,21 @@ def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
         at = f"plan {code!r}"
         limits = []
         for meter_key, lim in p.limits.items():
-            where = f"{at}: field 'limits.{meter_key}'"
+            where = ("plans", code, "limits", meter_key)
             meter = meters.get(meter_key)
             if meter is None:
-                problems.append(f"{where}: no meter {meter_key!r} (meters: {', '.join(meters)})")
+                problems.append(_located(where, f"no meter {meter_key!r} (meters: {', '.join(meters)})"))
                 continue
             if lim.customer_limit and meter.scope is not c.Scope.PERIOD:
-                problems.append(f"{where}.customer_limit: only a per-period meter can have a customer limit")
+                message = "only a per-period meter can have a customer limit"
+                problems.append(_located((*where, "customer_limit"), message))
             if lim.policy is c.Policy.HARD_WITH_WAITING_ROOM and meter.scope is not c.Scope.OCCURRENCE:
-                problems.append(f"{where}.policy: a waiting room needs a per-occurrence meter")
+                problems.append(_located((*where, "policy"), "a waiting room needs a per-occurrence meter"))
             if lim.included is None and lim.policy in (c.Policy.OVERAGE, c.Policy.HARD_WITH_WAITING_ROOM):
-                problems.append(f"{where}.included: policy {lim.policy} needs an included amount")
+                problems.append(_located((*where, "included"), f"policy {lim.policy} needs an included amount"))
             price = None
             if lim.overage_unit_price is not None:
-                price = _money(lim.overage_unit_price, doc.currency, f"{where}.overage_unit_price", problems)
+                price = _money(lim.overage_unit_price, doc.currency, (*where, "overage_unit_price"), problems)
             limits.append(
                 c.Limit(
                     meter=meter_key,
@@ -211,7 +216,7 @@ def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
                 ending_soon_days=p.trial.ending_soon_days,
                 ending_soon_usage_percent=p.trial.ending_soon_usage_percent,
             )
-        price = _money(p.price, doc.currency, f"{at}: field 'price'", problems)
+        price = _money(p.price, doc.currency, ("plans", code, "price"), problems)
         for example in p.examples:
             if example.split(".")[0] not in PlanDoc.model_fields:
                 problems.append(f"{at}: field 'examples': {example!r} names no field of a plan")
@@ -256,8 +261,9 @@ def _build(doc: CatalogDoc, problems: list[str]) -> c.Catalog:
     )
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    loc = [str(part) for part in error["loc"]]
+def _located(location: tuple[Any, ...] | list[Any], message: str) -> str:
+    """`plan 'pro': field 'limits.credits.included': <message>` for a place in the document."""
+    loc = [str(part) for part in location]
     where = ""
     if len(loc) >= 2 and loc[0] == "plans":
         where = f"plan {loc[1]!r}: "
@@ -266,8 +272,58 @@ def _describe(error: Mapping[str, Any]) -> str:
         where = f"meter {loc[1]!r}: "
         loc = loc[2:]
     field_name = ".".join(loc) or "(document)"
-    message = error["msg"].removeprefix("Value error, ")
     return f"{where}field {field_name!r}: {message}"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    return _located(error["loc"], error["msg"].removeprefix("Value error, "))
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _index_paths(node: yaml.Node, path: tuple[Any, ...], paths: dict[int, tuple[Any, ...]]) -> None:
+    """Record where in the document each mapping node sits (aliases are visited once)."""
+    if id(node) in paths:
+        return
+    if isinstance(node, yaml.MappingNode):
+        paths[id(node)] = path
+        for key, value in node.value:
+            _index_paths(value, path + ((key.value if isinstance(key, yaml.ScalarNode) else "?"),), paths)
+    elif isinstance(node, yaml.SequenceNode):
+        paths[id(node)] = path
+        for index, item in enumerate(node.value):
+            _index_paths(item, path + (index,), paths)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a mapping key given twice (D9: the last one silently won),
+    naming the plan and field; keys brought in by a `<<` merge may still be overridden."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._paths: dict[int, tuple[Any, ...]] = {}
+        _index_paths(node, (), self._paths)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base constructor refuses it
+            if first is not None:
+                where = self._paths.get(id(node), ())
+                raise _DuplicateKey(_located((*where, key), f"duplicate key (lines {first} and {line}): give it once"))
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_catalog(data: Any, *, source: str) -> c.Catalog:
@@ -288,9 +344,19 @@ def parse_catalog(data: Any, *, source: str) -> c.Catalog:
 def load_catalog_text(text: str, *, source: str) -> tuple[c.Catalog, dict[str, Any]]:
     """Parse YAML text; return the catalog and its normalised document."""
     try:
-        data = yaml.safe_load(text)
+        loader = _UniqueKeyLoader(text)  # reads the whole text: a control character is refused here
+    except yaml.reader.ReaderError as exc:
+        exc.name = source
+        raise CatalogError(source, [f"not valid YAML: {exc}"]) from None
+    loader.name = source  # D11: marks name the file, not "<unicode string>"
+    try:
+        data = loader.get_single_data()
+    except _DuplicateKey as exc:
+        raise CatalogError(source, [exc.problem]) from None
     except yaml.YAMLError as exc:
         raise CatalogError(source, [f"not valid YAML: {exc}"]) from None
+    finally:
+        loader.dispose()
     catalog = parse_catalog(data, source=source)
     return catalog, CatalogDoc.model_validate(data).model_dump(mode="json")
 

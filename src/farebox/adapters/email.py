@@ -1,16 +1,30 @@
-"""E-mail over SMTP with the standard library (`smtplib`).
+"""E-mail over SMTP with the standard library (`smtplib`): the one way farebox sends mail.
 
-`FAREBOX_SMTP_URL` says where: `smtp://[user:password@]host[:port]` (plain,
-or STARTTLS with `?starttls=true`), `smtps://…` for implicit TLS.  With no URL
-farebox sends nothing and the messages wait in the outbox (`deliveries`).
-Messages are rendered from Jinja templates (`templates/email/alert.txt` and
-`alert.html`): a plain-text part plus an HTML alternative.
+Alerts (the delivery pass), invoice e-mails and portal sign-in links are all
+sent with `Mailer.send(message)`, an `email.message.EmailMessage`; the mailer
+adds `From`, `Date` and `Message-ID` when the message has none.
+
+`FAREBOX_SMTP_URL` says where (docs/alerts.md):
+
+- `smtp://host[:port]`: port 25; upgraded with STARTTLS when the server offers it;
+- `smtp://user:password@host:587?starttls=true`: STARTTLS required;
+- `smtps://user:password@host[:465]`: implicit TLS;
+- `?starttls=false`: never upgrade (a local relay; no login is possible then);
+- `?from=billing@example.com`: the sender; `?cafile=/path/ca.pem`: trust a private CA.
+
+User and password are percent-decoded, and the password is only ever sent over
+TLS: a login on a plain connection is refused. With no URL farebox sends no
+alert e-mail (they wait in the outbox, `deliveries`) and prints invoice e-mails
+to the console (`ConsoleMailer`, the embedded default, as for sign-in links).
+Alert messages are rendered from Jinja templates (`templates/email/alert.txt`
+and `alert.html`): a plain-text part plus an HTML alternative.
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+import sys
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -36,6 +50,16 @@ class Mail:
     html: str
     message_id: str  # stable per delivery, so a receiver can spot a resend
 
+    def message(self) -> EmailMessage:
+        """The MIME message: plain text with an HTML alternative (the mailer adds the sender)."""
+        message = EmailMessage()
+        message["To"] = self.to
+        message["Subject"] = self.subject
+        message["Message-ID"] = self.message_id
+        message.set_content(self.text)
+        message.add_alternative(self.html, subtype="html")
+        return message
+
 
 def render(*, to: str, title: str, body: str, tenant_name: str, delivery_id: str) -> Mail:
     context = {"title": title, "body": body, "tenant_name": tenant_name}
@@ -49,13 +73,33 @@ def render(*, to: str, title: str, body: str, tenant_name: str, delivery_id: str
 
 
 class Mailer(Protocol):
-    def send(self, mail: Mail) -> None: ...
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class SmtpSecurityError(smtplib.SMTPException):
+    """The configured connection would expose the SMTP password (no TLS)."""
+
+
+def _stamp(message: EmailMessage, sender: str) -> EmailMessage:
+    if message["From"] is None:
+        message["From"] = sender
+    if message["Date"] is None:
+        message["Date"] = formatdate(localtime=False)
+    if message["Message-ID"] is None:
+        message["Message-ID"] = make_msgid(domain="farebox")
+    return message
 
 
 class SmtpMailer:
-    """Sends each mail on its own connection (the delivery pass sends few, and a broken one stays broken alone)."""
+    """Sends each message on its own connection (few are sent per pass, and a broken one stays broken alone).
 
-    def __init__(self, url: str, *, sender: str = DEFAULT_SENDER, timeout: float = 10.0) -> None:
+    Never called inside a unit of work: the delivery pass sends between its claim and its
+    record transactions, the invoice e-mail after reading the invoice.
+    """
+
+    def __init__(
+        self, url: str, *, sender: str = DEFAULT_SENDER, timeout: float = 10.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"FAREBOX_SMTP_URL must start with smtp:// or smtps://, not {parts.scheme!r}")
@@ -63,33 +107,53 @@ class SmtpMailer:
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
         self.implicit_tls = parts.scheme == "smtps"
-        self.starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        starttls = query.get("starttls", ["auto"])[0].lower()
+        if starttls not in ("auto", "true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"FAREBOX_SMTP_URL: starttls must be true, false or auto, not {starttls!r}")
+        self.starttls = {"1": "true", "yes": "true", "0": "false", "no": "false"}.get(starttls, starttls)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.sender = query.get("from", [sender])[0]
         self.timeout = timeout
+        cafile = query.get("cafile", [None])[0]
+        self.tls = tls or ssl.create_default_context(cafile=cafile)
 
-    def message(self, mail: Mail) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = mail.to
-        message["Subject"] = mail.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = mail.message_id or make_msgid()
-        message.set_content(mail.text)
-        message.add_alternative(mail.html, subtype="html")
-        return message
-
-    def send(self, mail: Mail) -> None:
+    def _connect(self) -> smtplib.SMTP:
         if self.implicit_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        else:
-            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        with client:
-            if self.starttls:
-                client.starttls(context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+
+    def send(self, message: EmailMessage) -> None:
+        _stamp(message, self.sender)
+        with self._connect() as client:
+            client.ehlo()
+            secure = self.implicit_tls
+            if not secure and (self.starttls == "true" or (self.starttls == "auto" and client.has_extn("starttls"))):
+                client.starttls(context=self.tls)  # refused by smtplib when the server does not offer it
+                client.ehlo()
+                secure = True
             if self.username:
+                if not secure:
+                    raise SmtpSecurityError(
+                        f"refusing to send the SMTP password to {self.host}:{self.port} without TLS: "
+                        "use smtps:// or a server that offers STARTTLS"
+                    )
                 client.login(self.username, self.password or "")
-            client.send_message(self.message(mail))
+            client.send_message(message)
+
+
+class ConsoleMailer:
+    """The embedded default without FAREBOX_SMTP_URL: says on the console what would have been sent."""
+
+    def __init__(self, sender: str = DEFAULT_SENDER) -> None:
+        self.sender = sender
+
+    def send(self, message: EmailMessage) -> None:
+        _stamp(message, self.sender)
+        copy = f" (cc {message['Cc']})" if message["Cc"] else ""
+        print(f"[farebox] e-mail to {message['To']}{copy}: {message['Subject']}", file=sys.stderr, flush=True)
+
+
+def mailer_for(smtp_url: str | None) -> Mailer | None:
+    """The SMTP mailer of FAREBOX_SMTP_URL, or None when none is set."""
+    return SmtpMailer(smtp_url) if smtp_url else None

@@ -16,6 +16,24 @@ from enum import StrEnum
 from farebox.domain.money import Money
 from farebox.domain.periods import Interval
 
+MONEY_COLUMN_MAX = 2**63 - 1
+"""The largest amount a money column stores: a signed 64-bit integer of minor units
+(SQLite INTEGER, PostgreSQL BIGINT)."""
+MAX_PRICE_MINOR = MONEY_COLUMN_MAX // 10_000
+"""The largest price or overage unit price a catalog may set: 922,337,203,685,477 minor
+units (9,223,372,036,854.77 USD); ten thousand times it (tax, proration, many lines or
+units on one invoice) still fits a money column (D4)."""
+
+
+def price_problem(price: Money) -> str | None:
+    """Why a catalog price cannot be sold, or None (D1: never negative; D4: storable)."""
+    if price.amount_minor < 0:
+        return "must not be negative"
+    if price.amount_minor > MAX_PRICE_MINOR:
+        top = Money(MAX_PRICE_MINOR, price.currency).to_decimal()
+        return f"must be at most {top} {price.currency} (what a money column stores, with room for an invoice)"
+    return None
+
 
 class MeterKind(StrEnum):
     """What a meter counts."""

@@ -155,6 +155,8 @@ SIGN_IN_RATE_LIMITED = _reason(
 )
 BODY_TOO_LARGE = _reason("body_too_large", "The request body is larger than {limit} bytes.")
 INVALID_JSON = _reason("invalid_json", "The body is not valid JSON{where}.")
+# --- e-mail ---------------------------------------------------------------------
+EMAIL_NOT_SENT = _reason("email_not_sent", "The e-mail could not be sent: {detail}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,9 +82,9 @@ def catalog_validate(files: list[str] = typer.Argument(..., help="Catalog files,
             catalog, _ = load_catalog(name)
         except CatalogError as exc:
             failed = True
-            err.print(f"[red]invalid[/red] {exc.source}")
+            err.print(f"[red]invalid[/red] {escape(exc.source)}")
             for problem in exc.problems:
-                err.print(f"  - {problem}")
+                err.print(f"  - {problem}", markup=False, highlight=False)  # D11: YAML text kept as written
             continue
         console.print(f"[green]valid[/green] {name}: catalog {catalog.name!r}, plans {', '.join(catalog.plans)}")
     raise typer.Exit(1 if failed else 0)
@@ -107,7 +107,7 @@ def catalog_load(
         try:
             report = service.load(fb, SYSTEM, name)
         except CatalogError as exc:
-            err.print(f"[red]invalid[/red] {exc}")
+            err.print(f"[red]invalid[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None
         console.print(
             f"[green]loaded[/green] {report.catalog}: new {', '.join(report.added) or '-'}; "

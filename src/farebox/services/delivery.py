@@ -126,10 +126,6 @@ def webhook_body(notification: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
-def _mailer(fb: Farebox) -> email_adapter.Mailer | None:
-    return fb.ports.mailer
-
-
 def deliver_pending(
     fb: Farebox,
     *,
@@ -140,7 +136,7 @@ def deliver_pending(
     timeout: float = 10.0,
 ) -> DeliveryReport:
     """One delivery pass: every pending e-mail (when SMTP is configured) and webhook that is due."""
-    mailer = mailer or _mailer(fb)
+    mailer = mailer or fb.ports.mailer
     channels = ("webhook", "email") if mailer is not None else ("webhook",)
     report = DeliveryReport()
     while report.count < limit:
@@ -197,7 +193,7 @@ def _send(
             delivery_id=row["id"],
         )
         try:
-            mailer.send(mail)
+            mailer.send(mail.message())
         except Exception as exc:  # any SMTP or network failure is retried
             return False, None, f"{type(exc).__name__}: {exc}"[:500]
         return True, None, None

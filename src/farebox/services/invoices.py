@@ -7,21 +7,20 @@ The portal's Billing tab and the API call these; each returns plain dataclasses.
 from __future__ import annotations
 
 import smtplib
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlsplit
 
 from farebox.adapters.db.repos import credits as credits_repo
 from farebox.adapters.db.repos import invoicing as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.adapters.email import ConsoleMailer
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
+from farebox.domain.billing_details import bill_to
 from farebox.domain.invoicing import Charge, InvoiceKind, document_for, recompute, settle_with_credit, totals
 from farebox.domain.money import Money
 from farebox.domain.periods import Period, period_at
@@ -204,7 +203,7 @@ def _draft(
         t.tax,
         t.total,
         tenant.get("tax_id"),
-        {"name": tenant.get("name"), "email": tenant.get("billing_email")},
+        bill_to(tenant),
         period.start,
         period.end,
         now,
@@ -237,25 +236,6 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
 
 # -- e-mail ---------------------------------------------------------------------------
 
-Sender = Callable[[EmailMessage], None]
-
-
-def smtp_sender(smtp_url: str | None) -> Sender:
-    """Send through FAREBOX_SMTP_URL (smtp://host:port); without one, print to the console (embedded default)."""
-
-    def send(message: EmailMessage) -> None:
-        if not smtp_url:
-            print(f"[farebox] invoice e-mail to {message['To']}: {message['Subject']}", file=sys.stderr, flush=True)
-            return
-        parts = urlsplit(smtp_url)
-        with smtplib.SMTP(parts.hostname or "localhost", parts.port or 25, timeout=10) as smtp:
-            if parts.username:
-                smtp.login(parts.username, parts.password or "")
-            smtp.send_message(message)
-
-    return send
-
-
 def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str, *, to: str) -> str:
     """E-mail the invoice PDF to an extra recipient, copied to the tenant's billing e-mail (G13)."""
     if "@" not in to or len(to) > 254:
@@ -263,12 +243,14 @@ def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str
     invoice = get_invoice(fb, actor, tenant_id, invoice_id)
     pdf = invoice_pdf(fb, actor, tenant_id, invoice_id)
     message = EmailMessage()
-    message["From"] = "billing@farebox.invalid"
     message["To"] = to
     if invoice.bill_to.get("email"):
         message["Cc"] = invoice.bill_to["email"]
     message["Subject"] = f"Invoice {invoice.number}: {invoice.total.format()}"
     message.set_content(f"Invoice {invoice.number} for {invoice.total.format()} is attached.")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
-    fb.ports.send_invoice_email(message)
+    try:
+        (fb.ports.mailer or ConsoleMailer()).send(message)  # after the reads above: no unit of work is open
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DomainError(reasons.EMAIL_NOT_SENT, detail=f"{type(exc).__name__}: {exc}"[:300]) from exc
     return to

@@ -36,6 +36,7 @@ from farebox.adapters.db.repos import invoicing as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
+from farebox.domain.billing_details import bill_to
 from farebox.domain.catalog import Billing, Plan
 from farebox.domain.invoicing import (
     Charge,
@@ -262,7 +263,7 @@ def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int,
         "credit_applied_minor": use.applied_minor,
         "amount_due_minor": use.amount_due_minor,
         "tax_id": tenant.get("tax_id"),
-        "bill_to": {"name": tenant["name"], "email": tenant.get("billing_email")},
+        "bill_to": bill_to(tenant),  # D7: the details as they are at issue time
         "period_start_at": draft.period.start,
         "period_end_at": draft.period.end,
         "issued_at": draft.now,

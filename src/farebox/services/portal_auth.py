@@ -105,9 +105,9 @@ def mail_sign_in_link(smtp_url: str, email: str, link: str) -> None:
         f'<p>Sign in to farebox with <a href="{escape(link)}">this link</a>. It works once, for 15 minutes.</p>'
         "<p>If you did not ask for it, ignore this message.</p>"
     )
-    mail.SmtpMailer(smtp_url).send(
-        mail.Mail(to=email, subject="Your farebox sign-in link", text=text, html=html, message_id="")
-    )
+    message = mail.Mail(to=email, subject="Your farebox sign-in link", text=text, html=html, message_id="").message()
+    del message["Message-ID"]  # the mailer stamps a fresh one
+    mail.SmtpMailer(smtp_url).send(message)
 
 
 @dataclass(frozen=True)

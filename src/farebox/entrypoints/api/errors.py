@@ -61,6 +61,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "sign_in_rate_limited": 429,
     "body_too_large": 413,
     "invalid_json": 422,
+    "email_not_sent": 502,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
-from farebox.entrypoints.api.schemas import Body
+from farebox.entrypoints.api.schemas import Body, instant_text
+
+AwareInstant = Annotated[AwareDatetime, BeforeValidator(instant_text)]  # D8: ISO text, never a bare number
 
 
 class TrialIn(Body):
@@ -23,7 +25,7 @@ class ChangePlanIn(Body):
         max_length=64,
         description="Another catalog's plan (L11); default: the current catalog",
     )
-    when: Literal["immediately", "end_of_period"] | AwareDatetime | None = Field(
+    when: Literal["immediately", "end_of_period"] | AwareInstant | None = Field(
         default=None,
         description="G7: `immediately`, `end_of_period` or a date; default: upgrades now, downgrades at period end",
     )

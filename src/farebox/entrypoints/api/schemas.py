@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from farebox.domain.access import Role
@@ -70,6 +79,17 @@ def exactly_one_of(first: str, second: str) -> dict[str, Any]:
 
 # e-mail: the same characters refused under Python's, Rust's and ECMAScript's idea of `\s` (F11)
 EMAIL_PATTERN = r"^[^@\s\x00\x1c-\x1f\x85]+@[^@\s\x00\x1c-\x1f\x85]+\.[^@\s\x00\x1c-\x1f\x85]+$"
+
+
+def instant_text(value: Any) -> Any:
+    """D8: an instant is ISO 8601 text; a bare number is not read as seconds since 1970."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("give an ISO 8601 instant as text, e.g. 2027-01-31T12:00:00Z")
+
+
+Instant = Annotated[datetime, BeforeValidator(instant_text)]
+"""A request body's instant (the number and yes/no fields use StrictInt and StrictBool: D8)."""
 
 
 class Body(BaseModel):
@@ -138,7 +158,7 @@ class ApiKeyOut(BaseModel):
 
 class ClockIn(Body):
     name: str = Field(min_length=1, max_length=200)
-    start: datetime | None = None
+    start: Instant | None = None
 
 
 class ClockOut(BaseModel):
@@ -159,7 +179,7 @@ class AdvanceIn(Body):
 
     model_config = ConfigDict(json_schema_extra=exactly_one_of("to", "by"))
 
-    to: datetime | SkipJsonSchema[None] = Field(default=None, description="Advance to this instant")
+    to: Instant | SkipJsonSchema[None] = Field(default=None, description="Advance to this instant")
     by: str | SkipJsonSchema[None] = Field(
         default=None,
         pattern=DURATION,
@@ -237,7 +257,7 @@ class CatalogOut(BaseModel):
 class SubscribeIn(Body):
     catalog: str = Field(min_length=1, max_length=64)
     plan: str = Field(min_length=1, max_length=64)
-    trial: bool = Field(default=False, description="Start the plan's free trial (A3, once per tenant)")
+    trial: StrictBool = Field(default=False, description="Start the plan's free trial (A3, once per tenant)")
 
 
 class SubscriptionOut(BaseModel):

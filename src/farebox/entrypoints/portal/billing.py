@@ -16,13 +16,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from farebox.domain import reasons
 from farebox.domain.access import require_billing_access
+from farebox.domain.billing_details import MAX_TAX_RATE_BP, bp_to_percent, percent_to_bp
 from farebox.domain.lifecycle import plan_changes
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status
 from farebox.entrypoints.portal import billing_view
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.services import clocks, export, notifications, subscriptions, tenants, usage
+from farebox.services import billing_details, clocks, export, notifications, subscriptions, tenants, usage
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
 
@@ -37,6 +38,7 @@ DONE = {
     "reactivated": "Your subscription is active again.",
     "read": "Notifications marked as read.",
     "payment_method": "Payment method added.",
+    "details_saved": "Billing details saved: they are printed on the invoices issued from now on.",
 }
 WHEN = {"immediately": plan_changes.IMMEDIATELY, "end_of_period": plan_changes.END_OF_PERIOD}
 
@@ -51,14 +53,8 @@ def billing_page(
     fb = fb_of(request)
     view = billing_view.build(fb, current.principal, tenant_id)
     return page(
-        request,
-        "billing.html",
-        current,
-        tenant=view.tenant,
-        v=view,
-        error=error,
-        done=DONE.get(done or ""),
-        tab="billing",
+        request, "billing.html", current, tenant=view.tenant, v=view, error=error, done=DONE.get(done or ""),
+        tab="billing", tax_percent=bp_to_percent,
     )
 
 
@@ -77,6 +73,30 @@ def _act(request: Request, tenant_id: str, current, csrf: str, action, done: str
     except DomainError as exc:
         return billing_page(request, current, tenant_id, error=exc.refusal)
     return redirect(f"{_base(tenant_id)}?done={done}")
+
+
+# --- billing details (D7, G13): e-mail, legal name, address, tax id and rate -----------------------
+
+
+@router.post("/details")
+def set_details(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField,
+    billing_email: Annotated[str, Form()] = "", legal_name: Annotated[str, Form()] = "",
+    billing_address: Annotated[str, Form()] = "", tax_id: Annotated[str, Form()] = "",
+    tax_rate: Annotated[str, Form()] = "",
+):
+    def run(fb, actor):
+        rate = percent_to_bp(tax_rate or "0")
+        if rate is None or rate > MAX_TAX_RATE_BP:
+            detail = "tax rate: a percentage from 0 to 100, such as 20 or 7.25"
+            raise DomainError(reasons.VALIDATION_ERROR, detail=detail, details={"field": "tax_rate"})
+        changes = {
+            "billing_email": billing_email, "legal_name": legal_name, "billing_address": billing_address,
+            "tax_id": tax_id, "tax_rate_bp": rate,
+        }
+        billing_details.update_billing_details(fb, actor, tenant_id, changes)
+
+    return _act(request, tenant_id, current, csrf, run, "details_saved")
 
 
 # --- plans: subscribe, the *Apply subscription updates* dialog (G7), sales requests (S1, A5) ---------

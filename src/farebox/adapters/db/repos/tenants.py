@@ -14,8 +14,9 @@ def insert_tenant(conn: Connection, **values: Any) -> None:
     conn.execute(insert(tenants).values(**values))
 
 
-def get_tenant(conn: Connection, tenant_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
+def get_tenant(conn: Connection, tenant_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    query = select(tenants).where(tenants.c.id == tenant_id)
+    row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
     return dict(row) if row else None
 
 

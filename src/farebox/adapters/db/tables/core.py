@@ -47,6 +47,8 @@ tenants = Table(
     Column("billing_email", Text, nullable=True),
     Column("tax_rate_bp", Integer, nullable=False, default=0),  # basis points: 2000 = 20%
     Column("tax_id", Text, nullable=True),
+    Column("legal_name", Text, nullable=True),  # D7: printed on invoices instead of `name` when set
+    Column("billing_address", Text, nullable=True),  # D7: postal address, lines separated by newlines
     Column("trial_used_at", UTCDateTime, nullable=True),  # A4: once per tenant
     Column("created_at", UTCDateTime, nullable=False),
 )

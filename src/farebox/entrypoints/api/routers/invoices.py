@@ -49,6 +49,7 @@ class InvoiceOut(BaseModel):
     amount_due_minor: int  # the total less the credit applied: what is charged
     amount_due: str
     tax_id: str | None
+    bill_to: dict[str, str | None] = Field(default_factory=dict, description="Name, e-mail, address at issue (D7)")
     period_start_at: datetime
     period_end_at: datetime
     issued_at: datetime
@@ -76,6 +77,7 @@ class InvoiceOut(BaseModel):
             amount_due=(inv.amount_due or inv.total).format(),
             tax_id=inv.tax_id,
             period_start_at=inv.period_start_at,
+            bill_to=dict(inv.bill_to),
             period_end_at=inv.period_end_at,
             issued_at=inv.issued_at,
             paid_at=inv.paid_at,

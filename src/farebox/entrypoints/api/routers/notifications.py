@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from farebox.domain.alerts import AlertKind
 from farebox.entrypoints.api.deps import FB, Caller
@@ -36,7 +36,7 @@ class NotificationListOut(BaseModel):
 
 class ChannelIn(Body):
     channel: Literal["in_app", "email", "webhook"]
-    enabled: bool
+    enabled: StrictBool
 
 
 class AttemptOut(BaseModel):
@@ -80,7 +80,7 @@ class EndpointIn(Body):
 
 
 class RotateIn(Body):
-    grace_hours: int = Field(default=24, ge=0, le=24 * 30)
+    grace_hours: StrictInt = Field(default=24, ge=0, le=24 * 30)
 
 
 class EndpointOut(BaseModel):
