@@ -17,3 +17,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+def billing_key(fb, tenant_id: str, invoice_id: str) -> str:
+    """An invoice's billing key (subscription, period, kind): what its payment keys derive from."""
+    from farebox.adapters.db.repos import invoicing as invoices_repo
+
+    with fb.uow(readonly=True) as uow:
+        row = invoices_repo.get(uow.conn, tenant_id, invoice_id)
+    assert row is not None
+    return str(row["billing_key"])

@@ -17,6 +17,7 @@ from farebox.entrypoints.api.app import create_app
 from farebox.services import invoices, invoicing, payments
 from farebox.services import subscriptions as subs
 from invoicing_support import publish
+from support import billing_key
 
 SECRET = "whsec_test_secret"
 
@@ -40,13 +41,13 @@ def _subscribe_and_bill(fb, token: str):
     return inv
 
 
-def test_G13_stripe_charges_a_payment_intent_with_the_invoice_attempt_as_idempotency_key(fb, fake):
+def test_G13_stripe_charges_a_payment_intent_keyed_by_the_invoice_billing_key_and_attempt(fb, fake):
     inv = _subscribe_and_bill(fb, "pm_card_visa")
     assert inv.status == "paid"
     (charge,) = fake.charges()
     assert (charge["amount"], charge["currency"], charge["payment_method"], charge["confirm"], charge["off_session"]) == ("2900", "usd", "pm_card_visa", "true", "true")
     keys = [key for _, path, _, key in fake.requests if path == "/v1/payment_intents"]
-    assert keys == [f"{inv.id}:attempt:1"]
+    assert keys == [f"{billing_key(fb, 'acme', inv.id)}:attempt:1"]  # audit #1: stable across a rerun
     (method,) = payments.list_payment_methods(fb, SYSTEM, "acme")
     assert (method.provider, method.brand, method.last4) == ("stripe", "visa", "4242")
 

@@ -48,6 +48,8 @@ tenants = Table(
     Column("tax_rate_bp", Integer, nullable=False, default=0),  # basis points: 2000 = 20%
     Column("tax_id", Text, nullable=True),
     Column("trial_used_at", UTCDateTime, nullable=True),  # A4: once per tenant
+    # invoiced by bank transfer (set by an operator): invoices are due this many days after issue, never charged
+    Column("payment_terms_days", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 Index("ix_tenants_test_clock_id", tenants.c.test_clock_id)
