@@ -224,7 +224,7 @@ API_ROWS = [
     Row("GET", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pdf", BILLING, prepare=invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/email", BILLING, body(lambda w: {"to": "books@acme.test"}), invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pay", BILLING, prepare=invoiced),
-    Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void", OPERATOR, prepare=invoiced),
+    Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void", OPERATOR, body(lambda w: {"reason": "written off"}), invoiced),
     Row("GET", "/v1/tenants/{tenant_id}/payment-methods", BILLING),
     Row("POST", "/v1/tenants/{tenant_id}/payment-methods", BILLING, body(lambda w: {"token": "4242424242424242"})),
     Row("POST", "/v1/tenants/{tenant_id}/payment-links", BILLING, body(lambda w: {"kind": "checkout", "return_url": "http://127.0.0.1:8000/back"})),

@@ -1,5 +1,5 @@
 """The audit log (issue 9): every change to a subscription, catalog, limit,
-payment method, key, member or webhook endpoint, with who, when and what.
+payment method, key, member or webhook endpoint, and every voided invoice, with who, when and what.
 
 It is a listener on every signal (`farebox.services.signals`): a change and
 its audit row commit in the same transaction, so neither exists without the
@@ -24,7 +24,7 @@ from farebox.domain.access import Principal, require_billing_access, require_ope
 from farebox.services import signals
 
 AUDITED_PREFIXES = ("subscription.", "catalog.", "api_key.", "member.", "tenant.", "webhook_endpoint.", "payment_method.", "clock.")
-AUDITED_KINDS = frozenset({"usage.session_limit_changed"})
+AUDITED_KINDS = frozenset({"usage.session_limit_changed", "invoice.voided"})
 
 
 def is_audited(kind: str) -> bool:

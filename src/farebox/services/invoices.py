@@ -24,8 +24,9 @@ from farebox.domain.invoicing import Charge, InvoiceKind, recompute, totals
 from farebox.domain.money import Money
 from farebox.domain.periods import Period, period_at
 from farebox.domain.reasons import DomainError
-from farebox.services import invoicing
+from farebox.services import invoicing, signals
 from farebox.services.clocks import now_for
+from farebox.services.signals import Signal
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,14 @@ def _draft(tenant_id: str, tenant: dict[str, Any], subscription_id: str, period:
                    tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start, period.end, now, None, tuple(rows))
 
 
-def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> Invoice:
-    """The operator voids an open invoice; it keeps its number (no gaps), its lines no longer count as billed."""
+def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str, *, reason: str) -> Invoice:
+    """The operator voids an open invoice, saying why: it keeps its number (no gaps), its lines no
+    longer count as billed, and `invoice.voided` (audited with who and why) stops its dunning and
+    takes the subscription out of *Payment issue* when nothing else is overdue (G9)."""
     require_operator(actor)
+    why = reason.strip()
+    if not why:
+        raise DomainError(reasons.VALIDATION_ERROR, detail="say why the invoice is voided", details={"field": "reason"})
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
         row = repo.get(uow.conn, tenant_id, invoice_id, for_update=True)
@@ -142,6 +148,8 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
         if row["status"] != "open":
             raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"])
         repo.update_invoice(uow.conn, tenant_id, invoice_id, status="void", voided_at=now)
+        data = {"subscription_id": row["subscription_id"], "number": row["number"], "total_minor": row["total_minor"], "currency": row["currency"], "reason": why[:500]}
+        signals.publish(uow, Signal("invoice.voided", tenant_id, now, actor.label(), invoice_id, data))
         uow.commit()
     return get_invoice(fb, actor, tenant_id, invoice_id)
 

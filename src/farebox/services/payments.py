@@ -564,3 +564,10 @@ def _handle_event(uow: UnitOfWork, fb: Farebox, provider_name: str, event: dict[
                 request_charge(uow, invoice, now=now, cause=f"{kind} webhook")
         return f"{kind}: tenant {tenant_id}"
     return f"ignored {kind}"
+
+
+@signals.on("invoice.voided")
+def _stop_collecting(uow: UnitOfWork, signal: Signal) -> None:
+    """A voided invoice is owed no more: its dunning retries, resends and transfer due date are called off."""
+    for kind in (RETRY, TRANSFER_DUE):
+        due.cancel(uow, tenant_id=signal.tenant_id, kind=kind, ref=str(signal.subject), now=signal.at)

@@ -89,6 +89,10 @@ class PaymentAttemptOut(BaseModel):
     created_at: datetime
 
 
+class VoidIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$", description="Why the invoice is voided (audited)")
+
+
 class EmailIn(BaseModel):
     to: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
 
@@ -148,9 +152,9 @@ def email(tenant_id: str, invoice_id: str, body: EmailIn, fb: FB, caller: Caller
     return EmailOut(sent_to=service.email_invoice(fb, caller, tenant_id, invoice_id, to=body.to))
 
 
-@router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut, summary="Void an open invoice (operator); it keeps its number")
-def void(tenant_id: str, invoice_id: str, fb: FB, caller: Caller):
-    return InvoiceOut.of(service.void_invoice(fb, caller, tenant_id, invoice_id))
+@router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut, summary="Void an open invoice (operator, saying why); it keeps its number, and a subscription with nothing else overdue leaves Payment issue")
+def void(tenant_id: str, invoice_id: str, body: VoidIn, fb: FB, caller: Caller):
+    return InvoiceOut.of(service.void_invoice(fb, caller, tenant_id, invoice_id, reason=body.reason))
 
 
 @router.get("/invoices/{invoice_id}/payments", response_model=list[PaymentAttemptOut], summary="Payment attempts of an invoice (owner, admin)")
