@@ -78,7 +78,7 @@ def test_audit1_the_transaction_failing_after_the_provider_answered_charges_once
     (attempt,) = payments.attempts(fb, SYSTEM, "acme", invoice.id)
     assert attempt.status == "pending"  # asked, answer not recorded
     fb.clock.advance(timedelta(minutes=10))
-    assert [p.outcome for p in due.run_due(fb)] == ["retry 1: sent"]  # the outbox asks again
+    assert [p.outcome for p in due.run_due(fb)] == ["retry 1: queued"]  # the outbox asks again
     (invoice,) = invoices.list_invoices(fb, SYSTEM, "acme")
     assert invoice.status == "paid"
     (attempt,) = payments.attempts(fb, SYSTEM, "acme", invoice.id)
@@ -123,7 +123,7 @@ def test_audit1_a_process_killed_between_issue_and_charge_is_charged_once_by_the
 
     rerun = _child(db_url, "worker", ledger)
     assert rerun.returncode == 0, rerun.stderr
-    assert json.loads(rerun.stdout.splitlines()[-1]) == ["retry 1: sent"]
+    assert json.loads(rerun.stdout.splitlines()[-1]) == ["retry 1: queued"]
     again = _child(db_url, "worker", ledger)
     assert json.loads(again.stdout.splitlines()[-1]) == []  # nothing left to do
     charges = _ledger(ledger)

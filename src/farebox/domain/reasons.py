@@ -88,6 +88,7 @@ NOT_SALES_ASSISTED = _reason("not_sales_assisted", "Plan {plan!r} is self-serve:
 PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method was refused: {detail}")
 INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be paid.")
 PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
+PAYMENT_METHOD_REQUIRED = _reason("payment_method_required", "Plan {plan!r} needs a payment method on file: add a card first.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,8 @@ from farebox.adapters.db.uow import UnitOfWork
 from farebox.adapters.payments.base import ChargeResult, PaymentError, PaymentProvider
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
-from farebox.domain.access import Principal, require_billing_access
+from farebox.domain.access import Principal, require_billing_access, require_operator
+from farebox.domain.catalog import Plan
 from farebox.domain.clock import Clock
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
@@ -213,6 +214,33 @@ def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, ret
     if kind == "checkout":
         return p.checkout_link(customer_ref=customer, success_url=return_url, cancel_url=return_url)
     return p.portal_link(customer_ref=customer, return_url=return_url)
+
+
+def require_means_of_payment(uow: UnitOfWork, tenant_id: str, plan: Plan) -> None:
+    """D2, F1: a plan that requires a payment method is refused while none is on file, unless an
+    operator set the tenant to be invoiced by bank transfer."""
+    if plan.is_free or not plan.requires_payment_method:
+        return
+    if repo.default_method(uow.conn, tenant_id) is None and not _bank_transfer(uow, tenant_id):
+        raise DomainError(reasons.PAYMENT_METHOD_REQUIRED, plan=plan.code)
+
+
+def set_bank_transfer(fb: Farebox, actor: Principal, tenant_id: str, *, terms_days: int | None) -> int | None:
+    """The operator invoices a tenant by bank transfer (`terms_days` after issue, 0-365), or stops
+    (`None`: its invoices are charged on its payment method again); audited."""
+    require_operator(actor)
+    if terms_days is not None and not 0 <= terms_days <= 365:
+        raise DomainError(reasons.VALIDATION_ERROR, detail="payment terms are 0 to 365 days", details={"field": "bank_transfer_days"})
+    with fb.uow() as uow:
+        tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
+        if tenant is None:
+            raise DomainError(reasons.NOT_FOUND, what="Tenant")
+        now = now_for(uow, fb.clock, tenant_id)
+        tenants_repo.update_tenant(uow.conn, tenant_id, payment_terms_days=terms_days)
+        signals.publish(uow, Signal("tenant.payment_terms_changed", tenant_id, now, actor.label(), tenant_id,
+                                    {"before": {"bank_transfer_days": tenant.get("payment_terms_days")}, "after": {"bank_transfer_days": terms_days}}))
+        uow.commit()
+    return terms_days
 
 
 # -- charging: queued in the caller's transaction, asked after its commit --------------
@@ -472,7 +500,7 @@ def _retry(uow: UnitOfWork, item: dict[str, Any], now: datetime) -> str:
     else:
         cause = f"dunning retry after {item['payload'].get('retry')} day(s)"
     row = request_charge(uow, invoice, now=now, cause=cause)
-    return f"retry {row['attempt']}: {'sent' if row['status'] == 'pending' else row['status']}"
+    return f"retry {row['attempt']}: {'queued' if row['status'] == 'pending' else row['status']}"
 
 
 # -- invoiced by bank transfer ----------------------------------------------------------

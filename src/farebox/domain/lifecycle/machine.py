@@ -67,7 +67,7 @@ RULES: tuple[Rule, ...] = (
     Rule(S.CANCELLATION_SCHEDULED, Event.REACTIVATE, S.PAYMENT_ISSUE, "G8 G9", "the failed payment is still open"),
     Rule(S.CANCELLATION_SCHEDULED, Event.CANCELLATION_EFFECTIVE, S.CANCELED, "G8 L10", "the catalog has a free plan: it starts now"),
     Rule(S.CANCELLATION_SCHEDULED, Event.CANCELLATION_EFFECTIVE, S.EXPIRED, "G8 A4", "no free plan"),
-    Rule(S.ACTIVE, Event.PAYMENT_FAILED, S.PAYMENT_ISSUE, "G9 A7", "a renewal payment failed: grace starts"),
+    Rule(S.ACTIVE, Event.PAYMENT_FAILED, S.PAYMENT_ISSUE, "G9 A7", "a payment failed (first invoice, upgrade, renewal, overdue transfer): grace starts"),
     Rule(S.CANCELLATION_SCHEDULED, Event.PAYMENT_FAILED, S.CANCELLATION_SCHEDULED, "G9", "grace starts; the cancellation stays"),
     Rule(S.PAYMENT_ISSUE, Event.PAYMENT_SETTLED, S.ACTIVE, "G9"),
     Rule(S.CANCELLATION_SCHEDULED, Event.PAYMENT_SETTLED, S.CANCELLATION_SCHEDULED, "G9"),

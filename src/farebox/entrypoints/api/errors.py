@@ -44,6 +44,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "sales_assisted_plan": 409,
     "not_sales_assisted": 409,
     "payment_method_refused": 402,
+    "payment_method_required": 402,
     "invoice_not_open": 409,
     "provider_signature_invalid": 400,
     "session_limit_invalid": 422,

@@ -93,6 +93,13 @@ class VoidIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$", description="Why the invoice is voided (audited)")
 
 
+class PaymentTermsIn(BaseModel):
+    bank_transfer_days: int | None = Field(
+        default=None, ge=0, le=365, strict=True,
+        description="Invoice by bank transfer, due this many days after issue (never charged); null: charge the payment method",
+    )
+
+
 class EmailIn(BaseModel):
     to: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
 
@@ -171,6 +178,11 @@ def list_methods(tenant_id: str, fb: FB, caller: Caller):
 def add_method(tenant_id: str, body: PaymentMethodIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     return idempotent(fb, caller, key, {"tenant": tenant_id, **body.model_dump()},
                       lambda: PaymentMethodOut(**payments.add_payment_method(fb, caller, tenant_id, token=body.token).__dict__), status_code=201)
+
+
+@router.put("/payment-terms", response_model=PaymentTermsIn, summary="Invoice the tenant by bank transfer, or charge its card again (operator)")
+def payment_terms(tenant_id: str, body: PaymentTermsIn, fb: FB, caller: Caller):
+    return PaymentTermsIn(bank_transfer_days=payments.set_bank_transfer(fb, caller, tenant_id, terms_days=body.bank_transfer_days))
 
 
 @router.post("/payment-links", response_model=LinkOut, summary="A hosted checkout (add a card) or billing-portal link of the provider")
