@@ -110,3 +110,26 @@ def test_webhook_payment_method_attached_records_the_card_and_retries_open_invoi
         r = client.post("/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, SECRET)})
         assert r.status_code == 200, r.text
     assert invoices.get_invoice(fb, SYSTEM, "acme", inv.id).status == "paid"
+
+
+def test_G4_a_replayed_provider_event_answers_as_the_first_time_and_changes_nothing(fb, fake):
+    """Issue 14 item 4: webhooks are deduplicated by event id.  A late replay of an old
+    `payment_failed` must not turn the attempt that later succeeded back into a failure."""
+    inv = _subscribe_and_bill(fb, DECLINING_PM)
+    with fb.uow(readonly=True) as uow:
+        from farebox.adapters.db.repos import payments as prepo
+
+        ref = prepo.attempts(uow.conn, "acme", inv.id)[0]["provider_ref"]
+
+    def event(event_id: str, kind: str) -> bytes:
+        return json.dumps({"id": event_id, "object": "event", "type": kind, "data": {"object": {"id": ref, "object": "payment_intent"}}}).encode()
+
+    failed, succeeded = event("evt_f", "payment_intent.payment_failed"), event("evt_s", "payment_intent.succeeded")
+    with TestClient(create_app(fb)) as client:
+        post = lambda payload: client.post("/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, SECRET)})  # noqa: E731
+        first = post(failed)
+        assert post(succeeded).status_code == 200
+        replay = post(failed)
+    assert replay.status_code == 200 and replay.json() == first.json()
+    assert invoices.get_invoice(fb, SYSTEM, "acme", inv.id).status == "paid"
+    assert [a.status for a in payments.attempts(fb, SYSTEM, "acme", inv.id)] == ["succeeded"]
