@@ -237,6 +237,13 @@ def counters_for(conn: Connection, tenant_id: str, subscription_id: str, period_
     return [dict(r) for r in rows.mappings()]
 
 
+def counters_at(conn: Connection, tenant_id: str, at: datetime) -> list[dict[str, Any]]:
+    """Every counter of the tenant whose period holds `at` (each subscription's pool of that moment)."""
+    c = usage_counters.c
+    rows = conn.execute(select(usage_counters).where(c.tenant_id == tenant_id, c.period_start_at <= at, c.period_end_at > at))
+    return [dict(r) for r in rows.mappings()]
+
+
 def latest_counters(conn: Connection, tenant_id: str, subscription_id: str) -> list[dict[str, Any]]:
     """The counters of a subscription's latest period (one per meter)."""
     c = usage_counters.c
