@@ -1,7 +1,7 @@
 """The Stripe provider, on the official `stripe` library.
 
 * charges are PaymentIntents confirmed off-session, each with the
-  idempotency key farebox gives (`<invoice>:attempt:<n>`), so a retried
+  idempotency key farebox gives (`<billing key>:attempt:<n>`), so a retried
   transaction never charges twice;
 * a card is a PaymentMethod attached to the tenant's Customer;
 * hosted pages: a Checkout Session in `setup` mode (to add a card) and a
