@@ -50,7 +50,7 @@ from farebox.adapters.db.repos import invoicing as invoices_repo
 from farebox.adapters.db.repos import payments as repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
-from farebox.adapters.payments.base import ChargeResult, PaymentError, PaymentProvider
+from farebox.adapters.payments.base import CardInfo, ChargeResult, PaymentError, PaymentProvider
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
@@ -135,6 +135,8 @@ def _ensure_customers(engine: Engine, clock: Clock, tenant_ids: Iterable[str]) -
         refs = repo.customer_refs(uow.conn, wanted, p.name)
         missing = [t for t in wanted if t not in refs]
         parties = invoices_repo.billing_parties(uow.conn, missing) if missing else {}
+        if any(t not in parties for t in missing):
+            raise DomainError(reasons.NOT_FOUND, what="Tenant")
         now_of = {t: now_for(uow, clock, t) for t in missing}
     if not missing:
         return refs
@@ -155,18 +157,27 @@ def _ensure_customers(engine: Engine, clock: Clock, tenant_ids: Iterable[str]) -
 
 def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: str) -> PaymentMethod:
     """Attach a card (a provider token; sandbox: a test card number) as the default,
-    then retry the tenant's open invoices with it (G9: a new method settles).  The
-    provider attaches the card before the transaction that records it begins."""
+    then retry the tenant's open invoices with it (G9: a new method settles)."""
+    return record_payment_method(fb, actor, tenant_id, attach_card(fb, actor, tenant_id, token=token))
+
+
+def attach_card(fb: Farebox, actor: Principal, tenant_id: str, *, token: str) -> CardInfo:
+    """Ask the provider to attach a card to the tenant's customer, outside any transaction
+    (the API does this before it opens the Idempotency-Key's transaction)."""
     require_billing_access(actor, tenant_id)
-    p = provider()
     customer = _ensure_customers(fb.engine, fb.clock, [tenant_id])[tenant_id]
     try:
-        card = p.attach_payment_method(customer_ref=customer, token=token)
+        return provider().attach_payment_method(customer_ref=customer, token=token)
     except PaymentError as exc:
         raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
+
+
+def record_payment_method(fb: Farebox, actor: Principal, tenant_id: str, card: CardInfo) -> PaymentMethod:
+    """Record an attached card as the default and queue a charge of every open invoice on it."""
+    require_billing_access(actor, tenant_id)
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
-        row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": p.name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
+        row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": provider().name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
         repo.insert_method(uow.conn, **row)
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
             request_charge(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")

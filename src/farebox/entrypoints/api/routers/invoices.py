@@ -176,8 +176,9 @@ def list_methods(tenant_id: str, fb: FB, caller: Caller):
 
 @router.post("/payment-methods", response_model=PaymentMethodOut, status_code=201, summary="Add a card as the default; open invoices are retried with it", responses=_PAYMENT)
 def add_method(tenant_id: str, body: PaymentMethodIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    card = payments.attach_card(fb, caller, tenant_id, token=body.token)  # the provider, before any transaction opens
     return idempotent(fb, caller, key, {"tenant": tenant_id, **body.model_dump()},
-                      lambda: PaymentMethodOut(**payments.add_payment_method(fb, caller, tenant_id, token=body.token).__dict__), status_code=201)
+                      lambda: PaymentMethodOut(**payments.record_payment_method(fb, caller, tenant_id, card).__dict__), status_code=201)
 
 
 @router.put("/payment-terms", response_model=PaymentTermsIn, summary="Invoice the tenant by bank transfer, or charge its card again (operator)")
