@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)  # where the tests' clocks start
@@ -27,3 +30,11 @@ def billing_key(fb, tenant_id: str, invoice_id: str) -> str:
         row = invoices_repo.get(uow.conn, tenant_id, invoice_id)
     assert row is not None
     return str(row["billing_key"])
+
+
+def tier_missing(reason: str, *, require: str) -> NoReturn:
+    """Skip a test whose tier (a browser, PostgreSQL) is missing, or fail it when the run requires
+    the tier (`FAREBOX_REQUIRE_BROWSER=1`, `FAREBOX_REQUIRE_POSTGRES=1`, as CI sets them: T9)."""
+    if os.environ.get(require) == "1":
+        pytest.fail(f"{reason} ({require}=1: a missing tier fails the run)", pytrace=False)
+    pytest.skip(reason)

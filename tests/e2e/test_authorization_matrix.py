@@ -24,7 +24,7 @@ from farebox.adapters.db.tables import metadata
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import clocks, payments, portal_auth, subscriptions, tenants
+from farebox.services import clocks, invoices, payments, portal_auth, subscriptions, tenants
 
 CALLERS = ("none", "wrong", "operator", "owner", "admin", "member", "other_owner")
 EVERYONE = frozenset(CALLERS)
@@ -266,16 +266,14 @@ PORTAL_ROWS = [
     Row("GET", "/portal/console/billing-runs", OPERATOR),
     Row("POST", "/portal/console/billing-runs", OPERATOR, form()),
     Row("GET", "/portal/console/audit", OPERATOR, prepare=subscribed),
-    # invoices and the payment method on the Billing tab: only when invoicing (issue 6) is in the build
-    *([
-        Row("GET", "/portal/t/{tenant_id}/billing/invoices/{invoice_id}.pdf", BILLING, prepare=lambda fb, w: (
-            on_pro(fb, w),
-            w.ids.update(invoice_id=__import__("farebox.services.invoices", fromlist=["x"]).list_invoices(fb, SYSTEM, "acme")[0].id),
-        )),
-        Row("POST", "/portal/t/{tenant_id}/billing/payment-method", BILLING, form(), on_pro),
-        Row("GET", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, prepare=on_pro),
-        Row("POST", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, form(lambda w: {"card": "4242 4242 4242 4242"}), on_pro),
-    ] if __import__("farebox.entrypoints.portal.billing_payments", fromlist=["x"]).AVAILABLE else []),
+    # invoices and the payment method on the Billing tab
+    Row("GET", "/portal/t/{tenant_id}/billing/invoices/{invoice_id}.pdf", BILLING, prepare=lambda fb, w: (
+        on_pro(fb, w),
+        w.ids.update(invoice_id=invoices.list_invoices(fb, SYSTEM, "acme")[0].id),
+    )),
+    Row("POST", "/portal/t/{tenant_id}/billing/payment-method", BILLING, form(), on_pro),
+    Row("GET", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, prepare=on_pro),
+    Row("POST", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, form(lambda w: {"card": "4242 4242 4242 4242"}), on_pro),
 ]
 # Reached without a session, with a secret of their own (tested in test_portal.py):
 # the sign-in form posts, the magic link, the operator's key form.

@@ -9,11 +9,8 @@ from fastapi.testclient import TestClient
 from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.entrypoints.portal import billing_payments
 from farebox.entrypoints.portal.web import SESSION_COOKIE
 from farebox.services import portal_auth
-
-pytestmark = pytest.mark.skipif(not billing_payments.AVAILABLE, reason="invoicing (issue 6) is not part of this build yet")
 
 
 @pytest.fixture

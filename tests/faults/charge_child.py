@@ -17,7 +17,7 @@ from farebox.adapters.payments.sandbox import SandboxProvider
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
-from farebox.services import due, payments, signals, subscriptions
+from farebox.services import due, signals, subscriptions
 from farebox.settings import Settings
 from support import START
 
@@ -45,8 +45,9 @@ class LedgerProvider(SandboxProvider):
 def main(url: str, mode: str, ledger: str) -> None:
     signals.load_all()
     minutes = 0 if mode.startswith("subscribe") else 11  # the worker runs after the resend fell due
-    fb = Farebox(engine=make_engine(url), clock=FrozenClock(START + timedelta(minutes=minutes)), settings=Settings(database_url=url))
-    payments.use_provider(LedgerProvider(Path(ledger), mode.split(":")[1] if ":" in mode else None))
+    provider = LedgerProvider(Path(ledger), mode.split(":")[1] if ":" in mode else None)
+    fb = Farebox(engine=make_engine(url), clock=FrozenClock(START + timedelta(minutes=minutes)), settings=Settings(database_url=url),
+                 payment_provider=provider)
     if mode.startswith("subscribe"):
         subscriptions.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro", cause="test")
     else:

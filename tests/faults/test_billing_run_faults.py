@@ -9,7 +9,8 @@ charges nobody twice."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from factories import make_tenant
@@ -17,9 +18,7 @@ from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.adapters.payments.sandbox import SUCCEEDS, SandboxProvider
 from farebox.domain.access import SYSTEM
-from datetime import timedelta
-
-from farebox.services import billing_run, due, invoicing, payments, signals
+from farebox.services import billing_run, due, invoicing, signals
 from farebox.services import subscriptions as subs
 
 
@@ -47,27 +46,24 @@ def test_G4_G13_a_billing_run_failing_while_charging_never_charges_twice(fb, mon
     for kind in ("subscription.started", "subscription.renewed"):  # leave the invoicing to the billing run
         monkeypatch.setitem(signals._LISTENERS, kind, [f for f in signals._LISTENERS.get(kind, []) if f.__module__ != invoicing.__name__])
     provider = FailingOnce(fail_at=3)
-    previous = payments.use_provider(provider)
-    try:
-        for tenant in ("a", "b", "c", "d"):
-            make_tenant(fb, tenant_id=tenant, card=SUCCEEDS)
-            subs.subscribe(fb, SYSTEM, tenant, catalog="session-caps", plan="pro", cause="test")
-        billing_run.run(fb, SYSTEM)  # the provider's error does not undo what was committed
-        assert _count(fb, invoices) == 4  # issued and kept, though one charge failed
-        assert _count(fb, payment_attempts, payment_attempts.c.status == "succeeded") == 3
-        assert _count(fb, payment_attempts, payment_attempts.c.status == "pending") == 1  # asked, no answer
-        first_run = list(provider.keys)
+    fb.payment_provider = provider
+    for tenant in ("a", "b", "c", "d"):
+        make_tenant(fb, tenant_id=tenant, card=SUCCEEDS)
+        subs.subscribe(fb, SYSTEM, tenant, catalog="session-caps", plan="pro", cause="test")
+    billing_run.run(fb, SYSTEM)  # the provider's error does not undo what was committed
+    assert _count(fb, invoices) == 4  # issued and kept, though one charge failed
+    assert _count(fb, payment_attempts, payment_attempts.c.status == "succeeded") == 3
+    assert _count(fb, payment_attempts, payment_attempts.c.status == "pending") == 1  # asked, no answer
+    first_run = list(provider.keys)
 
-        provider.fail_at = 0  # the provider is back
-        report = billing_run.run(fb, SYSTEM)
-        assert report.invoiced == 0  # nothing billed twice
-        fb.clock.advance(timedelta(minutes=10))
-        due.run_due(fb)  # the unanswered attempt is asked again
-        assert _count(fb, invoices, invoices.c.status == "paid") == 4
-        assert _count(fb, payment_attempts) == 4
-        # the charge that got no answer was asked again with its own key, and only it
-        assert provider.keys[len(first_run):] == first_run[2:3]
-        assert len(set(provider.keys)) == 4 and all(key.endswith(":attempt:1") for key in provider.keys)
-        assert billing_run.charge_left_over(fb) == 0
-    finally:
-        payments.use_provider(previous)
+    provider.fail_at = 0  # the provider is back
+    report = billing_run.run(fb, SYSTEM)
+    assert report.invoiced == 0  # nothing billed twice
+    fb.clock.advance(timedelta(minutes=10))
+    due.run_due(fb)  # the unanswered attempt is asked again
+    assert _count(fb, invoices, invoices.c.status == "paid") == 4
+    assert _count(fb, payment_attempts) == 4
+    # the charge that got no answer was asked again with its own key, and only it
+    assert provider.keys[len(first_run):] == first_run[2:3]
+    assert len(set(provider.keys)) == 4 and all(key.endswith(":attempt:1") for key in provider.keys)
+    assert billing_run.charge_left_over(fb) == 0

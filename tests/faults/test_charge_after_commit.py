@@ -48,11 +48,10 @@ class Recording(SandboxProvider):
 
 
 @pytest.fixture
-def recording():
+def recording(fb):
     provider = Recording()
-    previous = payments.use_provider(provider)
-    yield provider
-    payments.use_provider(previous)
+    fb.payment_provider = provider
+    return provider
 
 
 def _fail_once(monkeypatch, kind: str, message: str) -> list[int]:
@@ -152,7 +151,7 @@ def test_audit2_a_provider_hanging_10s_never_stops_another_tenants_admissions(fb
     make_tenant(fb, tenant_id="other", catalog="session-caps", plan="pro")
     make_tenant(fb, tenant_id="slow")
     provider = Hanging(10.0)
-    previous = payments.use_provider(provider)
+    fb.payment_provider = provider
     errors: list[BaseException] = []
 
     def subscribe() -> None:
@@ -176,7 +175,6 @@ def test_audit2_a_provider_hanging_10s_never_stops_another_tenants_admissions(fb
         assert slowest < 2.0, f"an admission of another tenant waited {slowest:.1f} s"
     finally:
         worker.join(60)
-        payments.use_provider(previous)
     assert not errors
     (invoice,) = invoices.list_invoices(fb, SYSTEM, "slow")
     assert invoice.status == "paid"

@@ -14,7 +14,7 @@ from farebox.adapters.payments.stripe import StripeProvider
 from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.entrypoints.api.app import create_app
-from farebox.services import invoices, invoicing, payments
+from farebox.services import invoices, payments
 from farebox.services import subscriptions as subs
 from invoicing_support import publish
 from support import billing_key
@@ -23,13 +23,11 @@ SECRET = "whsec_test_secret"
 
 
 @pytest.fixture
-def fake():
+def fake(fb):
     with FakeStripe() as server:
-        previous = payments.use_provider(StripeProvider("sk_test_123", webhook_secret=SECRET, api_base=server.url))
-        usage = invoicing.use_usage_source(lambda conn, t, s, a, b: {})
+        fb.payment_provider = StripeProvider("sk_test_123", webhook_secret=SECRET, api_base=server.url)
+        fb.usage_source = lambda conn, t, s, a, b: {}
         yield server
-        payments.use_provider(previous)
-        invoicing.use_usage_source(usage)
 
 
 def _subscribe_and_bill(fb, token: str):
@@ -52,8 +50,8 @@ def test_G13_stripe_charges_a_payment_intent_keyed_by_the_invoice_billing_key_an
     assert (method.provider, method.brand, method.last4) == ("stripe", "visa", "4242")
 
 
-def test_G4_same_idempotency_key_gives_the_same_payment_intent(fake):
-    provider = payments.provider()
+def test_G4_same_idempotency_key_gives_the_same_payment_intent(fb, fake):
+    provider = payments.provider(fb)
     first = provider.charge(customer_ref="cus_1", payment_method_ref="pm_card_visa", amount=Money(500, "EUR"), idempotency_key="k1", description="x", metadata={})
     again = provider.charge(customer_ref="cus_1", payment_method_ref="pm_card_visa", amount=Money(500, "EUR"), idempotency_key="k1", description="x", metadata={})
     assert first.ref == again.ref and first.succeeded
@@ -67,7 +65,7 @@ def test_G9_a_declined_stripe_charge_fails_the_invoice(fb, fake):
 
 
 def test_stripe_refund_checkout_and_portal_links(fb, fake):
-    provider = payments.provider()
+    provider = payments.provider(fb)
     assert provider.refund(charge_ref="pi_1", amount=Money(100), idempotency_key="r1").status == "succeeded"
     make_tenant(fb, tenant_id="acme", card=None)
     assert payments.hosted_link(fb, SYSTEM, "acme", kind="checkout", return_url="https://app.test/billing").startswith("https://checkout.stripe.test/")

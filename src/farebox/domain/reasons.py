@@ -63,6 +63,13 @@ UNAUTHORIZED = _reason("unauthorized", "A valid API key is required.")
 FORBIDDEN = _reason("forbidden", "Your role does not allow this.")
 IDEMPOTENCY_CONFLICT = _reason("idempotency_conflict", "This idempotency key was already used with a different request.")
 CONFLICT = _reason("conflict", "{detail}")
+STORAGE_UNAVAILABLE = _reason(
+    "storage_unavailable",
+    "The database connection was lost; nothing was changed. Retry the request (with the same Idempotency-Key).",
+)
+INTERNAL_ERROR = _reason("internal_error", "An unexpected error occurred; nothing was changed.")
+METHOD_NOT_ALLOWED = _reason("method_not_allowed", "{detail}")
+HTTP_ERROR = _reason("http_error", "{detail}")
 
 # --- catalog ----------------------------------------------------------------
 CATALOG_INVALID = _reason("catalog_invalid", "{detail}")

@@ -118,7 +118,7 @@ def webhook_body(notification: dict[str, Any]) -> str:
 
 
 def _mailer(fb: Farebox) -> email_adapter.Mailer | None:
-    return email_adapter.SmtpMailer(fb.settings.smtp_url) if fb.settings.smtp_url else None
+    return fb.ports.mailer
 
 
 def deliver_pending(

@@ -113,7 +113,7 @@ def preview_next_invoice(fb: Farebox, actor: Principal, tenant_id: str) -> Invoi
             return None
         current = subscription.period
         following = period_at(subscription.anchor_at, subscription.plan.interval, current.end)
-        should = invoicing.period_charges(uow.conn, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
+        should = invoicing.period_charges(uow, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
         if subscription.cancel_at_period_end:
             should = [c for c in should if c.period_start_at < following.start]
         lines = recompute(should, repo.billed_by_key(uow.conn, tenant_id, [subscription.id]))
@@ -175,9 +175,6 @@ def smtp_sender(smtp_url: str | None) -> Sender:
     return send
 
 
-send_email: Sender | None = None  # tests replace it
-
-
 def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str, *, to: str) -> str:
     """E-mail the invoice PDF to an extra recipient, copied to the tenant's billing e-mail (G13)."""
     if "@" not in to or len(to) > 254:
@@ -192,5 +189,5 @@ def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str
     message["Subject"] = f"Invoice {invoice.number}: {invoice.total.format()}"
     message.set_content(f"Invoice {invoice.number} for {invoice.total.format()} is attached.")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
-    (send_email or smtp_sender(fb.settings.smtp_url))(message)
+    fb.ports.send_invoice_email(message)
     return to

@@ -14,15 +14,14 @@ Listeners (see the Signals table in docs/architecture.md):
   old plan and the new plan's prorated charge, to the second; at period end:
   the new plan's fee and the old one's overage.
 
-Overage quantities come from metering through one port, `usage_source`
-(default: `farebox.services.usage.billable_usage`, imported lazily).
+Overage quantities come from metering through one port, `uow.ports.usage_source`
+(`bootstrap` wires `farebox.services.usage.billable_usage`).
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,42 +40,13 @@ from farebox.domain.catalog import Billing, Plan
 from farebox.domain.invoicing import Charge, InvoiceKind, Segment, fee_charge, invoice_number, overage_charges, plan_change_charges, recompute, totals
 from farebox.domain.periods import Period, period_at
 from farebox.domain.subscriptions import Status, Subscription
+from farebox.ports import InvoiceNumbering, UsageSource
 from farebox.services import payments, signals
 from farebox.services.signals import Signal
 
-UsageSource = Callable[[Connection, str, str, datetime, datetime], Mapping[str, int]]
-
-
-def default_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> Mapping[str, int]:
-    """Metering's billable usage of a subscription's period (meter key -> units)."""
-    try:
-        from farebox.services import usage  # type: ignore[attr-defined]  # metering's module
-    except ModuleNotFoundError:  # metering not installed: nothing beyond the fee to bill
-        return {}
-    return usage.billable_usage(conn, tenant_id, subscription_id, period_start, period_end)
-
-
-usage_source: UsageSource = default_usage
-
-
-def use_usage_source(source: UsageSource) -> UsageSource:
-    """Replace the usage port (tests, simulations); returns the previous one."""
-    global usage_source
-    previous, usage_source = usage_source, source
-    return previous
-
-
-def issuer() -> str:
-    return os.environ.get("FAREBOX_INVOICE_ISSUER", "FB")
-
-
-def number_pattern() -> str:
-    """G13: the sequence restarts every year per issuer, so a pattern must hold `{year}` and
-    `{seq}` or two invoices could get one number."""
-    pattern = os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
-    if "{year" not in pattern or "{seq" not in pattern:
-        raise ValueError(f"FAREBOX_INVOICE_NUMBER_PATTERN {pattern!r} must contain {{year}} and {{seq}}: numbers restart every year")
-    return pattern
+def usage_source(uow: UnitOfWork) -> UsageSource:
+    """The usage port `bootstrap` wired (metering's `usage.billable_usage`)."""
+    return uow.ports.usage_source
 
 
 _PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
@@ -137,7 +107,8 @@ def issue(uow: UnitOfWork, *, tenant_id: str, subscription_id: str, kind: Invoic
     tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
     assert tenant is not None
     draft = Draft(tenant_id, subscription_id, kind, billing_key, period, tuple(lines), now, cause)
-    row, issued = _finalize(draft, tenant, repo.next_number(uow.conn, issuer(), now.year))
+    numbering = uow.ports.invoice_numbering
+    row, issued = _finalize(draft, tenant, repo.next_number(uow.conn, numbering.issuer, now.year), numbering)
     if not repo.insert_invoice(uow.conn, **row):
         # a concurrent writer took the key: our number must not be used, so fail the transaction
         raise RuntimeError(f"invoice {billing_key} was issued concurrently")
@@ -169,12 +140,15 @@ def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True)
         return []
     parties = repo.billing_parties(uow.conn, (d.tenant_id for d in drafts))
     per_year = Counter(d.now.year for d in drafts)
-    next_of_year = {year: repo.reserve_numbers(uow.conn, issuer(), year, count) for year, count in sorted(per_year.items())}
+    numbering = uow.ports.invoice_numbering
+    next_of_year = {
+        year: repo.reserve_numbers(uow.conn, numbering.issuer, year, count) for year, count in sorted(per_year.items())
+    }
     rows, issued = [], []
     for draft in drafts:
         sequence = next_of_year[draft.now.year]
         next_of_year[draft.now.year] += 1
-        row, one = _finalize(draft, parties[draft.tenant_id], sequence)
+        row, one = _finalize(draft, parties[draft.tenant_id], sequence, numbering)
         rows.append(row)
         issued.append(one)
     lines = {row["id"]: row.pop("lines") for row in rows}
@@ -187,13 +161,15 @@ def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True)
     return issued
 
 
-def _finalize(draft: Draft, tenant: Mapping[str, Any], sequence: int) -> tuple[dict[str, Any], Issued]:
+def _finalize(
+    draft: Draft, tenant: Mapping[str, Any], sequence: int, numbering: InvoiceNumbering
+) -> tuple[dict[str, Any], Issued]:
     """The invoice row (with its `lines`) of a draft numbered `sequence`, and what `issue` returns."""
     lines = draft.lines
     currency = lines[0].currency
     t = totals(lines, currency=currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
     invoice_id = new_id("inv")
-    number = invoice_number(number_pattern(), issuer=issuer(), year=draft.now.year, sequence=sequence)
+    number = invoice_number(numbering.pattern, issuer=numbering.issuer, year=draft.now.year, sequence=sequence)
     status = "open" if t.total.amount_minor > 0 else "paid"
     row = {
         "tenant_id": draft.tenant_id,
@@ -255,14 +231,14 @@ def _whole(subscription: Subscription, period: Period) -> Segment:
     return Segment(subscription.id, subscription.plan_version_id, subscription.plan, period, period.start, period.end)
 
 
-def period_charges(conn: Connection, subscription: Subscription, period: Period, *, previous: Period | None) -> list[Charge]:
+def period_charges(uow: UnitOfWork, subscription: Subscription, period: Period, *, previous: Period | None) -> list[Charge]:
     """A period's start: its fee in advance, plus the overage (and an in-arrears fee) of `previous`."""
     plan = subscription.plan
     should: list[Charge] = []
     if previous is not None:
         if plan.billing is Billing.IN_ARREARS and not plan.is_free:
             should.append(fee_charge(_whole(subscription, previous)))
-        usage = usage_source(conn, subscription.tenant_id, subscription.id, previous.start, previous.end)
+        usage = usage_source(uow)(uow.conn, subscription.tenant_id, subscription.id, previous.start, previous.end)
         should += overage_charges(plan, subscription_id=subscription.id, plan_version_id=subscription.plan_version_id, period=previous, usage=usage)
     if plan.billing is Billing.IN_ADVANCE and not plan.is_free:
         should.append(fee_charge(_whole(subscription, period)))
@@ -281,7 +257,7 @@ def bill_period(uow: UnitOfWork, subscription: Subscription, period: Period, *, 
     """Bill a subscription's period start: the first invoice, or a renewal."""
     if subscription.status is Status.TRIALING or subscription.status is Status.UPCOMING:
         return None
-    key, should = _period_should(uow.conn, subscription, period, kind)
+    key, should = _period_should(uow, subscription, period, kind)
     return bill(uow, tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, billing_key=key,
                 period=period, should=should, subscription_ids=[subscription.id], now=now, cause=cause)
 
@@ -304,7 +280,7 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, 
         s = start.subscription
         if s.status is Status.TRIALING or s.status is Status.UPCOMING:
             continue
-        key, should = _period_should(uow.conn, s, start.period, start.kind)
+        key, should = _period_should(uow, s, start.period, start.kind)
         wanted.append((start, key, should))
     existing = repo.existing_billing_keys(uow.conn, [(start.subscription.tenant_id, key) for start, key, _ in wanted])
     wanted = [(start, key, should) for start, key, should in wanted if (start.subscription.tenant_id, key) not in existing]
@@ -318,10 +294,10 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, 
     return issue_all(uow, drafts, collect=collect)
 
 
-def _period_should(conn: Connection, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:
+def _period_should(uow: UnitOfWork, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:
     """A period start's billing key and what it should bill."""
     previous = previous_period(subscription, period) if kind is InvoiceKind.RENEWAL else None
-    return _key(subscription.id, period.start, kind), period_charges(conn, subscription, period, previous=previous)
+    return _key(subscription.id, period.start, kind), period_charges(uow, subscription, period, previous=previous)
 
 
 def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from_subscription_id: str, from_plan_version_id: int, old_period: Period, new_period: Period, change_at: datetime, immediate: bool, cause: str) -> Issued | None:
@@ -335,12 +311,12 @@ def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from
             should += plan_change_charges(running, change_at, new_segment)
         elif not new.plan.is_free:
             should.append(fee_charge(new_segment))
-        usage = usage_source(uow.conn, tenant_id, from_subscription_id, old_period.start, change_at)
+        usage = usage_source(uow)(uow.conn, tenant_id, from_subscription_id, old_period.start, change_at)
         should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
         key = _key(new.id, change_at, InvoiceKind.PRORATION)
         kind = InvoiceKind.PRORATION
     else:
-        usage = usage_source(uow.conn, tenant_id, from_subscription_id, old_period.start, old_period.end)
+        usage = usage_source(uow)(uow.conn, tenant_id, from_subscription_id, old_period.start, old_period.end)
         should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
         if not new.plan.is_free and new.plan.billing is Billing.IN_ADVANCE:
             should.append(fee_charge(_whole(new, new_period)))

@@ -35,14 +35,12 @@ one.  The same holds for an answer that never came (timeout, reset).
 
 from __future__ import annotations
 
-import os
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from farebox.adapters.db.ids import new_id
@@ -55,7 +53,6 @@ from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.domain.catalog import Plan
-from farebox.domain.clock import Clock
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
 from farebox.services import due, signals
@@ -70,30 +67,9 @@ QUEUED = "queued"  # `details.sent` of an attempt written before the provider wa
 
 log = logging.getLogger(__name__)
 
-_provider: PaymentProvider | None = None
-
-
-def provider() -> PaymentProvider:
-    """The configured provider: FAREBOX_PAYMENT_PROVIDER=sandbox (default) or stripe."""
-    global _provider
-    if _provider is None:
-        name = os.environ.get("FAREBOX_PAYMENT_PROVIDER", "sandbox")
-        if name == "stripe":
-            from farebox.adapters.payments.stripe import StripeProvider
-
-            _provider = StripeProvider.from_env()
-        else:
-            from farebox.adapters.payments.sandbox import SandboxProvider
-
-            _provider = SandboxProvider()
-    return _provider
-
-
-def use_provider(new: PaymentProvider | None) -> PaymentProvider | None:
-    """Replace the provider (tests, the demo); returns the previous one."""
-    global _provider
-    previous, _provider = _provider, new
-    return previous
+def provider(via: Farebox | UnitOfWork) -> PaymentProvider:
+    """The payment provider `bootstrap` wired (FAREBOX_PAYMENT_PROVIDER: sandbox or stripe)."""
+    return via.ports.payment_provider
 
 
 @dataclass(frozen=True)
@@ -126,18 +102,18 @@ def _attempt(row: dict[str, Any]) -> PaymentAttempt:
     return PaymentAttempt(row["id"], row["invoice_id"], row["attempt"], row["status"], Money(row["amount_minor"], row["currency"]), row["failure_code"], row["failure_message"], row["created_at"])
 
 
-def _ensure_customers(engine: Engine, clock: Clock, tenant_ids: Iterable[str]) -> dict[str, str]:
+def _ensure_customers(fb: Farebox, tenant_ids: Iterable[str]) -> dict[str, str]:
     """The provider's customer of each tenant, created where missing: the provider is asked
     outside any transaction (its key `customer:<tenant>` makes a second ask return the first)."""
-    p = provider()
+    p = provider(fb)
     wanted = sorted(set(tenant_ids))
-    with UnitOfWork(engine, readonly=True) as uow:
+    with fb.uow(readonly=True) as uow:
         refs = repo.customer_refs(uow.conn, wanted, p.name)
         missing = [t for t in wanted if t not in refs]
         parties = invoices_repo.billing_parties(uow.conn, missing) if missing else {}
         if any(t not in parties for t in missing):
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
-        now_of = {t: now_for(uow, clock, t) for t in missing}
+        now_of = {t: now_for(uow, fb.clock, t) for t in missing}
     if not missing:
         return refs
     rows = []
@@ -145,7 +121,7 @@ def _ensure_customers(engine: Engine, clock: Clock, tenant_ids: Iterable[str]) -
         party = parties.get(tenant_id) or {}
         ref = p.create_customer(tenant_id=tenant_id, email=party.get("billing_email"), name=party.get("name", tenant_id))
         rows.append({"tenant_id": tenant_id, "provider": p.name, "customer_ref": ref, "created_at": now_of[tenant_id]})
-    with UnitOfWork(engine) as uow:
+    with fb.uow() as uow:
         repo.insert_customers_if_missing(uow.conn, rows)
         refs = repo.customer_refs(uow.conn, wanted, p.name)
         uow.commit()
@@ -165,9 +141,9 @@ def attach_card(fb: Farebox, actor: Principal, tenant_id: str, *, token: str) ->
     """Ask the provider to attach a card to the tenant's customer, outside any transaction
     (the API does this before it opens the Idempotency-Key's transaction)."""
     require_billing_access(actor, tenant_id)
-    customer = _ensure_customers(fb.engine, fb.clock, [tenant_id])[tenant_id]
+    customer = _ensure_customers(fb, [tenant_id])[tenant_id]
     try:
-        return provider().attach_payment_method(customer_ref=customer, token=token)
+        return provider(fb).attach_payment_method(customer_ref=customer, token=token)
     except PaymentError as exc:
         raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
 
@@ -177,7 +153,7 @@ def record_payment_method(fb: Farebox, actor: Principal, tenant_id: str, card: C
     require_billing_access(actor, tenant_id)
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
-        row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": provider().name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
+        row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": provider(fb).name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
         repo.insert_method(uow.conn, **row)
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
             request_charge(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")
@@ -220,8 +196,8 @@ def attempts(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> 
 def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, return_url: str) -> str:
     """A hosted checkout (`kind="checkout"`) or billing portal (`"portal"`) link of the provider."""
     require_billing_access(actor, tenant_id)
-    p = provider()
-    customer = _ensure_customers(fb.engine, fb.clock, [tenant_id])[tenant_id]
+    p = provider(fb)
+    customer = _ensure_customers(fb, [tenant_id])[tenant_id]
     if kind == "checkout":
         return p.checkout_link(customer_ref=customer, success_url=return_url, cancel_url=return_url)
     return p.portal_link(customer_ref=customer, return_url=return_url)
@@ -290,7 +266,7 @@ def request_charge(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
         _send_after_commit(uow, [(tenant_id, last["id"], now)])
         return last
     number = len(previous) + 1
-    row = _attempt_row(invoice, number, method, now=now, cause=cause)
+    row = _attempt_row(invoice, number, method, now=now, cause=cause, provider_name=provider(uow).name)
     if method is None:  # nothing to ask the provider: the attempt fails now, in this transaction
         row.update(status="failed", failure_code="no_payment_method", failure_message="No payment method on file.")
         repo.insert_attempt(uow.conn, **row)
@@ -302,11 +278,11 @@ def request_charge(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
     return row
 
 
-def _attempt_row(invoice: dict[str, Any], number: int, method: dict[str, Any] | None, *, now: datetime, cause: str) -> dict[str, Any]:
+def _attempt_row(invoice: dict[str, Any], number: int, method: dict[str, Any] | None, *, now: datetime, cause: str, provider_name: str) -> dict[str, Any]:
     amount = amount_due(invoice)
     return {
         "tenant_id": invoice["tenant_id"], "id": new_id("pay"), "invoice_id": invoice["id"], "attempt": number,
-        "idempotency_key": attempt_key(invoice["billing_key"], number), "provider": provider().name, "provider_ref": None,
+        "idempotency_key": attempt_key(invoice["billing_key"], number), "provider": provider_name, "provider_ref": None,
         "payment_method_id": method["id"] if method else None, "amount_minor": amount.amount_minor, "currency": amount.currency,
         "status": "pending", "failure_code": None, "failure_message": None, "details": {"cause": cause, "sent": QUEUED}, "created_at": now,
     }
@@ -319,29 +295,32 @@ def _arm_resend(uow: UnitOfWork, attempt: dict[str, Any], now: datetime) -> None
 
 
 def _send_after_commit(uow: UnitOfWork, queued: Sequence[tuple[str, str, datetime]]) -> None:
-    engine = uow.engine
-    uow.after_commit(lambda: send_queued(engine, queued))
+    engine, ports = uow.engine, uow.ports
+    uow.after_commit(lambda: send_queued(lambda readonly=False: UnitOfWork(engine, readonly=readonly, ports=ports), queued))
 
 
-def send_queued(engine: Engine, queued: Sequence[tuple[str, str, datetime]]) -> None:
+Opener = Callable[..., UnitOfWork]  # a new unit of work of the same container: `open(readonly=...)`
+
+
+def send_queued(open_uow: Opener, queued: Sequence[tuple[str, str, datetime]]) -> None:
     """Ask the provider for queued `(tenant_id, attempt_id, now)` attempts, outside any transaction,
     then record the answers in one transaction.  Nothing raised reaches the caller (its change is
     committed): an attempt left queued is asked again by its due item, with the same key."""
     try:
-        work = _load_queued(engine, queued)
-        answers = [(attempt, invoice, _ask(attempt, method, customer), now) for attempt, invoice, method, customer, now in work]
+        work, p = _load_queued(open_uow, queued)
+        answers = [(attempt, invoice, _ask(p, attempt, method, customer), now) for attempt, invoice, method, customer, now in work]
         if answers:
-            with UnitOfWork(engine) as uow:
+            with open_uow() as uow:
                 record_answers(uow, answers)
                 uow.commit()
     except Exception:  # noqa: BLE001  (the outbox resends; nothing is lost)
         log.exception("charging %d queued payment attempt(s) failed after the provider was asked; the due items ask again", len(queued))
 
 
-def _load_queued(engine: Engine, queued: Sequence[tuple[str, str, datetime]]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, str | None, datetime]]:
-    p = provider()
+def _load_queued(open_uow: Opener, queued: Sequence[tuple[str, str, datetime]]) -> tuple[list[tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, str | None, datetime]], PaymentProvider]:
     work = []
-    with UnitOfWork(engine, readonly=True) as uow:
+    with open_uow(readonly=True) as uow:
+        p = provider(uow)
         for tenant_id, attempt_id, now in queued:
             attempt = repo.attempt_by_id(uow.conn, tenant_id, attempt_id)
             invoice = invoices_repo.get(uow.conn, tenant_id, attempt["invoice_id"]) if attempt else None
@@ -350,15 +329,15 @@ def _load_queued(engine: Engine, queued: Sequence[tuple[str, str, datetime]]) ->
             method = repo.method_by_id(uow.conn, tenant_id, attempt["payment_method_id"]) if attempt["payment_method_id"] else None
             customer = repo.customer_ref(uow.conn, tenant_id, p.name)
             work.append((attempt, invoice, method, customer, now))
-    return work
+    return work, p
 
 
-def _ask(attempt: dict[str, Any], method: dict[str, Any] | None, customer: str | None) -> ChargeResult:
+def _ask(p: PaymentProvider, attempt: dict[str, Any], method: dict[str, Any] | None, customer: str | None) -> ChargeResult:
     """The provider's answer to one attempt (outside any transaction); no answer is `pending` without a reference."""
     if method is None or customer is None:
         return ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
     try:
-        return provider().charge(
+        return p.charge(
             customer_ref=customer, payment_method_ref=method["provider_ref"], amount=Money(attempt["amount_minor"], attempt["currency"]),
             idempotency_key=attempt["idempotency_key"], description=f"Invoice {attempt['invoice_id']}",
             metadata={"tenant_id": attempt["tenant_id"], "invoice_id": attempt["invoice_id"]},
@@ -492,7 +471,7 @@ def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *,
         elif tenant_id not in methods or counts[(tenant_id, invoice["id"])]:
             request_charge(uow, invoices_repo.get(uow.conn, tenant_id, invoice["id"]) or invoice, now=now, cause=cause)
         else:
-            rows.append(_attempt_row(invoice, 1, methods[tenant_id], now=now, cause=cause))
+            rows.append(_attempt_row(invoice, 1, methods[tenant_id], now=now, cause=cause, provider_name=provider(uow).name))
     repo.insert_attempts(uow.conn, rows)
     due.schedule_all(uow, kind=RETRY, items=[(r["tenant_id"], r["invoice_id"], r["created_at"] + UNANSWERED_RETRY, r["created_at"], {"resend": 1}) for r in rows])
     if rows:
@@ -551,7 +530,7 @@ def handle_webhook(fb: Farebox, provider_name: str, payload: bytes, signature: s
     event id is handled once: a replay (the provider retries until it gets a
     2xx) answers what the first delivery answered and changes nothing.
     """
-    p = provider()
+    p = provider(fb)
     parse = getattr(p, "parse_webhook", None)
     if p.name != provider_name or parse is None:
         raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")

@@ -66,6 +66,3 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     return engine
 
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

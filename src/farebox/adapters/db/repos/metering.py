@@ -244,6 +244,15 @@ def counters_at(conn: Connection, tenant_id: str, at: datetime) -> list[dict[str
     return [dict(r) for r in rows.mappings()]
 
 
+def counters_of_many(conn: Connection, periods: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
+    """`counters_for` of many (tenant, subscription, period start) in one statement."""
+    if not periods:
+        return []
+    wanted = set(periods)
+    rows = conn.execute(select(usage_counters).where(_c.subscription_id.in_([p[1] for p in periods]))).mappings()
+    return [dict(r) for r in rows if (r["tenant_id"], r["subscription_id"], r["period_start_at"]) in wanted]
+
+
 def latest_counters(conn: Connection, tenant_id: str, subscription_id: str) -> list[dict[str, Any]]:
     """The counters of a subscription's latest period (one per meter)."""
     c = usage_counters.c
@@ -350,6 +359,12 @@ def set_event_result(conn: Connection, tenant_id: str, source: str, event_id: st
 def settings(conn: Connection, tenant_id: str) -> dict[str, Any]:
     row = conn.execute(_SETTINGS_GET, {"_t": tenant_id}).mappings().first()
     return dict(row) if row else {"tenant_id": tenant_id, "session_limit": None, "upgrade_required_peak": None, "upgrade_required_meter": None}
+
+
+def settings_of_many(conn: Connection, tenant_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`settings` of many tenants in one statement (tenants without a row are absent)."""
+    rows = conn.execute(select(metering_settings).where(metering_settings.c.tenant_id.in_(tenant_ids))).mappings()
+    return {r["tenant_id"]: dict(r) for r in rows}
 
 
 def put_settings(conn: Connection, tenant_id: str, now: datetime, **values: Any) -> None:
