@@ -102,9 +102,10 @@ def _attempt(row: dict[str, Any]) -> PaymentAttempt:
     return PaymentAttempt(row["id"], row["invoice_id"], row["attempt"], row["status"], Money(row["amount_minor"], row["currency"]), row["failure_code"], row["failure_message"], row["created_at"])
 
 
-def _ensure_customers(fb: Farebox, tenant_ids: Iterable[str]) -> dict[str, str]:
-    """The provider's customer of each tenant, created where missing: the provider is asked
-    outside any transaction (its key `customer:<tenant>` makes a second ask return the first)."""
+def _customers(fb: Farebox, tenant_ids: Iterable[str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The provider's customer of each tenant, and the rows of those just created at the provider
+    (asked outside any transaction; its key `customer:<tenant>` makes a second ask return the first),
+    for the caller to store in its own transaction (`repo.insert_customers_if_missing`)."""
     p = provider(fb)
     wanted = sorted(set(tenant_ids))
     with fb.uow(readonly=True) as uow:
@@ -114,18 +115,20 @@ def _ensure_customers(fb: Farebox, tenant_ids: Iterable[str]) -> dict[str, str]:
         if any(t not in parties for t in missing):
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
         now_of = {t: now_for(uow, fb.clock, t) for t in missing}
-    if not missing:
-        return refs
     rows = []
     for tenant_id in missing:
         party = parties.get(tenant_id) or {}
-        ref = p.create_customer(tenant_id=tenant_id, email=party.get("billing_email"), name=party.get("name", tenant_id))
-        rows.append({"tenant_id": tenant_id, "provider": p.name, "customer_ref": ref, "created_at": now_of[tenant_id]})
-    with fb.uow() as uow:
-        repo.insert_customers_if_missing(uow.conn, rows)
-        refs = repo.customer_refs(uow.conn, wanted, p.name)
-        uow.commit()
-    return refs
+        refs[tenant_id] = p.create_customer(tenant_id=tenant_id, email=party.get("billing_email"), name=party.get("name", tenant_id))
+        rows.append({"tenant_id": tenant_id, "provider": p.name, "customer_ref": refs[tenant_id], "created_at": now_of[tenant_id]})
+    return refs, rows
+
+
+@dataclass(frozen=True)
+class AttachedCard:
+    """A card the provider attached, with the customer it was attached to (stored with the card)."""
+
+    card: CardInfo
+    customer_rows: tuple[dict[str, Any], ...]
 
 
 # -- use cases --------------------------------------------------------------------
@@ -137,22 +140,24 @@ def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: 
     return record_payment_method(fb, actor, tenant_id, attach_card(fb, actor, tenant_id, token=token))
 
 
-def attach_card(fb: Farebox, actor: Principal, tenant_id: str, *, token: str) -> CardInfo:
+def attach_card(fb: Farebox, actor: Principal, tenant_id: str, *, token: str) -> AttachedCard:
     """Ask the provider to attach a card to the tenant's customer, outside any transaction
-    (the API does this before it opens the Idempotency-Key's transaction)."""
+    (the API does this before it opens the Idempotency-Key's transaction); nothing is stored."""
     require_billing_access(actor, tenant_id)
-    customer = _ensure_customers(fb, [tenant_id])[tenant_id]
+    refs, rows = _customers(fb, [tenant_id])
     try:
-        return provider(fb).attach_payment_method(customer_ref=customer, token=token)
+        return AttachedCard(provider(fb).attach_payment_method(customer_ref=refs[tenant_id], token=token), tuple(rows))
     except PaymentError as exc:
         raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
 
 
-def record_payment_method(fb: Farebox, actor: Principal, tenant_id: str, card: CardInfo) -> PaymentMethod:
+def record_payment_method(fb: Farebox, actor: Principal, tenant_id: str, attached: AttachedCard) -> PaymentMethod:
     """Record an attached card as the default and queue a charge of every open invoice on it."""
     require_billing_access(actor, tenant_id)
+    card = attached.card
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
+        repo.insert_customers_if_missing(uow.conn, attached.customer_rows)
         row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": provider(fb).name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
         repo.insert_method(uow.conn, **row)
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
@@ -197,7 +202,12 @@ def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, ret
     """A hosted checkout (`kind="checkout"`) or billing portal (`"portal"`) link of the provider."""
     require_billing_access(actor, tenant_id)
     p = provider(fb)
-    customer = _ensure_customers(fb, [tenant_id])[tenant_id]
+    refs, rows = _customers(fb, [tenant_id])
+    if rows:
+        with fb.uow() as uow:
+            repo.insert_customers_if_missing(uow.conn, rows)
+            uow.commit()
+    customer = refs[tenant_id]
     if kind == "checkout":
         return p.checkout_link(customer_ref=customer, success_url=return_url, cancel_url=return_url)
     return p.portal_link(customer_ref=customer, return_url=return_url)
