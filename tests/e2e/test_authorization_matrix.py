@@ -136,6 +136,15 @@ def invoiced(fb, world: World) -> None:
     world.ids["invoice_id"] = invoices.list_invoices(fb, SYSTEM, "acme")[0].id
 
 
+def credited(fb, world: World) -> None:
+    """Pro Plus paid by card, then Pro at once: a credit note and 30.00 on the credit balance (issue 14 #5)."""
+    from farebox.services import payments
+
+    payments.add_payment_method(fb, SYSTEM, "acme", token="4242424242424242")
+    subscriptions.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro_plus")
+    subscriptions.change_plan(fb, SYSTEM, "acme", plan="pro", when="immediately")
+
+
 def occurrence_started(fb, world: World) -> None:
     from farebox.services import admission
 
@@ -153,6 +162,7 @@ def query(make: Callable[[World], dict[str, Any]]) -> Request:
 
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE),
+    Row("GET", "/metrics", EVERYONE),  # Prometheus scrapes it without a key: keep it on the internal network
     Row("GET", "/v1/catalogs", EVERYONE - {"none", "wrong"}),
     Row("POST", "/v1/catalogs", OPERATOR, body(lambda w: {"bundled": "session-caps"})),
     Row("GET", "/v1/tenants", OPERATOR),
@@ -226,6 +236,9 @@ API_ROWS = [
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/email", BILLING, body(lambda w: {"to": "books@acme.test"}), invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pay", BILLING, prepare=invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void", OPERATOR, body(lambda w: {"reason": "written off"}), invoiced),
+    Row("GET", "/v1/tenants/{tenant_id}/credit-balance", BILLING, prepare=credited),
+    Row("GET", "/v1/tenants/{tenant_id}/credit-notes", BILLING, prepare=credited),
+    Row("POST", "/v1/tenants/{tenant_id}/credit-balance/refund", OPERATOR, prepare=credited),
     Row("GET", "/v1/tenants/{tenant_id}/payment-methods", BILLING),
     Row("POST", "/v1/tenants/{tenant_id}/payment-methods", BILLING, body(lambda w: {"token": "4242424242424242"})),
     Row("PUT", "/v1/tenants/{tenant_id}/payment-terms", OPERATOR, body(lambda w: {"bank_transfer_days": 30})),

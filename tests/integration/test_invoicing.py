@@ -42,7 +42,8 @@ def test_G13_a_paid_plan_is_invoiced_in_advance_when_it_starts_and_charged(fb):
     assert [(line.kind, line.amount.amount_minor) for line in inv.lines] == [("fee", 2900)]
     assert inv.lines[0].service_start_at == sub.period.start and inv.lines[0].service_end_at == sub.period.end
     assert [s.kind for s in seen] == ["invoice.issued", "invoice.paid"]
-    assert seen[0].data == {"subscription_id": sub.id, "number": "FB-2026-000001", "total_minor": 2900, "currency": "USD", "kind": "subscription"}
+    assert seen[0].data == {"subscription_id": sub.id, "number": "FB-2026-000001", "total_minor": 2900, "currency": "USD", "kind": "subscription",
+                            "credit_applied_minor": 0, "amount_due_minor": 2900}
 
 
 def test_G13_the_same_signal_twice_bills_once(fb):

@@ -27,7 +27,8 @@ SEEN: list[Signal] = []
 
 @signals.on()
 def _record(uow, signal: Signal) -> None:
-    if not signal.kind.startswith(("tenant.created", "tenant.clock_attached", "member.", "api_key.", "catalog.")):
+    audit_only = ("tenant.created", "tenant.clock_attached", "member.", "api_key.", "catalog.", "payment_method.")
+    if not signal.kind.startswith(audit_only):
         SEEN.append(signal)
 
 

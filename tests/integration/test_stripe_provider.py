@@ -131,3 +131,21 @@ def test_G4_a_replayed_provider_event_answers_as_the_first_time_and_changes_noth
     assert replay.status_code == 200 and replay.json() == first.json()
     assert invoices.get_invoice(fb, SYSTEM, "acme", inv.id).status == "paid"
     assert [a.status for a in payments.attempts(fb, SYSTEM, "acme", inv.id)] == ["succeeded"]
+
+
+def test_audit5_a_refund_is_a_stripe_refund_of_the_payment_intent_with_our_idempotency_key(fb, fake):
+    provider = payments.provider(fb)
+    first = provider.refund(charge_ref="pi_fake0007", amount=Money(1500, "USD"), idempotency_key="pay_1:refund:ref_1")
+    assert (first.status, first.ref) == ("succeeded", first.ref) and first.ref.startswith("re_")
+    (_, path, params, key), = [r for r in fake.requests if r[1] == "/v1/refunds"]
+    assert (params["payment_intent"], params["amount"], key) == ("pi_fake0007", "1500", "pay_1:refund:ref_1")
+    again = provider.refund(charge_ref="pi_fake0007", amount=Money(1500, "USD"), idempotency_key="pay_1:refund:ref_1")
+    assert again == first  # the same key: Stripe answers the first refund again, nothing is paid twice
+    refused = provider.refund(charge_ref="pi_fake0007", amount=Money(100, "USD"), idempotency_key="pay_1:refund:ref_2")
+    assert refused.status == "failed" and "already been refunded" in (refused.failure_message or "")
+
+
+def test_audit5_a_refund_stripe_never_answers_is_pending_to_be_sent_again():
+    nobody = StripeProvider("sk_test_123", api_base="http://127.0.0.1:9", timeout=0.5)  # nothing listens on port 9
+    result = nobody.refund(charge_ref="pi_1", amount=Money(1500, "USD"), idempotency_key="pay_1:refund:ref_1")
+    assert (result.status, result.ref) == ("pending", None) and "did not answer" in (result.failure_message or "")

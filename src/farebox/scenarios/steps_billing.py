@@ -12,7 +12,8 @@ from farebox.adapters.payments.sandbox import FAILS_LATER, SUCCEEDS
 from farebox.domain.access import SYSTEM
 from farebox.scenarios.context import Answer, Context, step
 from farebox.scenarios.document import Step
-from farebox.services import invoices, payments
+from farebox.domain.access import SYSTEM
+from farebox.services import credits, invoices, payments
 
 
 def _use_card(ctx: Context, s: Step, card: str) -> Answer:
@@ -48,3 +49,13 @@ def _void(ctx: Context, s: Step) -> Answer:
         raise ctx.error(s, f"no invoice {wanted!r} for {tenant_id}")
     voided = invoices.void_invoice(ctx.fb, ctx.actor(s, tenant_id) if "as" in s.args else SYSTEM, tenant_id, chosen.id, reason=reason)
     return {"ok": True, "number": voided.number, "status": voided.status, "total": voided.total.format()}
+
+
+@step("refund_credit")
+def _refund_credit(ctx: Context, s: Step) -> Answer:
+    """`- refund_credit: {tenant: acme}`: the operator pays the tenant's credit balance back to its card
+    (issue 14 #5); `amount_minor:` refunds part of it."""
+    tenant_id = ctx.tenant(s)
+    actor = ctx.actor(s, tenant_id) if "as" in s.args else SYSTEM
+    done = credits.refund_credit(ctx.fb, actor, tenant_id, amount_minor=s.args.get("amount_minor"))
+    return {"ok": True, "refunds": [f"{r.amount.format()} {r.status}" for r in done]}

@@ -55,7 +55,7 @@ from farebox.domain.access import Principal, require_billing_access, require_ope
 from farebox.domain.catalog import Plan
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
-from farebox.services import due, signals
+from farebox.services import audit, due, signals
 from farebox.services.clocks import now_for
 from farebox.services.signals import Signal
 
@@ -160,6 +160,10 @@ def record_payment_method(fb: Farebox, actor: Principal, tenant_id: str, attache
         repo.insert_customers_if_missing(uow.conn, attached.customer_rows)
         row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": provider(fb).name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
         repo.insert_method(uow.conn, **row)
+        audit.publish(
+            uow, "payment_method.added", tenant_id=tenant_id, at=now, actor=actor, subject=row["id"],
+            after={"brand": card.brand, "last4": card.last4, "provider": row["provider"], "is_default": True},
+        )
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
             request_charge(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")
         uow.commit()
@@ -184,7 +188,7 @@ def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) 
         if invoice is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if invoice["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"], action="paid")
         attempt = request_charge(uow, invoice, now=now, cause=f"pay by {actor.label()}")
         uow.commit()
     with fb.uow(readonly=True) as uow:
@@ -250,8 +254,8 @@ def attempt_key(billing_key: str, number: int) -> str:
 
 
 def amount_due(invoice: dict[str, Any]) -> Money:
-    """What charging an invoice asks for: its amount due as stored (credits applied at issue)."""
-    return Money(int(invoice.get("amount_due_minor", invoice["total_minor"])), invoice["currency"])
+    """What charging an invoice asks for: its amount due as stored (the total less the credit applied at issue)."""
+    return Money(int(invoice["amount_due_minor"]), invoice["currency"])
 
 
 def _unanswered(attempt: dict[str, Any] | None) -> bool:
@@ -277,6 +281,11 @@ def request_charge(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
         return last
     number = len(previous) + 1
     row = _attempt_row(invoice, number, method, now=now, cause=cause, provider_name=provider(uow).name)
+    if row["amount_minor"] == 0:  # the credit balance covers it: paid without asking the provider
+        row.update(status="succeeded", details={**row["details"], "covered_by_credit": True})
+        repo.insert_attempt(uow.conn, **row)
+        _mark_paid(uow, invoice, now)
+        return row
     if method is None:  # nothing to ask the provider: the attempt fails now, in this transaction
         row.update(status="failed", failure_code="no_payment_method", failure_message="No payment method on file.")
         repo.insert_attempt(uow.conn, **row)
@@ -478,7 +487,7 @@ def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *,
         tenant_id, now = invoice["tenant_id"], now_of[(invoice["tenant_id"], invoice["id"])]
         if tenant_id in transfer:
             _await_transfer(uow, invoices_repo.get(uow.conn, tenant_id, invoice["id"]) or invoice, now)
-        elif tenant_id not in methods or counts[(tenant_id, invoice["id"])]:
+        elif tenant_id not in methods or counts[(tenant_id, invoice["id"])] or invoice["amount_due_minor"] == 0:
             request_charge(uow, invoices_repo.get(uow.conn, tenant_id, invoice["id"]) or invoice, now=now, cause=cause)
         else:
             rows.append(_attempt_row(invoice, 1, methods[tenant_id], now=now, cause=cause, provider_name=provider(uow).name))

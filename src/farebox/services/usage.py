@@ -174,12 +174,22 @@ def daily_usage(fb: Farebox, actor: Principal, tenant_id: str) -> list[DailyUsag
         return [DailyUsage(date.fromisoformat(d), m, n) for d, m, n in repo.daily(uow.conn, tenant_id, sub.id, sub.period.start)]
 
 
-def top_usage(fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10) -> list[TopUsage]:
-    """The largest occurrences (unique attendees) and conversations (billable sessions)."""
+def top_usage(
+    fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10, *, this_period: bool = True
+) -> list[TopUsage]:
+    """The largest occurrences (unique attendees) and conversations (billable sessions) of the
+    current period, by the units counted in it (D19); `this_period=False`: over all time, from
+    the event data (what G14's purge deletes)."""
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
         now_for(uow, fb.clock, tenant_id)
-        return [TopUsage(**row) for row in repo.top(uow.conn, tenant_id, max(1, min(limit, 100)))]
+        if not this_period:
+            return [TopUsage(**row) for row in repo.top(uow.conn, tenant_id, max(1, min(limit, 100)))]
+        sub = subs_repo.current(uow.conn, tenant_id)
+        if sub is None:
+            return []
+        rows = repo.top_in_period(uow.conn, tenant_id, sub.id, sub.period.start, max(1, min(limit, 100)))
+        return [TopUsage(**row) for row in rows]
 
 
 def billable_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> dict[str, int]:

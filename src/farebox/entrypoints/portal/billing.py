@@ -180,15 +180,22 @@ def reactivate(request: Request, tenant_id: str, current: Session, csrf: CsrfFie
 # --- the *Session limit* card (A6) --------------------------------------------------------------------
 
 
+MAX_SESSION_LIMIT = 1_000_000_000  # as the API's SessionLimitIn
+
+
 def _whole_number(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise DomainError(reasons.SESSION_LIMIT_INVALID) from None
+    """The form's text as a session limit; anything else (letters, a fraction, 20 digits) is the form's
+    friendly refusal, never a raw validation error (D19)."""
+    text = text.strip()
+    if not text.isdigit() or len(text) > len(str(MAX_SESSION_LIMIT)) or int(text) > MAX_SESSION_LIMIT:
+        raise DomainError(reasons.SESSION_LIMIT_INVALID)
+    return int(text)
 
 
 @router.post("/session-limit")
-def set_limit(request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=12)]):
+def set_limit(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=200)]
+):
     return _act(request, tenant_id, current, csrf, lambda fb, actor: usage.set_session_limit(fb, actor, tenant_id, _whole_number(sessions)), "limit_set")
 
 

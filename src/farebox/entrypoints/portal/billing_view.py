@@ -16,7 +16,7 @@ from farebox.domain.catalog import Sales
 from farebox.domain.lifecycle import cards as cards_domain
 from farebox.domain.subscriptions import Status, Subscription, admission_refusal
 from farebox.entrypoints.portal import charts
-from farebox.services import catalog, clocks, invoices, notifications, payments, subscriptions, tenants, usage
+from farebox.services import catalog, clocks, credits, invoices, notifications, payments, subscriptions, tenants, usage
 
 SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
 
@@ -63,7 +63,8 @@ class BillingPage:
     top: list[usage.TopUsage]
     plans: list[PlanOffer]
     notifications: notifications.NotificationList
-    invoices: list[Any] = field(default_factory=list)
+    invoices: list[Any] = field(default_factory=list)  # invoices and credit notes, newest first
+    credit_balance: Any = None  # services.credits.CreditBalance (issue 14 #5)
     payment_methods: list[Any] = field(default_factory=list)
 
 
@@ -145,7 +146,8 @@ def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
         chart_svg=chart(fb, actor, tenant_id, summary, now), top=usage.top_usage(fb, actor, tenant_id, limit=10),
         plans=plan_offers(fb, catalog_name, current.plan.code if current is not None and current.is_live and current.status is not Status.TRIALING else None),
         notifications=notifications.list_notifications(fb, actor, tenant_id, limit=20),
-        invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24),
+        invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24, document=None),
+        credit_balance=credits.credit_balance(fb, actor, tenant_id, limit=0),
         payment_methods=payments.list_payment_methods(fb, actor, tenant_id),
     )
     return page

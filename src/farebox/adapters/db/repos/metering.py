@@ -318,6 +318,7 @@ def update_conversation(conn: Connection, tenant_id: str, conversation_id: str, 
 
 
 def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+    """The largest occurrences and conversations over all time, from their event data (gone after G14's purge)."""
     occ = conn.execute(
         select(occurrences.c.id, occurrences.c.counted, occurrences.c.started_at)
         .where(occurrences.c.tenant_id == tenant_id)
@@ -333,6 +334,48 @@ def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
     items = [{"kind": "occurrence", "id": i, "units": n, "at": at} for i, n, at in occ]
     items += [{"kind": "conversation", "id": i, "units": n, "at": at} for i, n, at in conv]
     return sorted(items, key=lambda x: (-x["units"], x["id"]))[:limit]
+
+
+def top_in_period(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """The largest occurrences and conversations by units counted in one period (D19: not all-time):
+    per subject, its largest meter (a person counted as an attendee and as a credit is one unit);
+    only those whose event data is still there (G14's purge deletes it)."""
+    r = usage_records.c
+    rows = conn.execute(
+        select(r.subject, r.meter, func.sum(r.units), func.min(r.at))
+        .where(r.tenant_id == tenant_id, r.subscription_id == subscription_id, r.period_start_at == period_start_at)
+        .group_by(r.subject, r.meter)
+    )
+    best: dict[str, tuple[int, datetime]] = {}
+    for subject, _meter, units, first_at in rows:
+        if subject not in best or int(units) > best[subject][0]:
+            best[subject] = (int(units), first_at)
+    items = []
+    for subject, (units, first_at) in best.items():
+        kind, _, item_id = subject.partition(":")
+        items.append({"kind": kind, "id": item_id, "units": units, "at": first_at})
+    items.sort(key=lambda x: (-x["units"], x["id"]))
+    kept: list[dict[str, Any]] = []
+    for start in range(0, len(items), 4 * limit):
+        chunk = items[start:start + 4 * limit]
+        present = _present(conn, tenant_id, chunk)
+        kept += [item for item in chunk if (item["kind"], item["id"]) in present]
+        if len(kept) >= limit:
+            break
+    return kept[:limit]
+
+
+def _present(conn: Connection, tenant_id: str, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Which of these occurrences and conversations still have their rows."""
+    found: set[tuple[str, str]] = set()
+    for kind, table in (("occurrence", occurrences), ("conversation", conversations)):
+        ids = [item["id"] for item in items if item["kind"] == kind]
+        if ids:
+            rows = conn.execute(select(table.c.id).where(table.c.tenant_id == tenant_id, table.c.id.in_(ids)))
+            found.update((kind, row_id) for (row_id,) in rows)
+    return found
 
 
 # --- received usage events (G4) ---------------------------------------------------------
