@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,7 @@ class UnitOfWork:
         self._ports = ports
         self._conn: Connection | None = None
         self._outer: UnitOfWork | None = None
-        self._token = None
+        self._token: Token[UnitOfWork | None] | None = None
         self._after_commit: list[Callable[[], None]] = []
 
     @property
