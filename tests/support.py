@@ -22,6 +22,16 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def billing_key(fb, tenant_id: str, invoice_id: str) -> str:
+    """An invoice's billing key (subscription, period, kind): what its payment keys derive from."""
+    from farebox.adapters.db.repos import invoicing as invoices_repo
+
+    with fb.uow(readonly=True) as uow:
+        row = invoices_repo.get(uow.conn, tenant_id, invoice_id)
+    assert row is not None
+    return str(row["billing_key"])
+
+
 def tier_missing(reason: str, *, require: str) -> NoReturn:
     """Skip a test whose tier (a browser, PostgreSQL) is missing, or fail it when the run requires
     the tier (`FAREBOX_REQUIRE_BROWSER=1`, `FAREBOX_REQUIRE_POSTGRES=1`, as CI sets them: T9)."""

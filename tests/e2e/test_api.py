@@ -78,6 +78,12 @@ def test_G6_billing_is_owner_and_admin_only_and_tenants_are_isolated(client, fb)
     _tenant(client, "globex")
     owner, member = _key(fb, "acme", Role.OWNER), _key(fb, "acme", Role.MEMBER)
     r = client.post("/v1/tenants/acme/subscription", json={"catalog": "attendee-credits", "plan": "pro"}, headers=owner)
+    assert r.status_code == 402 and r.json()["error"]["code"] == "payment_method_required"  # D2: no card yet
+    assert (
+        client.post("/v1/tenants/acme/payment-methods", json={"token": "4242424242424242"}, headers=owner).status_code
+        == 201
+    )
+    r = client.post("/v1/tenants/acme/subscription", json={"catalog": "attendee-credits", "plan": "pro"}, headers=owner)
     assert r.status_code == 201 and r.json()["status"] == "active"
     assert client.get("/v1/tenants/acme/subscription", headers=_key(fb, "acme", Role.ADMIN)).status_code == 200
     r = client.get("/v1/tenants/acme/subscription", headers=member)

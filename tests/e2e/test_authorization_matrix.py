@@ -25,7 +25,7 @@ from farebox.adapters.db.tables import metadata
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import clocks, invoices, portal_auth, subscriptions, tenants
+from farebox.services import clocks, invoices, payments, portal_auth, subscriptions, tenants
 
 CALLERS = ("none", "wrong", "revoked", "expired", "operator", "owner", "admin", "member", "other_owner")
 UNAUTHENTICATED = ("none", "wrong", "revoked", "expired")
@@ -53,6 +53,7 @@ def build_world(fb) -> World:
     world = World()
     for tenant_id in ("acme", "other"):
         tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id, owner_email=f"owner@{tenant_id}.test")
+        payments.add_payment_method(fb, SYSTEM, tenant_id, token="4242424242424242")  # paid plans need one (D2)
     for role in (Role.ADMIN, Role.MEMBER):
         tenants.add_member(fb, SYSTEM, "acme", email=f"{role.value}@acme.test", role=role)
     world.headers = {
@@ -154,8 +155,8 @@ def invoiced(fb, world: World) -> None:
     """On Pro with a card that attaches but whose charges fail: an open invoice."""
     from farebox.services import invoices, payments
 
-    on_pro(fb, world)
     payments.add_payment_method(fb, SYSTEM, "acme", token="4000000000000341")
+    on_pro(fb, world)
     world.ids["invoice_id"] = invoices.list_invoices(fb, SYSTEM, "acme")[0].id
 
 
@@ -357,7 +358,13 @@ API_ROWS = [
         invoiced,
     ),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pay", BILLING, prepare=invoiced),
-    Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void", OPERATOR, prepare=invoiced),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void",
+        OPERATOR,
+        body(lambda w: {"reason": "written off"}),
+        invoiced,
+    ),
     Row("GET", "/v1/tenants/{tenant_id}/credit-balance", BILLING, prepare=credited),
     Row("GET", "/v1/tenants/{tenant_id}/credit-notes", BILLING, prepare=credited),
     Row("POST", "/v1/tenants/{tenant_id}/credit-balance/refund", OPERATOR, prepare=credited),
@@ -365,6 +372,7 @@ API_ROWS = [
     Row("POST", "/v1/tenants/{tenant_id}/payment-methods", BILLING, body(lambda w: {"token": "4242424242424242"})),
     Row("GET", "/v1/tenants/{tenant_id}/billing-details", BILLING),
     Row("PATCH", "/v1/tenants/{tenant_id}/billing-details", BILLING, body(lambda w: {"tax_id": f"GB{next(_unique)}"})),
+    Row("PUT", "/v1/tenants/{tenant_id}/payment-terms", OPERATOR, body(lambda w: {"bank_transfer_days": 30})),
     Row(
         "POST",
         "/v1/tenants/{tenant_id}/payment-links",

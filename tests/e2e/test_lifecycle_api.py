@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import tenants
+from farebox.services import payments, tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 BASE = "/v1/tenants/acme/subscription"
@@ -19,6 +19,7 @@ def client(fb):
     with TestClient(create_app(fb)) as c:
         r = c.post("/v1/tenants", json={"id": "acme", "name": "Acme", "owner_email": "o@acme.test"}, headers=OPERATOR)
         assert r.status_code == 201, r.text
+        payments.add_payment_method(fb, SYSTEM, "acme", token="4242424242424242")  # paid plans need one (D2)
         yield c
 
 

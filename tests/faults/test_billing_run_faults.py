@@ -1,21 +1,23 @@
 """Fault test (G4, G13): the billing run fails while charging.
 
-A provider error the adapter does not turn into an attempt (a rate limit, a 5xx) or a
-lost connection interrupts a batch after some charges were made.  The invoices were
-committed before charging, so they keep their ids and their idempotency keys: the next
-run charges every open invoice that has no attempt with the very same key, and the
-provider (which answers a repeated key with its first answer) charges nobody twice."""
+A provider error the adapter does not turn into an answer (a rate limit, a 5xx) or a
+lost connection hits a batch after some charges were made.  The invoices and their queued
+attempts were committed before the provider was asked (audit #1), so they keep their
+idempotency keys: the attempt without an answer is asked again 10 minutes later with the
+very same key, and the provider (which answers a repeated key with its first answer)
+charges nobody twice."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.adapters.payments.sandbox import SUCCEEDS, SandboxProvider
 from farebox.domain.access import SYSTEM
-from farebox.services import billing_run, invoicing, signals
+from farebox.services import billing_run, due, invoicing, signals
 from farebox.services import subscriptions as subs
 
 from factories import make_tenant
@@ -53,18 +55,20 @@ def test_G4_G13_a_billing_run_failing_while_charging_never_charges_twice(fb, mon
     for tenant in ("a", "b", "c", "d"):
         make_tenant(fb, tenant_id=tenant, card=SUCCEEDS)
         subs.subscribe(fb, SYSTEM, tenant, catalog="session-caps", plan="pro", cause="test")
-    with pytest.raises(RuntimeError):
-        billing_run.run(fb, SYSTEM)
-    assert _count(fb, invoices) == 4  # issued and kept, though the charging failed
-    assert _count(fb, payment_attempts) == 0  # the charging transaction rolled back whole
+    billing_run.run(fb, SYSTEM)  # the provider's error does not undo what was committed
+    assert _count(fb, invoices) == 4  # issued and kept, though one charge failed
+    assert _count(fb, payment_attempts, payment_attempts.c.status == "succeeded") == 3
+    assert _count(fb, payment_attempts, payment_attempts.c.status == "pending") == 1  # asked, no answer
     first_run = list(provider.keys)
 
     provider.fail_at = 0  # the provider is back
     report = billing_run.run(fb, SYSTEM)
     assert report.invoiced == 0  # nothing billed twice
+    fb.clock.advance(timedelta(minutes=10))
+    due.run_due(fb)  # the unanswered attempt is asked again
     assert _count(fb, invoices, invoices.c.status == "paid") == 4
     assert _count(fb, payment_attempts) == 4
-    # the two charges made before the failure were asked again with their own keys
-    assert provider.keys[len(first_run):][:2] == first_run[:2]
+    # the charge that got no answer was asked again with its own key, and only it
+    assert provider.keys[len(first_run):] == first_run[2:3]
     assert len(set(provider.keys)) == 4 and all(key.endswith(":attempt:1") for key in provider.keys)
     assert billing_run.charge_left_over(fb) == 0

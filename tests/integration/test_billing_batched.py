@@ -58,14 +58,14 @@ def sandbox(monkeypatch, fb):
 
 
 def _scenario(fb) -> str:
-    """Tenants to bill: good, declined-later and insufficient-funds cards, no card, a tax rate,
+    """Tenants to bill: good, declined-later and insufficient-funds cards, invoiced by bank transfer, a tax rate,
     a free plan, a yearly plan, one tenant on a test clock; a webhook endpoint for the alerts."""
     webhook_endpoints.create_endpoint(fb, SYSTEM, url="https://hooks.example.com/farebox", kinds=("invoice_issued",))
     test_clock = clocks.create(fb, SYSTEM, name="billing", start=START + timedelta(days=2, hours=3))
     plans = {"good1": ("session-caps", "pro"), "good2": ("attendee-credits", "pro"), "sme": ("agent-sessions", "sme"),
-             "later": ("session-caps", "pro"), "funds": ("session-caps", "pro"), "nocard": ("session-caps", "pro"),
+             "later": ("session-caps", "pro"), "funds": ("session-caps", "pro"), "transfer": ("session-caps", "pro"),
              "taxed": ("session-caps", "pro"), "free": ("session-caps", "free"), "onclock": ("session-caps", "pro")}
-    cards = {"later": FAILS_LATER, "funds": INSUFFICIENT_FUNDS, "nocard": None, "free": None}
+    cards = {"later": FAILS_LATER, "funds": INSUFFICIENT_FUNDS, "transfer": None, "free": None}
     for tenant_id, (catalog, plan) in plans.items():
         make_tenant(fb, tenant_id=tenant_id, card=None)
         if tenant_id == "onclock":
@@ -76,6 +76,8 @@ def _scenario(fb) -> str:
                     uow.conn, tenant_id, tax_rate_bp=2000, tax_id="DE123456789", billing_email="ap@taxed.test"
                 )
                 uow.commit()
+        if tenant_id == "transfer":
+            payments.set_bank_transfer(fb, SYSTEM, tenant_id, terms_days=30)
         card = cards.get(tenant_id, "4242424242424242")
         if card:
             payments.add_payment_method(fb, SYSTEM, tenant_id, token=card)
@@ -174,6 +176,9 @@ def test_G13_batched_billing_run_writes_what_the_per_subscription_run_writes(fb)
     assert any("'overage'" in r for r in batched["invoice_lines"])
     assert any("'payment_issue'" in r for r in batched["subscriptions"])
     assert any("'insufficient_funds'" in r for r in batched["payment_attempts"])
-    assert any("'no_payment_method'" in r for r in batched["payment_attempts"])
+    # invoiced by bank transfer: invoiced, never charged
+    assert any("'transfer'" in r for r in batched["invoices"]) and not any(
+        "'transfer'" in r for r in batched["payment_attempts"]
+    )
     assert any("'webhook'" in r for r in batched["deliveries"]) and any("'email'" in r for r in batched["deliveries"])
     assert any("DE123456789" in r for r in batched["invoices"])

@@ -193,7 +193,12 @@ def test_G9_declined_renewal_fails_retries_on_schedule_and_settles_with_a_new_ca
         assert renewal.status == "open"
         failed = [s for s in seen if s.kind == "invoice.payment_failed"]
         assert [s.data["renewal"] for s in failed] == [False, True]
-        assert failed[1].data == {"subscription_id": sub.id, "renewal": True, "reason": "card_declined"}
+        assert failed[1].data == {
+            "subscription_id": sub.id,
+            "renewal": True,
+            "kind": "renewal",
+            "reason": "card_declined",
+        }
         with fb.uow(readonly=True) as uow:
             retries = [
                 i for i in due_repo.pending(uow.conn, "acme") if i["kind"] == payments.RETRY and i["ref"] == renewal.id

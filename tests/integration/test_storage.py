@@ -18,6 +18,7 @@ GLOBAL_TABLES = {
     "portal_sessions",
     "portal_link_requests",
     "alembic_version",
+    "provider_events",  # a provider webhook names no tenant
 }
 
 

@@ -18,6 +18,7 @@ from farebox.services import subscriptions as subs
 from factories import make_tenant
 from fake_stripe import DECLINING_PM, FakeStripe, sign
 from invoicing_support import publish
+from support import billing_key
 
 SECRET = "whsec_test_secret"
 
@@ -45,7 +46,7 @@ def _subscribe_and_bill(fb, token: str):
     return inv
 
 
-def test_G13_stripe_charges_a_payment_intent_with_the_invoice_attempt_as_idempotency_key(fb, fake):
+def test_G13_stripe_charges_a_payment_intent_keyed_by_the_invoice_billing_key_and_attempt(fb, fake):
     inv = _subscribe_and_bill(fb, "pm_card_visa")
     assert inv.status == "paid"
     (charge,) = fake.charges()
@@ -57,7 +58,7 @@ def test_G13_stripe_charges_a_payment_intent_with_the_invoice_attempt_as_idempot
         charge["off_session"],
     ) == ("2900", "usd", "pm_card_visa", "true", "true")
     keys = [key for _, path, _, key in fake.requests if path == "/v1/payment_intents"]
-    assert keys == [f"{inv.id}:attempt:1"]
+    assert keys == [f"{billing_key(fb, 'acme', inv.id)}:attempt:1"]  # audit #1: stable across a rerun
     (method,) = payments.list_payment_methods(fb, SYSTEM, "acme")
     assert (method.provider, method.brand, method.last4) == ("stripe", "visa", "4242")
 
@@ -156,6 +157,41 @@ def test_webhook_payment_method_attached_records_the_card_and_retries_open_invoi
         r = client.post("/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, SECRET)})
         assert r.status_code == 200, r.text
     assert invoices.get_invoice(fb, SYSTEM, "acme", inv.id).status == "paid"
+
+
+def test_G4_a_replayed_provider_event_answers_as_the_first_time_and_changes_nothing(fb, fake):
+    """Issue 14 item 4: webhooks are deduplicated by event id.  A late replay of an old
+    `payment_failed` must not turn the attempt that later succeeded back into a failure."""
+    inv = _subscribe_and_bill(fb, DECLINING_PM)
+    with fb.uow(readonly=True) as uow:
+        from farebox.adapters.db.repos import payments as prepo
+
+        ref = prepo.attempts(uow.conn, "acme", inv.id)[0]["provider_ref"]
+
+    def event(event_id: str, kind: str) -> bytes:
+        return json.dumps(
+            {
+                "id": event_id,
+                "object": "event",
+                "type": kind,
+                "data": {"object": {"id": ref, "object": "payment_intent"}},
+            }
+        ).encode()
+
+    failed, succeeded = event("evt_f", "payment_intent.payment_failed"), event("evt_s", "payment_intent.succeeded")
+    with TestClient(create_app(fb)) as client:
+
+        def post(payload):
+            return client.post(
+                "/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, SECRET)}
+            )
+
+        first = post(failed)
+        assert post(succeeded).status_code == 200
+        replay = post(failed)
+    assert replay.status_code == 200 and replay.json() == first.json()
+    assert invoices.get_invoice(fb, SYSTEM, "acme", inv.id).status == "paid"
+    assert [a.status for a in payments.attempts(fb, SYSTEM, "acme", inv.id)] == ["succeeded"]
 
 
 def test_audit5_a_refund_is_a_stripe_refund_of_the_payment_intent_with_our_idempotency_key(fb, fake):

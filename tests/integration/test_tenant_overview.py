@@ -27,19 +27,19 @@ def _statements(fb, fn):
 
 def test_the_overview_reads_a_constant_number_of_statements_whatever_the_number_of_tenants(fb):
     for i in range(2):
-        make_tenant(fb, tenant_id=f"a{i}", catalog="agent-sessions", plan="sme", card=None)
+        make_tenant(fb, tenant_id=f"a{i}", catalog="agent-sessions", plan="sme")
     make_tenant(fb, tenant_id="nosub", card=None)
     overview = tenant_overview.tenant_overview(fb, SYSTEM)  # warm the plan caches
     few, few_count = _statements(fb, lambda: tenant_overview.tenant_overview(fb, SYSTEM))
     for i in range(2, 12):
-        make_tenant(fb, tenant_id=f"a{i}", catalog="agent-sessions", plan="sme", card=None)
+        make_tenant(fb, tenant_id=f"a{i}", catalog="agent-sessions", plan="sme")
     many, many_count = _statements(fb, lambda: tenant_overview.tenant_overview(fb, SYSTEM))
     assert len(few.rows) == 3 and len(many.rows) == 13 and overview.rows
     assert many_count == few_count <= 5, (few_count, many_count)
 
 
 def test_rows_carry_the_current_subscription_usage_and_mrr_totals_per_currency(fb):
-    make_tenant(fb, tenant_id="agents", catalog="agent-sessions", plan="sme", card=None)
+    make_tenant(fb, tenant_id="agents", catalog="agent-sessions", plan="sme")
     make_tenant(fb, tenant_id="events", catalog="attendee-credits", plan="pro")
     make_tenant(fb, tenant_id="webinars", catalog="session-caps", plan="free", card=None)
     make_tenant(fb, tenant_id="nosub", card=None)

@@ -157,6 +157,9 @@ BODY_TOO_LARGE = _reason("body_too_large", "The request body is larger than {lim
 INVALID_JSON = _reason("invalid_json", "The body is not valid JSON{where}.")
 # --- e-mail ---------------------------------------------------------------------
 EMAIL_NOT_SENT = _reason("email_not_sent", "The e-mail could not be sent: {detail}")
+PAYMENT_METHOD_REQUIRED = _reason(
+    "payment_method_required", "Plan {plan!r} needs a payment method on file: add a card first."
+)
 
 
 @dataclass(frozen=True, slots=True)

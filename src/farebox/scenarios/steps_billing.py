@@ -1,4 +1,5 @@
-"""Payment steps (G9, A7): the tenant's card starts declining, or a card that pays replaces it.
+"""Payment steps (G9, A7): the tenant's card starts declining, or a card that pays replaces it;
+the operator voids an invoice.
 
 Both go through `services.payments.add_payment_method`, as the portal's
 *Update card* does: the new default card is tried at once on every open
@@ -33,6 +34,22 @@ def _payment_fails(ctx: Context, s: Step) -> Answer:
 def _payment_succeeds(ctx: Context, s: Step) -> Answer:
     """`- payment_succeeds: {tenant: acme}`: a card that pays (4242 4242 4242 4242); open invoices are paid at once."""
     return _use_card(ctx, s, SUCCEEDS)
+
+
+@step("void")
+def _void(ctx: Context, s: Step) -> Answer:
+    """`- void: {tenant: acme, invoice: last, reason: goodwill}`: the operator voids an open invoice
+    (`last`: the tenant's latest, or an invoice number), saying why (audit #6, G9)."""
+    tenant_id = ctx.tenant(s)
+    wanted, reason = str(ctx.required(s, "invoice")), str(ctx.required(s, "reason"))
+    found = invoices.list_invoices(ctx.fb, SYSTEM, tenant_id)
+    chosen = found[0] if wanted == "last" and found else next((i for i in found if i.number == wanted), None)
+    if chosen is None or chosen.id is None:
+        raise ctx.error(s, f"no invoice {wanted!r} for {tenant_id}")
+    voided = invoices.void_invoice(
+        ctx.fb, ctx.actor(s, tenant_id) if "as" in s.args else SYSTEM, tenant_id, chosen.id, reason=reason
+    )
+    return {"ok": True, "number": voided.number, "status": voided.status, "total": voided.total.format()}
 
 
 @step("refund_credit")

@@ -17,7 +17,7 @@ from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.scenarios.context import Answer, Context, iso, step
 from farebox.scenarios.document import ScenarioError, Step
-from farebox.services import credits, delivery, invoices, notifications, subscriptions, usage
+from farebox.services import audit, credits, delivery, invoices, notifications, subscriptions, usage
 from farebox.services.invoices import Invoice
 from farebox.services.notifications import Notification
 
@@ -72,6 +72,17 @@ class _Reads:
         return self._once(
             "invoices", lambda: list(reversed(invoices.list_invoices(self.ctx.fb, self.actor, self.tenant_id)))
         )
+
+    def audit(self) -> list[str]:
+        """The tenant's audit entries, oldest first, as `<kind> by <actor>: <reason>` (the reason if any)."""
+        entries = self._once(
+            "audit",
+            lambda: list(reversed(audit.entries(self.ctx.fb, self.actor, tenant_id=self.tenant_id, limit=10_000))),
+        )
+        return [
+            f"{e['kind']} by {e['actor']}" + (f": {e['data']['reason']}" if e["data"].get("reason") else "")
+            for e in entries
+        ]
 
     def currency(self) -> str:
         card = self.cards().subscription
@@ -141,6 +152,8 @@ READS: dict[str, Callable[[_Reads], Any]] = {
     "invoices": lambda r: len(r.invoices()),
     "invoice_totals": lambda r: [i.total.format() for i in r.invoices()],
     "invoice_numbers": lambda r: [i.number for i in r.invoices()],
+    "invoice_statuses": lambda r: [i.status for i in r.invoices()],
+    "audit_includes": lambda r: [e for e in r.audit() if e in r.wanted("audit_includes")],
     "last_invoice": _last_invoice,
     "amount_due": lambda r: r.amount_due(),
     "credit_notes": lambda r: [f"{c.number}: {c.total.format()}" for c in r.credit_notes()],

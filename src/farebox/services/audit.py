@@ -1,5 +1,5 @@
 """The audit log (issue 9): every change to a subscription, catalog, limit,
-payment method, key, member or webhook endpoint, with who, when and what.
+payment method, key, member or webhook endpoint, and every voided invoice, with who, when and what.
 
 It is a listener on every signal (`farebox.services.signals`): a change and
 its audit row commit in the same transaction, so neither exists without the

@@ -7,13 +7,13 @@ run), bills a batch at once with `invoicing.bill_periods` and commits every
 batch.  `bill_periods` does what `invoicing.bill_period` does for each
 subscription (the path the signals take; `per_subscription=True` runs it here,
 for comparison), with each query and write made once for the whole batch.
-Each batch is two transactions: the invoices are issued and committed first,
-then charged (the provider calls, their attempts and what they settle) in a
-second one.  So a failure while charging (a provider error the adapter does
-not turn into an attempt, a lost connection, a kill) never rolls back an
-invoice whose charge the provider made: its id, and so its idempotency key
-`<invoice>:attempt:1`, stay, and the next run first charges every open
-invoice that has no attempt yet, with that same key (no double charge).
+The transaction that issues a batch also queues its charges (payment attempts
+keyed `<billing key>:attempt:1`, docs/payments.md); the provider is asked only
+after that commit, and the answers are recorded in a transaction of their own.
+So a failure while charging (a lost connection, a kill) never rolls back an
+invoice whose charge the provider made, and the queued attempt is asked again
+with the same key (its due item; `charge_left_over` for invoices issued
+without one): no double charge, no provider call under a database lock.
 Killed at any point, it is simply run again: a committed batch is not
 selected again, a batch cut short was rolled back whole, and the unique key
 per subscription, period and kind makes a double invoice impossible anyway.
@@ -85,26 +85,19 @@ def run(
                 invoicing.PeriodStart(s, s.period, _kind(s), now)
                 for s, now in zip(subscriptions, _now_of(uow, fb, subscriptions, per_subscription), strict=True)
             ]
-            to_charge: list[tuple[str, str, datetime]] = []
-            if per_subscription:  # the signals' path: each invoice charged in its own issuing transaction
-                issued: Sequence[invoicing.Issued | None] = [
+            issued: Sequence[invoicing.Issued | None]
+            if per_subscription:  # the signals' path, one invoice at a time
+                issued = [
                     invoicing.bill_period(uow, s.subscription, s.period, kind=s.kind, now=s.now, cause=CAUSE)
                     for s in starts
                 ]
             else:
-                batch = invoicing.bill_periods(uow, starts, cause=CAUSE, collect=False)
-                now_of = {s.subscription.tenant_id: s.now for s in starts}
-                to_charge = [(one.tenant_id, one.id, now_of[one.tenant_id]) for one in batch]
-                issued = batch
+                issued = invoicing.bill_periods(uow, starts, cause=CAUSE)
             report.examined += len(rows)
             report.invoice_ids += [one.id for one in issued if one is not None]
             report.invoiced = len(report.invoice_ids)
             after = (rows[-1]["tenant_id"], rows[-1]["id"])
-            uow.commit()
-        if to_charge:
-            with fb.uow() as uow:
-                payments.collect_all(uow, to_charge)
-                uow.commit()
+            uow.commit()  # then the queued charges are sent, outside the transaction
         if on_progress is not None:
             on_progress(len(rows))
 
@@ -113,8 +106,8 @@ CAUSE = "billing run"
 
 
 def charge_left_over(fb: Farebox, *, batch_size: int = 500) -> int:
-    """Charge the open invoices that have no payment attempt (a run cut short between issuing
-    and charging), each with the idempotency key it would have had; how many were charged."""
+    """Charge the open invoices that have no payment attempt at all (issued before charges were
+    queued with their invoice), each with the idempotency key it would have had; how many."""
     seen: set[tuple[str, str]] = set()
     while True:
         with fb.uow() as uow:

@@ -9,7 +9,7 @@ from farebox.adapters.catalog_files import BUNDLED
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM, Role
-from farebox.services import catalog, subscriptions, tenants
+from farebox.services import catalog, payments, subscriptions, tenants
 
 DEMO_TENANTS = (
     # tenant id, name, catalog, plan
@@ -69,6 +69,9 @@ def load_demo(fb: Farebox) -> list[DemoTenant]:
         tenants.add_member(
             fb, SYSTEM, tenant_id, email=f"member@{tenant_id}.example", name="Demo Member", role=Role.MEMBER
         )
+        payments.add_payment_method(
+            fb, SYSTEM, tenant_id, token="pm_card_visa"
+        )  # a paid plan needs one (D2); test mode only
         subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog_name, plan=plan, cause="demo")
         key = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant_id, role=Role.OWNER, name="demo owner key")
         out.append(DemoTenant(tenant_id, catalog_name, plan, True, key.secret))

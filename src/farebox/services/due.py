@@ -59,6 +59,29 @@ def schedule(
     )
 
 
+def schedule_all(
+    uow: UnitOfWork, *, kind: str, items: Sequence[tuple[str, str, datetime, datetime, dict[str, Any]]]
+) -> None:
+    """`schedule` of many `(tenant_id, ref, due_at, now, payload)` items of one kind at once."""
+    if kind not in HANDLERS:
+        raise ValueError(f"no handler for due items of kind {kind!r}")
+    repo.schedule_all(
+        uow.conn,
+        [
+            {
+                "tenant_id": t,
+                "id": new_id("due"),
+                "kind": kind,
+                "ref": ref,
+                "due_at": due_at,
+                "payload": payload,
+                "created_at": now,
+            }
+            for t, ref, due_at, now, payload in items
+        ],
+    )
+
+
 def cancel(uow: UnitOfWork, *, tenant_id: str, kind: str, ref: str, now: datetime) -> int:
     return repo.cancel(uow.conn, tenant_id, kind=kind, ref=ref, now=now)
 

@@ -215,9 +215,14 @@ def _draft(
     )
 
 
-def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> Invoice:
-    """The operator voids an open invoice; it keeps its number (no gaps), its lines no longer count as billed."""
+def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str, *, reason: str) -> Invoice:
+    """The operator voids an open invoice, saying why: it keeps its number (no gaps), its lines no
+    longer count as billed, and `invoice.voided` (audited with who and why) stops its dunning and
+    takes the subscription out of *Payment issue* when nothing else is overdue (G9)."""
     require_operator(actor)
+    why = reason.strip()
+    if not why:
+        raise DomainError(reasons.VALIDATION_ERROR, detail="say why the invoice is voided", details={"field": "reason"})
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
         row = repo.get(uow.conn, tenant_id, invoice_id, for_update=True)
@@ -227,8 +232,19 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
             raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"], action="voided")
         repo.update_invoice(uow.conn, tenant_id, invoice_id, status="void", voided_at=now)
         audit.publish(
-            uow, "invoice.voided", tenant_id=tenant_id, at=now, actor=actor, subject=invoice_id,
-            before={"status": row["status"]}, after={"status": "void", "number": row["number"]},
+            uow,
+            "invoice.voided",
+            tenant_id=tenant_id,
+            at=now,
+            actor=actor,
+            subject=invoice_id,
+            before={"status": row["status"]},
+            after={"status": "void", "number": row["number"]},
+            subscription_id=row["subscription_id"],
+            number=row["number"],
+            total_minor=row["total_minor"],
+            currency=row["currency"],
+            reason=why[:500],
         )
         uow.commit()
     return get_invoice(fb, actor, tenant_id, invoice_id)

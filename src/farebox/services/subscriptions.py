@@ -29,7 +29,7 @@ from farebox.domain.lifecycle.machine import Event, describe
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription
 from farebox.services import catalog as catalog_service
-from farebox.services import due
+from farebox.services import due, payments
 from farebox.services.catalog import OfferedPlan
 from farebox.services.clocks import now_for
 from farebox.services.lifecycle import core, due_work, listeners  # noqa: F401  (registers due handlers and listeners)
@@ -141,6 +141,8 @@ def _subscribe(
     uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: bool, now: datetime, cause: str,
     actor: str = "system",
 ) -> Subscription:
+    if not trial:
+        payments.require_means_of_payment(uow, tenant_id, offered.plan)
     if trial:
         if offered.plan.trial is None:
             raise DomainError(reasons.TRIAL_NOT_OFFERED, plan=offered.plan.code)
@@ -203,6 +205,7 @@ def change_plan(
         same = offered.catalog == current.catalog and offered.plan.code == current.plan.code
         if same and current.status is not Status.TRIALING:
             raise DomainError(reasons.SAME_PLAN, plan=plan)
+        payments.require_means_of_payment(uow, tenant_id, offered.plan)
         upgrade = plan_changes.is_upgrade(current, offered.plan, offered.catalog)
         timing = plan_changes.resolve_when(current, upgrade=upgrade, when=when, now=now)
         previous = repo.upcoming(uow.conn, tenant_id, for_update=True)

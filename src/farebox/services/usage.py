@@ -339,7 +339,9 @@ def verify(fb: Farebox, actor: Principal, tenant_id: str | None = None) -> list[
 @signals.on("subscription.plan_changed")
 def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
     """An upgrade: limits are read from the new plan at once (running occurrences go on);
-    remaining credits carry forward (L4); S5's upgrade_required is cleared once the new plan's cap covers the peak."""
+    remaining credits carry forward (L4); S5's upgrade_required is cleared once the new plan's cap covers the
+    peak.  An immediate change back to a plan whose pool this period already handed out (Pro -> Free -> Pro)
+    reopens that pool as it was, never a second one: units used stay used (L3, security F1)."""
     data = signal.data
     conn = uow.conn
     new = subs_repo.get(conn, signal.tenant_id, signal.subject or "")
@@ -353,15 +355,22 @@ def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
                 conn, signal.tenant_id, signal.at, upgrade_required_peak=None, upgrade_required_meter=None
             )
     old_id = data.get("from_subscription_id")
-    if not data.get("upgrade") or not old_id or old_id == new.id:
+    if not old_id or old_id == new.id:
         return
     old = subs_repo.get(conn, signal.tenant_id, old_id)
-    for counter in repo.latest_counters(conn, signal.tenant_id, old_id):
-        key = counter["meter"]
-        new_limit, old_limit = new.plan.limit(key), old.plan.limit(key) if old else None
-        if new_limit is None or not new_limit.carry_forward_on_upgrade or old_limit is None:
-            continue
-        left = carried_forward(old_limit.included, counter["carried_in"], counter["used"])
+    carried = {}
+    if data.get("upgrade"):
+        for counter in repo.latest_counters(conn, signal.tenant_id, old_id):
+            key = counter["meter"]
+            new_limit, old_limit = new.plan.limit(key), old.plan.limit(key) if old else None
+            if new_limit is not None and new_limit.carry_forward_on_upgrade and old_limit is not None:
+                carried[key] = carried_forward(old_limit.included, counter["carried_in"], counter["used"])
+    if data.get("immediate"):
+        for key, left in _pools_already_given(conn, signal.tenant_id, new, signal.at).items():
+            limit = new.plan.limit(key)
+            assert limit is not None and limit.included is not None
+            carried[key] = carried.get(key, 0) + left - limit.included
+    for key, carried_in in carried.items():
         repo.ensure_counter(
             conn,
             tenant_id=signal.tenant_id,
@@ -369,8 +378,37 @@ def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
             meter=key,
             period_start_at=new.period.start,
             period_end_at=new.period.end,
-            carried_in=left,
+            carried_in=carried_in,
         )
+
+
+def _pools_already_given(conn: Connection, tenant_id: str, new: Subscription, at: datetime) -> dict[str, int]:
+    """What is left (never below 0) of the pools the tenant had this period on `new`'s plan,
+    from an earlier subscription (not a trial) whose period holds `at`: meter -> units left."""
+    left: dict[str, tuple[datetime, int]] = {}
+    plans: dict[str, Subscription | None] = {}
+    for counter in repo.counters_at(conn, tenant_id, at):
+        sid = counter["subscription_id"]
+        if sid == new.id:
+            continue
+        if sid not in plans:
+            plans[sid] = subs_repo.get(conn, tenant_id, sid)
+        earlier = plans[sid]
+        limit = new.plan.limit(counter["meter"])
+        if (
+            earlier is None
+            or earlier.trial_ends_at is not None
+            or limit is None
+            or limit.included is None
+            or limit.overage_unit_price is not None
+        ):
+            continue
+        if (earlier.catalog, earlier.plan.code) != (new.catalog, new.plan.code):
+            continue
+        remaining = max(0, limit.included + counter["carried_in"] - counter["used"])
+        if counter["meter"] not in left or left[counter["meter"]][0] < counter["period_start_at"]:
+            left[counter["meter"]] = (counter["period_start_at"], remaining)
+    return {meter: units for meter, (_, units) in left.items()}
 
 
 @signals.on("tenant.retention_purge")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -43,6 +44,12 @@ class UnitOfWork:
     opened inside it joins its transaction and its `commit()` is deferred to
     the outer one.  The API uses this to store an idempotency key's answer in
     the same transaction as the change it describes (G4).
+
+    Network I/O (a payment provider, SMTP, webhooks) never runs inside a
+    unit: it is registered with `after_commit(fn)` and runs once the
+    transaction (the outermost one, for a joined unit) has committed, outside
+    any transaction and any ambient unit, so a unit fn opens is its own.  A
+    rollback drops what was registered.
     """
 
     def __init__(self, engine: Engine, *, readonly: bool = False, ports: Ports | None = None) -> None:
@@ -53,6 +60,11 @@ class UnitOfWork:
         self._outer: UnitOfWork | None = None
         self._token: Token[UnitOfWork | None] | None = None
         self._lock: threading.RLock | None = None
+        self._after_commit: list[Callable[[], None]] = []
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     @property
     def conn(self) -> Connection:
@@ -106,13 +118,37 @@ class UnitOfWork:
         self._token = _ambient.set(self)
         return self
 
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once this unit's transaction has committed (never if it rolls back)."""
+        if self._outer is not None:
+            self._outer.after_commit(fn)
+        else:
+            self._after_commit.append(fn)
+
     def commit(self) -> None:
         if self._outer is None:
             self.conn.commit()
+            if self._after_commit and self._lock is not None:
+                # the hooks call the network (payment provider): this process's other writers go on meanwhile
+                lock, self._lock = self._lock, None
+                lock.release()
+            self._run_after_commit()
 
     def rollback(self) -> None:
         if self._outer is None:
+            self._after_commit.clear()
             self.conn.rollback()
+
+    def _run_after_commit(self) -> None:
+        hooks, self._after_commit = self._after_commit, []
+        if not hooks:
+            return
+        token = _ambient.set(None)  # a unit opened by a hook is its own transaction, not this committed one
+        try:
+            for fn in hooks:
+                fn()
+        finally:
+            _ambient.reset(token)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -125,6 +161,7 @@ class UnitOfWork:
             self._token = None
         conn, self._conn = self._conn, None
         lock, self._lock = self._lock, None
+        self._after_commit.clear()
         if conn is None:
             return
         try:

@@ -1,7 +1,7 @@
 """The Stripe provider, on the official `stripe` library.
 
 * charges are PaymentIntents confirmed off-session, each with the
-  idempotency key farebox gives (`<invoice>:attempt:<n>`), so a retried
+  idempotency key farebox gives (`<billing key>:attempt:<n>`), so a retried
   transaction never charges twice;
 * a refund (of a credit balance) is a Refund of one PaymentIntent, with the
   idempotency key farebox gives (`<payment attempt>:refund:<refund>`);

@@ -121,7 +121,13 @@ RULES: tuple[Rule, ...] = (
         "the catalog has a free plan: it starts now",
     ),
     Rule(S.CANCELLATION_SCHEDULED, Event.CANCELLATION_EFFECTIVE, S.EXPIRED, "G8 A4", "no free plan"),
-    Rule(S.ACTIVE, Event.PAYMENT_FAILED, S.PAYMENT_ISSUE, "G9 A7", "a renewal payment failed: grace starts"),
+    Rule(
+        S.ACTIVE,
+        Event.PAYMENT_FAILED,
+        S.PAYMENT_ISSUE,
+        "G9 A7",
+        "a payment failed (first invoice, upgrade, renewal, overdue transfer): grace starts",
+    ),
     Rule(
         S.CANCELLATION_SCHEDULED,
         Event.PAYMENT_FAILED,

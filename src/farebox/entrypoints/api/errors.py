@@ -47,6 +47,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "sales_assisted_plan": 409,
     "not_sales_assisted": 409,
     "payment_method_refused": 402,
+    "payment_method_required": 402,
     "invoice_not_open": 409,
     "no_credit_balance": 409,
     "credit_refund_too_large": 409,

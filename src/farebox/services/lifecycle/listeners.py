@@ -1,7 +1,9 @@
 """What the lifecycle does when other areas report something (signals, same transaction).
 
-- `invoice.payment_failed` with `renewal` true: payment issue, grace per plan (G9, A7).
-- `invoice.paid` for the overdue invoice: settled, back to active (G9).
+- `invoice.payment_failed` (a first invoice, an upgrade's proration or a renewal; a
+  bank transfer not received by its due date): payment issue, grace per plan (G9, A7, D2).
+- `invoice.paid` or `invoice.voided` for the overdue invoice: settled, back to active,
+  unless another open invoice is overdue, which then holds the grace (G9, audit #6).
 - `usage.recorded` during a trial: trial usage kept for the card (A3, G11);
   reaching the bound ends the trial.
 - `usage.trial_exhausted`: the trial ends by usage now (A3).
@@ -10,12 +12,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from farebox.adapters.db.repos import invoicing as invoices_repo
+from farebox.adapters.db.repos import payments as payments_repo
 from farebox.adapters.db.repos import subscriptions as repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.domain.lifecycle.machine import Event
-from farebox.domain.subscriptions import Status
+from farebox.domain.subscriptions import Status, Subscription
 from farebox.services.lifecycle import core
 from farebox.services.lifecycle.core import GRACE_END, emit, iso
 from farebox.services.signals import Signal, batch_form_of, on
@@ -23,8 +27,8 @@ from farebox.services.signals import Signal, batch_form_of, on
 
 @on("invoice.payment_failed")
 def open_payment_issue(uow: UnitOfWork, signal: Signal) -> None:
-    if not signal.data.get("renewal"):
-        return  # G9 is about renewals; other failed charges are retried by invoicing
+    """Any unpaid invoice opens the grace, not only a renewal's: a first or upgrade payment
+    that fails would otherwise leave a paid plan in use without paying (D2, F1)."""
     s = repo.get(uow.conn, signal.tenant_id, signal.data["subscription_id"], for_update=True)
     if s is None or s.status not in (Status.ACTIVE, Status.CANCELLATION_SCHEDULED) or s.grace_ends_at is not None:
         return  # already in grace, or nothing to put in grace
@@ -54,6 +58,18 @@ def open_payment_issue(uow: UnitOfWork, signal: Signal) -> None:
 
 @on("invoice.paid")
 def settle_payment(uow: UnitOfWork, signal: Signal) -> None:
+    _release(uow, signal, cause=f"invoice {signal.subject} paid")
+
+
+@on("invoice.voided")
+def settle_by_void(uow: UnitOfWork, signal: Signal) -> None:
+    """audit #6: a voided invoice is owed no more; the lifecycle heals as if it were paid."""
+    _release(uow, signal, cause=f"invoice {signal.subject} voided by {signal.actor}: {signal.data.get('reason', '')}")
+
+
+def _release(uow: UnitOfWork, signal: Signal, *, cause: str) -> None:
+    """The overdue invoice is settled (paid or voided): out of payment issue, unless another
+    of the tenant's open invoices is overdue; that one then holds the grace already running."""
     subscription_id = signal.data.get("subscription_id")
     if not subscription_id:
         return
@@ -62,12 +78,31 @@ def settle_payment(uow: UnitOfWork, signal: Signal) -> None:
         s = repo.current(uow.conn, signal.tenant_id, for_update=True)  # a scheduled change carried the debt over
     if s is None or s.grace_ends_at is None or s.overdue_invoice_id != signal.subject:
         return
+    still = _overdue_invoice(uow, s, signal.at, besides=str(signal.subject))
+    if still is not None:
+        repo.update_subscription(uow.conn, s.tenant_id, s.id, overdue_invoice_id=still)
+        return
     core.move(
-        uow, s, Event.PAYMENT_SETTLED, now=signal.at, cause=f"invoice {signal.subject} paid",
+        uow, s, Event.PAYMENT_SETTLED, now=signal.at, cause=cause,
         grace_ends_at=None, overdue_invoice_id=None, details={"invoice_id": signal.subject},
     )
     core.disarm(uow, s, now=signal.at, kinds=(GRACE_END,))
     emit(uow, "subscription.payment_settled", s.tenant_id, signal.at, "system", s.id, invoice_id=signal.subject)
+
+
+def _overdue_invoice(uow: UnitOfWork, s: Subscription, now: datetime, *, besides: str) -> str | None:
+    """Another open invoice of the tenant that is overdue: a charge of it failed, or its
+    bank-transfer due date passed; the oldest such, or None."""
+    for invoice in sorted(
+        invoices_repo.list_for_tenant(uow.conn, s.tenant_id, status="open"), key=lambda i: (i["issued_at"], i["id"])
+    ):
+        if invoice["id"] == besides:
+            continue
+        if invoice.get("due_at") is not None and invoice["due_at"] <= now:
+            return str(invoice["id"])
+        if any(a["status"] == "failed" for a in payments_repo.attempts(uow.conn, s.tenant_id, invoice["id"])):
+            return str(invoice["id"])
+    return None
 
 
 @batch_form_of(settle_payment)

@@ -24,6 +24,15 @@ def schedule(conn: Connection, **values: Any) -> bool:
     return result.rowcount == 1
 
 
+def schedule_all(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """`schedule` of many items, one statement executed for all (duplicates ignored)."""
+    if rows:
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            insert(due_items).on_conflict_do_nothing(index_elements=["tenant_id", "kind", "ref", "due_at"]), list(rows)
+        )
+
+
 def cancel(conn: Connection, tenant_id: str, *, kind: str, ref: str, now: datetime) -> int:
     result = conn.execute(
         update(due_items)

@@ -181,13 +181,23 @@ def get(conn: Connection, tenant_id: str, invoice_id: str, *, for_update: bool =
 
 def open_among(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair, dict[str, Any]]:
     """Those of these invoices that are open, by `(tenant_id, id)`, with what charging them
-    reads (`tenant_id`, `id`, `number`, `subscription_id`, `kind`, `total_minor`, `amount_due_minor`, `currency`)."""
+    reads (`tenant_id`, `id`, `billing_key`, `number`, `subscription_id`, `kind`, `total_minor`,
+    `amount_due_minor`, `currency`)."""
     if not pairs:
         return {}
     wanted = set(pairs)
     c = invoices.c
     query = select(
-        c.tenant_id, c.id, c.number, c.subscription_id, c.kind, c.status, c.total_minor, c.amount_due_minor, c.currency
+        c.tenant_id,
+        c.id,
+        c.billing_key,
+        c.number,
+        c.subscription_id,
+        c.kind,
+        c.status,
+        c.total_minor,
+        c.amount_due_minor,
+        c.currency,
     ).where(c.tenant_id.in_(_tenants(wanted)), c.status == "open")
     return {(r.tenant_id, r.id): r._asdict() for r in conn.execute(query) if (r.tenant_id, r.id) in wanted}
 

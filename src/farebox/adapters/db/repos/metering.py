@@ -356,6 +356,15 @@ def counters_for(
     return [dict(r) for r in rows.mappings()]
 
 
+def counters_at(conn: Connection, tenant_id: str, at: datetime) -> list[dict[str, Any]]:
+    """Every counter of the tenant whose period holds `at` (each subscription's pool of that moment)."""
+    c = usage_counters.c
+    rows = conn.execute(
+        select(usage_counters).where(c.tenant_id == tenant_id, c.period_start_at <= at, c.period_end_at > at)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
 def counters_of_many(conn: Connection, periods: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
     """`counters_for` of many (tenant, subscription, period start) in one statement."""
     if not periods:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from farebox.adapters.db.tables.payments import payment_attempts, payment_customers, payment_methods
+from farebox.adapters.db.tables.payments import payment_attempts, payment_customers, payment_methods, provider_events
 
 
 def customer_ref(conn: Connection, tenant_id: str, provider: str) -> str | None:
@@ -34,6 +34,16 @@ def insert_customer(conn: Connection, **values: Any) -> None:
 def insert_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(payment_customers), list(rows))
+
+
+def insert_customers_if_missing(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert customers; one another process stored first for the same tenant and provider wins."""
+    if rows:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            dialect_insert(payment_customers).on_conflict_do_nothing(index_elements=["tenant_id", "provider"]),
+            list(rows),
+        )
 
 
 def insert_method(conn: Connection, **values: Any) -> None:
@@ -72,6 +82,29 @@ def default_methods(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, di
         .order_by(payment_methods.c.tenant_id, payment_methods.c.created_at, payment_methods.c.id)
     ).mappings()
     return {row["tenant_id"]: dict(row) for row in rows}  # the latest of each tenant wins
+
+
+def method_by_id(conn: Connection, tenant_id: str, method_id: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            select(payment_methods).where(payment_methods.c.tenant_id == tenant_id, payment_methods.c.id == method_id)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def attempt_by_id(
+    conn: Connection, tenant_id: str, attempt_id: str, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    query = select(payment_attempts).where(
+        payment_attempts.c.tenant_id == tenant_id, payment_attempts.c.id == attempt_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
 
 
 def attempt_by_key(conn: Connection, tenant_id: str, idempotency_key: str) -> dict[str, Any] | None:
@@ -166,3 +199,15 @@ def method_by_ref(conn: Connection, tenant_id: str, provider_ref: str) -> dict[s
         .first()
     )
     return dict(row) if row else None
+
+
+def provider_event(conn: Connection, provider: str, event_id: str) -> dict[str, Any] | None:
+    """A provider webhook event already handled, with the outcome it was answered."""
+    row = conn.execute(
+        select(provider_events).where(provider_events.c.provider == provider, provider_events.c.event_id == event_id)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def insert_provider_event(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(provider_events).values(**values))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,15 @@ def get_tenant(conn: Connection, tenant_id: str, *, for_update: bool = False) ->
     query = select(tenants).where(tenants.c.id == tenant_id)
     row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
     return dict(row) if row else None
+
+
+def bank_transfer_tenants(conn: Connection, tenant_ids: Iterable[str]) -> set[str]:
+    """Those of these tenants invoiced by bank transfer (payment terms set): never charged."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return set()
+    query = select(tenants.c.id).where(tenants.c.id.in_(ids), tenants.c.payment_terms_days.is_not(None))
+    return {row.id for row in conn.execute(query)}
 
 
 def list_tenants(

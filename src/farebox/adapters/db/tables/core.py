@@ -50,6 +50,8 @@ tenants = Table(
     Column("legal_name", Text, nullable=True),  # D7: printed on invoices instead of `name` when set
     Column("billing_address", Text, nullable=True),  # D7: postal address, lines separated by newlines
     Column("trial_used_at", UTCDateTime, nullable=True),  # A4: once per tenant
+    # invoiced by bank transfer (set by an operator): invoices are due this many days after issue, never charged
+    Column("payment_terms_days", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 Index("ix_tenants_test_clock_id", tenants.c.test_clock_id)

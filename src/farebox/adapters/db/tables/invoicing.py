@@ -44,6 +44,7 @@ invoices = Table(
     Column("period_end_at", UTCDateTime, nullable=False),
     Column("issued_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
+    Column("due_at", UTCDateTime, nullable=True),  # bank transfer: unpaid after this, the invoice is overdue (G9)
     Column("voided_at", UTCDateTime, nullable=True),
     Column("cause", Text, nullable=False),  # the signal or run that issued it (G3)
     UniqueConstraint("tenant_id", "billing_key", name="uq_invoices_tenant_billing_key"),

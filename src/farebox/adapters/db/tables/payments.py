@@ -49,3 +49,13 @@ payment_attempts = Table(
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_payment_attempts_tenant_idempotency_key"),
 )
 Index("ix_payment_attempts_invoice", payment_attempts.c.tenant_id, payment_attempts.c.invoice_id)
+
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("provider", String(24), primary_key=True),
+    Column("event_id", String(120), primary_key=True),  # e.g. Stripe's evt_...: each is handled once
+    Column("kind", String(80), nullable=False),
+    Column("outcome", Text, nullable=False),  # what the first delivery answered; a replay answers it again
+    Column("received_at", UTCDateTime, nullable=False),
+)

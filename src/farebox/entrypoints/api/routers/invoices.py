@@ -132,6 +132,20 @@ class PaymentAttemptOut(BaseModel):
     created_at: datetime
 
 
+class VoidIn(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$", description="Why the invoice is voided (audited)"
+    )
+
+
+class PaymentTermsIn(BaseModel):
+    bank_transfer_days: int | None = Field(
+        default=None, ge=0, le=365, strict=True,
+        description="Invoice by bank transfer, due this many days after issue (never charged); null: charge the "
+                    "payment method",
+    )
+
+
 class EmailIn(BaseModel):
     to: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
 
@@ -222,10 +236,11 @@ def email(tenant_id: str, invoice_id: str, body: EmailIn, fb: FB, caller: Caller
 @router.post(
     "/invoices/{invoice_id}/void",
     response_model=InvoiceOut,
-    summary="Void an open invoice (operator); it keeps its number",
+    summary="Void an open invoice (operator, saying why); it keeps its number, and a subscription with nothing else "
+            "overdue leaves Payment issue",
 )
-def void(tenant_id: str, invoice_id: str, fb: FB, caller: Caller):
-    return InvoiceOut.of(service.void_invoice(fb, caller, tenant_id, invoice_id))
+def void(tenant_id: str, invoice_id: str, body: VoidIn, fb: FB, caller: Caller):
+    return InvoiceOut.of(service.void_invoice(fb, caller, tenant_id, invoice_id, reason=body.reason))
 
 
 @router.get(
@@ -250,13 +265,25 @@ def list_methods(tenant_id: str, fb: FB, caller: Caller):
     responses=_PAYMENT,
 )
 def add_method(tenant_id: str, body: PaymentMethodIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
+    card = payments.attach_card(fb, caller, tenant_id, token=body.token)  # the provider, before any transaction opens
     return idempotent(
         fb,
         caller,
         key,
         {"tenant": tenant_id, **body.model_dump()},
-        lambda: PaymentMethodOut(**payments.add_payment_method(fb, caller, tenant_id, token=body.token).__dict__),
+        lambda: PaymentMethodOut(**payments.record_payment_method(fb, caller, tenant_id, card).__dict__),
         status_code=201,
+    )
+
+
+@router.put(
+    "/payment-terms",
+    response_model=PaymentTermsIn,
+    summary="Invoice the tenant by bank transfer, or charge its card again (operator)",
+)
+def payment_terms(tenant_id: str, body: PaymentTermsIn, fb: FB, caller: Caller):
+    return PaymentTermsIn(
+        bank_transfer_days=payments.set_bank_transfer(fb, caller, tenant_id, terms_days=body.bank_transfer_days)
     )
 
 
