@@ -6,10 +6,9 @@ Issuing a tenant key is `POST /v1/tenants/{tenant_id}/api-keys` (routers/tenants
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import AwareDatetime, BaseModel, Field, StrictInt
 
 from farebox.domain.access import Role
 from farebox.entrypoints.api.deps import FB, Caller
@@ -41,15 +40,8 @@ class OperatorKeyIn(Body):
     expires_at: AwareDatetime | None = Field(default=None, description="Refused from this instant on; in the future")
 
 
-def _json_integer(value: object) -> object:
-    """A JSON integer (1 or 1.0), never a boolean or a string (D8)."""
-    if isinstance(value, (bool, str)):
-        raise ValueError("must be a JSON integer")
-    return value
-
-
 class RotateIn(Body):
-    grace_seconds: Annotated[int, BeforeValidator(_json_integer)] = Field(
+    grace_seconds: StrictInt = Field(
         default=0,
         ge=0,
         le=7 * 24 * 3600,

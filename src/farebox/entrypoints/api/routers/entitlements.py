@@ -13,7 +13,13 @@ from farebox.services import entitlements as service
 router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["admission"])
 
 FeatureName = Annotated[
-    str, Path(min_length=1, max_length=64, description="A plan feature, e.g. sso, cohosts, premium")
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=service.FEATURE.pattern,
+        description="A plan feature: a lower-case name such as sso, cohosts, premium",
+    ),
 ]
 
 
