@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -52,10 +54,10 @@ def test_A6_session_limit_over_http(client, fb):
 def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(client, fb):
     make_tenant(fb, tenant_id="h4", catalog="attendee-credits", plan="pro")
     events = [
-        {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T08:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
+        {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T09:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
         {"id": "e2", "source": "replays", "type": "attendee.joined", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "on_demand"}},
         {"id": "e3", "source": "replays", "type": "nonsense", "data": {}},
-        {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T08:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
+        {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T09:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
         {"id": "e1", "source": "replays", "type": "attendee.joined", "data": {"occurrence_id": "o1", "person_id": "zz"}},
         {"id": "e4", "source": "replays", "type": "attendee.registered", "data": {"occurrence_id": "o1", "person_id": "b"}},
     ]
@@ -72,15 +74,16 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(clie
 
 
 def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessions(client, fb):
-    make_tenant(fb, tenant_id="h5", catalog="agent-sessions", plan="sme")
+    make_tenant(fb, tenant_id="h5", catalog="agent-sessions", plan="sme")  # subscribed at 2026-01-05 09:00
+    fb.clock.advance(timedelta(days=2))
     events = [
-        {"id": f"m{h}", "source": "chat", "type": "conversation.message", "time": f"2026-01-0{3 + h // 24}T{h % 24:02d}:00:00Z", "data": {"conversation_id": "c1", "from": "customer"}}
+        {"id": f"m{h}", "source": "chat", "type": "conversation.message", "time": f"2026-01-0{5 + (10 + h) // 24}T{(10 + h) % 24:02d}:00:00Z", "data": {"conversation_id": "c1", "from": "customer"}}
         for h in range(0, 37, 4)
     ]
     body = client.post("/v1/tenants/h5/usage/events", json={"events": events}, headers=OPERATOR).json()
     assert body["counted"] == 2
     top = client.get("/v1/tenants/h5/usage/top", headers=OPERATOR).json()
-    assert top == [{"kind": "conversation", "id": "c1", "units": 2, "at": "2026-01-03T00:00:00Z"}]
+    assert top == [{"kind": "conversation", "id": "c1", "units": 2, "at": "2026-01-05T10:00:00Z"}]
 
 
 def test_G6_a_member_cannot_read_usage(client, fb):

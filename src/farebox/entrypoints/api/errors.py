@@ -51,6 +51,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "session_limit_not_available": 409,
     "event_invalid": 422,
     "event_conflict": 409,
+    "event_in_future": 422,
+    "event_before_subscription": 422,
+    "event_period_invoiced": 409,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
 

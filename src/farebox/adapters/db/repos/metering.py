@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from farebox.adapters.catalog_files import plan_meters
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.tables.core import plan_versions
+from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.metering import (
     conversations,
     metering_settings,
@@ -432,3 +433,13 @@ def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str
         update(usage_records).where(usage_records.c.tenant_id == tenant_id, usage_records.c.at < before, usage_records.c.person_id.is_not(None)).values(person_id=None)
     ).rowcount
     return done
+
+
+# --- batch ingestion -------------------------------------------------------------------------
+
+
+def invoiced_until(conn: Connection, tenant_id: str) -> dict[str, datetime]:
+    """Per subscription of the tenant, when its last invoice was issued (late usage stops there, D3)."""
+    i = invoices.c
+    rows = conn.execute(select(i.subscription_id, func.max(i.issued_at)).where(i.tenant_id == tenant_id).group_by(i.subscription_id))
+    return {sub: issued for sub, issued in rows if issued is not None}
