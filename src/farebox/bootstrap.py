@@ -41,7 +41,7 @@ def print_sign_in_link(email: str, link: str) -> None:
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Farebox:
     settings = settings or Settings.from_env()
     return Farebox(
-        engine=engine or make_engine(settings.database_url),
+        engine=engine or make_engine(settings.database_url, pool_settings=settings.pool),
         clock=clock or SystemClock(),
         settings=settings,
     )
