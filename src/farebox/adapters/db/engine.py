@@ -102,30 +102,21 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
 
     # The turn ends once the transaction has ended: COMMIT and ROLLBACK are issued here (SQLAlchemy's
     # own call then finds no transaction open, which the driver treats as nothing to do).
-    @event.listens_for(engine, "commit")
-    def _on_commit(connection: Any) -> None:
-        info = connection.connection.info
+    def _finish(connection: Any, statement: str) -> None:
+        driver = connection.connection.driver_connection
         try:
-            driver = connection.connection.driver_connection
             if driver.in_transaction:
-                driver.execute("COMMIT")
+                driver.execute(statement)
         except sqlite3.Error as error:
-            raise DBAPIError.instance("COMMIT", None, error, sqlite3.Error, dialect=connection.dialect) from error
+            if statement == "COMMIT":
+                raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect) from error
+            # a failed ROLLBACK: SQLAlchemy's own rollback follows, and invalidates a broken connection
         finally:
-            if not connection.connection.driver_connection.in_transaction:
-                _end_turn(info)
+            if statement == "ROLLBACK" or not driver.in_transaction:
+                _end_turn(connection.connection.info)
 
-    @event.listens_for(engine, "rollback")
-    def _on_rollback(connection: Any) -> None:
-        info = connection.connection.info
-        try:
-            driver = connection.connection.driver_connection
-            if driver.in_transaction:
-                driver.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLAlchemy's own rollback follows, and invalidates a broken connection
-        finally:
-            _end_turn(info)
+    event.listen(engine, "commit", lambda connection: _finish(connection, "COMMIT"))
+    event.listen(engine, "rollback", lambda connection: _finish(connection, "ROLLBACK"))
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
