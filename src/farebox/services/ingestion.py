@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from farebox.adapters.db.repos import ingestion as ingest_repo
 from farebox.adapters.db.repos import metering as repo
 from farebox.adapters.db.repos import subscriptions as subs_repo
 from farebox.adapters.db.uow import UnitOfWork
@@ -33,7 +34,7 @@ from farebox.domain.clock import ensure_utc
 from farebox.domain.conversations import Sender
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Subscription
-from farebox.services import admission
+from farebox.services import admission, ingestion_batch
 from farebox.services.clocks import now_and_current
 
 MAX_BATCH = 10_000
@@ -91,10 +92,8 @@ def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str,
             results[index] = EventResult(index, _echo_id(event), "refused", code=exc.code, message=exc.refusal.message)
     for chunk in _chunks(valid, CHUNK):
         with fb.uow() as uow:
-            now, current = now_and_current(uow, fb.clock, tenant_id)
-            history = _History(uow, tenant_id, current)
-            for p in chunk:
-                results[p.index] = _one(uow, tenant_id, p, now, history, actor.label())
+            for result in _chunk(uow, fb, tenant_id, chunk, actor.label()):
+                results[result.index] = result
             uow.commit()
     done = [r for r in results if r is not None]
     return IngestReport(
@@ -127,28 +126,65 @@ class _History:
             return late_usage.Placement(at, self.current)
         if self._loaded is None:
             conn = self._uow.conn
-            self._loaded = (subs_repo.all_for_tenant(conn, self._tenant_id), repo.invoiced_until(conn, self._tenant_id))
+            self._loaded = (subs_repo.all_for_tenant(conn, self._tenant_id), ingest_repo.invoiced_until(conn, self._tenant_id))
         return late_usage.place(at, *self._loaded)
 
 
-def _one(uow: UnitOfWork, tenant_id: str, p: Parsed, now: datetime, history: _History, actor: str) -> EventResult:
-    at = late_usage.decision_time(p.time, now)
-    placed = history.place(at) if isinstance(at, datetime) else at
-    if isinstance(placed, late_usage.Refused):
-        # Not claimed: an event sent too early may be sent again later.  One received before is still its first answer.
-        first = repo.get_event(uow.conn, tenant_id, p.source, p.id)
-        if first is None:
-            return EventResult(p.index, p.id, "refused", code=placed.reason.code, message=placed.message)
-        return _repeated(p, first)
-    claimed = repo.claim_event(uow.conn, tenant_id=tenant_id, source=p.source, id=p.id, payload_hash=p.digest, type=p.type, time=p.time, result={}, received_at=now)
-    if not claimed:
-        first = repo.get_event(uow.conn, tenant_id, p.source, p.id)
-        assert first is not None
-        return _repeated(p, first)
-    decision = _apply(uow, tenant_id, p, placed, actor, cause=f"event {p.source}/{p.id}")
-    answer = decision.as_dict()
-    repo.set_event_result(uow.conn, tenant_id, p.source, p.id, answer)
-    return EventResult(p.index, p.id, "applied", decision=answer)
+def _chunk(uow: UnitOfWork, fb: Farebox, tenant_id: str, chunk: Sequence[Parsed], actor: str) -> list[EventResult]:
+    """One transaction: claim the chunk's events in one statement, decide the new ones, answer the rest (G4)."""
+    now, current = now_and_current(uow, fb.clock, tenant_id)
+    history = _History(uow, tenant_id, current)
+    placed: dict[int, late_usage.Placement | late_usage.Refused] = {}
+    for p in chunk:
+        at = late_usage.decision_time(p.time, now)
+        placed[p.index] = history.place(at) if isinstance(at, datetime) else at
+    # A refused event is not claimed: one sent too early may be sent again later.
+    claimers: dict[tuple[str, str], Parsed] = {}
+    for p in chunk:
+        if isinstance(placed[p.index], late_usage.Placement):
+            claimers.setdefault((p.source, p.id), p)
+    rows = [
+        {"tenant_id": tenant_id, "source": p.source, "id": p.id, "payload_hash": p.digest, "type": p.type, "time": p.time, "result": {}, "received_at": now}
+        for p in claimers.values()
+    ]
+    claimed = ingest_repo.claim_events(uow.conn, rows)
+    earlier = ingest_repo.events_by_key(uow.conn, tenant_id, [(p.source, p.id) for p in chunk if (p.source, p.id) not in claimed])
+    new = [p for key, p in claimers.items() if key in claimed]
+    answers = _decide(uow, tenant_id, new, placed, current, actor)
+    ingest_repo.set_results(uow.conn, tenant_id, [(p.source, p.id, answers[p.index]) for p in new])
+    firsts = {(p.source, p.id): {"payload_hash": p.digest, "result": answers[p.index]} for p in new}
+    results: list[EventResult] = []
+    for p in chunk:
+        key, where = (p.source, p.id), placed[p.index]
+        if key in firsts and claimers[key] is p:
+            results.append(EventResult(p.index, p.id, "applied", decision=answers[p.index]))
+        elif key in firsts or key in earlier:
+            results.append(_repeated(p, firsts.get(key) or earlier[key]))
+        else:
+            assert isinstance(where, late_usage.Refused), f"event {key} was neither claimed nor found"
+            results.append(EventResult(p.index, p.id, "refused", code=where.reason.code, message=where.message))
+    return results
+
+
+def _decide(
+    uow: UnitOfWork, tenant_id: str, new: Sequence[Parsed], placed: dict[int, Any], current: Subscription | None, actor: str
+) -> dict[int, dict[str, Any]]:
+    """The answers of the newly claimed events: late ones (another period) one by one first, then the others,
+    in sets (`ingestion_batch`) when the plan allows it, else one by one with the very same rules."""
+    fast = current is not None and ingestion_batch.eligible(uow, tenant_id, current)
+    answers: dict[int, dict[str, Any]] = {}
+    batch: list[ingestion_batch.Item] = []
+    for p in new:
+        where = placed[p.index]
+        if fast and where.subscription is current:
+            batch.append(ingestion_batch.Item(p.index, f"{p.source}/{p.id}", p.type, p.subject, where.at, p.person_id, p.sender, p.mode, p.role))
+        else:
+            answers[p.index] = _apply(uow, tenant_id, p, where, actor, cause=f"event {p.source}/{p.id}").as_dict()
+    if batch:
+        assert current is not None
+        decided = ingestion_batch.apply(uow, tenant_id, current, batch, actor=actor)
+        answers.update({index: d.as_dict() for index, d in decided.items()})
+    return answers
 
 
 def _repeated(p: Parsed, first: dict[str, Any]) -> EventResult:

@@ -18,7 +18,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from farebox.adapters.catalog_files import plan_meters
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.tables.core import plan_versions
-from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.metering import (
     conversations,
     metering_settings,
@@ -434,12 +433,3 @@ def purge_events(conn: Connection, tenant_id: str, before: datetime) -> dict[str
     ).rowcount
     return done
 
-
-# --- batch ingestion -------------------------------------------------------------------------
-
-
-def invoiced_until(conn: Connection, tenant_id: str) -> dict[str, datetime]:
-    """Per subscription of the tenant, when its last invoice was issued (late usage stops there, D3)."""
-    i = invoices.c
-    rows = conn.execute(select(i.subscription_id, func.max(i.issued_at)).where(i.tenant_id == tenant_id).group_by(i.subscription_id))
-    return {sub: issued for sub, issued in rows if issued is not None}
