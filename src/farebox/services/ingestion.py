@@ -143,15 +143,22 @@ def _chunk(uow: UnitOfWork, fb: Farebox, tenant_id: str, chunk: Sequence[Parsed]
     for p in chunk:
         if isinstance(placed[p.index], late_usage.Placement):
             claimers.setdefault((p.source, p.id), p)
-    rows = [
-        {"tenant_id": tenant_id, "source": p.source, "id": p.id, "payload_hash": p.digest, "type": p.type, "time": p.time, "result": {}, "received_at": now}
-        for p in claimers.values()
-    ]
-    claimed = ingest_repo.claim_events(uow.conn, rows)
-    earlier = ingest_repo.events_by_key(uow.conn, tenant_id, [(p.source, p.id) for p in chunk if (p.source, p.id) not in claimed])
-    new = [p for key, p in claimers.items() if key in claimed]
-    answers = _decide(uow, tenant_id, new, placed, current, actor)
-    ingest_repo.set_results(uow.conn, tenant_id, [(p.source, p.id, answers[p.index]) for p in new])
+    def row(p: Parsed, result: dict[str, Any]) -> dict[str, Any]:
+        return {"tenant_id": tenant_id, "source": p.source, "id": p.id, "payload_hash": p.digest, "type": p.type, "time": p.time, "result": result, "received_at": now}
+
+    if ingest_repo.claims_are_exclusive(uow.conn):
+        # SQLite: one statement finds the events received before; the new ones are inserted with their answers.
+        earlier = ingest_repo.events_by_key(uow.conn, tenant_id, [(p.source, p.id) for p in chunk])
+        new = [p for key, p in claimers.items() if key not in earlier]
+        answers = _decide(uow, tenant_id, new, placed, current, actor)
+        ingest_repo.insert_events(uow.conn, tenant_id, [row(p, answers[p.index]) for p in new])
+    else:
+        # PostgreSQL: claimed first (a concurrent claim of the same event waits for ours), answered after.
+        claimed = ingest_repo.claim_events(uow.conn, [row(p, {}) for p in claimers.values()])
+        earlier = ingest_repo.events_by_key(uow.conn, tenant_id, [(p.source, p.id) for p in chunk if (p.source, p.id) not in claimed])
+        new = [p for key, p in claimers.items() if key in claimed]
+        answers = _decide(uow, tenant_id, new, placed, current, actor)
+        ingest_repo.set_results(uow.conn, tenant_id, [(p.source, p.id, answers[p.index]) for p in new])
     firsts = {(p.source, p.id): {"payload_hash": p.digest, "result": answers[p.index]} for p in new}
     results: list[EventResult] = []
     for p in chunk:

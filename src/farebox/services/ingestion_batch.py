@@ -14,7 +14,6 @@ pool meanwhile, the pools are locked, read again and the chunk re-decided.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,19 +93,19 @@ def apply(uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[It
         elif item.type != "attendee.left":
             created.setdefault(item.subject, item.at)
     others = {i.subject for i in ordered if i.type == "attendee.left"}
-    occurrences = batch_repo.lock_occurrences(conn, tenant_id, created, others)
-    pairs = [(i.subject, i.person_id) for i in ordered if i.person_id is not None]
-    people = batch_repo.people_of(conn, tenant_id, pairs)
-    conversations = batch_repo.lock_conversations(conn, tenant_id, first_message)
     kinds = {MeterKind.ATTENDEES if i.type == "attendee.joined" else MeterKind.BILLABLE_SESSIONS for i in ordered if i.type in ("attendee.joined", "conversation.message")}
-    pools = _pools(uow, tenant_id, sub, meters, kinds, lock=False)
-    for attempt in range(2):
-        state = _State(copy.deepcopy(occurrences), copy.deepcopy(people), copy.deepcopy(conversations), copy.deepcopy(pools))
+    for lock in (False, True):
+        # On the second pass another process had used a pool since it was read: read again, pools locked, and decide again.
+        state = _State(
+            batch_repo.lock_occurrences(conn, tenant_id, created, others),
+            batch_repo.people_of(conn, tenant_id, [(i.subject, i.person_id) for i in ordered if i.person_id is not None]),
+            batch_repo.lock_conversations(conn, tenant_id, first_message),
+            _pools(uow, tenant_id, sub, meters, kinds, lock=lock),
+        )
         decisions = {item.index: _decide(state, sub, meters, item, actor) for item in ordered}
         if _take_pools(uow, tenant_id, sub, state.pools):
             break
-        assert attempt == 0, "a locked pool cannot move"
-        pools = _pools(uow, tenant_id, sub, meters, kinds, lock=True)  # another process used a pool: lock, read, decide again
+        assert not lock, "a locked pool cannot move"
     _write(uow, tenant_id, sub, state, actor, ordered[-1].at if ordered else None)
     return decisions
 

@@ -9,25 +9,46 @@ chunk, last, with the guarded `UPDATE ... WHERE used + n <= cap`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 
 from farebox.adapters.db.repos.metering import _insert
 from farebox.adapters.db.tables.invoicing import invoices
-from farebox.adapters.db.tables.metering import conversations, occurrence_people, occurrences, usage_counters, usage_events, usage_records
+from farebox.adapters.db.tables.metering import conversations, occurrence_people, occurrences, usage_counters, usage_events
 
 Key = tuple[str, str]  # (source, id)
 _e, _o, _p, _v, _c = usage_events.c, occurrences.c, occurrence_people.c, conversations.c, usage_counters.c
-_SET_RESULT = update(usage_events).where(_e.tenant_id == bindparam("_t"), _e.source == bindparam("_src"), _e.id == bindparam("_id"))
 _OCC_WRITE = update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
-_PERSON_WRITE = update(occurrence_people).where(_p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_o"), _p.person_id == bindparam("_p"))
-_CONV_WRITE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
-_RECORDS = insert(usage_records)
-_PEOPLE = insert(occurrence_people)
 _ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,766 parameters
+
+
+# The per-row statements of a chunk run on the driver (`exec_driver_sql`: SQLAlchemy still translates errors,
+# so a lost connection is a 503), with values converted here as the column types would: per row, SQLAlchemy's
+# statement and type handling cost several times the database's own work (docs/performance.md).
+def _many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    if rows:
+        conn.exec_driver_sql(sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s"), list(rows))
+
+
+@lru_cache(maxsize=4096)
+def _sqlite_at(value: datetime) -> str:
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _at(conn: Connection) -> Any:
+    """How a UTC instant is bound: SQLite keeps SQLAlchemy's text form (no zone), PostgreSQL the aware value."""
+    if conn.dialect.name == "sqlite":
+        return lambda v: None if v is None else _sqlite_at(v)
+    return lambda v: v
+
+
+def _json(conn: Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "?::jsonb"
 
 
 def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -39,16 +60,18 @@ def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def claim_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Key]:
-    """Record first arrivals; the (source, id) keys that were new (a key seen before, or twice here, once)."""
-    claimed: set[Key] = set()
-    for part in _slices(rows):
-        stmt = _insert(conn)(usage_events).values(list(part)).on_conflict_do_nothing(index_elements=["tenant_id", "source", "id"])
-        claimed.update((s, i) for s, i in conn.execute(stmt.returning(_e.source, _e.id)))
-    return claimed
+    """Record first arrivals; the (source, id) keys that were new (a key seen before, or twice here, once).
+
+    One statement, run for many rows (SQLAlchemy's "insertmanyvalues": multi-row
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING` in pages, compiled once)."""
+    if not rows:
+        return set()
+    stmt = _insert(conn)(usage_events).on_conflict_do_nothing(index_elements=["tenant_id", "source", "id"]).returning(_e.source, _e.id)
+    return {(s, i) for s, i in conn.execute(stmt, list(rows))}
 
 
 def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
-    """The stored payload hash and first answer of these events."""
+    """The stored payload hash and first answer of these events (one statement per 1,000 keys)."""
     found: dict[Key, dict[str, Any]] = {}
     for part in _slices(sorted(set(keys))):
         query = select(_e.source, _e.id, _e.payload_hash, _e.result).where(_e.tenant_id == tenant_id, tuple_(_e.source, _e.id).in_(list(part)))
@@ -57,9 +80,23 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
     return found
 
 
+def claims_are_exclusive(conn: Connection) -> bool:
+    """SQLite: the transaction holds the database's one write lock, so an event not found is ours to insert."""
+    return conn.dialect.name == "sqlite"
+
+
+def insert_events(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """New events with their answers (under `claims_are_exclusive` only)."""
+    at = _at(conn)
+    _many(
+        conn, f"INSERT INTO usage_events (tenant_id, source, id, payload_hash, type, time, result, received_at) VALUES (?, ?, ?, ?, ?, ?, {_json(conn)}, ?)",
+        [(tenant_id, r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]), at(r["received_at"])) for r in rows],
+    )
+
+
 def set_results(conn: Connection, tenant_id: str, results: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    if results:
-        conn.execute(_SET_RESULT, [{"_t": tenant_id, "_src": s, "_id": i, "result": r} for s, i, r in results])
+    _many(conn, f"UPDATE usage_events SET result = {_json(conn)} WHERE tenant_id = ? AND source = ? AND id = ?",
+          [(json.dumps(r), tenant_id, s, i) for s, i, r in results])
 
 
 # --- occurrences and the people in them --------------------------------------------------------
@@ -94,11 +131,19 @@ def write_occurrences(conn: Connection, tenant_id: str, rows: Sequence[dict[str,
 
 
 def write_people(conn: Connection, tenant_id: str, new: Sequence[dict[str, Any]], changed: Sequence[dict[str, Any]]) -> None:
-    keys = ("registered_at", "counted_at", "first_mode", "present", "waiting_ticket", "updated_at")
-    if new:
-        conn.execute(_PEOPLE, [{"tenant_id": tenant_id, "occurrence_id": r["occurrence_id"], "person_id": r["person_id"], **{k: r[k] for k in keys}} for r in new])
-    if changed:
-        conn.execute(_PERSON_WRITE, [{"_t": tenant_id, "_o": r["occurrence_id"], "_p": r["person_id"], **{k: r[k] for k in keys}} for r in changed])
+    at = _at(conn)
+    _many(
+        conn, "INSERT INTO occurrence_people (tenant_id, occurrence_id, person_id, registered_at, counted_at, first_mode, present, waiting_ticket, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(tenant_id, r["occurrence_id"], r["person_id"], at(r["registered_at"]), at(r["counted_at"]), r["first_mode"], r["present"], r["waiting_ticket"],
+          at(r["updated_at"])) for r in new],
+    )
+    _many(
+        conn, "UPDATE occurrence_people SET registered_at = ?, counted_at = ?, first_mode = ?, present = ?, waiting_ticket = ?, updated_at = ? "
+        "WHERE tenant_id = ? AND occurrence_id = ? AND person_id = ?",
+        [(at(r["registered_at"]), at(r["counted_at"]), r["first_mode"], r["present"], r["waiting_ticket"], at(r["updated_at"]), tenant_id,
+          r["occurrence_id"], r["person_id"]) for r in changed],
+    )
 
 
 # --- conversations (A1, A2) ----------------------------------------------------------------------
@@ -113,7 +158,13 @@ def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, 
     ]
     if not rows:
         return {}
-    conn.execute(_insert(conn)(conversations).on_conflict_do_nothing(index_elements=["tenant_id", "id"]), rows)
+    at = _at(conn)
+    _many(
+        conn, "INSERT INTO conversations (tenant_id, id, window_started_at, window_ends_at, window_billed, windows, billable, first_message_at, "
+        "last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO NOTHING",
+        [(tenant_id, r["id"], at(r["window_started_at"]), at(r["window_ends_at"]), False, 0, 0, at(r["first_message_at"]), at(r["last_message_at"]))
+         for r in rows],
+    )
     found: dict[str, dict[str, Any]] = {}
     for part in _slices(sorted(first_at)):
         query = select(conversations).where(_v.tenant_id == tenant_id, _v.id.in_(list(part))).order_by(_v.id).with_for_update()
@@ -122,9 +173,13 @@ def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, 
 
 
 def write_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
-    keys = ("window_started_at", "window_ends_at", "window_billed", "windows", "billable", "last_message_at")
-    if rows:
-        conn.execute(_CONV_WRITE, [{"_t": tenant_id, "_id": r["id"], **{k: r[k] for k in keys}} for r in rows])
+    at = _at(conn)
+    _many(
+        conn, "UPDATE conversations SET window_started_at = ?, window_ends_at = ?, window_billed = ?, windows = ?, billable = ?, last_message_at = ? "
+        "WHERE tenant_id = ? AND id = ?",
+        [(at(r["window_started_at"]), at(r["window_ends_at"]), r["window_billed"], r["windows"], r["billable"], at(r["last_message_at"]), tenant_id, r["id"])
+         for r in rows],
+    )
 
 
 # --- period pools and the ledger (G3) --------------------------------------------------------------
@@ -140,8 +195,13 @@ def pool_counter(conn: Connection, *, tenant_id: str, subscription_id: str, mete
 
 
 def record_units(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(_RECORDS, list(rows))
+    at = _at(conn)
+    _many(
+        conn, "INSERT INTO usage_records (tenant_id, id, subscription_id, meter, period_start_at, subject, person_id, units, at, cause) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(r["tenant_id"], r["id"], r["subscription_id"], r["meter"], at(r["period_start_at"]), r["subject"], r["person_id"], r["units"], at(r["at"]), r["cause"])
+         for r in rows],
+    )
 
 
 # --- late usage (D3) -----------------------------------------------------------------------------
