@@ -176,3 +176,56 @@ def test_D3_a_late_join_of_an_ended_trial_counts_under_the_trial_that_was_live_t
         ("applied", "admitted"), ("applied", "subscription_expired"),
     ]
     assert usage.verify(fb, SYSTEM, "tr") == []
+
+
+# --- F2 / G3: each pool taken once per chunk, last; re-decided when another process moved it -------------
+
+
+def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_again_and_the_chunk_decided_again(fb, monkeypatch):
+    from farebox.adapters.db.repos import ingestion as batch_repo
+    from farebox.services import admission
+    from metering_support import shrink
+
+    make_tenant(fb, tenant_id="race", catalog="attendee-credits", plan="pro")
+    shrink(fb, "race", "credits", 10)
+    for n in range(8):
+        assert admission.join(fb, SYSTEM, "race", "live", f"l{n}").counted
+    reads: list[bool] = []
+    real = batch_repo.pool_counter
+
+    def stale_first_read(conn, *, lock, **counter):
+        reads.append(lock)
+        used, carried = real(conn, lock=lock, **counter)
+        return (used - 8, carried) if not lock else (used, carried)  # as read before 8 live joins committed elsewhere
+
+    monkeypatch.setattr(batch_repo, "pool_counter", stale_first_read)
+    report = ingestion.ingest(fb, SYSTEM, "race", [_join(f"e{n}", "replayed", f"r{n}") for n in range(5)])
+    assert reads == [False, True]  # the guard refused the stale decision; the pool was then read under lock
+    assert [r.decision["reason"] for r in report.results] == ["admitted"] * 2 + ["credits_exhausted"] * 3
+    assert usage.usage_summary(fb, SYSTEM, "race").meter("credits").used == 10
+    assert usage.verify(fb, SYSTEM, "race") == []
+
+
+def test_G4_a_batch_cut_off_half_way_and_sent_again_counts_every_event_once(fb, monkeypatch):
+    """The chunks committed before the failure answer `duplicate` when the batch is sent again; nothing is counted twice."""
+    from farebox.services import ingestion_batch
+
+    make_tenant(fb, tenant_id="cut", catalog="attendee-credits", plan="enterprise")
+    events = [_join(f"e{n}", f"o{n % 7}", f"p{n}") for n in range(ingestion.CHUNK * 3)]
+    calls = iter(range(100))
+    real = ingestion_batch.apply
+
+    def dies_in_the_third_chunk(*args, **kw):
+        if next(calls) == 2:
+            raise ConnectionError("the process was killed")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ingestion_batch, "apply", dies_in_the_third_chunk)
+    with pytest.raises(ConnectionError):
+        ingestion.ingest(fb, SYSTEM, "cut", events)
+    assert _stored(fb, "cut") == 2 * ingestion.CHUNK and usage.verify(fb, SYSTEM, "cut") == []
+    monkeypatch.setattr(ingestion_batch, "apply", real)
+    again = ingestion.ingest(fb, SYSTEM, "cut", events)
+    assert (again.duplicates, again.applied, again.counted) == (2 * ingestion.CHUNK, ingestion.CHUNK, ingestion.CHUNK)
+    assert usage.usage_summary(fb, SYSTEM, "cut").meter("credits").used == 3 * ingestion.CHUNK
+    assert usage.verify(fb, SYSTEM, "cut") == []
