@@ -29,10 +29,43 @@ _ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,76
 
 # The per-row statements of a chunk run on the driver (`exec_driver_sql`: SQLAlchemy still translates errors,
 # so a lost connection is a 503), with values converted here as the column types would: per row, SQLAlchemy's
-# statement and type handling cost several times the database's own work (docs/performance.md).
-def _many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    if rows:
-        conn.exec_driver_sql(sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s"), list(rows))
+# statement and type handling cost several times the database's own work (docs/performance.md).  SQLite runs
+# one prepared statement for every row (`executemany`); PostgreSQL gets one statement for the whole set, each
+# column sent as one array (`unnest`), so a set costs one round trip.
+Column = tuple[str, str]  # (name, PostgreSQL type)
+
+
+def _insert_rows(conn: Connection, table: str, columns: Sequence[Column], rows: Sequence[tuple[Any, ...]], *, on_conflict: str = "") -> None:
+    if not rows:
+        return
+    names = ", ".join(n for n, _ in columns)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}", list(rows))
+        return
+    arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
+    values = ", ".join(f"{n}::{t}" if t == "jsonb" else n for n, t in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS v({names}) {on_conflict}", tuple(list(c) for c in zip(*rows)))
+
+
+def _update_rows(conn: Connection, table: str, tenant_id: str, sets: Sequence[Column], keys: Sequence[Column], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Each row: the values of `sets`, then of `keys` (with the tenant: the primary key)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        assignments = ", ".join(f"{n} = ?" for n, _ in sets)
+        where = " AND ".join(f"{n} = ?" for n, _ in keys)
+        conn.exec_driver_sql(f"UPDATE {table} SET {assignments} WHERE tenant_id = ? AND {where}", [(*r[:len(sets)], tenant_id, *r[len(sets):]) for r in rows])
+        return
+    columns = [*sets, *keys]
+    assignments = ", ".join(f"{n} = v.{n}::{t}" if t == "jsonb" else f"{n} = v.{n}" for n, t in sets)
+    where = " AND ".join(f"x.{n} = v.{n}" for n, _ in keys)
+    arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
+    names = ", ".join(n for n, _ in columns)
+    conn.exec_driver_sql(f"UPDATE {table} AS x SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE x.tenant_id = %s AND {where}", (*[list(c) for c in zip(*rows)], tenant_id))
+
+
+def _array(pg_type: str) -> str:
+    return "text[]" if pg_type == "jsonb" else f"{pg_type}[]"
 
 
 @lru_cache(maxsize=4096)
@@ -45,10 +78,6 @@ def _at(conn: Connection) -> Any:
     if conn.dialect.name == "sqlite":
         return lambda v: None if v is None else _sqlite_at(v)
     return lambda v: v
-
-
-def _json(conn: Connection) -> str:
-    return "?" if conn.dialect.name == "sqlite" else "?::jsonb"
 
 
 def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -85,18 +114,21 @@ def claims_are_exclusive(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
+_EVENT = (("tenant_id", "text"), ("source", "text"), ("id", "text"), ("payload_hash", "text"), ("type", "text"), ("time", "timestamptz"),
+          ("result", "jsonb"), ("received_at", "timestamptz"))
+
+
 def insert_events(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """New events with their answers (under `claims_are_exclusive` only)."""
     at = _at(conn)
-    _many(
-        conn, f"INSERT INTO usage_events (tenant_id, source, id, payload_hash, type, time, result, received_at) VALUES (?, ?, ?, ?, ?, ?, {_json(conn)}, ?)",
-        [(tenant_id, r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]), at(r["received_at"])) for r in rows],
-    )
+    _insert_rows(conn, "usage_events", _EVENT, [
+        (tenant_id, r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]), at(r["received_at"])) for r in rows
+    ])
 
 
 def set_results(conn: Connection, tenant_id: str, results: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    _many(conn, f"UPDATE usage_events SET result = {_json(conn)} WHERE tenant_id = ? AND source = ? AND id = ?",
-          [(json.dumps(r), tenant_id, s, i) for s, i, r in results])
+    _update_rows(conn, "usage_events", tenant_id, [("result", "jsonb")], [("source", "text"), ("id", "text")],
+                 [(json.dumps(r), s, i) for s, i, r in results])
 
 
 # --- occurrences and the people in them --------------------------------------------------------
@@ -130,20 +162,20 @@ def write_occurrences(conn: Connection, tenant_id: str, rows: Sequence[dict[str,
         conn.execute(_OCC_WRITE, [{"_t": tenant_id, "_id": r["id"], **{k: r[k] for k in keys}} for r in rows])
 
 
+_PERSON = (("registered_at", "timestamptz"), ("counted_at", "timestamptz"), ("first_mode", "text"), ("present", "boolean"),
+           ("waiting_ticket", "integer"), ("updated_at", "timestamptz"))
+_PERSON_KEY = (("occurrence_id", "text"), ("person_id", "text"))
+
+
 def write_people(conn: Connection, tenant_id: str, new: Sequence[dict[str, Any]], changed: Sequence[dict[str, Any]]) -> None:
     at = _at(conn)
-    _many(
-        conn, "INSERT INTO occurrence_people (tenant_id, occurrence_id, person_id, registered_at, counted_at, first_mode, present, waiting_ticket, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(tenant_id, r["occurrence_id"], r["person_id"], at(r["registered_at"]), at(r["counted_at"]), r["first_mode"], r["present"], r["waiting_ticket"],
-          at(r["updated_at"])) for r in new],
-    )
-    _many(
-        conn, "UPDATE occurrence_people SET registered_at = ?, counted_at = ?, first_mode = ?, present = ?, waiting_ticket = ?, updated_at = ? "
-        "WHERE tenant_id = ? AND occurrence_id = ? AND person_id = ?",
-        [(at(r["registered_at"]), at(r["counted_at"]), r["first_mode"], r["present"], r["waiting_ticket"], at(r["updated_at"]), tenant_id,
-          r["occurrence_id"], r["person_id"]) for r in changed],
-    )
+
+    def values(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (at(r["registered_at"]), at(r["counted_at"]), r["first_mode"], r["present"], r["waiting_ticket"], at(r["updated_at"]))
+
+    _insert_rows(conn, "occurrence_people", (("tenant_id", "text"), *_PERSON_KEY, *_PERSON),
+                 [(tenant_id, r["occurrence_id"], r["person_id"], *values(r)) for r in new])
+    _update_rows(conn, "occurrence_people", tenant_id, _PERSON, _PERSON_KEY, [(*values(r), r["occurrence_id"], r["person_id"]) for r in changed])
 
 
 # --- conversations (A1, A2) ----------------------------------------------------------------------
@@ -159,12 +191,10 @@ def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, 
     if not rows:
         return {}
     at = _at(conn)
-    _many(
-        conn, "INSERT INTO conversations (tenant_id, id, window_started_at, window_ends_at, window_billed, windows, billable, first_message_at, "
-        "last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO NOTHING",
-        [(tenant_id, r["id"], at(r["window_started_at"]), at(r["window_ends_at"]), False, 0, 0, at(r["first_message_at"]), at(r["last_message_at"]))
-         for r in rows],
-    )
+    _insert_rows(conn, "conversations", (("tenant_id", "text"), ("id", "text"), *_WINDOW, ("first_message_at", "timestamptz"), ("last_message_at", "timestamptz")), [
+        (tenant_id, r["id"], at(r["window_started_at"]), at(r["window_ends_at"]), False, 0, 0, at(r["first_message_at"]), at(r["last_message_at"]))
+        for r in rows
+    ], on_conflict="ON CONFLICT (tenant_id, id) DO NOTHING")
     found: dict[str, dict[str, Any]] = {}
     for part in _slices(sorted(first_at)):
         query = select(conversations).where(_v.tenant_id == tenant_id, _v.id.in_(list(part))).order_by(_v.id).with_for_update()
@@ -172,14 +202,16 @@ def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, 
     return found
 
 
+_WINDOW = (("window_started_at", "timestamptz"), ("window_ends_at", "timestamptz"), ("window_billed", "boolean"), ("windows", "integer"),
+           ("billable", "integer"))
+
+
 def write_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
     at = _at(conn)
-    _many(
-        conn, "UPDATE conversations SET window_started_at = ?, window_ends_at = ?, window_billed = ?, windows = ?, billable = ?, last_message_at = ? "
-        "WHERE tenant_id = ? AND id = ?",
-        [(at(r["window_started_at"]), at(r["window_ends_at"]), r["window_billed"], r["windows"], r["billable"], at(r["last_message_at"]), tenant_id, r["id"])
-         for r in rows],
-    )
+    _update_rows(conn, "conversations", tenant_id, (*_WINDOW, ("last_message_at", "timestamptz")), (("id", "text"),), [
+        (at(r["window_started_at"]), at(r["window_ends_at"]), r["window_billed"], r["windows"], r["billable"], at(r["last_message_at"]), r["id"])
+        for r in rows
+    ])
 
 
 # --- period pools and the ledger (G3) --------------------------------------------------------------
@@ -194,14 +226,16 @@ def pool_counter(conn: Connection, *, tenant_id: str, subscription_id: str, mete
     return None if row is None else (int(row[0]), int(row[1]))
 
 
+_RECORD = (("tenant_id", "text"), ("id", "text"), ("subscription_id", "text"), ("meter", "text"), ("period_start_at", "timestamptz"),
+           ("subject", "text"), ("person_id", "text"), ("units", "integer"), ("at", "timestamptz"), ("cause", "text"))
+
+
 def record_units(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     at = _at(conn)
-    _many(
-        conn, "INSERT INTO usage_records (tenant_id, id, subscription_id, meter, period_start_at, subject, person_id, units, at, cause) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(r["tenant_id"], r["id"], r["subscription_id"], r["meter"], at(r["period_start_at"]), r["subject"], r["person_id"], r["units"], at(r["at"]), r["cause"])
-         for r in rows],
-    )
+    _insert_rows(conn, "usage_records", _RECORD, [
+        (r["tenant_id"], r["id"], r["subscription_id"], r["meter"], at(r["period_start_at"]), r["subject"], r["person_id"], r["units"], at(r["at"]),
+         r["cause"]) for r in rows
+    ])
 
 
 # --- late usage (D3) -----------------------------------------------------------------------------
