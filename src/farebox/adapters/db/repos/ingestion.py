@@ -35,16 +35,20 @@ _ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,76
 Column = tuple[str, str]  # (name, PostgreSQL type)
 
 
-def _insert_rows(conn: Connection, table: str, columns: Sequence[Column], rows: Sequence[tuple[Any, ...]], *, on_conflict: str = "") -> None:
+def _insert_rows(conn: Connection, table: str, columns: Sequence[Column], rows: Sequence[tuple[Any, ...]], *, on_conflict: str = "") -> list[Any]:
+    """Insert the rows; what `RETURNING` in `on_conflict` returns (PostgreSQL only)."""
     if not rows:
-        return
+        return []
     names = ", ".join(n for n, _ in columns)
     if conn.dialect.name == "sqlite":
+        assert "RETURNING" not in on_conflict, "SQLite returns nothing from executemany"
         conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}", list(rows))
-        return
+        return []
     arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
     values = ", ".join(f"{n}::{t}" if t == "jsonb" else n for n, t in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS v({names}) {on_conflict}", tuple(list(c) for c in zip(*rows)))
+    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS v({names}) {on_conflict}"
+    result = conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows)))
+    return list(result.all()) if result.returns_rows else []
 
 
 def _update_rows(conn: Connection, table: str, tenant_id: str, sets: Sequence[Column], keys: Sequence[Column], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -89,24 +93,31 @@ def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def claim_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Key]:
-    """Record first arrivals; the (source, id) keys that were new (a key seen before, or twice here, once).
-
-    One statement, run for many rows (SQLAlchemy's "insertmanyvalues": multi-row
-    `INSERT ... ON CONFLICT DO NOTHING RETURNING` in pages, compiled once)."""
+    """Record first arrivals (PostgreSQL); the (source, id) keys that were new (a key seen before, or twice here,
+    once).  A concurrent claim of the same key waits for the other transaction, and loses if it commits."""
     if not rows:
         return set()
-    stmt = _insert(conn)(usage_events).on_conflict_do_nothing(index_elements=["tenant_id", "source", "id"]).returning(_e.source, _e.id)
-    return {(s, i) for s, i in conn.execute(stmt, list(rows))}
+    at = _at(conn)
+    returned = _insert_rows(conn, "usage_events", _EVENT, [
+        (r["tenant_id"], r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]), at(r["received_at"])) for r in rows
+    ], on_conflict="ON CONFLICT (tenant_id, source, id) DO NOTHING RETURNING source, id")
+    return {(s, i) for s, i in returned}
 
 
 def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
-    """The stored payload hash and first answer of these events (one statement per 1,000 keys)."""
-    found: dict[Key, dict[str, Any]] = {}
-    for part in _slices(sorted(set(keys))):
-        query = select(_e.source, _e.id, _e.payload_hash, _e.result).where(_e.tenant_id == tenant_id, tuple_(_e.source, _e.id).in_(list(part)))
-        for row in conn.execute(query).mappings():
-            found[(row["source"], row["id"])] = {"payload_hash": row["payload_hash"], "result": row["result"]}
-    return found
+    """The stored payload hash and first answer of these events (one statement)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    if conn.dialect.name == "sqlite":
+        sql = ("SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k JOIN usage_events AS e "
+               "ON e.tenant_id = ? AND e.source = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')")
+        rows = conn.exec_driver_sql(sql, (json.dumps(wanted), tenant_id)).all()
+        return {(s, i): {"payload_hash": h, "result": json.loads(r)} for s, i, h, r in rows}
+    sql = ("SELECT e.source, e.id, e.payload_hash, e.result FROM unnest(%s::text[], %s::text[]) AS k(source, id) JOIN usage_events AS e "
+           "ON e.tenant_id = %s AND e.source = k.source AND e.id = k.id")
+    rows = conn.exec_driver_sql(sql, ([s for s, _ in wanted], [i for _, i in wanted], tenant_id)).all()
+    return {(s, i): {"payload_hash": h, "result": r} for s, i, h, r in rows}
 
 
 def claims_are_exclusive(conn: Connection) -> bool:
