@@ -110,7 +110,7 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
     if not wanted:
         return {}
     if conn.dialect.name == "sqlite":
-        sql = ("SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k JOIN usage_events AS e "
+        sql = ("SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
                "ON e.tenant_id = ? AND e.source = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')")
         rows = conn.exec_driver_sql(sql, (json.dumps(wanted), tenant_id)).all()
         return {(s, i): {"payload_hash": h, "result": json.loads(r)} for s, i, h, r in rows}
