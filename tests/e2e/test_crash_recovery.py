@@ -125,8 +125,8 @@ def test_G4_F2_sigkill_in_the_middle_of_one_large_batch_then_resent_counts_every
     server = _serve(db_url, port)
 
     def stored() -> int:
-        with fb.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(usage_events).where(usage_events.c.tenant_id == "crash-b")).scalar_one()
+        with fb.uow(readonly=True) as uow:  # a reader: on SQLite it waits for no writer
+            return uow.conn.execute(select(func.count()).select_from(usage_events).where(usage_events.c.tenant_id == "crash-b")).scalar_one()
 
     sender = threading.Thread(target=lambda: _post_quietly(f"http://127.0.0.1:{port}", events))
     sender.start()
