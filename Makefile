@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Migrate the embedded SQLite database, load the bundled catalogs and the demo tenants, serve on :8000.
+## Migrate the embedded SQLite database, load the bundled catalogs and the demo tenants, serve on :8000
+## with the worker (renewals, trial ends, payment retries, e-mail and webhook delivery, billing) in the same process.
 run: install
 	$(BIN)/farebox migrate
 	$(BIN)/farebox catalog load --bundled
 	$(BIN)/farebox demo-data
-	@echo "farebox on http://$${FAREBOX_HOST:-127.0.0.1}:$${FAREBOX_PORT:-8000}  (API docs: /docs, portal: /portal)"
+	@echo "farebox on http://$${FAREBOX_HOST:-127.0.0.1}:$${FAREBOX_PORT:-8000}  (API docs: /docs, portal: /portal, metrics: /metrics)"
+	@echo "the worker runs in the same process: renewals, trial ends, payment retries, e-mail and webhook delivery"
 	@echo "a narrated walk-through of the three catalogs on a test clock: $(BIN)/farebox demo"
 	$(BIN)/farebox serve
 

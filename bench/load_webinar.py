@@ -2,8 +2,10 @@
 conversation messages, against `farebox serve` on loopback (issue 9, item 7).
 
 The server runs in its own process(es) (`farebox serve`, on a fresh SQLite database, or
-PostgreSQL with --engine postgres); this script is the load generator, an asyncio httpx
-client in another process.  Two phases, each beside a baseline of the same server's
+PostgreSQL with --engine postgres); this script is the load generator, `farebox.client`'s
+AsyncClient (httpx) in another process, as a platform would integrate: every join and message
+carries its own Idempotency-Key.  The client's retries are off here, so an error is counted,
+not hidden.  Two phases, each beside a baseline of the same server's
 `/healthz` driven the same way in the same run:
 
 1. replay: the webinar at its real pace (open loop): attendee i is sent at its arrival
@@ -32,6 +34,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collections.abc import Awaitable, Callable
+
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _setup import database, farebox, pct, served  # noqa: E402
 
 from farebox.adapters.clock import SystemClock  # noqa: E402
+from farebox.client import AsyncClient, Decision, FareboxError, RetryPolicy  # noqa: E402
 from farebox.domain.access import SYSTEM  # noqa: E402
 from farebox.services import subscriptions, tenants  # noqa: E402
 
 KEY = "bench-operator-key"
-HEADERS = {"Authorization": f"Bearer {KEY}"}
+Op = Callable[[AsyncClient], Awaitable[Decision | bool]]  # one request, through the client
 TIME_LIMIT = 600.0  # seconds: no phase runs longer, whatever the server does
 
 
@@ -66,51 +71,66 @@ class Phase:
         return f"  {self.name:<34} {self.done:>6} req {rate:>8.1f}/s  p50 {p50:>7.1f} ms  p99 {p99:>7.1f} ms  errors {sum(self.errors.values())} ({ok} ok)"
 
 
-async def _send(client: httpx.AsyncClient, phase: Phase, method: str, path: str, body: dict | None, due: float, gate: asyncio.Semaphore | None = None) -> None:
+def _client(base: str, concurrency: int) -> AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return AsyncClient(base, KEY, timeout=60, limits=limits, retry=RetryPolicy(retries=0))
+
+
+def join(occurrence: str, person: str) -> Op:
+    return lambda client: client.join("webinars", occurrence, person)
+
+
+def message(conversation: str, sender: str) -> Op:
+    return lambda client: client.message("agents", conversation, sender=sender)  # type: ignore[arg-type]
+
+
+def health(client: AsyncClient) -> Awaitable[bool]:
+    return client.health()
+
+
+async def _send(client: AsyncClient, phase: Phase, op: Op, due: float, gate: asyncio.Semaphore | None = None) -> None:
     if gate is not None:  # wait here, not in httpx's pool (whose queue slows down with thousands waiting)
         async with gate:
-            return await _send(client, phase, method, path, body, due)
+            return await _send(client, phase, op, due)
     try:
-        response = await client.request(method, path, json=body, headers=HEADERS)
-        if response.status_code != 200:
-            phase.errors[f"HTTP {response.status_code}"] += 1
-        elif path != "/healthz":
-            phase.reasons[response.json()["reason"]] += 1
+        answer = await op(client)
+        if isinstance(answer, Decision):
+            phase.reasons[answer.reason] += 1
+    except FareboxError as exc:
+        phase.errors[f"HTTP {exc.status_code}"] += 1
     except httpx.HTTPError as exc:
         phase.errors[type(exc).__name__] += 1
     phase.latencies.append(time.perf_counter() - due)
 
 
-async def open_loop(base: str, schedule: list[tuple[float, Phase, str, str, dict | None]], concurrency: int) -> None:
+async def open_loop(base: str, schedule: list[tuple[float, Phase, Op]], concurrency: int) -> None:
     """Send each request at its time (seconds from the start), at most `concurrency` in flight."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    async with _client(base, concurrency) as client:
         gate = asyncio.Semaphore(concurrency)
         start = time.perf_counter()
         tasks = []
-        for at, phase, method, path, body in schedule:
+        for at, phase, op in schedule:
             delay = start + at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             if time.perf_counter() - start > TIME_LIMIT:
                 break
-            tasks.append(asyncio.create_task(_send(client, phase, method, path, body, start + at, gate)))
+            tasks.append(asyncio.create_task(_send(client, phase, op, start + at, gate)))
         await asyncio.gather(*tasks)
         for phase in {s[1].name: s[1] for s in schedule}.values():
             phase.elapsed = time.perf_counter() - start
 
 
-async def closed_loop(base: str, phase: Phase, requests: list[tuple[str, str, dict | None]], concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+async def closed_loop(base: str, phase: Phase, requests: list[Op], concurrency: int) -> None:
+    async with _client(base, concurrency) as client:
         pending = iter(requests)
         start = time.perf_counter()
 
         async def worker() -> None:
-            for method, path, body in pending:
+            for op in pending:
                 if time.perf_counter() - start > TIME_LIMIT:
                     return
-                await _send(client, phase, method, path, body, time.perf_counter())
+                await _send(client, phase, op, time.perf_counter())
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         phase.elapsed = time.perf_counter() - start
@@ -144,31 +164,38 @@ def main() -> None:
     rng = random.Random(args.seed)
     try:
         with served(url, workers=args.workers, key=KEY) as base:
-            asyncio.run(closed_loop(base, Phase("warm-up"), [("GET", "/healthz", None)] * 200, 8))
+            asyncio.run(closed_loop(base, Phase("warm-up"), [health] * 200, 8))
 
             # 1. the replay, at the webinar's pace, then /healthz on the same schedule
-            joins, messages, health = Phase("webinar joins"), Phase("conversation messages"), Phase("/healthz, same schedule (baseline)")
-            schedule = [(at, joins, "POST", "/v1/tenants/webinars/occurrences/webinar-1/join", {"person_id": f"attendee-{i}"})
-                        for i, at in enumerate(arrivals(args.attendees, args.duration, rng))]
+            joins, messages = Phase("webinar joins"), Phase("conversation messages")
+            health_phase = Phase("/healthz, same schedule (baseline)")
+            schedule: list[tuple[float, Phase, Op]] = [
+                (at, joins, join("webinar-1", f"attendee-{i}"))
+                for i, at in enumerate(arrivals(args.attendees, args.duration, rng))
+            ]
             n_messages = int(args.message_rate * args.duration)
-            schedule += [(args.duration * i / max(n_messages, 1), messages, "POST", f"/v1/tenants/agents/conversations/conv-{rng.randrange(args.conversations)}/messages",
-                          {"from": rng.choice(["customer", "agent"])}) for i in range(n_messages)]
+            schedule += [
+                (args.duration * i / max(n_messages, 1), messages,
+                 message(f"conv-{rng.randrange(args.conversations)}", rng.choice(["customer", "agent"])))
+                for i in range(n_messages)
+            ]
             schedule.sort(key=lambda s: s[0])
             asyncio.run(open_loop(base, schedule, args.concurrency))
-            asyncio.run(open_loop(base, [(at, health, "GET", "/healthz", None) for at, *_ in schedule], args.concurrency))
+            asyncio.run(open_loop(base, [(at, health_phase, health) for at, *_ in schedule], args.concurrency))
 
             # 2. saturation: as fast as the connections allow
             rush, rush_health = Phase("joins, closed loop"), Phase("/healthz, closed loop (baseline)")
-            asyncio.run(closed_loop(base, rush, [("POST", "/v1/tenants/webinars/occurrences/webinar-2/join", {"person_id": f"attendee-{i}"}) for i in range(args.attendees)], args.concurrency))
-            asyncio.run(closed_loop(base, rush_health, [("GET", "/healthz", None)] * args.attendees, args.concurrency))
+            rush_joins = [join("webinar-2", f"attendee-{i}") for i in range(args.attendees)]
+            asyncio.run(closed_loop(base, rush, rush_joins, args.concurrency))
+            asyncio.run(closed_loop(base, rush_health, [health] * args.attendees, args.concurrency))
     finally:
         drop()
 
     replay_rate = (joins.done + messages.done) / joins.elapsed
-    health_p99 = pct(health.latencies, 0.99)
+    health_p99 = pct(health_phase.latencies, 0.99)
     print(f"\nwebinar replay: {args.attendees} attendees over {args.duration:.0f} s + {n_messages} messages, {args.engine}, "
           f"uvicorn workers={args.workers}, {args.concurrency} connections, generator: 1 asyncio process")
-    for phase in (joins, messages, health):
+    for phase in (joins, messages, health_phase):
         print(phase.line())
     print(f"  replay throughput (joins + messages)  {replay_rate:.1f}/s; errors {sum(joins.errors.values()) + sum(messages.errors.values())} {dict(joins.errors + messages.errors)}")
     print(f"  join answers: {dict(joins.reasons)}; message answers: {dict(messages.reasons)}")

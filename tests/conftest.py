@@ -24,7 +24,8 @@ from farebox.bootstrap import Farebox
 from farebox.domain.clock import FrozenClock
 from farebox.settings import Settings
 from farebox.services import demo
-from support import SRC, START, subprocess_env  # noqa: F401  (re-exported for tests)
+from support import SRC, START, subprocess_env, tier_missing  # noqa: F401  (re-exported for tests)
+
 PG_URL = os.environ.get("FAREBOX_TEST_POSTGRES")
 ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 
@@ -33,7 +34,7 @@ ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run."""
     if not PG_URL:
-        pytest.skip("FAREBOX_TEST_POSTGRES is not set")
+        tier_missing("FAREBOX_TEST_POSTGRES is not set", require="FAREBOX_REQUIRE_POSTGRES")
     server = make_url(normalise_url(PG_URL))
     name = f"farebox_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
@@ -57,6 +58,12 @@ def _truncate(engine) -> None:
         else:
             for n in names:
                 conn.execute(text(f'DELETE FROM "{n}"'))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """T9: with FAREBOX_REQUIRE_POSTGRES=1 the PostgreSQL half of every engine-parametrised test must run."""
+    if os.environ.get("FAREBOX_REQUIRE_POSTGRES") == "1" and not PG_URL:
+        raise pytest.UsageError("FAREBOX_REQUIRE_POSTGRES=1 but FAREBOX_TEST_POSTGRES is not set")
 
 
 @pytest.fixture(params=ENGINES)

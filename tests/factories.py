@@ -34,3 +34,14 @@ def clear_outbox(fb, tenant_id):
         for table in (delivery_attempts, deliveries, notifications_table):
             uow.conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
         uow.commit()
+
+
+def usage_recorded(sub, before: int, after: int, *, meter: str = "sessions", included: int | None = None,
+                   limit: int | None = None, period_start=None) -> dict:
+    """The payload of `usage.recorded` as services/admission.py publishes it (T6: tests that publish it by hand
+    send the same keys and types; tests/integration/test_alerts.py compares it with the real one)."""
+    return {
+        "meter": meter, "before": before, "after": after, "included": included,
+        "limit": included if limit is None else limit, "trial": sub.status.value == "trialing",
+        "period_start": period_start or sub.period.start, "period_end": sub.period.end,
+    }

@@ -21,6 +21,7 @@ class FakeStripe:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, Any], str | None]] = []
         self.by_key: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.refunded: set[str] = set()
         self.ids = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -58,7 +59,12 @@ class FakeStripe:
                 return 402, {"error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined.", "payment_intent": intent}}
             return 200, {**intent, "status": "succeeded"}
         if path == "/v1/refunds":
-            return 200, {"id": self._id("re"), "object": "refund", "status": "succeeded", "payment_intent": params["payment_intent"]}
+            if params["payment_intent"] in self.refunded:  # as Stripe: a charge refunded in full takes no more
+                return 400, {"error": {"type": "invalid_request_error", "code": "charge_already_refunded",
+                                       "message": f"Charge {params['payment_intent']} has already been refunded."}}
+            self.refunded.add(params["payment_intent"])
+            return 200, {"id": self._id("re"), "object": "refund", "status": "succeeded", "payment_intent": params["payment_intent"],
+                         "amount": int(params["amount"])}
         if path == "/v1/checkout/sessions":
             return 200, {"id": self._id("cs"), "object": "checkout.session", "url": "https://checkout.stripe.test/c/pay/" + params["customer"], "mode": params["mode"]}
         if path == "/v1/billing_portal/sessions":

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)  # where the tests' clocks start
@@ -17,3 +20,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+def tier_missing(reason: str, *, require: str) -> NoReturn:
+    """Skip a test whose tier (a browser, PostgreSQL) is missing, or fail it when the run requires
+    the tier (`FAREBOX_REQUIRE_BROWSER=1`, `FAREBOX_REQUIRE_POSTGRES=1`, as CI sets them: T9)."""
+    if os.environ.get(require) == "1":
+        pytest.fail(f"{reason} ({require}=1: a missing tier fails the run)", pytrace=False)
+    pytest.skip(reason)

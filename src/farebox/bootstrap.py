@@ -1,4 +1,10 @@
-"""The composition root: the one place that wires adapters to services."""
+"""The composition root: the one place that wires adapters to services.
+
+`bootstrap()` reads the settings once and chooses every adapter: the storage engine, the clock, the payment
+provider (sandbox or Stripe), the usage source invoicing bills overage from (metering), the invoice numbering, the
+alert mailer and the invoice e-mail sender.  A `Farebox` built directly (tests, scenarios) gets the embedded
+defaults; a test replaces any of them with a fake by passing it in.
+"""
 
 from __future__ import annotations
 
@@ -11,31 +17,61 @@ from sqlalchemy import Engine
 from farebox.adapters.clock import SystemClock
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.uow import UnitOfWork
+from farebox.adapters.email import Mailer, SmtpMailer
+from farebox.adapters.payments.base import PaymentProvider
+from farebox.adapters.payments.sandbox import SandboxProvider
 from farebox.domain.clock import Clock
+from farebox.ports import InvoiceNumbering, Ports, SendEmail, UsageSource
 from farebox.settings import Settings
 
 
 @dataclass
 class Farebox:
-    """What every service function receives: storage, the real clock, settings."""
+    """What every service function receives: storage, the real clock, settings, and the ports' adapters."""
 
     engine: Engine
     clock: Clock
     settings: Settings = field(default_factory=Settings)
     send_sign_in_link: Callable[[str, str], None] = field(default=lambda email, link: print_sign_in_link(email, link))
+    payment_provider: PaymentProvider = field(default_factory=SandboxProvider)
+    usage_source: UsageSource | None = None  # None: metering's billable usage
+    invoice_numbering: InvoiceNumbering = field(default_factory=InvoiceNumbering)
+    mailer: Mailer | None = None  # alerts by e-mail; None: from settings.smtp_url (no URL: they wait in the outbox)
+    send_invoice_email: SendEmail | None = None  # None: SMTP at settings.smtp_url, or the console
 
     def __post_init__(self) -> None:
-        from farebox.services import signals
+        from farebox.services import invoices, signals, usage
 
+        if self.usage_source is None:
+            self.usage_source = usage.billable_usage
+        if self.mailer is None and self.settings.smtp_url:
+            self.mailer = SmtpMailer(self.settings.smtp_url)
+        if self.send_invoice_email is None:
+            self.send_invoice_email = invoices.smtp_sender(self.settings.smtp_url)
         signals.load_all()  # listeners and due-item handlers of every area
 
+    @property
+    def ports(self) -> Ports:
+        return self  # type: ignore[return-value]  # the optional fields are set in __post_init__
+
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, readonly=readonly)
+        return UnitOfWork(self.engine, readonly=readonly, ports=self.ports)
 
 
 def print_sign_in_link(email: str, link: str) -> None:
     """The embedded default: portal sign-in links are printed to the server's console."""
     print(f"[farebox] sign-in link for {email}: {link}", file=sys.stderr, flush=True)
+
+
+def payment_provider(settings: Settings) -> PaymentProvider:
+    """FAREBOX_PAYMENT_PROVIDER: `sandbox` (the default: no money moves) or `stripe`."""
+    if settings.payment_provider == "stripe":
+        from farebox.adapters.payments.stripe import StripeProvider
+
+        return StripeProvider.from_env()
+    if settings.payment_provider != "sandbox":
+        raise ValueError(f"FAREBOX_PAYMENT_PROVIDER is sandbox or stripe, not {settings.payment_provider!r}")
+    return SandboxProvider()
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Farebox:
@@ -44,4 +80,6 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
         engine=engine or make_engine(settings.database_url, pool_settings=settings.pool),
         clock=clock or SystemClock(),
         settings=settings,
+        payment_provider=payment_provider(settings),
+        invoice_numbering=InvoiceNumbering(issuer=settings.invoice_issuer, pattern=settings.invoice_number_pattern),
     )

@@ -15,6 +15,9 @@ class Settings:
     smtp_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    payment_provider: str = "sandbox"  # FAREBOX_PAYMENT_PROVIDER: sandbox | stripe
+    invoice_issuer: str = "FB"  # FAREBOX_INVOICE_ISSUER
+    invoice_number_pattern: str = "{issuer}-{year}-{seq:06d}"  # FAREBOX_INVOICE_NUMBER_PATTERN (G13)
     # F2: each API or worker process's connection pool (PostgreSQL; SQLite files too).  A request that waits
     # longer than `db_pool_timeout` seconds for a connection answers 503 storage_unavailable with Retry-After.
     db_pool_size: int = 10  # FAREBOX_DB_POOL_SIZE
@@ -33,6 +36,9 @@ class Settings:
             smtp_url=os.environ.get("FAREBOX_SMTP_URL") or None,
             host=os.environ.get("FAREBOX_HOST", "127.0.0.1"),
             port=int(os.environ.get("FAREBOX_PORT", "8000")),
+            payment_provider=os.environ.get("FAREBOX_PAYMENT_PROVIDER", "sandbox"),
+            invoice_issuer=os.environ.get("FAREBOX_INVOICE_ISSUER", "FB"),
+            invoice_number_pattern=os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}"),
             db_pool_size=int(os.environ.get("FAREBOX_DB_POOL_SIZE", "10")),
             db_max_overflow=int(os.environ.get("FAREBOX_DB_MAX_OVERFLOW", "10")),
             db_pool_timeout=float(os.environ.get("FAREBOX_DB_POOL_TIMEOUT", "10")),

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import subprocess_env
+from support import subprocess_env, tier_missing
 
 CHROMIUM = os.environ.get("FAREBOX_CHROMIUM", "/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
@@ -36,7 +36,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) to run the browser tests")
+        tier_missing(
+            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) to run the browser tests",
+            require="FAREBOX_REQUIRE_BROWSER",
+        )
     return CHROMIUM
 
 

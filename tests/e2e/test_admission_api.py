@@ -1,4 +1,6 @@
-"""Admission and usage through HTTP: decisions answer 200, idempotency keys count once (G4, G15)."""
+"""Admission and usage through HTTP: decisions answer 200, idempotency keys count once (G4, G15).
+
+The platform's side is `farebox.client` (issue 16 item 6); raw requests where the status code itself is tested."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from factories import make_tenant
+from farebox.client import Client, FareboxError, reasons
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
 from metering_support import shrink
@@ -20,27 +23,32 @@ def client(fb):
     return TestClient(create_app(fb))
 
 
-def test_G15_a_refusal_of_entry_is_a_200_answer_with_a_reason(client, fb):
+@pytest.fixture
+def platform(client):
+    """The integrating platform, through the client library, on the same app."""
+    return Client("http://testserver", "test-operator-key", http=client)
+
+
+def test_G15_a_refusal_of_entry_is_a_200_answer_with_a_reason(platform, fb):
     make_tenant(fb, tenant_id="h1", catalog="attendee-credits", plan="pro")
     shrink(fb, "h1", "credits", 1)
-    ok = client.post("/v1/tenants/h1/occurrences/o1/join", json={"person_id": "a", "mode": "live"}, headers=OPERATOR)
-    assert ok.status_code == 200 and ok.json()["admitted"] is True and ok.json()["counted"] is True
-    no = client.post("/v1/tenants/h1/occurrences/o1/join", json={"person_id": "b"}, headers=OPERATOR)
-    assert no.status_code == 200
-    assert {k: no.json()[k] for k in ("admitted", "counted", "reason")} == {"admitted": False, "counted": False, "reason": "credits_exhausted"}
+    ok = platform.join("h1", "o1", "a", mode="live")
+    assert (ok.admitted, ok.counted, ok.reason) == (True, True, reasons.ADMITTED)
+    no = platform.join("h1", "o1", "b")  # a 200 answer: no exception
+    assert (no.admitted, no.counted, no.reason) == (False, False, reasons.CREDITS_EXHAUSTED)
 
 
-def test_G4_same_idempotency_key_returns_the_first_answer_and_counts_once(client, fb):
+def test_G4_same_idempotency_key_returns_the_first_answer_and_counts_once(platform, fb):
     make_tenant(fb, tenant_id="h2", catalog="agent-sessions", plan="sme")
-    headers = {**OPERATOR, "Idempotency-Key": "msg-1"}
-    first = client.post("/v1/tenants/h2/conversations/c1/messages", json={"from": "customer"}, headers=headers)
-    again = client.post("/v1/tenants/h2/conversations/c1/messages", json={"from": "customer"}, headers=headers)
-    assert first.json() == again.json() and first.json()["counted"] is True
-    assert again.headers.get("Idempotent-Replayed") == "true"
-    other = client.post("/v1/tenants/h2/conversations/c1/messages", json={"from": "agent"}, headers=headers)
-    assert other.status_code == 409
-    usage = client.get("/v1/tenants/h2/usage", headers=OPERATOR).json()
-    assert usage["meters"][0]["used"] == 1
+    first = platform.message("h2", "c1", sender="customer", idempotency_key="msg-1")
+    again = platform.message("h2", "c1", sender="customer", idempotency_key="msg-1")
+    assert (first.counted, first.replayed) == (True, False)
+    assert again.replayed
+    assert (again.admitted, again.counted, again.reason) == (first.admitted, first.counted, first.reason)
+    with pytest.raises(FareboxError) as other:
+        platform.message("h2", "c1", sender="agent", idempotency_key="msg-1")
+    assert (other.value.status_code, other.value.code) == (409, reasons.IDEMPOTENCY_CONFLICT)
+    assert platform.usage("h2").meters[0].used == 1
 
 
 def test_A6_session_limit_over_http(client, fb):
@@ -51,7 +59,7 @@ def test_A6_session_limit_over_http(client, fb):
     assert client.delete("/v1/tenants/h3/usage/session-limit", headers=OPERATOR).json()["after"] is None
 
 
-def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(client, fb):
+def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(platform, fb):
     make_tenant(fb, tenant_id="h4", catalog="attendee-credits", plan="pro")
     events = [
         {"id": "e1", "source": "replays", "type": "attendee.joined", "time": "2026-01-05T09:00:00Z", "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"}},
@@ -61,16 +69,15 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(clie
         {"id": "e1", "source": "replays", "type": "attendee.joined", "data": {"occurrence_id": "o1", "person_id": "zz"}},
         {"id": "e4", "source": "replays", "type": "attendee.registered", "data": {"occurrence_id": "o1", "person_id": "b"}},
     ]
-    r = client.post("/v1/tenants/h4/usage/events", json={"events": events}, headers=OPERATOR)
-    assert r.status_code == 200
-    body = r.json()
-    assert (body["received"], body["applied"], body["duplicates"], body["refused"], body["counted"]) == (6, 3, 1, 2, 1)
-    statuses = [(x["index"], x["status"], x["code"]) for x in body["results"]]
-    assert statuses[2] == (2, "refused", "event_invalid") and statuses[4] == (4, "refused", "event_conflict")
-    again = client.post("/v1/tenants/h4/usage/events", json={"events": events[:2]}, headers=OPERATOR).json()
-    assert again["duplicates"] == 2 and again["counted"] == 0
-    assert client.get("/v1/tenants/h4/usage", headers=OPERATOR).json()["meters"][0]["used"] == 1
-    assert client.get("/v1/usage/verify", headers=OPERATOR).json() == []
+    body = platform.ingest("h4", events)
+    assert (body.received, body.applied, body.duplicates, body.refused, body.counted) == (6, 3, 1, 2, 1)
+    statuses = [(x.index, x.status, x.code) for x in body.results]
+    assert statuses[2] == (2, "refused", reasons.EVENT_INVALID)
+    assert statuses[4] == (4, "refused", reasons.EVENT_CONFLICT)
+    again = platform.ingest("h4", events[:2])
+    assert again.duplicates == 2 and again.counted == 0
+    assert platform.usage("h4").meter("credits").used == 1
+    assert platform.request("GET", "/v1/usage/verify") == []
 
 
 def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessions(client, fb):
@@ -91,8 +98,9 @@ def test_G6_a_member_cannot_read_usage(client, fb):
 
     make_tenant(fb, tenant_id="h6", catalog="agent-sessions", plan="sme")
     issued = tenants.issue_api_key(fb, SYSTEM, tenant_id="h6", role=Role.MEMBER, name="m")
-    r = client.get("/v1/tenants/h6/usage", headers={"Authorization": f"Bearer {issued.secret}"})
-    assert r.status_code == 403
+    member = Client("http://testserver", issued.secret, http=client)
+    with pytest.raises(FareboxError) as refused:
+        member.usage("h6")
+    assert (refused.value.status_code, refused.value.code) == (403, reasons.FORBIDDEN)
     # but a member's key may ask admissions (the platform's agents use such keys)
-    r = client.post("/v1/tenants/h6/conversations/c1/messages", json={"from": "customer"}, headers={"Authorization": f"Bearer {issued.secret}"})
-    assert r.status_code == 200 and r.json()["admitted"] is True
+    assert member.message("h6", "c1", sender="customer").admitted is True

@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from support import subprocess_env
-from factories import clear_outbox, make_tenant
+from factories import clear_outbox, make_tenant, usage_recorded
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM, Role
@@ -44,8 +44,8 @@ def free_port() -> int:
 def raise_session_alerts(fb, *, before=479, after=480, tenant_id="acme"):
     sub = subscriptions.current(fb, SYSTEM, tenant_id)
     with fb.uow() as uow:
-        publish(uow, Signal("usage.recorded", tenant_id, fb.clock.now(), subject=sub.id,
-                            data={"meter": "sessions", "before": before, "after": after, "included": 600, "period_start": sub.period.start.isoformat()}))
+        data = usage_recorded(sub, before, after, included=600)
+        publish(uow, Signal("usage.recorded", tenant_id, fb.clock.now(), subject=sub.id, data=data))
         uow.commit()
 
 

@@ -24,7 +24,7 @@ from farebox.adapters.db.tables import metadata
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import clocks, portal_auth, subscriptions, tenants
+from farebox.services import clocks, invoices, portal_auth, subscriptions, tenants
 
 CALLERS = ("none", "wrong", "operator", "owner", "admin", "member", "other_owner")
 EVERYONE = frozenset(CALLERS)
@@ -135,6 +135,15 @@ def invoiced(fb, world: World) -> None:
     world.ids["invoice_id"] = invoices.list_invoices(fb, SYSTEM, "acme")[0].id
 
 
+def credited(fb, world: World) -> None:
+    """Pro Plus paid by card, then Pro at once: a credit note and 30.00 on the credit balance (issue 14 #5)."""
+    from farebox.services import payments
+
+    payments.add_payment_method(fb, SYSTEM, "acme", token="4242424242424242")
+    subscriptions.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro_plus")
+    subscriptions.change_plan(fb, SYSTEM, "acme", plan="pro", when="immediately")
+
+
 def occurrence_started(fb, world: World) -> None:
     from farebox.services import admission
 
@@ -152,6 +161,7 @@ def query(make: Callable[[World], dict[str, Any]]) -> Request:
 
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE),
+    Row("GET", "/metrics", EVERYONE),  # Prometheus scrapes it without a key: keep it on the internal network
     Row("GET", "/v1/catalogs", EVERYONE - {"none", "wrong"}),
     Row("POST", "/v1/catalogs", OPERATOR, body(lambda w: {"bundled": "session-caps"})),
     Row("GET", "/v1/tenants", OPERATOR),
@@ -225,6 +235,9 @@ API_ROWS = [
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/email", BILLING, body(lambda w: {"to": "books@acme.test"}), invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/pay", BILLING, prepare=invoiced),
     Row("POST", "/v1/tenants/{tenant_id}/invoices/{invoice_id}/void", OPERATOR, prepare=invoiced),
+    Row("GET", "/v1/tenants/{tenant_id}/credit-balance", BILLING, prepare=credited),
+    Row("GET", "/v1/tenants/{tenant_id}/credit-notes", BILLING, prepare=credited),
+    Row("POST", "/v1/tenants/{tenant_id}/credit-balance/refund", OPERATOR, prepare=credited),
     Row("GET", "/v1/tenants/{tenant_id}/payment-methods", BILLING),
     Row("POST", "/v1/tenants/{tenant_id}/payment-methods", BILLING, body(lambda w: {"token": "4242424242424242"})),
     Row("POST", "/v1/tenants/{tenant_id}/payment-links", BILLING, body(lambda w: {"kind": "checkout", "return_url": "http://127.0.0.1:8000/back"})),
@@ -264,16 +277,14 @@ PORTAL_ROWS = [
     Row("GET", "/portal/console/billing-runs", OPERATOR),
     Row("POST", "/portal/console/billing-runs", OPERATOR, form()),
     Row("GET", "/portal/console/audit", OPERATOR, prepare=subscribed),
-    # invoices and the payment method on the Billing tab: only when invoicing (issue 6) is in the build
-    *([
-        Row("GET", "/portal/t/{tenant_id}/billing/invoices/{invoice_id}.pdf", BILLING, prepare=lambda fb, w: (
-            on_pro(fb, w),
-            w.ids.update(invoice_id=__import__("farebox.services.invoices", fromlist=["x"]).list_invoices(fb, SYSTEM, "acme")[0].id),
-        )),
-        Row("POST", "/portal/t/{tenant_id}/billing/payment-method", BILLING, form(), on_pro),
-        Row("GET", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, prepare=on_pro),
-        Row("POST", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, form(lambda w: {"card": "4242 4242 4242 4242"}), on_pro),
-    ] if __import__("farebox.entrypoints.portal.billing_payments", fromlist=["x"]).AVAILABLE else []),
+    # invoices and the payment method on the Billing tab
+    Row("GET", "/portal/t/{tenant_id}/billing/invoices/{invoice_id}.pdf", BILLING, prepare=lambda fb, w: (
+        on_pro(fb, w),
+        w.ids.update(invoice_id=invoices.list_invoices(fb, SYSTEM, "acme")[0].id),
+    )),
+    Row("POST", "/portal/t/{tenant_id}/billing/payment-method", BILLING, form(), on_pro),
+    Row("GET", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, prepare=on_pro),
+    Row("POST", "/portal/t/{tenant_id}/billing/payment-method/sandbox", BILLING, form(lambda w: {"card": "4242 4242 4242 4242"}), on_pro),
 ]
 # Reached without a session, with a secret of their own (tested in test_portal.py):
 # the sign-in form posts, the magic link, the operator's key form.

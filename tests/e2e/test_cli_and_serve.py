@@ -58,4 +58,30 @@ def test_G14_export_command_writes_the_tenants_files(tmp_path):
     assert "exported" in result.stdout and (tmp_path / "out" / "members.jsonl").read_text().count("\n") == 3
     assert (tmp_path / "out" / "members.csv").exists() and (tmp_path / "out" / "manifest.json").exists()
     missing = _farebox("export", "--tenant", "nobody", env=env, cwd=tmp_path, check=False)
-    assert missing.returncode == 1 and "not_found" in missing.stdout
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+
+
+def test_D12_demo_data_prints_each_key_whole_on_one_line_and_how_to_get_a_new_one(tmp_path):
+    import re
+
+    from farebox.adapters.db.engine import make_engine
+    from farebox.adapters.clock import SystemClock
+    from farebox.bootstrap import Farebox
+    from farebox.services import tenants
+
+    url = f"sqlite:///{tmp_path / 'fb.db'}"
+    env = subprocess_env(FAREBOX_DATABASE_URL=url, COLUMNS="80")
+    _farebox("migrate", env=env, cwd=tmp_path)
+    first = _farebox("demo-data", env=env, cwd=tmp_path).stdout
+    keys = dict(re.findall(r"^\s*(demo-\w+)\s+(fbk_\S+)$", first, re.MULTILINE))
+    assert set(keys) == {"demo-agents", "demo-events", "demo-webinars"}, first
+    operator = re.search(r"^operator API key \(new\): (\S+)$", first, re.MULTILINE)
+    assert operator, first
+    fb = Farebox(engine=make_engine(url), clock=SystemClock())
+    for tenant_id, key in keys.items():
+        caller = tenants.authenticate(fb, key)
+        assert caller is not None and caller.tenant_id == tenant_id
+    assert tenants.authenticate(fb, operator.group(1)) is not None
+    fb.engine.dispose()
+    again = _farebox("demo-data", env=env, cwd=tmp_path).stdout
+    assert "farebox keys issue --tenant demo-agents --role owner" in again

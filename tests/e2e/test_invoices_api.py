@@ -3,10 +3,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.adapters.payments.sandbox import SandboxProvider
 from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import invoicing, payments, tenants
+from farebox.services import tenants
 from farebox.services import subscriptions as subs
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
@@ -14,12 +13,9 @@ OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
 @pytest.fixture
 def client(fb):
-    previous = payments.use_provider(SandboxProvider())
-    usage = invoicing.use_usage_source(lambda conn, t, s, a, b: {})
+    fb.usage_source = lambda conn, t, s, a, b: {}
     with TestClient(create_app(fb)) as c:
         yield c
-    payments.use_provider(previous)
-    invoicing.use_usage_source(usage)
 
 
 def _key(fb, tenant_id, role):

@@ -9,11 +9,8 @@ from fastapi.testclient import TestClient
 from factories import make_tenant
 from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.entrypoints.portal import billing_payments
 from farebox.entrypoints.portal.web import SESSION_COOKIE
 from farebox.services import portal_auth
-
-pytestmark = pytest.mark.skipif(not billing_payments.AVAILABLE, reason="invoicing (issue 6) is not part of this build yet")
 
 
 @pytest.fixture
@@ -49,3 +46,34 @@ def test_payment_method_added_on_the_sandbox_hosted_page(fb, owner):
     assert r.status_code == 303
     page = owner.get(r.headers["location"]).text
     assert "Payment method added." in page and "4242" in page
+
+
+def test_audit5_the_billing_tab_shows_the_credit_note_the_balance_and_the_credit_applied(fb, owner, clock):
+    """Issue 14 #5: a downgrade's credit note and the balance, then the renewal with the credit applied and its amount due."""
+    from farebox.services import due, invoices
+    from farebox.services import subscriptions as subs
+
+    make_tenant(fb, tenant_id="acme", catalog="session-caps", plan="pro_plus")
+    sub = subs.current(fb, SYSTEM, "acme")
+    clock.set(sub.period.start + (sub.period.end - sub.period.start) / 2)
+    subs.change_plan(fb, SYSTEM, "acme", plan="pro", when="immediately")
+    _sign_in_again(fb, owner)  # the session of the fixture has expired on the moved clock
+    page = owner.get("/portal/t/acme/billing").text
+    assert "Credit note FB-CN-2026-000001" in page and "credited 15.00 USD" in page
+    assert "Credit balance: <strong>15.00 USD</strong>" in page
+    (note,) = invoices.list_invoices(fb, SYSTEM, "acme", document="credit_note")
+    pdf = owner.get(f"/portal/t/acme/billing/invoices/{note.id}.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    clock.set(sub.period.end)
+    due.run_due(fb)
+    _sign_in_again(fb, owner)
+    page = owner.get("/portal/t/acme/billing").text
+    assert "Credit balance" not in page  # used up by the renewal
+    row = next(line for line in page.split("<tr") if "FB-2026-000002" in line)
+    assert "29.00 USD" in row and "-15.00 USD" in row and "14.00 USD" in row and "paid" in row
+
+
+def _sign_in_again(fb, client) -> None:
+    opened = portal_auth._open_session(fb, Principal(Role.OWNER, tenant_id="acme", email="owner@acme.test"))
+    client.cookies.set(SESSION_COOKIE, opened.token)
+    client.csrf = opened.csrf_token

@@ -16,7 +16,7 @@ from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.adapters.payments.sandbox import SUCCEEDS, SandboxProvider
 from farebox.domain.access import SYSTEM
-from farebox.services import billing_run, invoicing, payments, signals
+from farebox.services import billing_run, invoicing, signals
 from farebox.services import subscriptions as subs
 
 
@@ -44,25 +44,22 @@ def test_G4_G13_a_billing_run_failing_while_charging_never_charges_twice(fb, mon
     for kind in ("subscription.started", "subscription.renewed"):  # leave the invoicing to the billing run
         monkeypatch.setitem(signals._LISTENERS, kind, [f for f in signals._LISTENERS.get(kind, []) if f.__module__ != invoicing.__name__])
     provider = FailingOnce(fail_at=3)
-    previous = payments.use_provider(provider)
-    try:
-        for tenant in ("a", "b", "c", "d"):
-            make_tenant(fb, tenant_id=tenant, card=SUCCEEDS)
-            subs.subscribe(fb, SYSTEM, tenant, catalog="session-caps", plan="pro", cause="test")
-        with pytest.raises(RuntimeError):
-            billing_run.run(fb, SYSTEM)
-        assert _count(fb, invoices) == 4  # issued and kept, though the charging failed
-        assert _count(fb, payment_attempts) == 0  # the charging transaction rolled back whole
-        first_run = list(provider.keys)
+    fb.payment_provider = provider
+    for tenant in ("a", "b", "c", "d"):
+        make_tenant(fb, tenant_id=tenant, card=SUCCEEDS)
+        subs.subscribe(fb, SYSTEM, tenant, catalog="session-caps", plan="pro", cause="test")
+    with pytest.raises(RuntimeError):
+        billing_run.run(fb, SYSTEM)
+    assert _count(fb, invoices) == 4  # issued and kept, though the charging failed
+    assert _count(fb, payment_attempts) == 0  # the charging transaction rolled back whole
+    first_run = list(provider.keys)
 
-        provider.fail_at = 0  # the provider is back
-        report = billing_run.run(fb, SYSTEM)
-        assert report.invoiced == 0  # nothing billed twice
-        assert _count(fb, invoices, invoices.c.status == "paid") == 4
-        assert _count(fb, payment_attempts) == 4
-        # the two charges made before the failure were asked again with their own keys
-        assert provider.keys[len(first_run):][:2] == first_run[:2]
-        assert len(set(provider.keys)) == 4 and all(key.endswith(":attempt:1") for key in provider.keys)
-        assert billing_run.charge_left_over(fb) == 0
-    finally:
-        payments.use_provider(previous)
+    provider.fail_at = 0  # the provider is back
+    report = billing_run.run(fb, SYSTEM)
+    assert report.invoiced == 0  # nothing billed twice
+    assert _count(fb, invoices, invoices.c.status == "paid") == 4
+    assert _count(fb, payment_attempts) == 4
+    # the two charges made before the failure were asked again with their own keys
+    assert provider.keys[len(first_run):][:2] == first_run[:2]
+    assert len(set(provider.keys)) == 4 and all(key.endswith(":attempt:1") for key in provider.keys)
+    assert billing_run.charge_left_over(fb) == 0

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from factories import clear_outbox, make_tenant
+from factories import clear_outbox, make_tenant, usage_recorded
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.services import delivery, subscriptions, webhook_endpoints
@@ -86,8 +86,8 @@ def _raise_alerts(fb: Farebox) -> None:
         sub = subscriptions.current(fb, SYSTEM, tenant_id)
         for before, after in ((479, 480), (599, 600)):
             with fb.uow() as uow:
-                publish(uow, Signal("usage.recorded", tenant_id, fb.clock.now(), subject=sub.id, data={
-                    "meter": "sessions", "before": before, "after": after, "included": 600, "period_start": sub.period.start.isoformat()}))
+                data = usage_recorded(sub, before, after, included=600)
+                publish(uow, Signal("usage.recorded", tenant_id, fb.clock.now(), subject=sub.id, data=data))
                 uow.commit()
 
 

@@ -67,11 +67,10 @@ class _Remembered(dict):
 
 
 @pytest.fixture
-def flaky(request):
+def flaky(request, fb):
     with FlakyStripe(*request.param) as server:
-        previous = payments.use_provider(StripeProvider("sk_test_123", api_base=server.url, timeout=TIMEOUT))
+        fb.payment_provider = StripeProvider("sk_test_123", api_base=server.url, timeout=TIMEOUT)
         yield server
-        payments.use_provider(previous)
 
 
 def _subscribe(fb) -> None:

@@ -117,7 +117,7 @@ def test_L8_enterprise_goes_past_its_pool_and_the_excess_is_overage(fb):
     credits = summary.meter("credits")
     assert (credits.used, credits.included, credits.overage) == (5, 2, 3)
     with fb.uow(readonly=True) as uow:
-        assert usage.overage_usage(uow.conn, "le", summary.subscription_id, summary.period_start, summary.period_end) == {"credits": 3}
+        assert usage.overage_usage(uow.subscriptions, uow.metering, "le", summary.subscription_id, summary.period_start, summary.period_end) == {"credits": 3}
         assert usage.billable_usage(uow.conn, "le", summary.subscription_id, summary.period_start, summary.period_end) == {"credits": 5}
 
 

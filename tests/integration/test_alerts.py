@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from factories import make_tenant
+from sqlalchemy import func, select
+
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
+from farebox.adapters.db.tables.alerts import notifications as notifications_table
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.domain.access import SYSTEM, Role
 from farebox.services import clocks, notifications, subscriptions, tenants
 from farebox.services.signals import Signal, publish
-from factories import clear_outbox, principal
+from factories import clear_outbox, principal, usage_recorded
 
 
 def emit(fb, signal_kind, tenant_id, subject, at=None, **data):
@@ -40,20 +43,39 @@ def sub_for(fb, *, catalog, plan, tenant_id="acme"):
 
 
 
-def start_trial(fb, sub, *, days=14):
-    ends = sub.starts_at + timedelta(days=days)
-    with fb.uow() as uow:
-        subscriptions_repo.update_subscription(uow.conn, sub.tenant_id, sub.id, status="trialing", trial_ends_at=ends)
-        publish(uow, Signal("subscription.trial_started", sub.tenant_id, sub.starts_at, subject=sub.id, data={"trial_ends_at": ends, "usage": {"sessions": 50}}))
-        uow.commit()
-    return ends
+def trial_sub(fb, *, tenant_id="acme", catalog="agent-sessions", plan="sme"):
+    """A tenant on a trial started the real way (subscribe with trial=True publishes `trial_started`)."""
+    if tenants_repo_get(fb, tenant_id) is None:
+        make_tenant(fb, tenant_id=tenant_id)
+    sub = subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, trial=True, cause="test")
+    clear_outbox(fb, tenant_id)
+    return sub
 
 
-def record(fb, sub, before, after, *, meter="sessions", included=None):
-    data = {"meter": meter, "before": before, "after": after, "period_start": sub.period.start.isoformat(), "period_end": sub.period.end.isoformat()}
-    if included is not None:
-        data["included"] = included
-    emit(fb, "usage.recorded", sub.tenant_id, sub.id, **data)
+def tenants_repo_get(fb, tenant_id):
+    with fb.uow(readonly=True) as uow:
+        return tenants_repo.get_tenant(uow.conn, tenant_id)
+
+
+def record(fb, sub, before, after, **kw):
+    emit(fb, "usage.recorded", sub.tenant_id, sub.id, **usage_recorded(sub, before, after, **kw))
+
+
+def test_T6_the_test_payload_of_usage_recorded_is_the_one_admission_publishes(fb):
+    """Listener tests below publish `usage.recorded` by hand; its payload must be the real one, key for key."""
+    from farebox.services import admission, signals
+
+    sub = sub_for(fb, catalog="agent-sessions", plan="sme")
+    seen = []
+    listener = signals.on("usage.recorded")(lambda uow, s: seen.append(s))
+    try:
+        admission.message(fb, SYSTEM, "acme", "c1", sender="customer")
+    finally:
+        signals._LISTENERS["usage.recorded"].remove(listener)
+    real = seen[0].data
+    made = usage_recorded(sub, 0, 1, included=600)
+    assert {k: type(v) for k, v in made.items()} == {k: type(v) for k, v in real.items()}
+    assert made == real
 
 
 # --- A6: session limit at 80% and 100% of 600 --------------------------------------------
@@ -99,8 +121,7 @@ def test_A3_A6_a_trial_gets_trial_reminders_not_session_limit_alerts(fb):
     """During a trial the 50-session bound is the trial's (A3: 60% and 90%), not a session limit (A6)."""
     from farebox.services import admission
 
-    sub = sub_for(fb, catalog="agent-sessions", plan="sme")
-    start_trial(fb, sub)
+    trial_sub(fb)
     for i in range(46):
         admission.message(fb, SYSTEM, "acme", f"c{i}", sender="customer")
     kinds = [(a.kind, a.data.get("used")) for a in alerts(fb) if a.kind in ("session_limit", "trial_usage")]
@@ -110,7 +131,7 @@ def test_A3_A6_a_trial_gets_trial_reminders_not_session_limit_alerts(fb):
 def test_G12_next_period_alerts_again(fb):
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     record(fb, sub, 479, 480, included=600)
-    emit(fb, "usage.recorded", "acme", sub.id, meter="sessions", before=479, after=480, included=600, period_start="2026-02-05T09:00:00+00:00")
+    record(fb, sub, 479, 480, included=600, period_start=sub.period.end)
     assert len(alerts(fb)) == 2
 
 
@@ -138,8 +159,7 @@ def test_L8_enterprise_gets_milder_wording(fb):
 
 # --- A3: trial reminders at 30 and 45 of 50 sessions; 7 and 2 days left; trial ended --------
 def test_A3_trial_usage_reminders_at_30_and_45_of_50(fb):
-    sub = sub_for(fb, catalog="agent-sessions", plan="sme")
-    start_trial(fb, sub)
+    sub = trial_sub(fb)
     for n in range(0, 50):
         record(fb, sub, n, n + 1)
     trial = [a for a in alerts(fb) if a.kind == "trial_usage"]
@@ -157,8 +177,8 @@ def test_A3_days_left_fire_once_each_in_order_when_a_test_clock_jumps_past_both(
     clock = clocks.create(fb, SYSTEM, name="trial", start=datetime(2027, 3, 1, 10, tzinfo=timezone.utc))
     make_tenant(fb, tenant_id="acme")
     clocks.attach(fb, SYSTEM, clock["id"], "acme")
-    sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")
-    ends = start_trial(fb, sub)
+    sub = trial_sub(fb)
+    ends = sub.trial_ends_at
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(days=13))
     clocks.advance(fb, SYSTEM, clock["id"], by=timedelta(hours=1))
     days_left = [a for a in alerts(fb) if a.kind == "trial_days_left"]
@@ -170,8 +190,7 @@ def test_A3_trial_ended_once_and_pending_reminders_dropped(fb):
     clock = clocks.create(fb, SYSTEM, name="trial", start=datetime(2027, 3, 1, 10, tzinfo=timezone.utc))
     make_tenant(fb, tenant_id="acme")
     clocks.attach(fb, SYSTEM, clock["id"], "acme")
-    sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")
-    start_trial(fb, sub)
+    sub = trial_sub(fb)
     with fb.uow() as uow:
         subscriptions_repo.update_subscription(uow.conn, "acme", sub.id, status="expired")
         publish(uow, Signal("subscription.trial_ended", "acme", sub.starts_at + timedelta(days=1), subject=sub.id, data={"cause": "usage", "to_status": "expired"}))
@@ -323,7 +342,8 @@ def test_G6_in_app_list_unread_count_and_mark_read_for_owners_and_admins(fb):
 def test_G12_an_alert_rolls_back_with_the_change_that_raised_it(fb):
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     with fb.uow() as uow:
-        publish(uow, Signal("usage.recorded", "acme", fb.clock.now(), subject=sub.id,
-                            data={"meter": "sessions", "before": 479, "after": 480, "included": 600, "period_start": sub.period.start.isoformat()}))
-        # no commit: the change failed
+        publish(uow, Signal("usage.recorded", "acme", fb.clock.now(), subject=sub.id, data=usage_recorded(sub, 479, 480, included=600)))
+        written = uow.conn.execute(select(func.count()).select_from(notifications_table)).scalar_one()
+        assert written == 1  # the listener wrote its alert in this transaction...
+        # ...which is not committed: the change failed
     assert alerts(fb) == []

@@ -56,3 +56,60 @@ def test_a_change_that_fails_leaves_no_audit_row(fb):
     with pytest.raises(DomainError):
         tenants.add_member(fb, SYSTEM, "acme", email="o@acme.test", role=Role.MEMBER)  # exists already
     assert len(audit.entries(fb, SYSTEM, tenant_id="acme")) == before
+
+
+def test_D5_payment_methods_voids_and_owner_subscription_changes_name_the_real_actor(fb):
+    """newuser.md D5: a card added, an invoice voided and every subscription change an owner asks for
+    are in the audit log under that owner (or the operator), never `system`."""
+    from factories import GOOD_CARD
+    from farebox.services import invoices, payments, subscriptions
+
+    _tenant(fb)
+    owner = Principal(Role.OWNER, tenant_id="acme", key_id="fbk_owner1")
+    payments.add_payment_method(fb, owner, "acme", token=GOOD_CARD)
+    subscriptions.subscribe(fb, owner, "acme", catalog="session-caps", plan="free")
+    subscriptions.change_plan(fb, owner, "acme", plan="pro")                           # an upgrade: at once
+    subscriptions.change_plan(fb, owner, "acme", plan="free")                          # a downgrade: scheduled
+    subscriptions.cancel_scheduled_change(fb, owner, "acme")
+    rows = {r["kind"]: r for r in audit.entries(fb, SYSTEM, tenant_id="acme")}
+    added = rows["payment_method.added"]
+    assert added["actor"] == "owner:fbk_owner1" and added["data"]["after"]["last4"] == GOOD_CARD[-4:]
+    for kind in ("subscription.started", "subscription.plan_changed", "subscription.plan_change_scheduled",
+                 "subscription.plan_change_canceled"):
+        assert rows[kind]["actor"] == "owner:fbk_owner1", (kind, rows[kind]["actor"])
+
+    _tenant(fb, "trial")
+    trial_owner = Principal(Role.OWNER, tenant_id="trial", key_id="fbk_owner2")
+    subscriptions.subscribe(fb, trial_owner, "trial", catalog="agent-sessions", plan="sme", trial=True)
+    trial_rows = {r["kind"]: r for r in audit.entries(fb, SYSTEM, tenant_id="trial")}
+    assert trial_rows["subscription.trial_started"]["actor"] == "owner:fbk_owner2"
+
+    _tenant(fb, "voids")
+    subscriptions.subscribe(fb, SYSTEM, "voids", catalog="session-caps", plan="pro")  # no card: the invoice stays open
+    unpaid = [i for i in invoices.list_invoices(fb, SYSTEM, "voids") if i.status == "open"][0]
+    operator = Principal(Role.OPERATOR, key_id="fbk_op")
+    invoices.void_invoice(fb, operator, "voids", unpaid.id)
+    voided = [r for r in audit.entries(fb, SYSTEM, tenant_id="voids") if r["kind"] == "invoice.voided"]
+    assert len(voided) == 1 and voided[0]["actor"] == "operator:fbk_op" and voided[0]["subject"] == unpaid.id
+    assert voided[0]["data"] == {"before": {"status": "open"}, "after": {"status": "void", "number": unpaid.number}}
+
+
+def test_D5_removals_and_refunds_are_audited_kinds():
+    kinds = ("payment_method.added", "payment_method.removed", "invoice.voided", "invoice.refunded", "api_key.revoked")
+    for kind in kinds:
+        assert audit.is_audited(kind), kind
+
+
+def test_D20_the_operator_log_is_in_recording_order_whatever_a_tenants_test_clock_says(fb):
+    from datetime import timedelta
+
+    _tenant(fb, "future")
+    clock = clocks.create(fb, SYSTEM, name="ahead", start=fb.clock.now() + timedelta(days=400))
+    clocks.attach(fb, SYSTEM, clock["id"], "future")
+    from farebox.services import subscriptions
+
+    subscriptions.subscribe(fb, SYSTEM, "future", catalog="session-caps", plan="free")  # dated 400 days ahead
+    assert audit.entries(fb, SYSTEM, tenant_id="future")[0]["at"] > fb.clock.now() + timedelta(days=399)
+    _tenant(fb, "today")  # recorded last, dated today
+    newest = audit.entries(fb, SYSTEM, limit=1)[0]
+    assert (newest["tenant_id"], newest["kind"]) == ("today", "tenant.created")

@@ -19,7 +19,7 @@ from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, admission_refusal
 from farebox.services import clocks, signals, subscriptions
 from farebox.services.signals import Signal
-from factories import make_tenant, principal
+from factories import make_tenant, principal, usage_recorded
 
 T0 = utc(2026, 1, 5, 9)
 SEEN: list[Signal] = []
@@ -27,7 +27,8 @@ SEEN: list[Signal] = []
 
 @signals.on()
 def _record(uow, signal: Signal) -> None:
-    if not signal.kind.startswith(("tenant.created", "tenant.clock_attached", "member.", "api_key.", "catalog.")):
+    audit_only = ("tenant.created", "tenant.clock_attached", "member.", "api_key.", "catalog.", "payment_method.")
+    if not signal.kind.startswith(audit_only):
         SEEN.append(signal)
 
 
@@ -84,10 +85,10 @@ def test_A3_trial_of_14_days_and_50_sessions_shows_on_the_card(fb, tenant):
 def test_A3_seed_example_trial_ends_on_its_50th_session_before_day_14(fb, tenant):
     sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme", trial=True)
     day5 = T0 + timedelta(days=5)
-    publish(fb, "usage.recorded", at=day5, subject=sub.id, meter="sessions", before=44, after=45, included=600, period_start="", period_end="")
+    publish(fb, "usage.recorded", at=day5, subject=sub.id, **usage_recorded(sub, 44, 45, included=50))
     card = subscriptions.cards(fb, SYSTEM, "acme").subscription
     assert (card.badge, card.trial_sessions_left) == ("Trial ending soon", 5)  # G11: last 10% of trial usage
-    publish(fb, "usage.recorded", at=day5, subject=sub.id, meter="sessions", before=49, after=50, included=600, period_start="", period_end="")
+    publish(fb, "usage.recorded", at=day5, subject=sub.id, **usage_recorded(sub, 49, 50, included=50))
     ended = live_now(fb)
     assert ended.status is Status.EXPIRED and ended.ended_at == day5
     assert refusal(fb, day5) == G10

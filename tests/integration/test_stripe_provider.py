@@ -14,7 +14,7 @@ from farebox.adapters.payments.stripe import StripeProvider
 from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.entrypoints.api.app import create_app
-from farebox.services import invoices, invoicing, payments
+from farebox.services import invoices, payments
 from farebox.services import subscriptions as subs
 from invoicing_support import publish
 
@@ -22,13 +22,11 @@ SECRET = "whsec_test_secret"
 
 
 @pytest.fixture
-def fake():
+def fake(fb):
     with FakeStripe() as server:
-        previous = payments.use_provider(StripeProvider("sk_test_123", webhook_secret=SECRET, api_base=server.url))
-        usage = invoicing.use_usage_source(lambda conn, t, s, a, b: {})
+        fb.payment_provider = StripeProvider("sk_test_123", webhook_secret=SECRET, api_base=server.url)
+        fb.usage_source = lambda conn, t, s, a, b: {}
         yield server
-        payments.use_provider(previous)
-        invoicing.use_usage_source(usage)
 
 
 def _subscribe_and_bill(fb, token: str):
@@ -51,8 +49,8 @@ def test_G13_stripe_charges_a_payment_intent_with_the_invoice_attempt_as_idempot
     assert (method.provider, method.brand, method.last4) == ("stripe", "visa", "4242")
 
 
-def test_G4_same_idempotency_key_gives_the_same_payment_intent(fake):
-    provider = payments.provider()
+def test_G4_same_idempotency_key_gives_the_same_payment_intent(fb, fake):
+    provider = payments.provider(fb)
     first = provider.charge(customer_ref="cus_1", payment_method_ref="pm_card_visa", amount=Money(500, "EUR"), idempotency_key="k1", description="x", metadata={})
     again = provider.charge(customer_ref="cus_1", payment_method_ref="pm_card_visa", amount=Money(500, "EUR"), idempotency_key="k1", description="x", metadata={})
     assert first.ref == again.ref and first.succeeded
@@ -66,7 +64,7 @@ def test_G9_a_declined_stripe_charge_fails_the_invoice(fb, fake):
 
 
 def test_stripe_refund_checkout_and_portal_links(fb, fake):
-    provider = payments.provider()
+    provider = payments.provider(fb)
     assert provider.refund(charge_ref="pi_1", amount=Money(100), idempotency_key="r1").status == "succeeded"
     make_tenant(fb, tenant_id="acme", card=None)
     assert payments.hosted_link(fb, SYSTEM, "acme", kind="checkout", return_url="https://app.test/billing").startswith("https://checkout.stripe.test/")
@@ -109,3 +107,21 @@ def test_webhook_payment_method_attached_records_the_card_and_retries_open_invoi
         r = client.post("/v1/webhooks/stripe", content=payload, headers={"Stripe-Signature": sign(payload, SECRET)})
         assert r.status_code == 200, r.text
     assert invoices.get_invoice(fb, SYSTEM, "acme", inv.id).status == "paid"
+
+
+def test_audit5_a_refund_is_a_stripe_refund_of_the_payment_intent_with_our_idempotency_key(fb, fake):
+    provider = payments.provider(fb)
+    first = provider.refund(charge_ref="pi_fake0007", amount=Money(1500, "USD"), idempotency_key="pay_1:refund:ref_1")
+    assert (first.status, first.ref) == ("succeeded", first.ref) and first.ref.startswith("re_")
+    (_, path, params, key), = [r for r in fake.requests if r[1] == "/v1/refunds"]
+    assert (params["payment_intent"], params["amount"], key) == ("pi_fake0007", "1500", "pay_1:refund:ref_1")
+    again = provider.refund(charge_ref="pi_fake0007", amount=Money(1500, "USD"), idempotency_key="pay_1:refund:ref_1")
+    assert again == first  # the same key: Stripe answers the first refund again, nothing is paid twice
+    refused = provider.refund(charge_ref="pi_fake0007", amount=Money(100, "USD"), idempotency_key="pay_1:refund:ref_2")
+    assert refused.status == "failed" and "already been refunded" in (refused.failure_message or "")
+
+
+def test_audit5_a_refund_stripe_never_answers_is_pending_to_be_sent_again():
+    nobody = StripeProvider("sk_test_123", api_base="http://127.0.0.1:9", timeout=0.5)  # nothing listens on port 9
+    result = nobody.refund(charge_ref="pi_1", amount=Money(1500, "USD"), idempotency_key="pay_1:refund:ref_1")
+    assert (result.status, result.ref) == ("pending", None) and "did not answer" in (result.failure_message or "")

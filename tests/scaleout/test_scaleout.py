@@ -99,7 +99,7 @@ def processes(database, prepared, tmp_path):
     """Two API servers on their own ports and two workers, all on the one database (logs in tmp_path)."""
     env = subprocess_env(FAREBOX_DATABASE_URL=database, FAREBOX_OPERATOR_KEY=OPERATOR_KEY, FAREBOX_LOG_LEVEL="warning")
     ports = [_free_port(), _free_port()]
-    commands = [["serve", "--port", str(p)] for p in ports] + [["worker", "--interval", "0.2"]] * 2
+    commands = [["serve", "--port", str(p), "--no-worker"] for p in ports] + [["worker", "--interval", "0.2"]] * 2
     started = []
     for n, args in enumerate(commands):
         log = open(tmp_path / f"{args[0]}-{n}.log", "w")

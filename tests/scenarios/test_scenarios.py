@@ -107,3 +107,31 @@ steps:
 """
     result = run(parse_text(text, "changed.yaml", verbs=frozenset(STEPS)))
     assert result.ok, "\n".join(map(str, result.failures))
+
+
+def test_T16_D18_a_refused_step_without_an_expect_fails_naming_the_reason() -> None:
+    """T16/D18: a misspelt plan answers `ok: false`; a step with no `expect` must not hide it."""
+    text = """catalog: session-caps
+start: 2026-01-05T09:00:00Z
+steps:
+  - tenant: acme
+    plan: nosuchplan
+"""
+    result = run(parse_text(text, "typo.yaml", verbs=frozenset(STEPS)))
+    assert not result.ok
+    message = str(result.failures[0])
+    assert message.startswith("typo.yaml:4: tenant: refused (plan_not_found)"), message
+    assert "expect: {ok: false, reason: plan_not_found}" in message
+
+
+def test_T16_the_cli_fails_a_refused_step_without_an_expect(tmp_path: Path) -> None:
+    """D18: the CLI reported "1 of 1 scenario files passed" for a refused setup step."""
+    from typer.testing import CliRunner
+
+    from farebox.entrypoints.cli import app
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("catalog: session-caps\nstart: 2026-01-05T09:00:00Z\nsteps:\n  - tenant: acme\n    plan: nosuchplan\n")
+    result = CliRunner().invoke(app, ["scenario", "run", str(typo)])
+    assert result.exit_code == 1, result.output
+    assert "0 of 1 scenario files passed" in result.output

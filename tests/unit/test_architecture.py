@@ -30,3 +30,30 @@ def test_G2_domain_never_reads_the_system_clock():
         source = path.read_text()
         for forbidden in ("datetime.now(", "datetime.utcnow(", "date.today(", "time.time(", "time.monotonic("):
             assert forbidden not in source, f"{path.name} calls {forbidden}"
+
+
+ENTRYPOINTS = DOMAIN.parent / "entrypoints"
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names += [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def test_audit_3_1_the_portal_calls_services_never_repositories_or_a_unit_of_work():
+    """The portal reads through service functions (which check the caller's role); it opens no transaction."""
+    for path in sorted((ENTRYPOINTS / "portal").rglob("*.py")):
+        assert not [n for n in _imports(path) if n.startswith("farebox.adapters")], f"{path.name} imports an adapter"
+        assert ".uow(" not in path.read_text(), f"{path.name} opens a unit of work"
+
+
+def test_audit_3_1_only_the_api_edge_reads_a_repository_the_idempotency_keys():
+    for path in sorted(ENTRYPOINTS.rglob("*.py")):
+        repos = [n for n in _imports(path) if n.startswith("farebox.adapters.db.repos")]
+        allowed = {"farebox.adapters.db.repos", "farebox.adapters.db.repos.idempotency"} if path.name == "deps.py" else set()
+        assert set(repos) <= allowed, f"{path.relative_to(ENTRYPOINTS)} imports {repos}"

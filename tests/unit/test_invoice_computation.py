@@ -11,14 +11,19 @@ from hypothesis import strategies as st
 from farebox.domain.catalog import Limit, Plan, Policy
 from farebox.domain.invoicing import (
     Charge,
+    Document,
     LineKind,
     Segment,
+    document_for,
     fee_charge,
     invoice_number,
+    number_series,
     overage_charges,
     plan_change_charges,
     recompute,
     segment_amount,
+    settle_with_credit,
+    split_refund,
     totals,
 )
 from farebox.domain.money import Money
@@ -131,3 +136,38 @@ def test_G1_tax_is_computed_once_on_the_subtotal_and_rounded_half_up():
 
 def test_G13_invoice_numbers_follow_the_issuer_pattern():
     assert invoice_number("{issuer}-{year}-{seq:06d}", issuer="FB", year=2026, sequence=123) == "FB-2026-000123"
+
+
+# -- credits (issue 14 #5, audit #5) and number series (#7) -----------------------------
+
+
+def test_audit5_a_negative_total_is_a_credit_note_credited_whole_and_never_due():
+    assert document_for(-1500) is Document.CREDIT_NOTE and document_for(0) is Document.INVOICE
+    use = settle_with_credit(-1500, 700)
+    assert (use.credited_minor, use.applied_minor, use.amount_due_minor, use.balance_change()) == (1500, 0, 0, 1500)
+
+
+@given(total=st.integers(0, 10**9), balance=st.integers(-10**6, 10**9))
+def test_audit5_an_invoice_takes_what_the_balance_holds_up_to_its_total(total, balance):
+    use = settle_with_credit(total, balance)
+    assert use.applied_minor + use.amount_due_minor == total
+    assert 0 <= use.applied_minor <= max(balance, 0) and use.amount_due_minor >= 0
+    assert use.applied_minor == min(total, max(balance, 0))
+
+
+def test_audit7_credit_notes_and_test_clocks_have_their_own_series():
+    assert number_series("FB", Document.INVOICE, test_clock=False) == "FB"
+    assert number_series("FB", Document.CREDIT_NOTE, test_clock=False) == "FB-CN"
+    assert number_series("FB", Document.INVOICE, test_clock=True) == "TEST-FB"
+    assert number_series("FB", Document.CREDIT_NOTE, test_clock=True) == "TEST-FB-CN"
+
+
+@given(amount=st.integers(1, 10**6), rooms=st.lists(st.integers(0, 10**6), max_size=6))
+def test_audit5_a_refund_is_spread_over_charges_never_beyond_what_each_has_left(amount, rooms):
+    charges = [(f"pay_{i}", room) for i, room in enumerate(rooms)]
+    split = split_refund(amount, charges)
+    room_of = dict(charges)
+    assert all(0 < take <= room_of[cid] for cid, take in split)
+    assert sum(take for _, take in split) == min(amount, sum(rooms))
+    if any(room >= amount for room in rooms):  # one charge holds it all: one refund, the newest such charge
+        assert split == [(next(cid for cid, room in charges if room >= amount), amount)]

@@ -134,3 +134,24 @@ def test_docs_lifecycle_lists_every_transition_with_its_rule_ids():
     for r in RULES:
         source = r.source.value if r.source else "(none)"
         assert f"| {source} | `{r.event.value}` | {r.target.value} | {r.rule} |" in doc, r
+
+
+def test_mrr_is_the_monthly_price_or_a_twelfth_of_the_annual_price_half_up_of_live_paid_subscriptions():
+    """Audit 3.2: MRR is computed in the domain once (the console shows it)."""
+    from farebox.domain.money import Money
+    from farebox.domain.subscriptions import monthly_recurring_revenue, mrr_totals
+
+    sme, pro_year, free = AGENTS.plan("sme"), CREDITS.plan("pro"), CAPS.plan("free")
+    assert monthly_recurring_revenue(sub(sme, catalog="agent-sessions")) == Money(15000, "EUR")
+    assert pro_year.price == Money(118800, "USD")
+    assert monthly_recurring_revenue(sub(pro_year, catalog="attendee-credits")) == Money(9900, "USD")
+    odd = replace(pro_year, price=Money(1006, "USD"))  # 10.06 / 12 = 0.838… → 0.84
+    assert monthly_recurring_revenue(sub(odd)) == Money(84, "USD")
+    half = replace(pro_year, price=Money(6, "USD"))  # 0.06 / 12 = 0.005 → 0.01 (half-up)
+    assert monthly_recurring_revenue(sub(half)) == Money(1, "USD")
+    assert monthly_recurring_revenue(sub(free, status=Status.FREE)) is None
+    assert monthly_recurring_revenue(None) is None
+    for status in (Status.TRIALING, Status.EXPIRED, Status.CANCELED):
+        assert monthly_recurring_revenue(sub(sme, status=status)) is None
+    assert monthly_recurring_revenue(sub(sme, status=Status.PAYMENT_ISSUE)) == Money(15000, "EUR")
+    assert mrr_totals([sub(sme), None, sub(pro_year), sub(sme)]) == {"EUR": Money(30000, "EUR"), "USD": Money(9900, "USD")}

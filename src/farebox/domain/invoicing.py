@@ -22,6 +22,13 @@ Charges and their keys:
 
 Line amounts are exact minor units (a prorated amount is rounded once,
 half-up); the tax is computed once on the subtotal and rounded once, half-up.
+
+A result whose total is negative (an immediate downgrade's credit) is not an
+invoice but a *credit note*: its own document in its own number series, whose
+amount goes to the customer's credit balance; the balance is set against the
+next invoices when they are issued, before anything is charged
+(`settle_with_credit`).  Tenants on a test clock number both in a `TEST-`
+series (`number_series`), so the legal series never sees a simulated year.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from farebox.domain.periods import Period, seconds_between
 
 __all__ = [
     "Charge",
+    "CreditUse",
+    "Document",
     "InvoiceKind",
     "LineKind",
     "Segment",
@@ -45,9 +54,11 @@ __all__ = [
     "fee_charge",
     "fee_key",
     "invoice_number",
+    "number_series",
     "overage_charges",
     "plan_change_charges",
     "recompute",
+    "settle_with_credit",
     "totals",
 ]
 
@@ -237,3 +248,59 @@ def totals(lines: Sequence[Charge], *, currency: str, tax_rate_bp: int = 0) -> T
 def invoice_number(pattern: str, *, issuer: str, year: int, sequence: int) -> str:
     """``FB-2026-000123`` from the default pattern ``{issuer}-{year}-{seq:06d}``."""
     return pattern.format(issuer=issuer, year=year, seq=sequence)
+
+
+class Document(StrEnum):
+    INVOICE = "invoice"  # something to pay
+    CREDIT_NOTE = "credit_note"  # a negative result: credited to the customer's balance
+
+
+def document_for(total_minor: int) -> Document:
+    return Document.CREDIT_NOTE if total_minor < 0 else Document.INVOICE
+
+
+def number_series(issuer: str, document: Document, *, test_clock: bool) -> str:
+    """The series a document is numbered in (G13, audit #7): the issuer's invoices, its credit notes
+    (`<issuer>-CN`), and the same two with a `TEST-` prefix for tenants on a test clock."""
+    series = f"{issuer}-CN" if document is Document.CREDIT_NOTE else issuer
+    return f"TEST-{series}" if test_clock else series
+
+
+@dataclass(frozen=True, slots=True)
+class CreditUse:
+    """What a document does to the customer's credit balance, and what is left to charge."""
+
+    credited_minor: int  # added to the balance (a credit note's amount)
+    applied_minor: int  # taken from the balance and set against the invoice's total
+    amount_due_minor: int  # the total less the credit applied: what the payment charges
+
+    def balance_change(self) -> int:
+        return self.credited_minor - self.applied_minor
+
+
+def settle_with_credit(total_minor: int, balance_minor: int) -> CreditUse:
+    """A credit note's total goes to the balance; an invoice takes from the balance as much as it can
+    (never more than its total, never below a zero balance) and leaves the rest due."""
+    if total_minor < 0:
+        return CreditUse(-total_minor, 0, 0)
+    applied = min(total_minor, max(balance_minor, 0))
+    return CreditUse(0, applied, total_minor - applied)
+
+
+def split_refund(amount_minor: int, refundable: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Refund `amount_minor` against charges `(id, what is left to refund)` given newest first: all of
+    it against the newest charge that can hold it, else spread from the newest on; less than asked
+    when the charges cannot hold it all."""
+    whole = next((charge_id for charge_id, room in refundable if room >= amount_minor), None)
+    if whole is not None:
+        return [(whole, amount_minor)] if amount_minor > 0 else []
+    out: list[tuple[str, int]] = []
+    left = amount_minor
+    for charge_id, room in refundable:
+        if left <= 0:
+            break
+        take = min(left, room)
+        if take > 0:
+            out.append((charge_id, take))
+            left -= take
+    return out

@@ -50,6 +50,7 @@ LEFT = _reason("left", "Left the occurrence.")
 WINDOW_OPEN = _reason("window_open", "This conversation's billable session is already open; nothing more is counted.")
 NOT_BILLABLE_OUTBOUND = _reason("not_billable_outbound", "Outbound-only sessions are not billed on an Answered only plan.")
 STARTED = _reason("started", "The occurrence is open until its deadline.")
+OCCURRENCE_ENDED = _reason("occurrence_ended", "The occurrence has ended; everyone in it was removed.")
 SESSION_LIMIT_NOT_AVAILABLE = _reason("session_limit_not_available", "A session limit can be set on paid plans only.")
 SESSION_LIMIT_INVALID = _reason("session_limit_invalid", "The session limit must be a whole number greater than zero.")
 SESSION_LIMIT_ABOVE_BASE = _reason("session_limit_above_base", "This plan does not price extra sessions: the limit cannot exceed the plan's base limit.")
@@ -70,6 +71,13 @@ UNAUTHORIZED = _reason("unauthorized", "A valid API key is required.")
 FORBIDDEN = _reason("forbidden", "Your role does not allow this.")
 IDEMPOTENCY_CONFLICT = _reason("idempotency_conflict", "This idempotency key was already used with a different request.")
 CONFLICT = _reason("conflict", "{detail}")
+STORAGE_UNAVAILABLE = _reason(
+    "storage_unavailable",
+    "The database connection was lost; nothing was changed. Retry the request (with the same Idempotency-Key).",
+)
+INTERNAL_ERROR = _reason("internal_error", "An unexpected error occurred; nothing was changed.")
+METHOD_NOT_ALLOWED = _reason("method_not_allowed", "{detail}")
+HTTP_ERROR = _reason("http_error", "{detail}")
 
 # --- catalog ----------------------------------------------------------------
 CATALOG_INVALID = _reason("catalog_invalid", "{detail}")
@@ -86,14 +94,19 @@ TRIAL_ALREADY_USED = _reason("trial_already_used", "The free trial is available 
 TRIAL_NOT_OFFERED = _reason("trial_not_offered", "Plan {plan!r} has no free trial.")
 SAME_PLAN = _reason("same_plan", "The tenant is already on plan {plan!r}.")
 CHANGE_DATE_IN_PAST = _reason("change_date_in_past", "A plan change cannot be scheduled in the past (it is {now}).")
-INVALID_TRANSITION = _reason("invalid_transition", "A {status} subscription cannot {action}.")
+INVALID_TRANSITION = _reason("invalid_transition", "This subscription is {status}, so it cannot {action}.")
 NO_SCHEDULED_CHANGE = _reason("no_scheduled_change", "There is no scheduled plan change to cancel.")
 NO_SUBSCRIPTION = _reason("no_subscription", "The tenant has no subscription.")
 SALES_ASSISTED_PLAN = _reason("sales_assisted_plan", "Plan {plan!r} is sold by our sales team: request a contact instead.")
 NOT_SALES_ASSISTED = _reason("not_sales_assisted", "Plan {plan!r} is self-serve: subscribe to it directly.")
 # --- invoices and payments ------------------------------------------------------
 PAYMENT_METHOD_REFUSED = _reason("payment_method_refused", "The payment method was refused: {detail}")
-INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be paid.")
+INVOICE_NOT_OPEN = _reason("invoice_not_open", "This invoice is {status}; only an open invoice can be {action}.")
+NO_CREDIT_BALANCE = _reason("no_credit_balance", "There is no credit balance in {currency} to refund.")
+CREDIT_REFUND_TOO_LARGE = _reason("credit_refund_too_large", "The credit balance is {balance}; a refund cannot exceed it.")
+NO_CHARGE_TO_REFUND = _reason(
+    "no_charge_to_refund", "No card payment is left to refund {amount} to; the credit stays on the balance for the next invoices."
+)
 PROVIDER_SIGNATURE_INVALID = _reason("provider_signature_invalid", "The payment provider's signature is missing or wrong.")
 
 

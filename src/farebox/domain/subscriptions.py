@@ -14,7 +14,8 @@ from typing import Any
 
 from farebox.domain import reasons
 from farebox.domain.catalog import Plan
-from farebox.domain.periods import Period
+from farebox.domain.money import Money
+from farebox.domain.periods import Interval, Period
 
 
 class Status(StrEnum):
@@ -83,3 +84,25 @@ def admission_refusal(subscription: Subscription | None, now: datetime) -> reaso
     if subscription.status is Status.TRIALING and subscription.trial_ends_at is not None and now >= subscription.trial_ends_at:
         return reasons.SUBSCRIPTION_EXPIRED
     return None
+
+
+PAYING = frozenset({Status.ACTIVE, Status.PAYMENT_ISSUE, Status.CANCELLATION_SCHEDULED})
+
+
+def monthly_recurring_revenue(subscription: Subscription | None) -> Money | None:
+    """MRR of a live paid subscription: the monthly price, or the annual price / 12 rounded half-up once."""
+    if subscription is None or subscription.status not in PAYING or subscription.plan.is_free:
+        return None
+    price = subscription.plan.price
+    if subscription.plan.interval is Interval.YEAR:
+        return Money((price.amount_minor * 2 + 12) // 24, price.currency)
+    return price
+
+
+def mrr_totals(subscriptions: list[Subscription | None]) -> dict[str, Money]:
+    """MRR summed per currency (currencies never mix, G1)."""
+    totals: dict[str, Money] = {}
+    for mrr in map(monthly_recurring_revenue, subscriptions):
+        if mrr is not None:
+            totals[mrr.currency] = totals.get(mrr.currency, Money.zero(mrr.currency)) + mrr
+    return dict(sorted(totals.items()))

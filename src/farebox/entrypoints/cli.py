@@ -10,11 +10,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
 from farebox.domain.access import SYSTEM, Role
+from farebox.entrypoints.cli_credits import credits_app
+from farebox.domain.reasons import DomainError
 from farebox.entrypoints.cli_export import export_command
 from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
@@ -25,6 +28,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(credits_app, name="credits")
 app.command("export")(export_command)
 app.command("reprice")(reprice_command)
 clock_app = typer.Typer(help="Test clocks (G2): move one forward and see what falls due.", no_args_is_help=True)
@@ -39,6 +43,22 @@ err = Console(stderr=True)
 
 def _fb() -> Farebox:
     return bootstrap()
+
+
+def refuse(exc: DomainError) -> typer.Exit:
+    """Print a refusal on stderr; the caller raises the returned exit (code 1)."""
+    err.print(f"[red]refused[/red] {exc.code}: {escape(exc.refusal.message)}")
+    return typer.Exit(1)
+
+
+def known_tenant(fb: Farebox, tenant_id: str) -> None:
+    """Refuse an unknown tenant with exit code 1 and a message, before a command finds nothing (D17)."""
+    from farebox.services import tenants
+
+    try:
+        tenants.get_tenant(fb, SYSTEM, tenant_id)
+    except DomainError as exc:
+        raise refuse(exc) from None
 
 
 @app.command()
@@ -102,7 +122,13 @@ def keys_issue(
     """Issue an API key and print it (it is shown only once)."""
     from farebox.services import tenants
 
-    issued = tenants.issue_api_key(_fb(), SYSTEM, tenant_id=tenant, role=role, name=name)
+    fb = _fb()
+    if tenant is not None:
+        known_tenant(fb, tenant)
+    try:
+        issued = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant, role=role, name=name)
+    except DomainError as exc:
+        raise refuse(exc) from None
     console.print(issued.secret)
 
 
@@ -134,12 +160,23 @@ def demo_data() -> None:
     table = Table(title="Demo tenants")
     for column in ("tenant", "catalog", "plan"):
         table.add_column(column)
-    table.add_column("owner API key", overflow="fold")
-    for t in service.load_demo(fb):
-        table.add_row(t.tenant_id, t.catalog, t.plan, t.owner_key or "(exists; key shown when created)")
+    demo_tenants = service.load_demo(fb)
+    for t in demo_tenants:
+        table.add_row(t.tenant_id, t.catalog, t.plan)
     console.print(table)
+    # one key per line, never wrapped, so it can be copied whole (D12)
+    console.print("owner API keys (shown once, when the tenant is created):", soft_wrap=True)
+    for t in demo_tenants:
+        if t.owner_key:
+            console.print(f"  {t.tenant_id}  {t.owner_key}", soft_wrap=True, markup=False, highlight=False)
+        else:
+            console.print(
+                f"  {t.tenant_id}  (exists; a new key: farebox keys issue --tenant {t.tenant_id} --role owner)",
+                soft_wrap=True, markup=False, highlight=False,
+            )
     key, created = service.ensure_operator_key(fb, Path("var/operator-key"))
-    console.print(f"operator API key ({'new' if created else 'from var/operator-key'}): [bold]{key}[/bold]")
+    origin = "new" if created else "from var/operator-key"
+    console.print(f"operator API key ({origin}): {key}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -147,18 +184,41 @@ def serve(
     host: str = typer.Option(None, help="Default: FAREBOX_HOST or 127.0.0.1"),
     port: int = typer.Option(None, help="Default: FAREBOX_PORT or 8000"),
     workers: int = typer.Option(1, help="Server processes"),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Leave the due work and deliveries to dedicated `farebox worker` processes"
+    ),
+    interval: float = typer.Option(1.0, help="Seconds between the in-process worker's passes"),
 ) -> None:
-    """Serve the API (OpenAPI at /docs) and the portal."""
+    """Serve the API (OpenAPI at /docs, metrics at /metrics) and the portal; unless --no-worker, also run the
+    worker's passes (renewals, trial ends, payment retries, e-mail and webhook delivery, billing) on a thread."""
+    import logging
+
     import uvicorn
 
+    from farebox.entrypoints.worker import BackgroundWorker
+
     fb = _fb()
-    uvicorn.run(
-        "farebox.entrypoints.api.asgi:app",
-        host=host or fb.settings.host,
-        port=port or fb.settings.port,
-        workers=workers,
-        log_level=os.environ.get("FAREBOX_LOG_LEVEL", "info"),
-    )
+    background = None
+    if not no_worker:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        worker_log = logging.getLogger("farebox.worker")
+        worker_log.addHandler(handler)
+        worker_log.setLevel(os.environ.get("FAREBOX_LOG_LEVEL", "info").upper())
+        background = BackgroundWorker(fb, interval=interval)
+        background.start()
+        err.print(f"worker: running in this process, a pass every {interval:g} s (--no-worker to turn it off)")
+    try:
+        uvicorn.run(
+            "farebox.entrypoints.api.asgi:app",
+            host=host or fb.settings.host,
+            port=port or fb.settings.port,
+            workers=workers,
+            log_level=os.environ.get("FAREBOX_LOG_LEVEL", "info"),
+        )
+    finally:
+        if background is not None:
+            background.stop()
 
 
 @app.command()
@@ -170,33 +230,29 @@ def worker(
     """Process due work (renewals, trial ends, grace ends, scheduled changes, retention) and deliver alerts."""
     from datetime import timedelta
 
-    from farebox.services import delivery, due
+    from farebox.entrypoints import worker as loop
 
     fb = _fb()
 
-    def one_pass() -> bool:
-        processed = due.run_due(fb, limit=1000)
-        sent = delivery.deliver_pending(fb, limit=1000, lease=timedelta(seconds=lease))
+    def show(report: loop.PassReport) -> None:
+        stamp = datetime.now().isoformat(timespec="seconds")
+        sent = report.deliveries
         for delivery_id in sent.delivered + sent.retrying + sent.failed:
             outcome = "delivered" if delivery_id in sent.delivered else "retrying" if delivery_id in sent.retrying else "failed"
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} delivery {delivery_id}: {outcome}")
-        for item in processed:
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
-        billed = _billing_pass(fb)
-        return bool(processed or billed)
+            console.print(f"{stamp} delivery {delivery_id}: {outcome}")
+        for item in report.processed:
+            console.print(f"{stamp} {item.tenant_id} {item.kind} {item.ref}: {item.outcome}")
+        if report.invoiced:
+            console.print(f"{stamp} billing pass: {report.invoiced} invoice(s) issued")
 
-    while True:
-        if once:
-            one_pass()
-            return
-        try:
-            busy = one_pass()
-        except Exception:  # a pass that failed rolled back; the next one takes up what is still due
-            console.print(f"{datetime.now().isoformat(timespec='seconds')} worker pass failed; retrying in {interval}s")
-            console.print_exception()
-            busy = False
-        if not busy:
-            time.sleep(interval)
+    def failed(_: BaseException) -> None:
+        console.print(f"{datetime.now().isoformat(timespec='seconds')} worker pass failed; retrying in {interval}s")
+        console.print_exception()
+
+    if once:
+        show(loop.run_pass(fb, lease=timedelta(seconds=lease)))
+        return
+    loop.run_forever(fb, interval=interval, lease=timedelta(seconds=lease), on_pass=show, on_error=failed)
 
 
 @clock_app.command("advance")
@@ -207,7 +263,6 @@ def clock_advance(
 ) -> None:
     """Advance a test clock; everything due in between runs in order, each at its own time."""
     from farebox.domain.periods import parse_duration
-    from farebox.domain.reasons import DomainError
     from farebox.services import clocks
 
     try:
@@ -236,7 +291,9 @@ def notify_outbox(tenant: str = typer.Argument(..., help="Tenant id")) -> None:
     """The tenant's e-mails (pending ones wait here when no SMTP server is set)."""
     from farebox.services import delivery
 
-    for mail in delivery.email_outbox(_fb(), SYSTEM, tenant):
+    fb = _fb()
+    known_tenant(fb, tenant)
+    for mail in delivery.email_outbox(fb, SYSTEM, tenant):
         console.print(f"[bold]{mail.status}[/bold] {mail.delivery_id} to {mail.to}: {mail.subject}")
 
 
@@ -274,7 +331,10 @@ def webhooks_deliveries(status: str = typer.Option(None, help="pending, delivere
     """The delivery log."""
     from farebox.services import delivery
 
-    for d in delivery.list_deliveries(_fb(), SYSTEM, tenant_id=tenant, status=status):
+    fb = _fb()
+    if tenant is not None:
+        known_tenant(fb, tenant)
+    for d in delivery.list_deliveries(fb, SYSTEM, tenant_id=tenant, status=status):
         console.print(f"{d.id} {d.tenant_id} {d.channel} {d.target} {d.status} attempts={d.attempts} {d.last_error or ''}")
 
 
@@ -285,16 +345,6 @@ def webhooks_replay(delivery_id: str) -> None:
 
     d = delivery.replay(_fb(), SYSTEM, delivery_id)
     console.print(f"{d.id}: {d.status}")
-
-
-def _billing_pass(fb: Farebox) -> bool:
-    """The worker's billing pass: invoice and charge whatever subscription is due (see `farebox bill`)."""
-    from farebox.services import billing_run
-
-    report = billing_run.run(fb, SYSTEM)
-    if report.invoiced:
-        console.print(f"{datetime.now().isoformat(timespec='seconds')} billing pass: {report.invoiced} invoice(s) issued")
-    return bool(report.invoiced)
 
 
 @app.command()
@@ -322,7 +372,10 @@ def usage_verify(tenant: str = typer.Option(None, help="Only this tenant")) -> N
     """Recompute every usage counter from the recorded units (G3); exit 1 on any difference."""
     from farebox.services import usage as service
 
-    differences = service.verify(_fb(), SYSTEM, tenant)
+    fb = _fb()
+    if tenant is not None:
+        known_tenant(fb, tenant)
+    differences = service.verify(fb, SYSTEM, tenant)
     for d in differences:
         err.print(f"[red]differs[/red] {d}")
     if differences:
@@ -335,6 +388,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except DomainError as exc:  # a refusal a command did not handle itself: its message, exit code 1
+        refuse(exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,20 +6,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 from farebox.services.demo_walkthrough import Chapter
 
 
-def _mark(value: bool | None) -> str:
-    return "" if value is None else ("yes" if value else "[red]no[/red]")
+def _mark(value: bool | None) -> Text:
+    return Text("") if value is None else (Text("yes") if value else Text("no", style="red"))
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str | Text, ...]]) -> Table:
+    """Cells are shown as they are: a string is never read as Rich markup, a `Text` keeps its style."""
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
+        table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
     return table
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -22,8 +23,12 @@ def export_command(
     formats: list[str] = typer.Option(list(export.FORMATS), "--format", help="jsonl and/or csv"),
 ) -> None:
     """Export a tenant's usage, subscriptions, invoices, notifications and audit log (before cancelling, G14)."""
+    from farebox.entrypoints.cli import known_tenant, refuse
+
     fb = bootstrap()
+    known_tenant(fb, tenant)
     directory = out or Path(f"export-{tenant}")
+    created = not directory.exists()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("starting", total=None)
 
@@ -34,8 +39,11 @@ def export_command(
             report = export.export_to_directory(
                 fb, SYSTEM, tenant, directory, formats=tuple(formats), on_table=on_table, on_row=lambda: progress.advance(task)
             )
-        except DomainError as exc:
-            console.print(f"[red]{exc.code}[/red]: {exc.refusal.message}")
-            raise typer.Exit(1) from None
+        except BaseException as exc:  # a failed export leaves no folder it created behind (D17)
+            if created:
+                shutil.rmtree(directory, ignore_errors=True)
+            if isinstance(exc, DomainError):
+                raise refuse(exc) from None
+            raise
     total = sum(report.tables.values())
     console.print(f"exported {total} rows of {len(report.tables)} tables to {directory}/ ({len(report.files)} files)")

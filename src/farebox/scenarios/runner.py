@@ -5,7 +5,8 @@ portal call, as the operator or as the tenant's owner, and returns the answer
 as a flat mapping.  A step's `expect` is compared key by key with that
 answer; a mismatch is a `Failure` with the step's line and the actual answer.
 A step that raises a refusal answers `{"ok": False, "reason": code,
-"message": ...}`, so refusals can be expected too.
+"message": ...}`, so refusals can be expected too; a refused step with no
+`expect` is a failure (a misspelt plan must not pass silently).
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class Failure:
     actual: Answer
 
     def __str__(self) -> str:
+        if not self.expected:  # refused, and nothing said it would be
+            reason = self.actual.get("reason")
+            return (
+                f"{self.source}:{self.line}: {self.action}: refused ({reason}) but the step has no expect;"
+                f" if the refusal is meant, say so with expect: {{ok: false, reason: {reason}}}"
+                f"\n    actual answer: {self.actual}"
+            )
         wrong = {k: v for k, v in self.expected.items() if not _matches(v, self.actual.get(k, _MISSING))}
         parts = ", ".join(f"{k}: expected {v!r}, got {self.actual.get(k, '(absent)')!r}" for k, v in wrong.items())
         return f"{self.source}:{self.line}: {self.action}: {parts}\n    actual answer: {self.actual}"
@@ -142,7 +150,7 @@ def run(scenario: Scenario, *, on_step: Callable[[Step, Answer, bool], None] | N
                 result.steps_run += 1
                 result.log.append((s, answer))
                 expected = expectation(s)
-                ok = matches(expected, answer)
+                ok = matches(expected, answer) and (bool(expected) or answer.get("ok") is not False)
                 if not ok:
                     result.failures.append(Failure(scenario.source, s.line, s.action, expected, answer))
                 if on_step is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from farebox.adapters.payments.sandbox import FAILS_LATER, SUCCEEDS
 from farebox.scenarios.context import Answer, Context, step
 from farebox.scenarios.document import Step
-from farebox.services import invoices, payments
+from farebox.domain.access import SYSTEM
+from farebox.services import credits, invoices, payments
 
 
 def _use_card(ctx: Context, s: Step, card: str) -> Answer:
@@ -32,3 +33,13 @@ def _payment_fails(ctx: Context, s: Step) -> Answer:
 def _payment_succeeds(ctx: Context, s: Step) -> Answer:
     """`- payment_succeeds: {tenant: acme}`: a card that pays (4242 4242 4242 4242); open invoices are paid at once."""
     return _use_card(ctx, s, SUCCEEDS)
+
+
+@step("refund_credit")
+def _refund_credit(ctx: Context, s: Step) -> Answer:
+    """`- refund_credit: {tenant: acme}`: the operator pays the tenant's credit balance back to its card
+    (issue 14 #5); `amount_minor:` refunds part of it."""
+    tenant_id = ctx.tenant(s)
+    actor = ctx.actor(s, tenant_id) if "as" in s.args else SYSTEM
+    done = credits.refund_credit(ctx.fb, actor, tenant_id, amount_minor=s.args.get("amount_minor"))
+    return {"ok": True, "refunds": [f"{r.amount.format()} {r.status}" for r in done]}

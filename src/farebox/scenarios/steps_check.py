@@ -17,7 +17,7 @@ from farebox.domain.access import SYSTEM
 from farebox.domain.money import Money
 from farebox.scenarios.context import Answer, Context, iso, step
 from farebox.scenarios.document import Step
-from farebox.services import delivery, invoices, notifications, subscriptions, usage
+from farebox.services import credits, delivery, invoices, notifications, subscriptions, usage
 from farebox.services.notifications import Notification
 
 NOT_CHECKED = frozenset({"tenant", "as"})
@@ -73,12 +73,24 @@ class _Reads:
         card = self.cards().subscription
         return card.currency if card is not None else "USD"
 
+    def credit_notes(self) -> list[invoices.Invoice]:
+        def read() -> list[invoices.Invoice]:
+            notes = invoices.list_invoices(self.ctx.fb, self.actor, self.tenant_id, document="credit_note")
+            return list(reversed(notes))
+
+        return self._once("credit_notes", read)
+
+    def credit_balance(self) -> str:
+        balance = self._once("credit", lambda: credits.credit_balance(self.ctx.fb, self.actor, self.tenant_id))
+        return str(balance.of(self.currency()).format())
+
     def amount_due(self) -> str:
-        due = [i.total for i in self.invoices() if i.status == "open"]
+        due = [i.amount_due or i.total for i in self.invoices() if i.status == "open"]
         return sum(due[1:], due[0]).format() if due else Money(0, self.currency()).format()
 
     def top(self, kind: str) -> dict[str, int]:
-        return {t.id: t.units for t in usage.top_usage(self.ctx.fb, self.actor, self.tenant_id, 100) if t.kind == kind}
+        top = usage.top_usage(self.ctx.fb, self.actor, self.tenant_id, 100, this_period=False)  # the event data
+        return {t.id: t.units for t in top if t.kind == kind}
 
 
 def _last_invoice(r: _Reads) -> Any:
@@ -86,6 +98,8 @@ def _last_invoice(r: _Reads) -> Any:
         return None
     i = r.invoices()[-1]
     return {"kind": i.kind, "status": i.status, "total": i.total.format(), "number": i.number,
+            "credit_applied": i.credit_applied.format() if i.credit_applied else None,
+            "amount_due": i.amount_due.format() if i.amount_due else None,
             "lines": [f"{l.kind}: {l.quantity} x {l.unit_amount.format()} = {l.amount.format()}" for l in i.lines]}
 
 
@@ -111,6 +125,9 @@ READS: dict[str, Callable[[_Reads], Any]] = {
     "invoice_numbers": lambda r: [i.number for i in r.invoices()],
     "last_invoice": _last_invoice,
     "amount_due": lambda r: r.amount_due(),
+    "credit_notes": lambda r: [f"{c.number}: {c.total.format()}" for c in r.credit_notes()],
+    "credit_balance": lambda r: r.credit_balance(),
+    "credits_match": lambda r: credits.verify(r.ctx.fb, SYSTEM, r.tenant_id) == [],
     "occurrences": lambda r: r.top("occurrence"),
     "conversations": lambda r: r.top("conversation"),
     "ledger_matches": lambda r: usage.verify(r.ctx.fb, SYSTEM, r.tenant_id) == [],

@@ -298,7 +298,8 @@ def end_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, *, now: datetime
         repo.update_occurrence(uow.conn, tenant_id, occurrence_id, ended_at=now, present=0)
         due.cancel(uow, tenant_id=tenant_id, kind=ENDING_SOON, ref=occurrence_id, now=now)
         due.cancel(uow, tenant_id=tenant_id, kind=OCCURRENCE_END, ref=occurrence_id, now=now)
-    return Decision(False, False, reasons.DURATION_EXCEEDED.code, "The occurrence has ended.", deadline=occ["deadline_at"])
+    ended = reasons.OCCURRENCE_ENDED
+    return Decision(False, False, ended.code, ended.message(), deadline=occ["deadline_at"])
 
 
 @due.handler(ENDING_SOON)

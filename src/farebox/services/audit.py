@@ -23,8 +23,9 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.services import signals
 
-AUDITED_PREFIXES = ("subscription.", "catalog.", "api_key.", "member.", "tenant.", "webhook_endpoint.", "payment_method.", "clock.")
-AUDITED_KINDS = frozenset({"usage.session_limit_changed"})
+AUDITED_PREFIXES = ("subscription.", "catalog.", "api_key.", "member.", "tenant.", "webhook_endpoint.", "payment_method.",
+                    "clock.", "credit.")
+AUDITED_KINDS = frozenset({"usage.session_limit_changed", "invoice.voided", "invoice.refunded"})
 
 
 def is_audited(kind: str) -> bool:

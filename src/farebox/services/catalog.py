@@ -99,3 +99,11 @@ def list_catalogs(fb: Farebox) -> list[dict]:
             }
             for c in repo.list_catalogs(uow.conn)
         ]
+
+
+def offered_plans(fb: Farebox, catalog: str) -> list[Plan]:
+    """Every plan a catalog offers now (its current versions), in tier order; none for an unknown catalog."""
+    with fb.uow(readonly=True) as uow:
+        rows = repo.current_plans(uow.conn, catalog)
+    plans = [plan_from_document(r["document"], catalog=catalog, code=r["code"]) for r in rows]
+    return sorted(plans, key=lambda p: (p.tier, p.code))

@@ -15,7 +15,7 @@ from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
-from farebox.domain.access import Principal, require_operator
+from farebox.domain.access import Principal, require_operator, require_tenant_access
 from farebox.domain.clock import Clock, ensure_utc
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Subscription
@@ -26,6 +26,13 @@ from farebox.services.due import Processed
 def now_for(uow: UnitOfWork, clock: Clock, tenant_id: str) -> datetime:
     """The time a tenant lives in: its test clock's, or the real clock's."""
     return _tenant_now(clock, *repo.tenant_clock_time(uow.conn, tenant_id))
+
+
+def tenant_now(fb: Farebox, actor: Principal, tenant_id: str) -> datetime:
+    """The tenant's `now`: its test clock's time, or the real clock's (G2)."""
+    require_tenant_access(actor, tenant_id)
+    with fb.uow(readonly=True) as uow:
+        return now_for(uow, fb.clock, tenant_id)
 
 
 def now_and_current(uow: UnitOfWork, clock: Clock, tenant_id: str) -> tuple[datetime, Subscription | None]:

@@ -83,6 +83,7 @@ class DeliveryReport:
     delivered: list[str] = field(default_factory=list)
     retrying: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    channels: dict[str, str] = field(default_factory=dict)  # delivery id -> email | webhook
 
     @property
     def count(self) -> int:
@@ -118,7 +119,7 @@ def webhook_body(notification: dict[str, Any]) -> str:
 
 
 def _mailer(fb: Farebox) -> email_adapter.Mailer | None:
-    return email_adapter.SmtpMailer(fb.settings.smtp_url) if fb.settings.smtp_url else None
+    return fb.ports.mailer
 
 
 def deliver_pending(
@@ -142,7 +143,14 @@ def deliver_pending(
             ok, status_code, error = _send(fb, job, mailer=mailer, transport=transport, timeout=timeout)
             outcome = _record(fb, job, ok=ok, status_code=status_code, error=error)
             getattr(report, outcome).append(job.row["id"])
+            report.channels[job.row["id"]] = job.row["channel"]
     return report
+
+
+def backlog(fb: Farebox) -> dict[tuple[str, str], int]:
+    """Deliveries not delivered, by (channel, status): `pending` is the outbox backlog, `failed` waits for a replay."""
+    with fb.uow(readonly=True) as uow:
+        return repo.count_undelivered(uow.conn)
 
 
 def _claim(fb: Farebox, *, channels: tuple[str, ...], limit: int, lease: timedelta) -> list[_Job]:

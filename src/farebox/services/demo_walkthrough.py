@@ -19,8 +19,7 @@ Each chapter is returned as data (`Chapter`); the CLI renders it with Rich.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -150,15 +149,6 @@ def _days(delta: timedelta) -> str:
     return f"{delta.days} day(s)" if delta.days else f"{int(delta.total_seconds() // 3600)} hour(s)"
 
 
-@contextmanager
-def _sandbox() -> Iterator[None]:
-    previous = payments.use_provider(SandboxProvider())  # the demo never charges a real card
-    try:
-        yield
-    finally:
-        payments.use_provider(previous)
-
-
 def run(*, database: Path | None = None, on_chapter: Callable[[Chapter], None] | None = None) -> Walkthrough:
     """Tell the four stories on a fresh database (a temporary one unless `database` names a new SQLite file)."""
     with tempfile.TemporaryDirectory(prefix="farebox-demo-") as tmp:
@@ -170,15 +160,16 @@ def run(*, database: Path | None = None, on_chapter: Callable[[Chapter], None] |
         try:
             upgrade(engine)
             frozen = FrozenClock(START)
-            fb = Farebox(engine=engine, clock=frozen, settings=Settings(database_url=url, operator_key=None))
+            settings = Settings(database_url=url, operator_key=None)
+            # the demo never charges a real card, whatever FAREBOX_PAYMENT_PROVIDER says
+            fb = Farebox(engine=engine, clock=frozen, settings=settings, payment_provider=SandboxProvider())
             demo.load_catalogs(fb)
             clock = clocks.create(fb, SYSTEM, name="farebox demo", start=START)
             story = _Story(fb, frozen, clock["id"], on_chapter)
-            with _sandbox():
-                webinar_over_its_cap(story)
-                credit_pool_runs_out(story)
-                trial_ends_on_its_50th_session(story)
-                failed_payment_through_grace(story)
+            webinar_over_its_cap(story)
+            credit_pool_runs_out(story)
+            trial_ends_on_its_50th_session(story)
+            failed_payment_through_grace(story)
         finally:
             engine.dispose()
         return Walkthrough(url if database else "(temporary, deleted)", story.done)

@@ -1,6 +1,7 @@
 """Invoices as owners and admins see them (G6, G13): list, get, preview, PDF, e-mail, void.
 
-The portal's Billing tab and the API call these; each returns plain dataclasses.
+The portal's Billing tab and the API call these; each returns plain dataclasses.  A credit note
+(issue 14 #5) is read with the same functions: `list_invoices(..., document="credit_note")`.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
+from farebox.adapters.db.repos import credits as credits_repo
 from farebox.adapters.db.repos import invoicing as repo
 from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
-from farebox.domain.invoicing import Charge, InvoiceKind, recompute, totals
+from farebox.domain.invoicing import Charge, InvoiceKind, document_for, recompute, settle_with_credit, totals
 from farebox.domain.money import Money
 from farebox.domain.periods import Period, period_at
 from farebox.domain.reasons import DomainError
-from farebox.services import invoicing
+from farebox.services import audit, invoicing
 from farebox.services.clocks import now_for
 
 
@@ -48,7 +50,7 @@ class Invoice:
     number: str | None  # None for a preview
     subscription_id: str
     kind: str  # subscription | renewal | proration
-    status: str  # draft (a preview) | open | paid | void
+    status: str  # draft (a preview) | open | paid | void; a credit note: issued
     currency: str
     subtotal: Money
     tax_rate_bp: int
@@ -61,6 +63,13 @@ class Invoice:
     issued_at: datetime
     paid_at: datetime | None
     lines: tuple[InvoiceLine, ...]
+    document: str = "invoice"  # invoice | credit_note (a negative total, credited to the balance)
+    credit_applied: Money | None = None  # the credit balance set against the total when issued
+    amount_due: Money | None = None  # the total less the credit applied: what the payment charges
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.document == "credit_note"
 
 
 def _line(row: dict[str, Any], currency: str) -> InvoiceLine:
@@ -72,16 +81,19 @@ def _invoice(row: dict[str, Any], lines: list[dict[str, Any]]) -> Invoice:
     c = row["currency"]
     return Invoice(row["id"], row["tenant_id"], row["number"], row["subscription_id"], row["kind"], row["status"], c, Money(row["subtotal_minor"], c),
                    row["tax_rate_bp"], Money(row["tax_minor"], c), Money(row["total_minor"], c), row["tax_id"], dict(row["bill_to"] or {}),
-                   row["period_start_at"], row["period_end_at"], row["issued_at"], row["paid_at"], tuple(_line(line, c) for line in lines))
+                   row["period_start_at"], row["period_end_at"], row["issued_at"], row["paid_at"],
+                   tuple(_line(line, c) for line in lines), row["document"], Money(row["credit_applied_minor"], c), Money(row["amount_due_minor"], c))
 
 
-def list_invoices(fb: Farebox, actor: Principal, tenant_id: str, *, status: str | None = None, limit: int = 100) -> list[Invoice]:
-    """The tenant's invoices, newest first (owners and admins, G6)."""
+def list_invoices(fb: Farebox, actor: Principal, tenant_id: str, *, status: str | None = None, limit: int = 100,
+                  document: str | None = "invoice") -> list[Invoice]:
+    """The tenant's invoices (`document="credit_note"`: its credit notes; None: both), newest first
+    (owners and admins, G6)."""
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
         if tenants_repo.get_tenant(uow.conn, tenant_id) is None:
             raise DomainError(reasons.NOT_FOUND, what="Tenant")
-        rows = repo.list_for_tenant(uow.conn, tenant_id, status=status, limit=limit)
+        rows = repo.list_for_tenant(uow.conn, tenant_id, status=status, document=document, limit=limit)
         return [_invoice(r, repo.lines(uow.conn, tenant_id, r["id"])) for r in rows]
 
 
@@ -112,23 +124,28 @@ def preview_next_invoice(fb: Farebox, actor: Principal, tenant_id: str) -> Invoi
             return None
         current = subscription.period
         following = period_at(subscription.anchor_at, subscription.plan.interval, current.end)
-        should = invoicing.period_charges(uow.conn, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
+        should = invoicing.period_charges(uow, subscription, following, previous=Period(max(current.start, subscription.starts_at), current.end, 0))
         if subscription.cancel_at_period_end:
             should = [c for c in should if c.period_start_at < following.start]
         lines = recompute(should, repo.billed_by_key(uow.conn, tenant_id, [subscription.id]))
         tenant = tenants_repo.get_tenant(uow.conn, tenant_id) or {}
+        balances = credits_repo.balances(uow.conn, tenant_id)
     if not lines:
         return None
-    return _draft(tenant_id, tenant, subscription.id, following, lines, now)
+    return _draft(tenant_id, tenant, subscription.id, following, lines, now, balances)
 
 
-def _draft(tenant_id: str, tenant: dict[str, Any], subscription_id: str, period: Period, lines: list[Charge], now: datetime) -> Invoice:
+def _draft(tenant_id: str, tenant: dict[str, Any], subscription_id: str, period: Period, lines: list[Charge], now: datetime,
+           balances: dict[str, int]) -> Invoice:
     currency = lines[0].currency
     t = totals(lines, currency=currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
+    use = settle_with_credit(t.total.amount_minor, balances.get(currency, 0))  # what the balance would cover today
     rows = [InvoiceLine(c.kind.value, c.description, c.quantity, Money(c.unit_amount_minor, currency), Money(c.amount_minor, currency),
                         c.period_start_at, c.period_end_at, c.service_start_at, c.service_end_at) for c in lines]
     return Invoice(None, tenant_id, None, subscription_id, InvoiceKind.RENEWAL.value, "draft", currency, t.subtotal, t.tax_rate_bp, t.tax, t.total,
-                   tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start, period.end, now, None, tuple(rows))
+                   tenant.get("tax_id"), {"name": tenant.get("name"), "email": tenant.get("billing_email")}, period.start,
+                   period.end, now, None, tuple(rows), document_for(t.total.amount_minor).value,
+                   Money(use.applied_minor, currency), Money(use.amount_due_minor, currency))
 
 
 def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> Invoice:
@@ -140,8 +157,12 @@ def void_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str)
         if row is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if row["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=row["status"], action="voided")
         repo.update_invoice(uow.conn, tenant_id, invoice_id, status="void", voided_at=now)
+        audit.publish(
+            uow, "invoice.voided", tenant_id=tenant_id, at=now, actor=actor, subject=invoice_id,
+            before={"status": row["status"]}, after={"status": "void", "number": row["number"]},
+        )
         uow.commit()
     return get_invoice(fb, actor, tenant_id, invoice_id)
 
@@ -167,9 +188,6 @@ def smtp_sender(smtp_url: str | None) -> Sender:
     return send
 
 
-send_email: Sender | None = None  # tests replace it
-
-
 def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str, *, to: str) -> str:
     """E-mail the invoice PDF to an extra recipient, copied to the tenant's billing e-mail (G13)."""
     if "@" not in to or len(to) > 254:
@@ -184,5 +202,5 @@ def email_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str
     message["Subject"] = f"Invoice {invoice.number}: {invoice.total.format()}"
     message.set_content(f"Invoice {invoice.number} for {invoice.total.format()} is attached.")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
-    (send_email or smtp_sender(fb.settings.smtp_url))(message)
+    fb.ports.send_invoice_email(message)
     return to

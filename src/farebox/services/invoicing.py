@@ -14,15 +14,14 @@ Listeners (see the Signals table in docs/architecture.md):
   old plan and the new plan's prorated charge, to the second; at period end:
   the new plan's fee and the old one's overage.
 
-Overage quantities come from metering through one port, `usage_source`
-(default: `farebox.services.usage.billable_usage`, imported lazily).
+Overage quantities come from metering through one port, `uow.ports.usage_source`
+(`bootstrap` wires `farebox.services.usage.billable_usage`).
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,45 +37,31 @@ from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.domain.catalog import Billing, Plan
-from farebox.domain.invoicing import Charge, InvoiceKind, Segment, fee_charge, invoice_number, overage_charges, plan_change_charges, recompute, totals
+from farebox.domain.invoicing import (
+    Charge,
+    Document,
+    InvoiceKind,
+    Segment,
+    Totals,
+    document_for,
+    fee_charge,
+    invoice_number,
+    number_series,
+    overage_charges,
+    plan_change_charges,
+    recompute,
+    totals,
+)
 from farebox.domain.periods import Period, period_at
 from farebox.domain.subscriptions import Status, Subscription
+from farebox.ports import InvoiceNumbering, UsageSource
 from farebox.services import payments, signals
+from farebox.services.credits import CreditBook
 from farebox.services.signals import Signal
 
-UsageSource = Callable[[Connection, str, str, datetime, datetime], Mapping[str, int]]
-
-
-def default_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> Mapping[str, int]:
-    """Metering's billable usage of a subscription's period (meter key -> units)."""
-    try:
-        from farebox.services import usage  # type: ignore[attr-defined]  # metering's module
-    except ModuleNotFoundError:  # metering not installed: nothing beyond the fee to bill
-        return {}
-    return usage.billable_usage(conn, tenant_id, subscription_id, period_start, period_end)
-
-
-usage_source: UsageSource = default_usage
-
-
-def use_usage_source(source: UsageSource) -> UsageSource:
-    """Replace the usage port (tests, simulations); returns the previous one."""
-    global usage_source
-    previous, usage_source = usage_source, source
-    return previous
-
-
-def issuer() -> str:
-    return os.environ.get("FAREBOX_INVOICE_ISSUER", "FB")
-
-
-def number_pattern() -> str:
-    """G13: the sequence restarts every year per issuer, so a pattern must hold `{year}` and
-    `{seq}` or two invoices could get one number."""
-    pattern = os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}")
-    if "{year" not in pattern or "{seq" not in pattern:
-        raise ValueError(f"FAREBOX_INVOICE_NUMBER_PATTERN {pattern!r} must contain {{year}} and {{seq}}: numbers restart every year")
-    return pattern
+def usage_source(uow: UnitOfWork) -> UsageSource:
+    """The usage port `bootstrap` wired (metering's `usage.billable_usage`)."""
+    return uow.ports.usage_source
 
 
 _PLANS: ImmutableRowCache[Plan] = ImmutableRowCache()
@@ -107,6 +92,9 @@ class Issued:
     currency: str
     total_minor: int
     lines: int
+    document: str = Document.INVOICE.value  # invoice | credit_note
+    credit_applied_minor: int = 0  # the credit balance set against the total
+    amount_due_minor: int = 0  # what the payment charges
 
 
 def bill(
@@ -133,15 +121,21 @@ def bill(
 
 
 def issue(uow: UnitOfWork, *, tenant_id: str, subscription_id: str, kind: InvoiceKind, billing_key: str, period: Period, lines: Sequence[Charge], now: datetime, cause: str) -> Issued | None:
-    """Write a finalized invoice with the next number of the issuer, then publish `invoice.issued`."""
+    """Write a finalized invoice (or credit note) with the next number of its series, set the credit
+    balance against it, then publish `invoice.issued` (or `credit_note.issued`)."""
     tenant = tenants_repo.get_tenant(uow.conn, tenant_id)
     assert tenant is not None
     draft = Draft(tenant_id, subscription_id, kind, billing_key, period, tuple(lines), now, cause)
-    row, issued = _finalize(draft, tenant, repo.next_number(uow.conn, issuer(), now.year))
+    numbering = uow.ports.invoice_numbering
+    priced = _priced(draft, tenant)
+    book = CreditBook.open(uow.conn, [(tenant_id, priced.total.currency)])
+    number = repo.next_number(uow.conn, _series(priced, tenant, numbering), now.year)
+    row, issued = _finalize(draft, tenant, priced, number, book, numbering)
     if not repo.insert_invoice(uow.conn, **row):
         # a concurrent writer took the key: our number must not be used, so fail the transaction
         raise RuntimeError(f"invoice {billing_key} was issued concurrently")
-    signals.publish(uow, _issued_signal(issued, now))
+    book.write(uow.conn)
+    _publish_issued(uow, [(issued, now)])
     payments.collect(uow, tenant_id, issued.id, now)
     return issued
 
@@ -161,40 +155,63 @@ class Draft:
 
 
 def issue_all(uow: UnitOfWork, drafts: Sequence[Draft], *, collect: bool = True) -> list[Issued]:
-    """`issue` for many invoices at once (the billing run), with the same numbers, rows, signals
-    and charges: the tenants read in one query, one block of numbers per issuer's year reserved
-    with one `UPDATE … RETURNING` and given out in the drafts' order, the invoices and their
-    lines written with `executemany`, then `invoice.issued` for all and `payments.collect_all`."""
+    """`issue` for many invoices at once (the billing run), with the same numbers, rows, credits,
+    signals and charges: the tenants and their credit balances read in one query each, one block of
+    numbers per series and year reserved with one `UPDATE … RETURNING` and given out in the drafts'
+    order, the invoices and their lines written with `executemany`, then `invoice.issued` for all
+    and `payments.collect_all`."""
     if not drafts:
         return []
     parties = repo.billing_parties(uow.conn, (d.tenant_id for d in drafts))
-    per_year = Counter(d.now.year for d in drafts)
-    next_of_year = {year: repo.reserve_numbers(uow.conn, issuer(), year, count) for year, count in sorted(per_year.items())}
+    numbering = uow.ports.invoice_numbering
+    priced = [_priced(d, parties[d.tenant_id]) for d in drafts]
+    series = [_series(p, parties[d.tenant_id], numbering) for d, p in zip(drafts, priced, strict=True)]
+    # the balances are locked before the number series, as `issue` does: one lock order, no deadlock between them
+    book = CreditBook.open(uow.conn, {(d.tenant_id, p.total.currency) for d, p in zip(drafts, priced, strict=True)})
+    per_series = Counter((s, d.now.year) for s, d in zip(series, drafts, strict=True))
+    next_of = {key: repo.reserve_numbers(uow.conn, key[0], key[1], count) for key, count in sorted(per_series.items())}
     rows, issued = [], []
-    for draft in drafts:
-        sequence = next_of_year[draft.now.year]
-        next_of_year[draft.now.year] += 1
-        row, one = _finalize(draft, parties[draft.tenant_id], sequence)
+    for draft, price, one_series in zip(drafts, priced, series, strict=True):
+        sequence = next_of[(one_series, draft.now.year)]
+        next_of[(one_series, draft.now.year)] += 1
+        row, one = _finalize(draft, parties[draft.tenant_id], price, sequence, book, numbering)
         rows.append(row)
         issued.append(one)
     lines = {row["id"]: row.pop("lines") for row in rows}
     if repo.insert_invoices(uow.conn, rows, lines) != len(rows):
         # a concurrent writer took a key: the numbers reserved must not be used, so fail the transaction
         raise RuntimeError("an invoice of this batch was issued concurrently")
-    signals.publish_all(uow, [_issued_signal(one, draft.now) for one, draft in zip(issued, drafts, strict=True)])
+    book.write(uow.conn)
+    _publish_issued(uow, [(one, draft.now) for one, draft in zip(issued, drafts, strict=True)])
     if collect:
         payments.collect_all(uow, [(one.tenant_id, one.id, draft.now) for one, draft in zip(issued, drafts, strict=True)])
     return issued
 
 
-def _finalize(draft: Draft, tenant: Mapping[str, Any], sequence: int) -> tuple[dict[str, Any], Issued]:
-    """The invoice row (with its `lines`) of a draft numbered `sequence`, and what `issue` returns."""
-    lines = draft.lines
-    currency = lines[0].currency
-    t = totals(lines, currency=currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
+def _priced(draft: Draft, tenant: Mapping[str, Any]) -> Totals:
+    return totals(draft.lines, currency=draft.lines[0].currency, tax_rate_bp=int(tenant.get("tax_rate_bp") or 0))
+
+
+def _series(priced: Totals, tenant: Mapping[str, Any], numbering: InvoiceNumbering) -> str:
+    """The number series of a document: invoice or credit note, real or test clock (G13, audit #7)."""
+    on_test_clock = tenant.get("test_clock_id") is not None
+    return number_series(numbering.issuer, document_for(priced.total.amount_minor), test_clock=on_test_clock)
+
+
+def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int, book: CreditBook,
+              numbering: InvoiceNumbering) -> tuple[dict[str, Any], Issued]:
+    """The row (with its `lines`) of a draft numbered `sequence` in its series, the credit balance
+    set against it in `book`, and what `issue` returns."""
+    currency = t.total.currency
     invoice_id = new_id("inv")
-    number = invoice_number(number_pattern(), issuer=issuer(), year=draft.now.year, sequence=sequence)
-    status = "open" if t.total.amount_minor > 0 else "paid"
+    document = document_for(t.total.amount_minor)
+    number = invoice_number(numbering.pattern, issuer=_series(t, tenant, numbering), year=draft.now.year, sequence=sequence)
+    use = book.settle(tenant_id=draft.tenant_id, currency=currency, total_minor=t.total.amount_minor,
+                      document_id=invoice_id, number=number, now=draft.now, cause=draft.cause)
+    if document is Document.CREDIT_NOTE:
+        status = "issued"
+    else:
+        status = "open" if use.amount_due_minor > 0 else "paid"
     row = {
         "tenant_id": draft.tenant_id,
         "id": invoice_id,
@@ -202,12 +219,15 @@ def _finalize(draft: Draft, tenant: Mapping[str, Any], sequence: int) -> tuple[d
         "number": number,
         "subscription_id": draft.subscription_id,
         "kind": draft.kind.value,
+        "document": document.value,
         "status": status,
         "currency": currency,
         "subtotal_minor": t.subtotal.amount_minor,
         "tax_rate_bp": t.tax_rate_bp,
         "tax_minor": t.tax.amount_minor,
         "total_minor": t.total.amount_minor,
+        "credit_applied_minor": use.applied_minor,
+        "amount_due_minor": use.amount_due_minor,
         "tax_id": tenant.get("tax_id"),
         "bill_to": {"name": tenant["name"], "email": tenant.get("billing_email")},
         "period_start_at": draft.period.start,
@@ -216,14 +236,40 @@ def _finalize(draft: Draft, tenant: Mapping[str, Any], sequence: int) -> tuple[d
         "paid_at": draft.now if status == "paid" else None,
         "voided_at": None,
         "cause": draft.cause,
-        "lines": [_line_row(line) for line in lines],
+        "lines": [_line_row(line) for line in draft.lines],
     }
-    issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency, t.total.amount_minor, len(lines))
+    issued = Issued(invoice_id, draft.tenant_id, number, draft.subscription_id, draft.kind.value, status, currency,
+                    t.total.amount_minor, len(draft.lines), document.value, use.applied_minor, use.amount_due_minor)
     return row, issued
 
 
+def _publish_issued(uow: UnitOfWork, issued: Sequence[tuple[Issued, datetime]]) -> None:
+    """The signals of documents just written, one batch per kind, in the documents' order."""
+    by_kind: dict[str, list[Signal]] = {}
+    for one, now in issued:
+        for signal in _issued_signals(one, now):
+            by_kind.setdefault(signal.kind, []).append(signal)
+    for kind in ("invoice.issued", "invoice.paid", "credit_note.issued"):
+        signals.publish_all(uow, by_kind.get(kind, []))
+
+
+def _issued_signals(issued: Issued, now: datetime) -> list[Signal]:
+    """`invoice.issued` (and `invoice.paid` when the credit balance covered it all), or `credit_note.issued`."""
+    if issued.document == Document.CREDIT_NOTE.value:
+        data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor,
+                "currency": issued.currency, "kind": issued.kind}
+        return [Signal("credit_note.issued", issued.tenant_id, now, "system", issued.id, data)]
+    out = [_issued_signal(issued, now)]
+    if issued.status == "paid" and issued.credit_applied_minor > 0:
+        paid = {"subscription_id": issued.subscription_id, "by": "credit"}
+        out.append(Signal("invoice.paid", issued.tenant_id, now, "system", issued.id, paid))
+    return out
+
+
 def _issued_signal(issued: Issued, now: datetime) -> Signal:
-    data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor, "currency": issued.currency, "kind": issued.kind}
+    data = {"subscription_id": issued.subscription_id, "number": issued.number, "total_minor": issued.total_minor,
+            "currency": issued.currency, "kind": issued.kind, "credit_applied_minor": issued.credit_applied_minor,
+            "amount_due_minor": issued.amount_due_minor}
     return Signal("invoice.issued", issued.tenant_id, now, "system", issued.id, data)
 
 
@@ -255,14 +301,14 @@ def _whole(subscription: Subscription, period: Period) -> Segment:
     return Segment(subscription.id, subscription.plan_version_id, subscription.plan, period, period.start, period.end)
 
 
-def period_charges(conn: Connection, subscription: Subscription, period: Period, *, previous: Period | None) -> list[Charge]:
+def period_charges(uow: UnitOfWork, subscription: Subscription, period: Period, *, previous: Period | None) -> list[Charge]:
     """A period's start: its fee in advance, plus the overage (and an in-arrears fee) of `previous`."""
     plan = subscription.plan
     should: list[Charge] = []
     if previous is not None:
         if plan.billing is Billing.IN_ARREARS and not plan.is_free:
             should.append(fee_charge(_whole(subscription, previous)))
-        usage = usage_source(conn, subscription.tenant_id, subscription.id, previous.start, previous.end)
+        usage = usage_source(uow)(uow.conn, subscription.tenant_id, subscription.id, previous.start, previous.end)
         should += overage_charges(plan, subscription_id=subscription.id, plan_version_id=subscription.plan_version_id, period=previous, usage=usage)
     if plan.billing is Billing.IN_ADVANCE and not plan.is_free:
         should.append(fee_charge(_whole(subscription, period)))
@@ -281,7 +327,7 @@ def bill_period(uow: UnitOfWork, subscription: Subscription, period: Period, *, 
     """Bill a subscription's period start: the first invoice, or a renewal."""
     if subscription.status is Status.TRIALING or subscription.status is Status.UPCOMING:
         return None
-    key, should = _period_should(uow.conn, subscription, period, kind)
+    key, should = _period_should(uow, subscription, period, kind)
     return bill(uow, tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, billing_key=key,
                 period=period, should=should, subscription_ids=[subscription.id], now=now, cause=cause)
 
@@ -304,7 +350,7 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, 
         s = start.subscription
         if s.status is Status.TRIALING or s.status is Status.UPCOMING:
             continue
-        key, should = _period_should(uow.conn, s, start.period, start.kind)
+        key, should = _period_should(uow, s, start.period, start.kind)
         wanted.append((start, key, should))
     existing = repo.existing_billing_keys(uow.conn, [(start.subscription.tenant_id, key) for start, key, _ in wanted])
     wanted = [(start, key, should) for start, key, should in wanted if (start.subscription.tenant_id, key) not in existing]
@@ -318,10 +364,10 @@ def bill_periods(uow: UnitOfWork, starts: Sequence[PeriodStart], *, cause: str, 
     return issue_all(uow, drafts, collect=collect)
 
 
-def _period_should(conn: Connection, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:
+def _period_should(uow: UnitOfWork, subscription: Subscription, period: Period, kind: InvoiceKind) -> tuple[str, list[Charge]]:
     """A period start's billing key and what it should bill."""
     previous = previous_period(subscription, period) if kind is InvoiceKind.RENEWAL else None
-    return _key(subscription.id, period.start, kind), period_charges(conn, subscription, period, previous=previous)
+    return _key(subscription.id, period.start, kind), period_charges(uow, subscription, period, previous=previous)
 
 
 def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from_subscription_id: str, from_plan_version_id: int, old_period: Period, new_period: Period, change_at: datetime, immediate: bool, cause: str) -> Issued | None:
@@ -335,12 +381,12 @@ def bill_plan_change(uow: UnitOfWork, *, tenant_id: str, new: Subscription, from
             should += plan_change_charges(running, change_at, new_segment)
         elif not new.plan.is_free:
             should.append(fee_charge(new_segment))
-        usage = usage_source(uow.conn, tenant_id, from_subscription_id, old_period.start, change_at)
+        usage = usage_source(uow)(uow.conn, tenant_id, from_subscription_id, old_period.start, change_at)
         should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
         key = _key(new.id, change_at, InvoiceKind.PRORATION)
         kind = InvoiceKind.PRORATION
     else:
-        usage = usage_source(uow.conn, tenant_id, from_subscription_id, old_period.start, old_period.end)
+        usage = usage_source(uow)(uow.conn, tenant_id, from_subscription_id, old_period.start, old_period.end)
         should += overage_charges(old_plan, subscription_id=from_subscription_id, plan_version_id=from_plan_version_id, period=old_period, usage=usage)
         if not new.plan.is_free and new.plan.billing is Billing.IN_ADVANCE:
             should.append(fee_charge(_whole(new, new_period)))

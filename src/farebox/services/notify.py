@@ -158,13 +158,13 @@ def on_usage_recorded(uow: UnitOfWork, signal: Signal) -> None:
     assert signal.subject is not None
     found: list[Alert] = []
     limit = plan.limit(meter)
-    if limit is not None and limit.alert_thresholds and not data.get("trial"):
+    if limit is not None and limit.alert_thresholds and not data["trial"]:
         # A6: a tenant's own session limit is what 80% and 100% are measured against
-        in_force = data.get("limit", data.get("included", limit.included))
+        in_force = data["limit"]
         kind = AlertKind.SESSION_LIMIT if limit.customer_limit else AlertKind.USAGE_THRESHOLD
         unit = _unit(uow, signal, meter)
         found += usage_alerts(
-            subscription_id=signal.subject, period_start=data.get("period_start", ""), meter=meter, before=before, after=after,
+            subscription_id=signal.subject, period_start=data["period_start"], meter=meter, before=before, after=after,
             limit=None if in_force is None else int(in_force), percents=limit.alert_thresholds, kind=kind,
             params={"unit": unit, "policy": limit.policy.value},
         )

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,6 @@ from typing import Any
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import invoicing as invoices_repo
 from farebox.adapters.db.repos import payments as repo
-from farebox.adapters.db.repos import tenants as tenants_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.adapters.payments.base import ChargeResult, PaymentError, PaymentProvider
 from farebox.bootstrap import Farebox
@@ -33,7 +31,7 @@ from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access
 from farebox.domain.money import Money
 from farebox.domain.reasons import DomainError
-from farebox.services import due, signals
+from farebox.services import audit, due, signals
 from farebox.services.clocks import now_for
 from farebox.services.signals import Signal
 
@@ -42,30 +40,9 @@ RETRY_AFTER_DAYS = (1, 3, 5)
 UNANSWERED_RETRY = timedelta(minutes=10)  # the provider did not answer: the same charge is asked again
 DEFAULT_GRACE_DAYS = 7
 
-_provider: PaymentProvider | None = None
-
-
-def provider() -> PaymentProvider:
-    """The configured provider: FAREBOX_PAYMENT_PROVIDER=sandbox (default) or stripe."""
-    global _provider
-    if _provider is None:
-        name = os.environ.get("FAREBOX_PAYMENT_PROVIDER", "sandbox")
-        if name == "stripe":
-            from farebox.adapters.payments.stripe import StripeProvider
-
-            _provider = StripeProvider.from_env()
-        else:
-            from farebox.adapters.payments.sandbox import SandboxProvider
-
-            _provider = SandboxProvider()
-    return _provider
-
-
-def use_provider(new: PaymentProvider | None) -> PaymentProvider | None:
-    """Replace the provider (tests, the demo); returns the previous one."""
-    global _provider
-    previous, _provider = _provider, new
-    return previous
+def provider(via: Farebox | UnitOfWork) -> PaymentProvider:
+    """The payment provider `bootstrap` wired (FAREBOX_PAYMENT_PROVIDER: sandbox or stripe)."""
+    return via.ports.payment_provider
 
 
 @dataclass(frozen=True)
@@ -104,7 +81,7 @@ def _customer(uow: UnitOfWork, tenant_id: str, now: datetime) -> str:
 
 def _customers(uow: UnitOfWork, now_by_tenant: Mapping[str, datetime]) -> dict[str, str]:
     """The provider's customer of each tenant, created (at the tenant's `now`) where missing."""
-    p = provider()
+    p = provider(uow)
     refs = repo.customer_refs(uow.conn, now_by_tenant, p.name)
     missing = [t for t in now_by_tenant if t not in refs]
     if missing:
@@ -125,7 +102,7 @@ def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: 
     """Attach a card (a provider token; sandbox: a test card number) as the default,
     then retry the tenant's open invoices with it (G9: a new method settles)."""
     require_billing_access(actor, tenant_id)
-    p = provider()
+    p = provider(fb)
     with fb.uow() as uow:
         now = now_for(uow, fb.clock, tenant_id)
         customer = _customer(uow, tenant_id, now)
@@ -135,6 +112,10 @@ def add_payment_method(fb: Farebox, actor: Principal, tenant_id: str, *, token: 
             raise DomainError(reasons.PAYMENT_METHOD_REFUSED, detail=exc.message, details={"provider_code": exc.code}) from None
         row = {"tenant_id": tenant_id, "id": new_id("pm"), "provider": p.name, "provider_ref": card.ref, "brand": card.brand, "last4": card.last4, "is_default": True, "created_at": now}
         repo.insert_method(uow.conn, **row)
+        audit.publish(
+            uow, "payment_method.added", tenant_id=tenant_id, at=now, actor=actor, subject=row["id"],
+            after={"brand": card.brand, "last4": card.last4, "provider": p.name, "is_default": True},
+        )
         for invoice in invoices_repo.list_for_tenant(uow.conn, tenant_id, status="open"):
             charge_invoice(uow, invoice, now=now, cause=f"new payment method by {actor.label()}")
         uow.commit()
@@ -156,7 +137,7 @@ def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) 
         if invoice is None:
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         if invoice["status"] != "open":
-            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"])
+            raise DomainError(reasons.INVOICE_NOT_OPEN, status=invoice["status"], action="paid")
         attempt = charge_invoice(uow, invoice, now=now, cause=f"pay by {actor.label()}")
         uow.commit()
     return _attempt(attempt)
@@ -171,7 +152,7 @@ def attempts(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> 
 def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, return_url: str) -> str:
     """A hosted checkout (`kind="checkout"`) or billing portal (`"portal"`) link of the provider."""
     require_billing_access(actor, tenant_id)
-    p = provider()
+    p = provider(fb)
     with fb.uow() as uow:
         customer = _customer(uow, tenant_id, now_for(uow, fb.clock, tenant_id))
         uow.commit()
@@ -193,7 +174,7 @@ def charge_invoice(uow: UnitOfWork, invoice: dict[str, Any], *, now: datetime, c
     number = unanswered["attempt"] if unanswered is not None else len(previous) + 1
     method = repo.default_method(uow.conn, tenant_id)
     customer = _customer(uow, tenant_id, now) if method is not None else None
-    row, result = _charge(invoice, number, method, customer, now=now, cause=cause)
+    row, result = _charge(invoice, number, method, customer, now=now, cause=cause, provider_of_charge=provider(uow))
     if unanswered is not None:
         row["id"] = unanswered["id"]
         repo.update_attempt(uow.conn, tenant_id, row["id"], **{k: v for k, v in row.items() if k not in ("tenant_id", "id", "created_at")})
@@ -213,13 +194,18 @@ def _after_charge(uow: UnitOfWork, invoice: dict[str, Any], number: int, result:
         due.schedule(uow, tenant_id=invoice["tenant_id"], kind=RETRY, ref=invoice["id"], due_at=now + UNANSWERED_RETRY, now=now, payload={"resend": number})
 
 
-def _charge(invoice: dict[str, Any], number: int, method: dict[str, Any] | None, customer: str | None, *, now: datetime, cause: str) -> tuple[dict[str, Any], ChargeResult]:
+def _charge(
+    invoice: dict[str, Any], number: int, method: dict[str, Any] | None, customer: str | None, *,
+    now: datetime, cause: str, provider_of_charge: PaymentProvider,
+) -> tuple[dict[str, Any], ChargeResult]:
     """Ask the provider to charge an invoice (attempt `number`, idempotency key `<invoice>:attempt:<n>`); the attempt row to store."""
     tenant_id, invoice_id = invoice["tenant_id"], invoice["id"]
     key = f"{invoice_id}:attempt:{number}"
-    p = provider()
-    amount = Money(invoice["total_minor"], invoice["currency"])
-    if method is None or customer is None:
+    p = provider_of_charge
+    amount = Money(invoice["amount_due_minor"], invoice["currency"])  # the total less the credit applied
+    if amount.amount_minor == 0:  # the credit balance covers it: paid without asking the provider
+        result = ChargeResult("succeeded", None, details={"covered_by_credit": True})
+    elif method is None or customer is None:
         result = ChargeResult("failed", None, "no_payment_method", "No payment method on file.")
     else:
         result = p.charge(customer_ref=customer, payment_method_ref=method["provider_ref"], amount=amount, idempotency_key=key,
@@ -311,7 +297,10 @@ def collect_all(uow: UnitOfWork, issued: Sequence[tuple[str, str, datetime]], *,
     for invoice in open_:
         tenant_id, now = invoice["tenant_id"], now_of[(invoice["tenant_id"], invoice["id"])]
         number = counts[(tenant_id, invoice["id"])] + 1
-        row, result = _charge(invoice, number, methods.get(tenant_id), customers.get(tenant_id), now=now, cause=cause)
+        row, result = _charge(
+            invoice, number, methods.get(tenant_id), customers.get(tenant_id), now=now, cause=cause,
+            provider_of_charge=provider(uow),
+        )
         rows.append(row)
         if result.succeeded:
             paid.append((invoice, now))
@@ -345,7 +334,7 @@ def handle_webhook(fb: Farebox, provider_name: str, payload: bytes, signature: s
     (e.g. after a hosted checkout) records the card and retries open invoices.
     Returns what was done; unknown events are acknowledged and ignored.
     """
-    p = provider()
+    p = provider(fb)
     parse = getattr(p, "parse_webhook", None)
     if p.name != provider_name or parse is None:
         raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")

@@ -60,6 +60,7 @@ MODULES: tuple[str, ...] = (
     "farebox.services.notify",
     "farebox.services.invoicing",
     "farebox.services.payments",
+    "farebox.services.credits",
 )
 
 

@@ -25,7 +25,7 @@ from farebox.domain.catalog import Plan, Sales
 from farebox.domain.clock import ensure_utc
 from farebox.domain.lifecycle import cards as cards_domain
 from farebox.domain.lifecycle import plan_changes
-from farebox.domain.lifecycle.machine import Event
+from farebox.domain.lifecycle.machine import Event, describe
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription
 from farebox.services import catalog as catalog_service
@@ -127,12 +127,18 @@ def subscribe(
         current = repo.current(uow.conn, tenant_id, for_update=True)
         if current is not None and current.is_live:
             raise DomainError(reasons.CONFLICT, detail="The tenant already has a live subscription; change its plan instead.")
-        subscription = _subscribe(uow, tenant_id, offered, trial=trial, now=now, cause=_cause(actor, cause, f"subscribe {catalog}/{plan}"))
+        subscription = _subscribe(
+            uow, tenant_id, offered, trial=trial, now=now, cause=_cause(actor, cause, f"subscribe {catalog}/{plan}"),
+            actor=actor.label(),
+        )
         uow.commit()
     return subscription
 
 
-def _subscribe(uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: bool, now: datetime, cause: str) -> Subscription:
+def _subscribe(
+    uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: bool, now: datetime, cause: str,
+    actor: str = "system",
+) -> Subscription:
     if trial:
         if offered.plan.trial is None:
             raise DomainError(reasons.TRIAL_NOT_OFFERED, plan=offered.plan.code)
@@ -143,8 +149,11 @@ def _subscribe(uow: UnitOfWork, tenant_id: str, offered: OfferedPlan, *, trial: 
         event = Event.SUBSCRIBE_FREE if offered.plan.is_free else Event.SUBSCRIBE_PAID
     stale = repo.upcoming(uow.conn, tenant_id, for_update=True)
     if stale is not None:
-        _drop_upcoming(uow, stale, now=now, cause=cause)
-    return core.start(uow, tenant_id=tenant_id, offered=offered, now=now, starts_at=now, anchor_at=now, event=event, cause=cause)
+        _drop_upcoming(uow, stale, now=now, cause=cause, actor=actor)
+    return core.start(
+        uow, tenant_id=tenant_id, offered=offered, now=now, starts_at=now, anchor_at=now, event=event, cause=cause,
+        actor=actor,
+    )
 
 
 def change_plan(
@@ -175,11 +184,14 @@ def change_plan(
         offered = _offered(uow, actor, catalog or current.catalog, plan)  # type: ignore[union-attr]
         why = _cause(actor, cause, f"change to {offered.catalog}/{plan}")
         if current is None or not current.is_live:
-            new = _subscribe(uow, tenant_id, offered, trial=False, now=now, cause=why)
+            new = _subscribe(uow, tenant_id, offered, trial=False, now=now, cause=why, actor=actor.label())
             uow.commit()
             return PlanChange(new, None, True, True)
         if current.status is Status.CANCELLATION_SCHEDULED:
-            raise DomainError(reasons.INVALID_TRANSITION, status="cancellation_scheduled", action="change plan (reactivate it first)")
+            raise DomainError(
+                reasons.INVALID_TRANSITION, status=describe(Status.CANCELLATION_SCHEDULED),
+                action="change plan (reactivate it first)",
+            )
         same = offered.catalog == current.catalog and offered.plan.code == current.plan.code
         if same and current.status is not Status.TRIALING:
             raise DomainError(reasons.SAME_PLAN, plan=plan)
@@ -187,20 +199,29 @@ def change_plan(
         timing = plan_changes.resolve_when(current, upgrade=upgrade, when=when, now=now)
         previous = repo.upcoming(uow.conn, tenant_id, for_update=True)
         if previous is not None:
-            _drop_upcoming(uow, previous, now=now, cause=f"{why}: replaces the scheduled change")
+            _drop_upcoming(uow, previous, now=now, cause=f"{why}: replaces the scheduled change", actor=actor.label())
         if timing.immediate and current.status is Status.PAYMENT_ISSUE:
-            raise DomainError(reasons.INVALID_TRANSITION, status="payment_issue", action="change plan now (settle the failed payment first, or schedule the change)")
+            raise DomainError(
+                reasons.INVALID_TRANSITION, status=describe(Status.PAYMENT_ISSUE),
+                action="change plan now (settle the failed payment first, or schedule the change)",
+            )
         if timing.immediate:
-            new = _replace(uow, current, offered, now=now, upgrade=upgrade, immediate=True, cause=why)
+            new = _replace(
+                uow, current, offered, now=now, upgrade=upgrade, immediate=True, cause=why, actor=actor.label()
+            )
             result = PlanChange(new, None, True, upgrade)
         else:
-            upcoming = _schedule(uow, current, offered, starts_at=timing.starts_at, now=now, cause=why)
+            starts_at = timing.starts_at
+            upcoming = _schedule(uow, current, offered, starts_at=starts_at, now=now, cause=why, actor=actor.label())
             result = PlanChange(current, upcoming, False, upgrade)
         uow.commit()
     return result
 
 
-def _schedule(uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, starts_at: datetime, now: datetime, cause: str) -> Subscription:
+def _schedule(
+    uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, starts_at: datetime, now: datetime, cause: str,
+    actor: str = "system",
+) -> Subscription:
     keeps_anchor = (
         starts_at == current.period.end and offered.plan.interval is current.plan.interval and current.status is not Status.TRIALING
     )
@@ -210,14 +231,16 @@ def _schedule(uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, s
     )
     due.schedule(uow, tenant_id=current.tenant_id, kind=UPCOMING_START, ref=upcoming.id, due_at=starts_at, now=now)
     emit(
-        uow, "subscription.plan_change_scheduled", current.tenant_id, now, "system", upcoming.id,
+        uow, "subscription.plan_change_scheduled", current.tenant_id, now, actor, upcoming.id,
         current_subscription_id=current.id, to_plan_version_id=offered.version_id, starts_at=iso(starts_at),
     )
     return upcoming
 
 
 def _replace(
-    uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, now: datetime, upgrade: bool, immediate: bool, cause: str
+    uow: UnitOfWork, current: Subscription, offered: OfferedPlan, *, now: datetime, upgrade: bool, immediate: bool,
+    cause: str,
+    actor: str = "system",
 ) -> Subscription:
     """End `current` and start `offered` now (an immediate change, or a scheduled one starting)."""
     anchor = plan_changes.new_anchor(current, offered.plan, now)
@@ -228,14 +251,19 @@ def _replace(
         uow, tenant_id=current.tenant_id, offered=offered, now=now, starts_at=now, anchor_at=anchor, event=event,
         cause=cause, replaces_id=current.id, announce=False,
     )
-    core.announce_change(uow, current, new, now=now, upgrade=upgrade, immediate=immediate)
+    core.announce_change(uow, current, new, now=now, upgrade=upgrade, immediate=immediate, actor=actor)
     return new
 
 
-def _drop_upcoming(uow: UnitOfWork, upcoming: Subscription, *, now: datetime, cause: str) -> Subscription:
+def _drop_upcoming(
+    uow: UnitOfWork, upcoming: Subscription, *, now: datetime, cause: str, actor: str = "system"
+) -> Subscription:
     dropped = core.move(uow, upcoming, Event.CANCEL_SCHEDULED, now=now, cause=cause, ended_at=now)
     core.stop_due_work(uow, dropped, now=now)
-    emit(uow, "subscription.plan_change_canceled", upcoming.tenant_id, now, "system", upcoming.id, starts_at=iso(upcoming.starts_at))
+    emit(
+        uow, "subscription.plan_change_canceled", upcoming.tenant_id, now, actor, upcoming.id,
+        starts_at=iso(upcoming.starts_at),
+    )
     return dropped
 
 
@@ -278,7 +306,8 @@ def cancel_scheduled_change(fb: Farebox, actor: Principal, tenant_id: str, *, ca
         upcoming = repo.upcoming(uow.conn, tenant_id, for_update=True)
         if upcoming is None:
             raise DomainError(reasons.NO_SCHEDULED_CHANGE)
-        dropped = _drop_upcoming(uow, upcoming, now=now, cause=_cause(actor, cause, "cancel the scheduled change"))
+        why = _cause(actor, cause, "cancel the scheduled change")
+        dropped = _drop_upcoming(uow, upcoming, now=now, cause=why, actor=actor.label())
         uow.commit()
     return dropped
 
@@ -292,11 +321,15 @@ def cancel(fb: Farebox, actor: Principal, tenant_id: str, *, cause: str = "api")
         current = _live(uow, tenant_id)
         why = _cause(actor, cause, "cancel")
         if current.status is Status.FREE:
-            raise DomainError(reasons.INVALID_TRANSITION, status="free", action="be cancelled (a free plan has nothing to cancel)")
+            raise DomainError(
+                reasons.INVALID_TRANSITION, status=describe(Status.FREE),
+                action="be cancelled (a free plan has nothing to cancel)",
+            )
         effective_at = plan_changes.period_end(current)
         upcoming = repo.upcoming(uow.conn, tenant_id, for_update=True)
         if upcoming is not None:
-            _drop_upcoming(uow, upcoming, now=now, cause=f"{why}: a cancellation calls off the scheduled change")
+            calls_off = f"{why}: a cancellation calls off the scheduled change"
+            _drop_upcoming(uow, upcoming, now=now, cause=calls_off, actor=actor.label())
         canceled = core.move(uow, current, Event.CANCEL, now=now, cause=why, cancel_at_period_end=True, cancel_effective_at=effective_at)
         core.arm(uow, CANCELLATION_EFFECTIVE, current, due_at=effective_at, now=now)
         emit(uow, "subscription.cancellation_scheduled", tenant_id, now, actor.label(), current.id, effective_at=iso(effective_at))

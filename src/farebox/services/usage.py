@@ -20,9 +20,17 @@ from farebox.bootstrap import Farebox
 from farebox.domain import reasons
 from farebox.domain.access import Principal, require_billing_access, require_operator
 from farebox.domain.catalog import Limit, Meter, Scope
-from farebox.domain.metering import carried_forward, overage, percent, pool_rule, validate_session_limit
+from farebox.domain.metering import (
+    carried_forward,
+    overage,
+    percent,
+    pool_rule,
+    session_warnings,
+    validate_session_limit,
+)
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription, trial_used_up
+from farebox.ports import MeteringRepository, SubscriptionRepository
 from farebox.services import signals
 from farebox.services.clocks import now_for
 from farebox.services.signals import Signal
@@ -46,6 +54,7 @@ class MeterUsage:
     customer_limit_allowed: bool
     period_start: datetime
     period_end: datetime
+    warnings: tuple[str, ...] = ()  # A6: "Session limit almost reached" from 80%, "... has been reached" at 100%
 
 
 @dataclass(frozen=True)
@@ -92,16 +101,44 @@ def usage_summary(fb: Farebox, actor: Principal, tenant_id: str) -> UsageSummary
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
         now_for(uow, fb.clock, tenant_id)
-        return summary_in(uow.conn, tenant_id)
+        return summary_in(uow, tenant_id)
 
 
-def summary_in(conn: Connection, tenant_id: str) -> UsageSummary:
-    sub = subs_repo.current(conn, tenant_id)
+def summary_in(uow: UnitOfWork, tenant_id: str) -> UsageSummary:
+    return summary_of(uow.subscriptions, uow.metering, tenant_id)
+
+
+def summary_of(subscriptions: SubscriptionRepository, metering: MeteringRepository, tenant_id: str) -> UsageSummary:
+    """Per meter this period: used, included, limit, left, percent, overage, warnings (L4, L8, A3, A6)."""
+    sub = subscriptions.current(tenant_id)
     if sub is None:
         return UsageSummary(tenant_id, None, None, None, None)
-    meters = repo.meters_of(conn, sub.plan_version_id)
-    counters = {c["meter"]: c for c in repo.counters_for(conn, tenant_id, sub.id, sub.period.start)}
-    session_limit = repo.settings(conn, tenant_id)["session_limit"]
+    counters = metering.counters_for(tenant_id, sub.id, sub.period.start)
+    return _summary(metering, tenant_id, sub, counters, metering.session_limit(tenant_id))
+
+
+def summaries_of(
+    metering: MeteringRepository, current: dict[str, Subscription], tenant_ids: list[str]
+) -> dict[str, UsageSummary]:
+    """`summary_of` many tenants whose current subscriptions are known, in a constant number of statements."""
+    periods = [(t, sub.id, sub.period.start) for t, sub in current.items()]
+    counters: dict[str, list[dict[str, Any]]] = {}
+    for row in metering.counters_of_many(periods):
+        counters.setdefault(row["tenant_id"], []).append(row)
+    limits = metering.session_limits(list(current))
+    return {
+        t: _summary(metering, t, current[t], counters.get(t, []), limits.get(t))
+        if t in current else UsageSummary(t, None, None, None, None)
+        for t in tenant_ids
+    }
+
+
+def _summary(
+    metering: MeteringRepository, tenant_id: str, sub: Subscription, counter_rows: list[dict[str, Any]],
+    session_limit: int | None,
+) -> UsageSummary:
+    meters = metering.meters_of(sub.plan_version_id)
+    counters = {c["meter"]: c for c in counter_rows}
     rows = [_meter_usage(sub, meter, sub.plan.limit(key), counters.get(key), session_limit) for key, meter in meters.items()]
     return UsageSummary(tenant_id, sub.id, sub.plan.code, sub.period.start, sub.period.end, rows)
 
@@ -122,6 +159,7 @@ def _meter_usage(sub: Subscription, meter: Meter, limit: Limit | None, counter: 
         limit=shown, left=None if shown is None else max(0, shown - used), percent=percent(used, shown),
         overage=overage(used, rule.included), carried_in=carried, policy=limit.policy.value if limit else None,
         session_limit=own, customer_limit_allowed=allowed, period_start=sub.period.start, period_end=sub.period.end,
+        warnings=session_warnings(used, rule, meter.kind),
     )
 
 
@@ -136,12 +174,22 @@ def daily_usage(fb: Farebox, actor: Principal, tenant_id: str) -> list[DailyUsag
         return [DailyUsage(date.fromisoformat(d), m, n) for d, m, n in repo.daily(uow.conn, tenant_id, sub.id, sub.period.start)]
 
 
-def top_usage(fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10) -> list[TopUsage]:
-    """The largest occurrences (unique attendees) and conversations (billable sessions)."""
+def top_usage(
+    fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10, *, this_period: bool = True
+) -> list[TopUsage]:
+    """The largest occurrences (unique attendees) and conversations (billable sessions) of the
+    current period, by the units counted in it (D19); `this_period=False`: over all time, from
+    the event data (what G14's purge deletes)."""
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
         now_for(uow, fb.clock, tenant_id)
-        return [TopUsage(**row) for row in repo.top(uow.conn, tenant_id, max(1, min(limit, 100)))]
+        if not this_period:
+            return [TopUsage(**row) for row in repo.top(uow.conn, tenant_id, max(1, min(limit, 100)))]
+        sub = subs_repo.current(uow.conn, tenant_id)
+        if sub is None:
+            return []
+        rows = repo.top_in_period(uow.conn, tenant_id, sub.id, sub.period.start, max(1, min(limit, 100)))
+        return [TopUsage(**row) for row in rows]
 
 
 def billable_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> dict[str, int]:
@@ -152,13 +200,16 @@ def billable_usage(conn: Connection, tenant_id: str, subscription_id: str, perio
     return repo.used_between(conn, tenant_id, subscription_id, period_start, period_end)
 
 
-def overage_usage(conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime, period_end: datetime) -> dict[str, int]:
+def overage_usage(
+    subscriptions: SubscriptionRepository, metering: MeteringRepository, tenant_id: str, subscription_id: str,
+    period_start: datetime, period_end: datetime,
+) -> dict[str, int]:
     """Units beyond what the plan included (L8, A8), per period meter whose plan prices overage."""
-    sub = subs_repo.get(conn, tenant_id, subscription_id)
+    sub = subscriptions.get(tenant_id, subscription_id)
     if sub is None:
         return {}
     found: dict[str, int] = {}
-    for counter in repo.counters_between(conn, tenant_id, subscription_id, period_start, period_end):
+    for counter in metering.counters_between(tenant_id, subscription_id, period_start, period_end):
         limit = sub.plan.limit(counter["meter"])
         if limit is None or limit.overage_unit_price is None or limit.included is None:
             continue

@@ -82,17 +82,6 @@ def rotate_secret(fb: Farebox, actor: Principal, endpoint_id: str, *, grace: tim
     return WebhookEndpoint.of(stored, with_secret=True)
 
 
-def set_enabled(fb: Farebox, actor: Principal, endpoint_id: str, *, enabled: bool) -> WebhookEndpoint:
-    require_operator(actor)
-    with fb.uow() as uow:
-        if not repo.update_endpoint(uow.conn, endpoint_id, enabled=enabled):
-            raise DomainError(reasons.NOT_FOUND, what="Webhook endpoint")
-        stored = repo.get_endpoint(uow.conn, endpoint_id)
-        uow.commit()
-    assert stored is not None
-    return WebhookEndpoint.of(stored)
-
-
 def delete_endpoint(fb: Farebox, actor: Principal, endpoint_id: str) -> None:
     require_operator(actor)
     with fb.uow() as uow:

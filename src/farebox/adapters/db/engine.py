@@ -125,6 +125,3 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
 
     return engine
 
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

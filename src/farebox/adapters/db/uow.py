@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
+
+from farebox.adapters.db.repositories import SqlMeteringRepository, SqlSubscriptionRepository
+
+if TYPE_CHECKING:
+    from farebox.ports import Ports
 
 _ambient: ContextVar[UnitOfWork | None] = ContextVar("farebox_ambient_uow", default=None)
 
@@ -23,9 +29,10 @@ class UnitOfWork:
     the same transaction as the change it describes (G4).
     """
 
-    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+    def __init__(self, engine: Engine, *, readonly: bool = False, ports: Ports | None = None) -> None:
         self._engine = engine
         self._readonly = readonly
+        self._ports = ports
         self._conn: Connection | None = None
         self._outer: UnitOfWork | None = None
         self._token = None
@@ -37,6 +44,21 @@ class UnitOfWork:
         if self._conn is None:
             raise RuntimeError("the unit of work is not open")
         return self._conn
+
+    @property
+    def ports(self) -> Ports:
+        """The payment provider, usage source, invoice numbering and mailers `bootstrap` wired (`farebox.ports`)."""
+        if self._ports is None:
+            raise RuntimeError("this unit of work was opened without the container's ports: use fb.uow()")
+        return self._ports
+
+    @property
+    def subscriptions(self) -> SqlSubscriptionRepository:
+        return SqlSubscriptionRepository(self.conn)
+
+    @property
+    def metering(self) -> SqlMeteringRepository:
+        return SqlMeteringRepository(self.conn)
 
     @property
     def dialect(self) -> str:

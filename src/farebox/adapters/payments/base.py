@@ -30,8 +30,9 @@ class ChargeResult:
 
 @dataclass(frozen=True, slots=True)
 class RefundResult:
-    status: str  # succeeded | failed
-    ref: str | None
+    status: str  # succeeded | failed | pending (no answer: send again with the same key)
+    ref: str | None  # the provider's id of the refund (re_...)
+    failure_message: str | None = None
 
 
 class PaymentError(Exception):
@@ -55,7 +56,9 @@ class PaymentProvider(Protocol):
 
     def charge(self, *, customer_ref: str, payment_method_ref: str, amount: Money, idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult: ...
 
-    def refund(self, *, charge_ref: str, amount: Money, idempotency_key: str) -> RefundResult: ...
+    def refund(self, *, charge_ref: str, amount: Money, idempotency_key: str) -> RefundResult:
+        """Give `amount` of a charge (its `ChargeResult.ref`) back to the card it came from."""
+        ...
 
     def checkout_link(self, *, customer_ref: str, success_url: str, cancel_url: str) -> str: ...
 

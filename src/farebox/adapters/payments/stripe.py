@@ -3,6 +3,8 @@
 * charges are PaymentIntents confirmed off-session, each with the
   idempotency key farebox gives (`<invoice>:attempt:<n>`), so a retried
   transaction never charges twice;
+* a refund (of a credit balance) is a Refund of one PaymentIntent, with the
+  idempotency key farebox gives (`<payment attempt>:refund:<refund>`);
 * a card is a PaymentMethod attached to the tenant's Customer;
 * hosted pages: a Checkout Session in `setup` mode (to add a card) and a
   Billing Portal session;
@@ -91,8 +93,17 @@ class StripeProvider:
         return ChargeResult(status, intent.id, failure.get("code") if status == "failed" else None, failure.get("message") if status == "failed" else None)
 
     def refund(self, *, charge_ref: str, amount: Money, idempotency_key: str) -> RefundResult:
-        refund = self.client.v1.refunds.create({"payment_intent": charge_ref, "amount": amount.amount_minor}, {"idempotency_key": idempotency_key})
-        return RefundResult("succeeded" if refund.status in ("succeeded", "pending") else "failed", refund.id)
+        params = {"payment_intent": charge_ref, "amount": amount.amount_minor}
+        try:
+            refund = self.client.v1.refunds.create(params, {"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+        except stripe.APIConnectionError as exc:
+            # No answer after the library's retries: the refund may exist; farebox sends it again with the same key.
+            return RefundResult("pending", None, f"The payment provider did not answer: {exc.user_message or exc}"[:500])
+        except stripe.StripeError as exc:  # refused: e.g. the charge is already refunded, or too little is left of it
+            return RefundResult("failed", None, (exc.user_message or str(exc))[:500])
+        if refund.status in ("succeeded", "pending"):  # pending: accepted, the bank has not confirmed yet
+            return RefundResult("succeeded", refund.id)
+        return RefundResult("failed", refund.id, str(refund.to_dict().get("failure_reason") or refund.status))
 
     def checkout_link(self, *, customer_ref: str, success_url: str, cancel_url: str) -> str:
         session = self.client.v1.checkout.sessions.create(

@@ -90,17 +90,6 @@ def trial_ending_soon(subscription: Subscription, now: datetime) -> bool:
     )
 
 
-def trial_exhausted_meter(subscription: Subscription) -> str | None:
-    """The meter whose trial bound is used up, if any (A3)."""
-    trial = subscription.plan.trial
-    if trial is None:
-        return None
-    for meter, bound in trial.usage.items():
-        if subscription.trial_usage.get(meter, 0) >= bound:
-            return meter
-    return None
-
-
 def _badge(subscription: Subscription, now: datetime) -> str:
     status = subscription.status
     if status is Status.TRIALING:

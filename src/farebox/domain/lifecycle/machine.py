@@ -36,6 +36,37 @@ class Event(StrEnum):
     GRACE_EXPIRED = "grace_expired"  # G9: admissions refused from now on
 
 
+# How a refusal names a status and an event to a person (D15: no internal state names, no "A active").
+STATUS_WORDS: dict[Status, str] = {
+    Status.FREE: "on a free plan",
+    Status.TRIALING: "in its trial",
+    Status.ACTIVE: "active",
+    Status.PAYMENT_ISSUE: "waiting for a failed payment to be settled",
+    Status.CANCELLATION_SCHEDULED: "already set to end with its current period",
+    Status.CANCELED: "canceled",
+    Status.EXPIRED: "expired",
+    Status.UPCOMING: "scheduled and not started yet",
+    Status.REPLACED: "replaced by a plan change",
+    Status.SCHEDULE_CANCELED: "a scheduled change that was called off",
+}
+ACTION_WORDS: dict[Event, str] = {
+    Event.CANCEL: "be cancelled",
+    Event.REACTIVATE: "be reactivated",
+    Event.START_TRIAL: "start a trial",
+    Event.SCHEDULE: "take a scheduled plan change",
+    Event.CANCEL_SCHEDULED: "be called off",
+    Event.REPLACE: "change plan",
+    Event.RENEW: "be renewed",
+    Event.PAYMENT_FAILED: "record a failed payment",
+    Event.PAYMENT_SETTLED: "settle a payment",
+}
+
+
+def describe(status: Status | None) -> str:
+    """A status in words for a message: "active", "already set to end with its current period"."""
+    return "missing" if status is None else STATUS_WORDS.get(status, status.value.replace("_", " "))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     source: Status | None
@@ -90,5 +121,6 @@ def step(source: Status | None, event: Event, target: Status | None = None) -> S
     outcomes.  An event the machine does not allow is refused (a reason code)."""
     targets = allowed(source, event)
     if not targets or (target is not None and target not in targets) or (target is None and len(targets) > 1):
-        raise DomainError(reasons.INVALID_TRANSITION, status=(source.value if source else "missing"), action=event.value.replace("_", " "))
+        action = ACTION_WORDS.get(event, event.value.replace("_", " "))
+        raise DomainError(reasons.INVALID_TRANSITION, status=describe(source), action=action)
     return target if target is not None else targets[0]

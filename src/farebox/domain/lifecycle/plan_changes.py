@@ -8,7 +8,7 @@ from datetime import datetime
 from farebox.domain import reasons
 from farebox.domain.catalog import Plan
 from farebox.domain.money import Money, prorate
-from farebox.domain.periods import Period, period_at, seconds_between
+from farebox.domain.periods import period_at, seconds_between
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription
 
@@ -96,6 +96,3 @@ def proration(current: Subscription, plan: Plan, now: datetime, anchor: datetime
         due = Money.zero(due.currency)  # G8: no refunds; a downgrade's credit is not paid out
     return Proration(credit, charge, due)
 
-
-def first_period(anchor: datetime, plan: Plan, starts_at: datetime) -> Period:
-    return period_at(anchor, plan.interval, starts_at)

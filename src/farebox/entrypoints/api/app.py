@@ -6,8 +6,11 @@ from fastapi import FastAPI
 
 import farebox
 from farebox.bootstrap import Farebox, bootstrap
-from farebox.entrypoints.api import errors
-from farebox.entrypoints.api.routers import admission, audit, catalogs, clocks, export, health, invoices, notifications, subscriptions, tenants, usage
+from farebox.entrypoints import metrics
+from farebox.entrypoints.api import docs_pages, errors
+from farebox.entrypoints.api.routers import (
+    admission, audit, catalogs, clocks, credits, export, health, invoices, notifications, subscriptions, tenants, usage,
+)
 from farebox.entrypoints.api.schemas import ErrorOut
 from farebox.entrypoints.portal import routes as portal
 
@@ -22,6 +25,7 @@ ROUTERS = (
     notifications.router,
     invoices.router,
     invoices.webhooks,
+    credits.router,
     admission.router,
     usage.router,
 )
@@ -30,6 +34,8 @@ ROUTERS = (
 def create_app(fb: Farebox | None = None) -> FastAPI:
     app = FastAPI(
         title="farebox",
+        docs_url=None,  # docs_pages serves /docs and /redoc with their assets from the package
+        redoc_url=None,
         version=farebox.__version__,
         description="Billing, metering and admission control for attendance- and session-priced products.",
         responses={
@@ -45,4 +51,6 @@ def create_app(fb: Farebox | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     portal.install(app)
+    docs_pages.install(app)
+    metrics.install(app)
     return app

@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farebox.adapters.catalog_files import CatalogError
+from farebox.domain import reasons
 from farebox.domain.reasons import DomainError, Refusal
 
 log = logging.getLogger("farebox.api")
@@ -46,6 +47,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_sales_assisted": 409,
     "payment_method_refused": 402,
     "invoice_not_open": 409,
+    "no_credit_balance": 409,
+    "credit_refund_too_large": 409,
+    "no_charge_to_refund": 409,
     "provider_signature_invalid": 400,
     "session_limit_invalid": 422,
     "session_limit_above_base": 422,
@@ -130,13 +134,14 @@ def install(app: FastAPI) -> None:
         # The transaction was rolled back with the connection (the unit of work
         # never commits half); SQLAlchemy refreshes the pool on a lost connection, so a retry gets a new one.
         if exc.connection_invalidated or isinstance(exc, OperationalError):
-            message = "The database connection was lost; nothing was changed. Retry the request (with the same Idempotency-Key)."
-            return JSONResponse(error_body("storage_unavailable", message), status_code=503, headers={"Retry-After": "1"})
+            unavailable = reasons.STORAGE_UNAVAILABLE
+            body = error_body(unavailable.code, unavailable.message())
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
         log.error("storage error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("internal_error", "An unexpected error occurred; nothing was changed."), status_code=500)
+        return JSONResponse(error_body(reasons.INTERNAL_ERROR.code, reasons.INTERNAL_ERROR.message()), status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the client gets no detail; the operator gets the traceback in the server's log
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("internal_error", "An unexpected error occurred; nothing was changed."), status_code=500)
+        return JSONResponse(error_body(reasons.INTERNAL_ERROR.code, reasons.INTERNAL_ERROR.message()), status_code=500)

@@ -214,7 +214,10 @@ class AuditEntryOut(BaseModel):
     tenant_id: str = Field(description="Empty for operator-wide changes (catalogs, operator keys)")
     id: str
     at: datetime
-    actor: str = Field(description="Who: `operator:<key>`, `owner:<email>`, `system`, `worker`")
+    actor: str = Field(
+        description="Who: `<role>:<API key id>` for an API call (e.g. `owner:fbk_…`), `<role>:<email>` for a portal "
+        "member, `operator:system` or `system` for farebox itself"
+    )
     kind: str
     subject: str | None
     data: dict[str, Any] = Field(description="What changed; `before` and `after` where the change has them")

@@ -22,7 +22,7 @@ from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status
 from farebox.entrypoints.portal import billing_view
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.services import export, notifications, subscriptions, usage
+from farebox.services import clocks, export, notifications, subscriptions, tenants, usage
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
 
@@ -82,10 +82,10 @@ def plan_dialog(request: Request, tenant_id: str, plan: str, current: Session):
         raise DomainError(reasons.PLAN_NOT_FOUND, plan=plan, catalog=catalog_name or "")
     paid = sub is not None and sub.status in (Status.ACTIVE, Status.PAYMENT_ISSUE) and not sub.plan.is_free
     preview = subscriptions.preview_change(fb, current.principal, tenant_id, catalog=sub.catalog, plan=plan) if sub is not None else None
-    today = billing_view.tenant_now(fb, tenant_id).date()
+    today = clocks.tenant_now(fb, current.principal, tenant_id).date()
     due_now = Money(preview.due_now_minor, preview.currency).format() if preview is not None and preview.due_now_minor is not None else None
     return page(
-        request, "plan_dialog.html", current, tenant=billing_view.tenants.get_tenant(fb, current.principal, tenant_id),
+        request, "plan_dialog.html", current, tenant=tenants.get_tenant(fb, current.principal, tenant_id),
         offer=offer, paid=paid, preview=preview, due_now=due_now, current_sub=sub, min_date=today.isoformat(), tab="billing",
     )
 
@@ -140,7 +140,7 @@ def cancel_upcoming_dialog(request: Request, tenant_id: str, current: Session):
     fb = fb_of(request)
     require_billing_access(current.principal, tenant_id)
     found = subscriptions.cards(fb, current.principal, tenant_id)
-    return page(request, "confirm.html", current, tenant=billing_view.tenants.get_tenant(fb, current.principal, tenant_id), tab="billing",
+    return page(request, "confirm.html", current, tenant=tenants.get_tenant(fb, current.principal, tenant_id), tab="billing",
                 title="Cancel scheduled plan", upcoming=found.upcoming, action=f"{_base(tenant_id)}/upcoming/cancel",
                 question=(f"Cancel the change to {found.upcoming.plan_name}, which starts on {found.upcoming.starts_on:%d %b %Y}?" if found.upcoming else "There is no scheduled plan change."),
                 confirm="Cancel scheduled plan", back=_base(tenant_id), enabled=found.upcoming is not None)
@@ -162,7 +162,7 @@ def cancel_dialog(request: Request, tenant_id: str, current: Session):
     card = found.subscription
     ends = card.next_billing_at or card.trial_ends_at if card else None
     question = "Cancel your subscription? Everything keeps working until the end of the paid period" + (f" ({ends:%d %b %Y})." if ends else ".")
-    return page(request, "confirm.html", current, tenant=billing_view.tenants.get_tenant(fb, current.principal, tenant_id), tab="billing",
+    return page(request, "confirm.html", current, tenant=tenants.get_tenant(fb, current.principal, tenant_id), tab="billing",
                 title="Cancel subscription", action=f"{_base(tenant_id)}/cancel", question=question, confirm="Cancel subscription",
                 back=_base(tenant_id), enabled=card is not None)
 
@@ -180,15 +180,22 @@ def reactivate(request: Request, tenant_id: str, current: Session, csrf: CsrfFie
 # --- the *Session limit* card (A6) --------------------------------------------------------------------
 
 
+MAX_SESSION_LIMIT = 1_000_000_000  # as the API's SessionLimitIn
+
+
 def _whole_number(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise DomainError(reasons.SESSION_LIMIT_INVALID) from None
+    """The form's text as a session limit; anything else (letters, a fraction, 20 digits) is the form's
+    friendly refusal, never a raw validation error (D19)."""
+    text = text.strip()
+    if not text.isdigit() or len(text) > len(str(MAX_SESSION_LIMIT)) or int(text) > MAX_SESSION_LIMIT:
+        raise DomainError(reasons.SESSION_LIMIT_INVALID)
+    return int(text)
 
 
 @router.post("/session-limit")
-def set_limit(request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=12)]):
+def set_limit(
+    request: Request, tenant_id: str, current: Session, csrf: CsrfField, sessions: Annotated[str, Form(max_length=200)]
+):
     return _act(request, tenant_id, current, csrf, lambda fb, actor: usage.set_session_limit(fb, actor, tenant_id, _whole_number(sessions)), "limit_set")
 
 
@@ -210,5 +217,5 @@ def download_export(request: Request, tenant_id: str, current: Session):
     """The tenant's records as a zip (the seeds advise exporting before cancelling; G14)."""
     require_billing_access(current.principal, tenant_id)
     data = export.export_zip(fb_of(request), current.principal, tenant_id)
-    stamp = billing_view.tenant_now(fb_of(request), tenant_id).strftime("%Y%m%d")
+    stamp = clocks.tenant_now(fb_of(request), current.principal, tenant_id).strftime("%Y%m%d")
     return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{tenant_id}-export-{stamp}.zip"'})

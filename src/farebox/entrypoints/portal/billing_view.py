@@ -1,7 +1,7 @@
 """What the Billing tab shows, gathered from the services into one plain object.
 
-Only presentation lives here (which warning to show, the chart, the plan
-list in tier order); every figure comes from a service function.
+Only presentation lives here (the chart, the wording of plan limits); every
+figure, warning and message comes from a service function or the domain.
 """
 
 from __future__ import annotations
@@ -10,23 +10,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from farebox.adapters.catalog_files import plan_from_document
 from farebox.bootstrap import Farebox
-from farebox.domain import reasons
 from farebox.domain.access import Principal
-from farebox.domain.catalog import Plan, Sales
+from farebox.domain.catalog import Sales
 from farebox.domain.lifecycle import cards as cards_domain
-from farebox.domain.subscriptions import Status
-from farebox.domain.metering import ALMOST_REACHED, REACHED, WARNING_PERCENT
+from farebox.domain.subscriptions import Status, Subscription, admission_refusal
 from farebox.entrypoints.portal import charts
-from farebox.services import catalog, clocks, notifications, subscriptions, tenants, usage
-
-try:  # invoicing (issue 6): shown once it is part of the build
-    from farebox.services import invoices as invoices_service
-    from farebox.services import payments as payments_service
-except ImportError:  # pragma: no cover - before the invoicing merge
-    invoices_service = None  # type: ignore[assignment]
-    payments_service = None  # type: ignore[assignment]
+from farebox.services import catalog, clocks, credits, invoices, notifications, payments, subscriptions, tenants, usage
 
 SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
 
@@ -73,26 +63,15 @@ class BillingPage:
     top: list[usage.TopUsage]
     plans: list[PlanOffer]
     notifications: notifications.NotificationList
-    invoices: list[Any] = field(default_factory=list)
+    invoices: list[Any] = field(default_factory=list)  # invoices and credit notes, newest first
+    credit_balance: Any = None  # services.credits.CreditBalance (issue 14 #5)
     payment_methods: list[Any] = field(default_factory=list)
-    invoicing_available: bool = False
 
 
-def tenant_now(fb: Farebox, tenant_id: str) -> datetime:
-    """The tenant's `now` (its test clock, or the real clock)."""
-    with fb.uow(readonly=True) as uow:
-        return clocks.now_for(uow, fb.clock, tenant_id)
-
-
-def refusal_message(card: cards_domain.SubscriptionCard | None) -> str | None:
-    """G9 once grace has run out; G10 once the trial or plan has ended."""
-    if card is None:
-        return None
-    if card.payment_overdue:
-        return reasons.PAYMENT_OVERDUE.message()
-    if card.badge == cards_domain.EXPIRED:
-        return reasons.SUBSCRIPTION_EXPIRED.message()
-    return None
+def refusal_message(current: Subscription | None, now: datetime) -> str | None:
+    """G9 once grace has run out, G10 once the trial or plan has ended: what an admission answers now."""
+    refusal = admission_refusal(current, now)
+    return refusal.message() if refusal is not None else None
 
 
 def limit_card(summary: usage.UsageSummary, card: cards_domain.SubscriptionCard | None) -> LimitCard | None:
@@ -100,15 +79,9 @@ def limit_card(summary: usage.UsageSummary, card: cards_domain.SubscriptionCard 
     if card is None or card.status in ("trialing", "expired", "canceled"):
         return None
     for m in summary.meters:
-        if not m.customer_limit_allowed:
-            continue
-        warning = None
-        if m.limit:
-            if m.used >= m.limit:
-                warning = REACHED
-            elif m.used * 100 >= m.limit * WARNING_PERCENT:
-                warning = ALMOST_REACHED
-        return LimitCard(m.meter, m.unit, m.used, m.included, m.session_limit, m.limit, m.percent, warning)
+        if m.customer_limit_allowed:
+            warning = m.warnings[0] if m.warnings else None
+            return LimitCard(m.meter, m.unit, m.used, m.included, m.session_limit, m.limit, m.percent, warning)
     return None
 
 
@@ -138,12 +111,8 @@ def chart(fb: Farebox, actor: Principal, tenant_id: str, summary: usage.UsageSum
 def plan_offers(fb: Farebox, catalog_name: str | None, current_plan: str | None) -> list[PlanOffer]:
     if catalog_name is None:
         return []
-    found = next((c for c in catalog.list_catalogs(fb) if c["name"] == catalog_name), None)
-    if found is None:
-        return []
     offers = []
-    for p in found["plans"]:
-        plan: Plan = plan_from_document(p["document"], catalog=catalog_name, code=p["code"])
+    for plan in catalog.offered_plans(fb, catalog_name):
         limits = [
             f"{lim.meter}: {'unlimited' if lim.included is None else f'{lim.included:,}'}"
             + (f", then {lim.overage_unit_price.format()} each" if lim.overage_unit_price is not None else "")
@@ -153,7 +122,7 @@ def plan_offers(fb: Farebox, catalog_name: str | None, current_plan: str | None)
             plan.code, plan.name, plan.price.format(), plan.interval.value, plan.description, limits,
             SALES_LABEL.get(plan.sales), plan.code == current_plan, plan.tier,
         ))
-    return sorted(offers, key=lambda o: (o.tier, o.code))
+    return offers
 
 
 def default_catalog(fb: Farebox) -> str | None:
@@ -166,20 +135,19 @@ def build(fb: Farebox, actor: Principal, tenant_id: str) -> BillingPage:
     tenant = tenants.get_tenant(fb, actor, tenant_id)
     found = subscriptions.cards(fb, actor, tenant_id)
     current = subscriptions.current(fb, actor, tenant_id)
-    now = tenant_now(fb, tenant_id)
+    now = clocks.tenant_now(fb, actor, tenant_id)
     summary = usage.usage_summary(fb, actor, tenant_id)
     catalog_name = current.catalog if current is not None else default_catalog(fb)
     page = BillingPage(
         tenant=tenant, now=now, card=found.subscription, upcoming=found.upcoming,
         answered_only=bool(current and current.plan.answered_only),
-        refusal_message=refusal_message(found.subscription), usage=summary,
+        refusal_message=refusal_message(current, now), usage=summary,
         limit_card=limit_card(summary, found.subscription), gauges=gauges(summary),
         chart_svg=chart(fb, actor, tenant_id, summary, now), top=usage.top_usage(fb, actor, tenant_id, limit=10),
         plans=plan_offers(fb, catalog_name, current.plan.code if current is not None and current.is_live and current.status is not Status.TRIALING else None),
         notifications=notifications.list_notifications(fb, actor, tenant_id, limit=20),
+        invoices=invoices.list_invoices(fb, actor, tenant_id, limit=24, document=None),
+        credit_balance=credits.credit_balance(fb, actor, tenant_id, limit=0),
+        payment_methods=payments.list_payment_methods(fb, actor, tenant_id),
     )
-    if invoices_service is not None and payments_service is not None:
-        page.invoicing_available = True
-        page.invoices = invoices_service.list_invoices(fb, actor, tenant_id, limit=24)
-        page.payment_methods = payments_service.list_payment_methods(fb, actor, tenant_id)
     return page

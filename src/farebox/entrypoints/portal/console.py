@@ -8,34 +8,21 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.adapters.db.repos import subscriptions as subscriptions_repo
 from farebox.domain.access import require_operator
 from farebox.domain.periods import parse_duration
 from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.entrypoints.portal.console_view import mrr_rows, usage_line
-from farebox.services import audit, catalog, clocks, delivery, tenants, usage
-
-try:  # invoicing (issue 6)
-    from farebox.services import billing_run
-except ImportError:  # pragma: no cover - before the invoicing merge
-    billing_run = None  # type: ignore[assignment]
+from farebox.entrypoints.portal.console_view import usage_line
+from farebox.services import audit, billing_run, catalog, clocks, delivery, tenant_overview
 
 router = APIRouter(prefix="/portal/console", include_in_schema=False)
 
 
 @router.get("", response_class=HTMLResponse)
 def tenants_page(request: Request, current: Session, q: Annotated[str | None, Query(max_length=100)] = None):
-    fb = fb_of(request)
-    require_operator(current.principal)
-    rows = []
-    found = tenants.list_tenants(fb, current.principal, search=q, limit=200)
-    with fb.uow(readonly=True) as uow:
-        for tenant in found:
-            sub = subscriptions_repo.current(uow.conn, tenant["id"])
-            summary = usage.summary_in(uow.conn, tenant["id"])
-            rows.append({"tenant": tenant, "subscription": sub, "usage": usage_line(summary)})
-    rows, totals = mrr_rows(rows)
+    overview = tenant_overview.tenant_overview(fb_of(request), current.principal, search=q, limit=200)
+    rows = [{"tenant": r.tenant, "subscription": r.subscription, "usage": usage_line(r.usage), "mrr": r.mrr} for r in overview.rows]
+    totals = {currency: mrr.format() for currency, mrr in overview.mrr_totals.items()}
     return page(request, "console_tenants.html", current, rows=rows, totals=totals, q=q or "", tab="tenants")
 
 
@@ -104,16 +91,14 @@ def replay_delivery(request: Request, delivery_id: str, current: Session, csrf: 
 @router.get("/billing-runs", response_class=HTMLResponse)
 def billing_runs_page(request: Request, current: Session, report=None):
     require_operator(current.principal)
-    due = billing_run.due_count(fb_of(request)) if billing_run is not None else None
-    return page(request, "console_billing_runs.html", current, available=billing_run is not None, due=due, report=report, tab="billing-runs")
+    due = billing_run.due_count(fb_of(request))
+    return page(request, "console_billing_runs.html", current, due=due, report=report, tab="billing-runs")
 
 
 @router.post("/billing-runs", response_class=HTMLResponse)
 def run_billing(request: Request, current: Session, csrf: CsrfField):
     check_csrf(current, csrf)
     require_operator(current.principal)
-    if billing_run is None:
-        return billing_runs_page(request, current)
     report = billing_run.run(fb_of(request), current.principal)
     return billing_runs_page(request, current, report=report)
 

@@ -89,8 +89,10 @@ def start(
     replaces_id: str | None = None,
     target: Status | None = None,
     announce: bool = True,
+    actor: str = "system",
 ) -> Subscription:
-    """Write a new subscription row (live now, or upcoming) with its first transition."""
+    """Write a new subscription row (live now, or upcoming) with its first transition; `actor`
+    is who asked (an owner's key, the operator) and is what the audit log names."""
     plan = offered.plan
     status = step(None, event, target)
     period = period_at(anchor_at, plan.interval, starts_at)
@@ -121,7 +123,7 @@ def start(
     subscription = repo.get(uow.conn, tenant_id, sub_id)
     assert subscription is not None
     if status is not Status.UPCOMING:
-        begin(uow, subscription, now=now, announce=announce)
+        begin(uow, subscription, now=now, announce=announce, actor=actor)
     return subscription
 
 
@@ -201,11 +203,17 @@ def end_trial(uow: UnitOfWork, subscription: Subscription, *, now: datetime, cau
     return fallback or ended
 
 
-def announce_change(uow: UnitOfWork, old: Subscription, new: Subscription, *, now: datetime, upgrade: bool, immediate: bool) -> None:
+def announce_change(
+    uow: UnitOfWork, old: Subscription, new: Subscription, *, now: datetime, upgrade: bool, immediate: bool,
+    actor: str = "system",
+) -> None:
     if old.status is Status.TRIALING:
-        emit(uow, "subscription.trial_ended", old.tenant_id, now, "system", old.id, cause="converted", to_status=new.status.value)
+        emit(
+            uow, "subscription.trial_ended", old.tenant_id, now, actor, old.id,
+            cause="converted", to_status=new.status.value,
+        )
     emit(
-        uow, "subscription.plan_changed", new.tenant_id, now, "system", new.id,
+        uow, "subscription.plan_changed", new.tenant_id, now, actor, new.id,
         from_subscription_id=old.id, from_plan_version_id=old.plan_version_id, to_plan_version_id=new.plan_version_id,
         upgrade=upgrade, immediate=immediate,
         old_period_start=iso(old.period.start), old_period_end=iso(old.period.end),

@@ -197,6 +197,16 @@ def claim_due(conn: Connection, *, now: datetime, channels: tuple[str, ...], lim
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def count_undelivered(conn: Connection) -> dict[tuple[str, str], int]:
+    """Deliveries still pending or failed, counted by (channel, status)."""
+    query = (
+        select(deliveries.c.channel, deliveries.c.status, func.count())
+        .where(deliveries.c.status.in_(("pending", "failed")))
+        .group_by(deliveries.c.channel, deliveries.c.status)
+    )
+    return {(channel, status): n for channel, status, n in conn.execute(query)}
+
+
 def update_delivery(conn: Connection, tenant_id: str, delivery_id: str, **values: Any) -> None:
     conn.execute(update(deliveries).where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id).values(**values))
 

@@ -155,12 +155,12 @@ def get(conn: Connection, tenant_id: str, invoice_id: str, *, for_update: bool =
 
 def open_among(conn: Connection, pairs: Sequence[Pair]) -> dict[Pair, dict[str, Any]]:
     """Those of these invoices that are open, by `(tenant_id, id)`, with what charging them
-    reads (`tenant_id`, `id`, `number`, `subscription_id`, `kind`, `total_minor`, `currency`)."""
+    reads (`tenant_id`, `id`, `number`, `subscription_id`, `kind`, `total_minor`, `amount_due_minor`, `currency`)."""
     if not pairs:
         return {}
     wanted = set(pairs)
     c = invoices.c
-    query = select(c.tenant_id, c.id, c.number, c.subscription_id, c.kind, c.status, c.total_minor, c.currency).where(c.tenant_id.in_(_tenants(wanted)), c.status == "open")
+    query = select(c.tenant_id, c.id, c.number, c.subscription_id, c.kind, c.status, c.total_minor, c.amount_due_minor, c.currency).where(c.tenant_id.in_(_tenants(wanted)), c.status == "open")
     return {(r.tenant_id, r.id): r._asdict() for r in conn.execute(query) if (r.tenant_id, r.id) in wanted}
 
 
@@ -182,8 +182,11 @@ def lines(conn: Connection, tenant_id: str, invoice_id: str) -> list[dict[str, A
     return [dict(r) for r in rows]
 
 
-def list_for_tenant(conn: Connection, tenant_id: str, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_for_tenant(conn: Connection, tenant_id: str, *, status: str | None = None, document: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The tenant's invoices and credit notes (or only one `document` kind), newest first."""
     query = select(invoices).where(invoices.c.tenant_id == tenant_id)
+    if document:
+        query = query.where(invoices.c.document == document)
     if status:
         query = query.where(invoices.c.status == status)
     rows = conn.execute(query.order_by(invoices.c.issued_at.desc(), invoices.c.number.desc()).limit(limit)).mappings()
@@ -215,11 +218,12 @@ def subscriptions_to_bill(conn: Connection, *, statuses: Sequence[str], plan_ver
 
 def billing_parties(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """What an invoice shows of each of these tenants (`name`, `billing_email`, `tax_rate_bp`,
-    `tax_id`, as in `tenants_repo.get_tenant`), in one query."""
+    `tax_id`, and `test_clock_id` for its number series, as in `tenants_repo.get_tenant`), in one query."""
     ids = sorted(set(tenant_ids))
     if not ids:
         return {}
-    query = select(tenants.c.id, tenants.c.name, tenants.c.billing_email, tenants.c.tax_rate_bp, tenants.c.tax_id).where(tenants.c.id.in_(ids))
+    t = tenants.c
+    query = select(t.id, t.name, t.billing_email, t.tax_rate_bp, t.tax_id, t.test_clock_id).where(t.id.in_(ids))
     return {row.id: row._asdict() for row in conn.execute(query)}
 
 

@@ -237,6 +237,15 @@ def counters_for(conn: Connection, tenant_id: str, subscription_id: str, period_
     return [dict(r) for r in rows.mappings()]
 
 
+def counters_of_many(conn: Connection, periods: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
+    """`counters_for` of many (tenant, subscription, period start) in one statement."""
+    if not periods:
+        return []
+    wanted = set(periods)
+    rows = conn.execute(select(usage_counters).where(_c.subscription_id.in_([p[1] for p in periods]))).mappings()
+    return [dict(r) for r in rows if (r["tenant_id"], r["subscription_id"], r["period_start_at"]) in wanted]
+
+
 def latest_counters(conn: Connection, tenant_id: str, subscription_id: str) -> list[dict[str, Any]]:
     """The counters of a subscription's latest period (one per meter)."""
     c = usage_counters.c
@@ -302,6 +311,7 @@ def update_conversation(conn: Connection, tenant_id: str, conversation_id: str, 
 
 
 def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+    """The largest occurrences and conversations over all time, from their event data (gone after G14's purge)."""
     occ = conn.execute(
         select(occurrences.c.id, occurrences.c.counted, occurrences.c.started_at)
         .where(occurrences.c.tenant_id == tenant_id)
@@ -317,6 +327,48 @@ def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
     items = [{"kind": "occurrence", "id": i, "units": n, "at": at} for i, n, at in occ]
     items += [{"kind": "conversation", "id": i, "units": n, "at": at} for i, n, at in conv]
     return sorted(items, key=lambda x: (-x["units"], x["id"]))[:limit]
+
+
+def top_in_period(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """The largest occurrences and conversations by units counted in one period (D19: not all-time):
+    per subject, its largest meter (a person counted as an attendee and as a credit is one unit);
+    only those whose event data is still there (G14's purge deletes it)."""
+    r = usage_records.c
+    rows = conn.execute(
+        select(r.subject, r.meter, func.sum(r.units), func.min(r.at))
+        .where(r.tenant_id == tenant_id, r.subscription_id == subscription_id, r.period_start_at == period_start_at)
+        .group_by(r.subject, r.meter)
+    )
+    best: dict[str, tuple[int, datetime]] = {}
+    for subject, _meter, units, first_at in rows:
+        if subject not in best or int(units) > best[subject][0]:
+            best[subject] = (int(units), first_at)
+    items = []
+    for subject, (units, first_at) in best.items():
+        kind, _, item_id = subject.partition(":")
+        items.append({"kind": kind, "id": item_id, "units": units, "at": first_at})
+    items.sort(key=lambda x: (-x["units"], x["id"]))
+    kept: list[dict[str, Any]] = []
+    for start in range(0, len(items), 4 * limit):
+        chunk = items[start:start + 4 * limit]
+        present = _present(conn, tenant_id, chunk)
+        kept += [item for item in chunk if (item["kind"], item["id"]) in present]
+        if len(kept) >= limit:
+            break
+    return kept[:limit]
+
+
+def _present(conn: Connection, tenant_id: str, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Which of these occurrences and conversations still have their rows."""
+    found: set[tuple[str, str]] = set()
+    for kind, table in (("occurrence", occurrences), ("conversation", conversations)):
+        ids = [item["id"] for item in items if item["kind"] == kind]
+        if ids:
+            rows = conn.execute(select(table.c.id).where(table.c.tenant_id == tenant_id, table.c.id.in_(ids)))
+            found.update((kind, row_id) for (row_id,) in rows)
+    return found
 
 
 # --- received usage events (G4) ---------------------------------------------------------
@@ -343,6 +395,12 @@ def set_event_result(conn: Connection, tenant_id: str, source: str, event_id: st
 def settings(conn: Connection, tenant_id: str) -> dict[str, Any]:
     row = conn.execute(_SETTINGS_GET, {"_t": tenant_id}).mappings().first()
     return dict(row) if row else {"tenant_id": tenant_id, "session_limit": None, "upgrade_required_peak": None, "upgrade_required_meter": None}
+
+
+def settings_of_many(conn: Connection, tenant_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`settings` of many tenants in one statement (tenants without a row are absent)."""
+    rows = conn.execute(select(metering_settings).where(metering_settings.c.tenant_id.in_(tenant_ids))).mappings()
+    return {r["tenant_id"]: dict(r) for r in rows}
 
 
 def put_settings(conn: Connection, tenant_id: str, now: datetime, **values: Any) -> None:

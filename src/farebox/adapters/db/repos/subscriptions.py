@@ -101,6 +101,25 @@ def current(conn: Connection, tenant_id: str, *, for_update: bool = False) -> Su
     return to_domain(conn, row) if row else None
 
 
+def current_of_many(conn: Connection, tenant_ids: list[str]) -> dict[str, Subscription]:
+    """`current` for many tenants in two statements (the operator console's list): the live rows, then
+    the latest ended row of the tenants without one."""
+    if not tenant_ids:
+        return {}
+    c = subscriptions.c
+    found = {
+        r["tenant_id"]: to_domain(conn, r)
+        for r in conn.execute(select(subscriptions).where(c.tenant_id.in_(tenant_ids), c.status.in_(_LIVE_SQL))).mappings()
+    }
+    rest = [t for t in tenant_ids if t not in found]
+    if rest:
+        ended = select(subscriptions).where(c.tenant_id.in_(rest), c.status.not_in(_NOT_CURRENT_SQL))
+        for r in conn.execute(ended.order_by(c.tenant_id, c.created_at.desc(), c.id.desc())).mappings():
+            if r["tenant_id"] not in found:
+                found[r["tenant_id"]] = to_domain(conn, r)
+    return found
+
+
 # Admission's first statement: the tenant (does it exist?), its test clock's
 # time, and its live subscription, in one indexed look-up.
 _CLOCK_AND_LIVE = (

@@ -16,12 +16,17 @@ invoices = Table(
     Column("number", String(40), nullable=True),  # given when finalized, without gaps per issuer
     Column("subscription_id", String(40), nullable=False),
     Column("kind", String(16), nullable=False),  # subscription | renewal | proration
-    Column("status", String(12), nullable=False),  # draft | open | paid | void
+    # invoice, or credit_note (a negative result: its own number series, credited to the balance)
+    Column("document", String(12), nullable=False, server_default="invoice"),
+    Column("status", String(12), nullable=False),  # draft | open | paid | void; a credit note is `issued`
     Column("currency", String(3), nullable=False),
     Column("subtotal_minor", BigInteger, nullable=False),
     Column("tax_rate_bp", Integer, nullable=False),
     Column("tax_minor", BigInteger, nullable=False),
     Column("total_minor", BigInteger, nullable=False),
+    # the customer's credit balance set against the total when issued, and what is left to charge
+    Column("credit_applied_minor", BigInteger, nullable=False, server_default="0"),
+    Column("amount_due_minor", BigInteger, nullable=False, server_default="0"),
     Column("tax_id", Text, nullable=True),  # the tenant's tax id, as it was when issued
     Column("bill_to", Json, nullable=False),  # tenant name and billing e-mail when issued
     Column("period_start_at", UTCDateTime, nullable=False),
@@ -60,7 +65,54 @@ Index("ix_invoice_lines_billed", invoice_lines.c.tenant_id, invoice_lines.c.subs
 invoice_sequences = Table(
     "invoice_sequences",
     metadata,
-    Column("scope", String(64), primary_key=True),  # the issuer (numbers are per issuer, not per tenant)
+    # the series: the issuer, `<issuer>-CN` for credit notes, `TEST-` before either on a test clock
+    Column("scope", String(64), primary_key=True),
     Column("year", Integer, primary_key=True),
     Column("last_number", BigInteger, nullable=False),
+)
+
+# The customer credit balance (Stripe's customer balance, Kill Bill's credit items): one row per tenant
+# and currency holding the balance, and the entries that explain it (G3): a credit note adds to it,
+# an invoice it is applied to and a refund take from it, a failed refund gives back.
+credit_balances = Table(
+    "credit_balances",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("balance_minor", BigInteger, nullable=False),  # the sum of the entries, never below zero
+)
+
+credit_entries = Table(
+    "credit_entries",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # + credited, - used
+    Column("kind", String(20), nullable=False),  # credit_note | applied | refund | refund_failed | released
+    Column("document_id", String(40), nullable=True),  # the credit note or invoice
+    Column("refund_id", String(40), nullable=True),
+    Column("cause", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_credit_entries_tenant_created", credit_entries.c.tenant_id, credit_entries.c.created_at)
+
+credit_refunds = Table(
+    "credit_refunds",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("payment_attempt_id", String(40), nullable=False),  # the charge refunded
+    Column("provider", String(24), nullable=False),
+    Column("charge_ref", String(120), nullable=False),
+    Column("idempotency_key", String(120), nullable=False),  # `<payment attempt>:refund:<refund>`
+    Column("status", String(12), nullable=False),  # pending | succeeded | failed
+    Column("provider_ref", String(120), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("cause", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("settled_at", UTCDateTime, nullable=True),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_credit_refunds_tenant_idempotency_key"),
 )

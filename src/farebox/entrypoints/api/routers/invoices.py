@@ -37,6 +37,7 @@ class InvoiceOut(BaseModel):
     tenant_id: str
     subscription_id: str
     kind: str
+    document: str  # invoice | credit_note
     status: str
     currency: str
     subtotal_minor: int
@@ -44,6 +45,9 @@ class InvoiceOut(BaseModel):
     tax_minor: int
     total_minor: int
     total: str
+    credit_applied_minor: int  # the credit balance set against the total when issued
+    amount_due_minor: int  # the total less the credit applied: what is charged
+    amount_due: str
     tax_id: str | None
     period_start_at: datetime
     period_end_at: datetime
@@ -54,14 +58,21 @@ class InvoiceOut(BaseModel):
     @classmethod
     def of(cls, inv: Any) -> InvoiceOut:
         return cls(
-            id=inv.id, number=inv.number, tenant_id=inv.tenant_id, subscription_id=inv.subscription_id, kind=inv.kind, status=inv.status,
+            id=inv.id, number=inv.number, tenant_id=inv.tenant_id, subscription_id=inv.subscription_id, kind=inv.kind,
+            document=inv.document, status=inv.status,
             currency=inv.currency, subtotal_minor=inv.subtotal.amount_minor, tax_rate_bp=inv.tax_rate_bp, tax_minor=inv.tax.amount_minor,
-            total_minor=inv.total.amount_minor, total=inv.total.format(), tax_id=inv.tax_id, period_start_at=inv.period_start_at,
+            total_minor=inv.total.amount_minor, total=inv.total.format(), credit_applied_minor=_minor(inv.credit_applied),
+            amount_due_minor=_minor(inv.amount_due), amount_due=(inv.amount_due or inv.total).format(), tax_id=inv.tax_id,
+            period_start_at=inv.period_start_at,
             period_end_at=inv.period_end_at, issued_at=inv.issued_at, paid_at=inv.paid_at,
             lines=[InvoiceLineOut(kind=x.kind, description=x.description, quantity=x.quantity, unit_amount_minor=x.unit_amount.amount_minor,
                                   amount_minor=x.amount.amount_minor, period_start_at=x.period_start_at, period_end_at=x.period_end_at,
                                   service_start_at=x.service_start_at, service_end_at=x.service_end_at) for x in inv.lines],
         )
+
+
+def _minor(money: Any) -> int:
+    return money.amount_minor if money is not None else 0
 
 
 class PaymentMethodIn(BaseModel):

@@ -99,7 +99,7 @@ def daily(tenant_id: str, fb: FB, caller: Caller):
     return service.daily_usage(fb, caller, tenant_id)
 
 
-@router.get("/v1/tenants/{tenant_id}/usage/top", response_model=list[TopOut], summary="The largest occurrences and conversations (owner, admin)")
+@router.get("/v1/tenants/{tenant_id}/usage/top", response_model=list[TopOut], summary="The largest occurrences and conversations this period (owner, admin)")
 def top(tenant_id: str, fb: FB, caller: Caller, limit: int = Query(default=10, ge=1, le=100)):
     return service.top_usage(fb, caller, tenant_id, limit)
 
