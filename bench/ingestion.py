@@ -100,7 +100,9 @@ def main() -> None:
         tenant(fb, "events", "attendee-credits", "enterprise")  # overage: every new person counts
         tenant(fb, "chat", "agent-sessions", "enterprise")
         seen: dict[int, list[str]] = {}
-        rounds = [(attendee_events(b, args.size, rng, seen), message_events(b, args.size, rng)) for b in range(args.batches)]
+        rounds = [
+            (attendee_events(b, args.size, rng, seen), message_events(b, args.size, rng)) for b in range(args.batches)
+        ]
         counted = 0
         t0 = time.perf_counter()
         for attendees, messages in rounds:
@@ -108,7 +110,8 @@ def main() -> None:
             counted += ingestion.ingest(fb, SYSTEM, "chat", messages).counted
         ours = time.perf_counter() - t0
         t0 = time.perf_counter()
-        dups = ingestion.ingest(fb, SYSTEM, "events", rounds[0][0]).duplicates + ingestion.ingest(fb, SYSTEM, "chat", rounds[0][1]).duplicates
+        dups = ingestion.ingest(fb, SYSTEM, "events", rounds[0][0]).duplicates
+        dups += ingestion.ingest(fb, SYSTEM, "chat", rounds[0][1]).duplicates
         dup = time.perf_counter() - t0
         assert dups == 2 * args.size, dups
         assert usage.verify(fb, SYSTEM) == []
@@ -124,7 +127,8 @@ def main() -> None:
         drop()
     total = 2 * args.batches * args.size
     report(
-        f"ingestion, {args.engine}: {args.batches} rounds of 2 batches of {args.size} (joins + registrations; messages), {counted} counted",
+        f"ingestion, {args.engine}: {args.batches} rounds of 2 batches of {args.size} "
+        f"(joins + registrations; messages), {counted} counted",
         [
             ("farebox new events/s", total / ours, "/s"),
             ("farebox duplicate events/s", 2 * args.size / dup, "/s"),

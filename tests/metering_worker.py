@@ -25,7 +25,8 @@ def main() -> None:
     spread = "--spread" in sys.argv
     fb = Farebox(engine=make_engine(url), clock=SystemClock(), settings=Settings(database_url=url))
     if "--ingest" in sys.argv:
-        print(json.dumps(_ingest(fb, tenant, occurrence, prefix, int(n), int(sys.argv[sys.argv.index("--ingest") + 1]))))
+        threads = int(sys.argv[sys.argv.index("--ingest") + 1])
+        print(json.dumps(_ingest(fb, tenant, occurrence, prefix, int(n), threads)))
         return
     out = []
     for i in range(int(n)):
@@ -48,7 +49,8 @@ def _ingest(fb: Farebox, tenant: str, occurrence: str, prefix: str, n: int, thre
         out = []
         for start in range(0, len(mine), 5):
             events = [
-                {"id": f"{prefix}-{i}", "source": "race", "type": "attendee.joined", "data": {"occurrence_id": f"{occurrence}-{i % 5}", "person_id": f"{prefix}-{i}"}}
+                {"id": f"{prefix}-{i}", "source": "race", "type": "attendee.joined",
+                 "data": {"occurrence_id": f"{occurrence}-{i % 5}", "person_id": f"{prefix}-{i}"}}
                 for i in mine[start:start + 5]
             ]
             report = ingestion.ingest(fb, SYSTEM, tenant, events)

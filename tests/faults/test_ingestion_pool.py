@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -28,14 +29,17 @@ def test_F2_the_pool_is_sized_by_settings_from_the_environment(monkeypatch, tmp_
     settings = Settings.from_env()
     assert settings.pool == PoolSettings(size=3, max_overflow=2, timeout=0.5)
     engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}", pool_settings=settings.pool)
-    assert (engine.pool.size(), engine.pool._max_overflow, engine.pool._timeout) == (3, 2, 0.5)  # type: ignore[attr-defined]
+    pool: Any = engine.pool
+    assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 2, 0.5)
     engine.dispose()
 
 
 def test_F2_a_request_that_finds_no_free_connection_answers_503_with_retry_after(fb, db_url):
     make_tenant(fb, tenant_id="busy", catalog="attendee-credits", plan="pro")
     engine = make_engine(db_url, pool_settings=PoolSettings(size=1, max_overflow=0, timeout=0.2))
-    small = Farebox(engine=engine, clock=fb.clock, settings=Settings(database_url=db_url, operator_key="test-operator-key"))
+    small = Farebox(
+        engine=engine, clock=fb.clock, settings=Settings(database_url=db_url, operator_key="test-operator-key")
+    )
     client = TestClient(create_app(small), raise_server_exceptions=False)
     held = engine.connect()  # the pool's only connection, busy elsewhere
     try:
@@ -53,7 +57,12 @@ def test_F2_a_10000_event_batch_does_not_stall_live_joins_of_its_tenant_or_of_an
     make_tenant(fb, tenant_id="bulk", catalog="attendee-credits", plan="enterprise")  # overage: every join counts
     make_tenant(fb, tenant_id="live", catalog="attendee-credits", plan="enterprise")
     events = [
-        {"id": f"e{i}", "source": "logs", "type": "attendee.joined", "data": {"occurrence_id": f"o{i % 100}", "person_id": f"p{i}"}}
+        {
+            "id": f"e{i}",
+            "source": "logs",
+            "type": "attendee.joined",
+            "data": {"occurrence_id": f"o{i % 100}", "person_id": f"p{i}"},
+        }
         for i in range(10_000)
     ]
     waits: dict[str, list[float]] = {"bulk": [], "live": []}
@@ -84,5 +93,8 @@ def test_F2_a_10000_event_batch_does_not_stall_live_joins_of_its_tenant_or_of_an
     assert during >= 3, f"the batch took {span['end'] - span['start']:.2f}s: too short to measure anything"
     for tenant_id, samples in waits.items():
         worst = max(samples)
-        assert worst < 2.0, f"{tenant_id}: a live join waited {worst:.2f}s behind the batch ({len(samples)} joins, median {statistics.median(samples):.3f}s)"
+        assert worst < 2.0, (
+            f"{tenant_id}: a live join waited {worst:.2f}s behind the batch "
+            f"({len(samples)} joins, median {statistics.median(samples):.3f}s)"
+        )
     assert usage.verify(fb, SYSTEM) == []

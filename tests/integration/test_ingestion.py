@@ -20,14 +20,24 @@ T0 = utc(2026, 1, 5, 9)
 
 
 def _message(event_id: str, conversation: str, *, time: str | None = None, sender: str = "customer") -> dict:
-    event = {"id": event_id, "source": "chat", "type": "conversation.message", "data": {"conversation_id": conversation, "from": sender}}
+    event = {
+        "id": event_id,
+        "source": "chat",
+        "type": "conversation.message",
+        "data": {"conversation_id": conversation, "from": sender},
+    }
     if time is not None:
         event["time"] = time
     return event
 
 
 def _join(event_id: str, occurrence: str, person: str, *, time: str | None = None) -> dict:
-    event = {"id": event_id, "source": "replays", "type": "attendee.joined", "data": {"occurrence_id": occurrence, "person_id": person}}
+    event = {
+        "id": event_id,
+        "source": "replays",
+        "type": "attendee.joined",
+        "data": {"occurrence_id": occurrence, "person_id": person},
+    }
     if time is not None:
         event["time"] = time
     return event
@@ -57,7 +67,9 @@ def subscriptions_current(uow, tenant_id: str) -> str:
 
 def _stored(fb, tenant_id: str) -> int:
     with fb.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(usage_events).where(usage_events.c.tenant_id == tenant_id)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(usage_events).where(usage_events.c.tenant_id == tenant_id)
+        ).scalar_one()
 
 
 # --- F7: every string of an event is checked ---------------------------------------------------
@@ -95,13 +107,22 @@ def test_F7_over_http_the_batch_answers_200_with_the_bad_event_refused(fb):
     make_tenant(fb, tenant_id="f7h", catalog="attendee-credits", plan="pro")
     client = TestClient(create_app(fb), raise_server_exceptions=False)
     body = (
-        '{"events":[{"id":"ok-1","source":"fz","type":"attendee.joined","data":{"occurrence_id":"s","person_id":"good"}},'
+        '{"events":[{"id":"ok-1","source":"fz","type":"attendee.joined",'
+        '"data":{"occurrence_id":"s","person_id":"good"}},'
         '{"id":"\\ud800","source":"fz","type":"attendee.joined","data":{"occurrence_id":"s","person_id":"\\ud800"}}]}'
     )
-    r = client.post("/v1/tenants/f7h/usage/events", content=body, headers={"Authorization": "Bearer test-operator-key", "content-type": "application/json"})
+    r = client.post(
+        "/v1/tenants/f7h/usage/events",
+        content=body,
+        headers={"Authorization": "Bearer test-operator-key", "content-type": "application/json"},
+    )
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert [x["status"] for x in results] == ["applied", "refused"] and results[1]["code"] == "event_invalid" and results[1]["id"] is None
+    assert (
+        [x["status"] for x in results] == ["applied", "refused"]
+        and results[1]["code"] == "event_invalid"
+        and results[1]["id"] is None
+    )
 
 
 # --- D3: late events count in the period of their time -------------------------------------------
@@ -111,16 +132,28 @@ def test_D3_A1_a_late_message_counts_in_the_period_of_its_time_not_the_current_o
     """A free yearly plan is not invoiced at renewal: last year's period is still open to late usage."""
     clock_id = _on_clock(fb, "late", catalog="agent-sessions", plan="playground")
     clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=400))  # renewed on 2027-01-05
-    report = ingestion.ingest(fb, SYSTEM, "late", [
-        _message("m1", "c-old", time="2026-03-01T10:00:00Z"),
-        _message("m2", "c-new", time="2027-02-01T10:00:00Z"),
-    ])
+    report = ingestion.ingest(
+        fb,
+        SYSTEM,
+        "late",
+        [
+            _message("m1", "c-old", time="2026-03-01T10:00:00Z"),
+            _message("m2", "c-new", time="2027-02-01T10:00:00Z"),
+        ],
+    )
     assert report.counted == 2, report.results
     assert _used(fb, "late", T0) == 1
     assert _used(fb, "late", utc(2027, 1, 5, 9)) == 1
     with fb.engine.connect() as conn:
-        ats = sorted(conn.execute(select(usage_records.c.period_start_at, usage_records.c.at).where(usage_records.c.tenant_id == "late")).all())
-    assert ats == [(T0, utc(2026, 3, 1, 10)), (utc(2027, 1, 5, 9), utc(2027, 2, 1, 10))]  # G3: the ledger explains each counter
+        ats = sorted(
+            conn.execute(
+                select(usage_records.c.period_start_at, usage_records.c.at).where(usage_records.c.tenant_id == "late")
+            ).all()
+        )
+    assert ats == [
+        (T0, utc(2026, 3, 1, 10)),
+        (utc(2027, 1, 5, 9), utc(2027, 2, 1, 10)),
+    ]  # G3: the ledger explains each counter
     summary = usage.usage_summary(fb, SYSTEM, "late")
     assert summary.meters[0].used == 1
     assert usage.verify(fb, SYSTEM, "late") == []
@@ -129,7 +162,9 @@ def test_D3_A1_a_late_message_counts_in_the_period_of_its_time_not_the_current_o
 def test_D3_events_before_the_first_subscription_in_the_future_or_in_an_invoiced_period_are_refused(fb):
     """The probe of the review (probes/late_event.py), with each refusal's own reason and message."""
     clock_id = _on_clock(fb, "x", catalog="agent-sessions", plan="sme")
-    clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=40))  # now 2026-02-14; the renewal invoice was issued on 02-05
+    clocks.advance(
+        fb, SYSTEM, clock_id, by=timedelta(days=40)
+    )  # now 2026-02-14; the renewal invoice was issued on 02-05
     now = T0 + timedelta(days=40)
     events = [
         _message("m1", "c1", time="2026-01-10T10:00:00Z"),  # the first period: its invoice is issued
@@ -141,8 +176,11 @@ def test_D3_events_before_the_first_subscription_in_the_future_or_in_an_invoiced
     report = ingestion.ingest(fb, SYSTEM, "x", events)
     codes = [(r.status, r.code) for r in report.results]
     assert codes == [
-        ("refused", "event_period_invoiced"), ("refused", "event_before_subscription"), ("refused", "event_in_future"),
-        ("applied", None), ("applied", None),
+        ("refused", "event_period_invoiced"),
+        ("refused", "event_before_subscription"),
+        ("refused", "event_in_future"),
+        ("applied", None),
+        ("applied", None),
     ]
     assert "2026-01-10T10:00:00Z" in report.results[0].message and "2026-02-05T09:00:00Z" in report.results[0].message
     assert "2026-01-05T09:00:00Z" in report.results[1].message
@@ -154,7 +192,10 @@ def test_D3_events_before_the_first_subscription_in_the_future_or_in_an_invoiced
     # a refused event is not claimed: sent again once its time has come, it counts
     clocks.advance(fb, SYSTEM, clock_id, by=timedelta(hours=2))
     again = ingestion.ingest(fb, SYSTEM, "x", [events[2], events[4]])
-    assert [(r.status, r.decision["counted"] if r.decision else None) for r in again.results] == [("applied", True), ("duplicate", True)]
+    assert [(r.status, r.decision["counted"] if r.decision else None) for r in again.results] == [
+        ("applied", True),
+        ("duplicate", True),
+    ]
     assert usage.verify(fb, SYSTEM, "x") == []
 
 
@@ -171,9 +212,12 @@ def test_D3_a_late_join_of_an_ended_trial_counts_under_the_trial_that_was_live_t
     clocks.attach(fb, SYSTEM, clock_id, "tr")
     subscriptions.subscribe(fb, SYSTEM, "tr", catalog="agent-sessions", plan="sme", trial=True, cause="test")
     clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=20))  # the trial (14 days) is over
-    report = ingestion.ingest(fb, SYSTEM, "tr", [_message("m1", "c1", time="2026-01-06T10:00:00Z"), _message("m2", "c2")])
+    report = ingestion.ingest(
+        fb, SYSTEM, "tr", [_message("m1", "c1", time="2026-01-06T10:00:00Z"), _message("m2", "c2")]
+    )
     assert [(r.status, r.decision["reason"] if r.decision else r.code) for r in report.results] == [
-        ("applied", "admitted"), ("applied", "subscription_expired"),
+        ("applied", "admitted"),
+        ("applied", "subscription_expired"),
     ]
     assert usage.verify(fb, SYSTEM, "tr") == []
 
@@ -181,7 +225,9 @@ def test_D3_a_late_join_of_an_ended_trial_counts_under_the_trial_that_was_live_t
 # --- F2 / G3: each pool taken once per chunk, last; re-decided when another process moved it -------------
 
 
-def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_again_and_the_chunk_decided_again(fb, monkeypatch):
+def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_again_and_the_chunk_decided_again(
+    fb, monkeypatch
+):
     from farebox.adapters.db.repos import ingestion as batch_repo
     from farebox.services import admission
     from metering_support import shrink
@@ -207,7 +253,8 @@ def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_agai
 
 
 def test_G4_a_batch_cut_off_half_way_and_sent_again_counts_every_event_once(fb, monkeypatch):
-    """The chunks committed before the failure answer `duplicate` when the batch is sent again; nothing is counted twice."""
+    """The chunks committed before the failure answer `duplicate` when the batch is sent again;
+    nothing is counted twice."""
     from farebox.services import ingestion_batch
 
     make_tenant(fb, tenant_id="cut", catalog="attendee-credits", plan="enterprise")

@@ -15,7 +15,13 @@ from sqlalchemy import select
 
 from factories import make_tenant
 from farebox.adapters.db.tables.core import due_items
-from farebox.adapters.db.tables.metering import conversations, occurrence_people, occurrences, usage_counters, usage_records
+from farebox.adapters.db.tables.metering import (
+    conversations,
+    occurrence_people,
+    occurrences,
+    usage_counters,
+    usage_records,
+)
 from farebox.domain.access import SYSTEM
 from farebox.services import ingestion, ingestion_batch, usage
 from metering_support import shrink
@@ -31,16 +37,35 @@ _tenants = itertools.count()
 def _event(base: datetime, n: int, kind: str, a: int, b: int, minute: int, flag: bool) -> dict[str, Any]:
     time = (base + timedelta(minutes=minute)).isoformat()
     if kind == "message":
-        return {"id": f"e{n}", "source": "s", "type": "conversation.message", "time": time, "data": {"conversation_id": f"c{a % 3}", "from": "customer" if flag else "agent"}}
+        return {
+            "id": f"e{n}",
+            "source": "s",
+            "type": "conversation.message",
+            "time": time,
+            "data": {"conversation_id": f"c{a % 3}", "from": "customer" if flag else "agent"},
+        }
     data: dict[str, Any] = {"occurrence_id": f"o{a % 4}", "person_id": f"p{b % 6}"}
     if kind == "join":
         data.update(mode="live" if flag else "replay", role="member" if b == 7 else "attendee")
-    return {"id": f"e{n}", "source": "s", "type": {"join": "attendee.joined", "register": "attendee.registered", "leave": "attendee.left"}[kind], "time": time, "data": data}
+    return {
+        "id": f"e{n}",
+        "source": "s",
+        "type": {"join": "attendee.joined", "register": "attendee.registered", "leave": "attendee.left"}[kind],
+        "time": time,
+        "data": data,
+    }
 
 
 raw_events = st.lists(
-    st.tuples(st.sampled_from(["join", "join", "join", "register", "leave", "message", "message"]), st.integers(0, 7), st.integers(0, 7), st.integers(0, 1400), st.booleans()),
-    min_size=1, max_size=40,
+    st.tuples(
+        st.sampled_from(["join", "join", "join", "register", "leave", "message", "message"]),
+        st.integers(0, 7),
+        st.integers(0, 7),
+        st.integers(0, 1400),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -56,18 +81,28 @@ def _tenant(fb, catalog: str, plan: str, shape: dict[str, int]) -> str:
 
 def _state(fb, tenant_id: str) -> dict[str, Any]:
     with fb.engine.connect() as conn:
+
         def rows(table, *order) -> list[dict[str, Any]]:
             query = select(table).where(table.c.tenant_id == tenant_id).order_by(*order)
-            return [{k: v for k, v in r.items() if k not in ("tenant_id", "id", "subscription_id")} | ({"id": r["id"]} if table is not usage_records and "id" in r else {})
-                    for r in conn.execute(query).mappings()]
+            return [
+                {k: v for k, v in r.items() if k not in ("tenant_id", "id", "subscription_id")}
+                | ({"id": r["id"]} if table is not usage_records and "id" in r else {})
+                for r in conn.execute(query).mappings()
+            ]
 
         return {
             "occurrences": rows(occurrences, occurrences.c.id),
             "people": rows(occurrence_people, occurrence_people.c.occurrence_id, occurrence_people.c.person_id),
             "conversations": rows(conversations, conversations.c.id),
             "counters": [(r["meter"], r["used"]) for r in rows(usage_counters, usage_counters.c.meter)],
-            "ledger": sorted((r["meter"], r["subject"], r["person_id"], r["at"]) for r in rows(usage_records, usage_records.c.at)),
-            "due": sorted((r["kind"], r["ref"], r["due_at"]) for r in rows(due_items, due_items.c.kind) if r["kind"].startswith("occurrence_")),
+            "ledger": sorted(
+                (r["meter"], r["subject"], r["person_id"], r["at"]) for r in rows(usage_records, usage_records.c.at)
+            ),
+            "due": sorted(
+                (r["kind"], r["ref"], r["due_at"])
+                for r in rows(due_items, due_items.c.kind)
+                if r["kind"].startswith("occurrence_")
+            ),
         }
 
 
@@ -84,13 +119,21 @@ def test_a_batch_decided_in_sets_answers_and_writes_what_one_by_one_does(fb, mon
         decided_in_sets: list[int] = []
         with monkeypatch.context() as m:
             apply = ingestion_batch.apply
-            m.setattr(ingestion_batch, "apply", lambda uow, t, sub, items, **kw: decided_in_sets.append(len(items)) or apply(uow, t, sub, items, **kw))
-            fast = ingestion.ingest(fb, SYSTEM, in_sets, events + events[:3])  # with repeats: the first answer again (G4)
+            m.setattr(
+                ingestion_batch,
+                "apply",
+                lambda uow, t, sub, items, **kw: decided_in_sets.append(len(items)) or apply(uow, t, sub, items, **kw),
+            )
+            fast = ingestion.ingest(
+                fb, SYSTEM, in_sets, events + events[:3]
+            )  # with repeats: the first answer again (G4)
         assert sum(decided_in_sets) == len(events)
         with monkeypatch.context() as m:
             m.setattr(ingestion_batch, "eligible", lambda *a: False)
             slow = ingestion.ingest(fb, SYSTEM, one_by_one, events + events[:3])
-        assert [(r.status, r.decision, r.code) for r in fast.results] == [(r.status, r.decision, r.code) for r in slow.results]
+        assert [(r.status, r.decision, r.code) for r in fast.results] == [
+            (r.status, r.decision, r.code) for r in slow.results
+        ]
         assert _state(fb, in_sets) == _state(fb, one_by_one)
         assert usage.verify(fb, SYSTEM, in_sets) == []
 

@@ -54,19 +54,31 @@ def decision_time(time: datetime | None, now: datetime) -> datetime | Refused:
 
 def in_current_period(at: datetime, current: Subscription | None) -> bool:
     """The common case, decided without the tenant's history: a live subscription's current period."""
-    return current is not None and current.is_live and current.ended_at is None and at >= current.period.start and at >= current.starts_at
+    return (
+        current is not None
+        and current.is_live
+        and current.ended_at is None
+        and at >= current.period.start
+        and at >= current.starts_at
+    )
 
 
-def place(at: datetime, subscriptions: Sequence[Subscription], invoiced_until: Mapping[str, datetime]) -> Placement | Refused:
+def place(
+    at: datetime, subscriptions: Sequence[Subscription], invoiced_until: Mapping[str, datetime]
+) -> Placement | Refused:
     """The subscription (as it was at `at`) whose period counts an event at `at`; or why none may."""
     in_force = [s for s in subscriptions if s.status not in NOT_IN_FORCE]
     if not in_force or at < min(s.starts_at for s in in_force):
         first = min((s.starts_at for s in in_force), default=None)
-        return Refused(reasons.EVENT_BEFORE_SUBSCRIPTION, {"time": _stamp(at), "start": _stamp(first) if first else "never"})
+        return Refused(
+            reasons.EVENT_BEFORE_SUBSCRIPTION, {"time": _stamp(at), "start": _stamp(first) if first else "never"}
+        )
     covering = [s for s in in_force if s.starts_at <= at and (s.ended_at is None or at < s.ended_at)]
     if not covering:
         # Between an ended subscription and the next one: the one that had ended refuses by the usual rules (G10).
-        ended = max((s for s in in_force if s.ended_at is not None and s.ended_at <= at), key=lambda s: s.ended_at or at)
+        ended = max(
+            (s for s in in_force if s.ended_at is not None and s.ended_at <= at), key=lambda s: s.ended_at or at
+        )
         return Placement(at, ended)
     sub = max(covering, key=lambda s: s.starts_at)
     period = sub.period if at >= sub.period.start else _period_of(sub, at)

@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from farebox.adapters.db.repos import ingestion as ingest_repo
-from farebox.adapters.db.repos import metering as repo
 from farebox.adapters.db.repos import subscriptions as subs_repo
 from farebox.adapters.db.uow import UnitOfWork
 from farebox.bootstrap import Farebox
@@ -82,7 +81,9 @@ class Parsed:
 def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
     require_tenant_access(actor, tenant_id)
     if len(events) > MAX_BATCH:
-        raise DomainError(reasons.VALIDATION_ERROR, detail=f"a batch holds at most {MAX_BATCH} events", details={"field": "events"})
+        raise DomainError(
+            reasons.VALIDATION_ERROR, detail=f"a batch holds at most {MAX_BATCH} events", details={"field": "events"}
+        )
     results: list[EventResult | None] = [None] * len(events)
     valid: list[Parsed] = []
     for index, event in enumerate(events):
@@ -111,7 +112,7 @@ def _chunks(items: Sequence[Parsed], size: int) -> Iterator[Sequence[Parsed]]:
     if not items:
         yield items
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class _History:
@@ -126,7 +127,10 @@ class _History:
             return late_usage.Placement(at, self.current)
         if self._loaded is None:
             conn = self._uow.conn
-            self._loaded = (subs_repo.all_for_tenant(conn, self._tenant_id), ingest_repo.invoiced_until(conn, self._tenant_id))
+            self._loaded = (
+                subs_repo.all_for_tenant(conn, self._tenant_id),
+                ingest_repo.invoiced_until(conn, self._tenant_id),
+            )
         return late_usage.place(at, *self._loaded)
 
 
@@ -143,8 +147,18 @@ def _chunk(uow: UnitOfWork, fb: Farebox, tenant_id: str, chunk: Sequence[Parsed]
     for p in chunk:
         if isinstance(placed[p.index], late_usage.Placement):
             claimers.setdefault((p.source, p.id), p)
+
     def row(p: Parsed, result: dict[str, Any]) -> dict[str, Any]:
-        return {"tenant_id": tenant_id, "source": p.source, "id": p.id, "payload_hash": p.digest, "type": p.type, "time": p.time, "result": result, "received_at": now}
+        return {
+            "tenant_id": tenant_id,
+            "source": p.source,
+            "id": p.id,
+            "payload_hash": p.digest,
+            "type": p.type,
+            "time": p.time,
+            "result": result,
+            "received_at": now,
+        }
 
     if ingest_repo.claims_are_exclusive(uow.conn):
         # SQLite: one statement finds the events received before; the new ones are inserted with their answers.
@@ -155,7 +169,9 @@ def _chunk(uow: UnitOfWork, fb: Farebox, tenant_id: str, chunk: Sequence[Parsed]
     else:
         # PostgreSQL: claimed first (a concurrent claim of the same event waits for ours), answered after.
         claimed = ingest_repo.claim_events(uow.conn, [row(p, {}) for p in claimers.values()])
-        earlier = ingest_repo.events_by_key(uow.conn, tenant_id, [(p.source, p.id) for p in chunk if (p.source, p.id) not in claimed])
+        earlier = ingest_repo.events_by_key(
+            uow.conn, tenant_id, [(p.source, p.id) for p in chunk if (p.source, p.id) not in claimed]
+        )
         new = [p for key, p in claimers.items() if key in claimed]
         answers = _decide(uow, tenant_id, new, placed, current, actor)
         ingest_repo.set_results(uow.conn, tenant_id, [(p.source, p.id, answers[p.index]) for p in new])
@@ -174,7 +190,12 @@ def _chunk(uow: UnitOfWork, fb: Farebox, tenant_id: str, chunk: Sequence[Parsed]
 
 
 def _decide(
-    uow: UnitOfWork, tenant_id: str, new: Sequence[Parsed], placed: dict[int, Any], current: Subscription | None, actor: str
+    uow: UnitOfWork,
+    tenant_id: str,
+    new: Sequence[Parsed],
+    placed: dict[int, Any],
+    current: Subscription | None,
+    actor: str,
 ) -> dict[int, dict[str, Any]]:
     """The answers of the newly claimed events: late ones (another period) one by one first, then the others,
     in sets (`ingestion_batch`) when the plan allows it, else one by one with the very same rules."""
@@ -184,7 +205,11 @@ def _decide(
     for p in new:
         where = placed[p.index]
         if fast and where.subscription is current:
-            batch.append(ingestion_batch.Item(p.index, f"{p.source}/{p.id}", p.type, p.subject, where.at, p.person_id, p.sender, p.mode, p.role))
+            batch.append(
+                ingestion_batch.Item(
+                    p.index, f"{p.source}/{p.id}", p.type, p.subject, where.at, p.person_id, p.sender, p.mode, p.role
+                )
+            )
         else:
             answers[p.index] = _apply(uow, tenant_id, p, where, actor, cause=f"event {p.source}/{p.id}").as_dict()
     if batch:
@@ -197,11 +222,15 @@ def _decide(
 def _repeated(p: Parsed, first: dict[str, Any]) -> EventResult:
     """G4: the same (source, id) again: its first answer, or a conflict when the payload differs."""
     if first["payload_hash"] != p.digest:
-        return EventResult(p.index, p.id, "refused", code=reasons.EVENT_CONFLICT.code, message=reasons.EVENT_CONFLICT.message())
+        return EventResult(
+            p.index, p.id, "refused", code=reasons.EVENT_CONFLICT.code, message=reasons.EVENT_CONFLICT.message()
+        )
     return EventResult(p.index, p.id, "duplicate", decision=first["result"])
 
 
-def _apply(uow: UnitOfWork, tenant_id: str, p: Parsed, placed: late_usage.Placement, actor: str, *, cause: str) -> Decision:
+def _apply(
+    uow: UnitOfWork, tenant_id: str, p: Parsed, placed: late_usage.Placement, actor: str, *, cause: str
+) -> Decision:
     at, sub = placed.at, placed.subscription
     if p.type == "conversation.message":
         assert p.sender is not None
@@ -213,7 +242,9 @@ def _apply(uow: UnitOfWork, tenant_id: str, p: Parsed, placed: late_usage.Placem
         return admission.leave_in(uow, tenant_id, p.subject, p.person_id, now=at)
     if sub is None:
         return refuse(reasons.SUBSCRIPTION_EXPIRED)
-    return admission.join_in(uow, tenant_id, p.subject, p.person_id, mode=p.mode, role=p.role, now=at, actor=actor, cause=cause, sub=sub)
+    return admission.join_in(
+        uow, tenant_id, p.subject, p.person_id, mode=p.mode, role=p.role, now=at, actor=actor, cause=cause, sub=sub
+    )
 
 
 # --- validation (F7) --------------------------------------------------------------------------
@@ -256,7 +287,9 @@ def _unstorable(value: Any, path: str) -> str | None:
 def _text(data: dict[str, Any], key: str, limit: int = 255) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > limit:
-        raise DomainError(reasons.EVENT_INVALID, detail=f"`{key}` must be text of 1 to {limit} characters", details={"field": key})
+        raise DomainError(
+            reasons.EVENT_INVALID, detail=f"`{key}` must be text of 1 to {limit} characters", details={"field": key}
+        )
     return value
 
 
@@ -267,27 +300,43 @@ def _parse(index: int, event: Any) -> Parsed:
         bad = _unstorable(key, "event") or _unstorable(value, str(key))
         if bad is not None:
             raise DomainError(
-                reasons.EVENT_INVALID, detail=f"`{bad}` holds a character that cannot be stored (a NUL or a lone UTF-16 surrogate)", details={"field": bad}
+                reasons.EVENT_INVALID,
+                detail=f"`{bad}` holds a character that cannot be stored (a NUL or a lone UTF-16 surrogate)",
+                details={"field": bad},
             )
     event_id, source, kind = _text(event, "id"), _text(event, "source"), _text(event, "type", 128)
     if kind not in TYPES:
-        raise DomainError(reasons.EVENT_INVALID, detail=f"`type` must be one of {', '.join(TYPES)}", details={"field": "type"})
+        raise DomainError(
+            reasons.EVENT_INVALID, detail=f"`type` must be one of {', '.join(TYPES)}", details={"field": "type"}
+        )
     time = None
     if event.get("time") is not None:
         try:
             time = ensure_utc(datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")))
         except (ValueError, TypeError):
-            raise DomainError(reasons.EVENT_INVALID, detail="`time` must be an RFC 3339 timestamp", details={"field": "time"}) from None
+            raise DomainError(
+                reasons.EVENT_INVALID, detail="`time` must be an RFC 3339 timestamp", details={"field": "time"}
+            ) from None
     data = event.get("data")
     if not isinstance(data, dict):
         raise DomainError(reasons.EVENT_INVALID, detail="`data` must be an object", details={"field": "data"})
     digest = digest_of(event)
     if kind == "conversation.message":
         conversation = _text(data, "conversation_id", admission.MAX_ID)
-        return Parsed(index, source, event_id, kind, time, digest, conversation, sender=_choice(Sender, data.get("from"), "from"))
+        return Parsed(
+            index, source, event_id, kind, time, digest, conversation, sender=_choice(Sender, data.get("from"), "from")
+        )
     return Parsed(
-        index, source, event_id, kind, time, digest, _text(data, "occurrence_id", admission.MAX_ID), person_id=_text(data, "person_id", 128),
-        mode=_choice(Mode, data.get("mode", "replay"), "mode"), role=_choice(Role, data.get("role", "attendee"), "role"),
+        index,
+        source,
+        event_id,
+        kind,
+        time,
+        digest,
+        _text(data, "occurrence_id", admission.MAX_ID),
+        person_id=_text(data, "person_id", 128),
+        mode=_choice(Mode, data.get("mode", "replay"), "mode"),
+        role=_choice(Role, data.get("role", "attendee"), "role"),
     )
 
 
@@ -295,4 +344,8 @@ def _choice(kind: Any, value: Any, name: str) -> Any:
     try:
         return kind(value)
     except ValueError:
-        raise DomainError(reasons.EVENT_INVALID, detail=f"`{name}` must be one of {', '.join(v.value for v in kind)}", details={"field": name}) from None
+        raise DomainError(
+            reasons.EVENT_INVALID,
+            detail=f"`{name}` must be one of {', '.join(v.value for v in kind)}",
+            details={"field": name},
+        ) from None

@@ -80,7 +80,9 @@ class _State:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def apply(uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[Item], *, actor: str) -> dict[int, Decision]:
+def apply(
+    uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[Item], *, actor: str
+) -> dict[int, Decision]:
     """Decide these events (in event-time order) and write what they do; the decision of each, by index."""
     conn = uow.conn
     ordered = sorted(items, key=lambda i: (i.at, i.index))
@@ -93,12 +95,18 @@ def apply(uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[It
         elif item.type != "attendee.left":
             created.setdefault(item.subject, item.at)
     others = {i.subject for i in ordered if i.type == "attendee.left"}
-    kinds = {MeterKind.ATTENDEES if i.type == "attendee.joined" else MeterKind.BILLABLE_SESSIONS for i in ordered if i.type in ("attendee.joined", "conversation.message")}
+    kinds = {
+        MeterKind.ATTENDEES if i.type == "attendee.joined" else MeterKind.BILLABLE_SESSIONS
+        for i in ordered
+        if i.type in ("attendee.joined", "conversation.message")
+    }
     for lock in (False, True):
-        # On the second pass another process had used a pool since it was read: read again, pools locked, and decide again.
+        # Second pass: another process used a pool since it was read; read again, pools locked, decide again.
         state = _State(
             batch_repo.lock_occurrences(conn, tenant_id, created, others),
-            batch_repo.people_of(conn, tenant_id, [(i.subject, i.person_id) for i in ordered if i.person_id is not None]),
+            batch_repo.people_of(
+                conn, tenant_id, [(i.subject, i.person_id) for i in ordered if i.person_id is not None]
+            ),
             batch_repo.lock_conversations(conn, tenant_id, first_message),
             _pools(uow, tenant_id, sub, meters, kinds, lock=lock),
         )
@@ -110,7 +118,9 @@ def apply(uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[It
     return decisions
 
 
-def _pools(uow: UnitOfWork, tenant_id: str, sub: Subscription, meters: dict[str, Meter], kinds: set[MeterKind], *, lock: bool) -> dict[str, _Pool]:
+def _pools(
+    uow: UnitOfWork, tenant_id: str, sub: Subscription, meters: dict[str, Meter], kinds: set[MeterKind], *, lock: bool
+) -> dict[str, _Pool]:
     conn = uow.conn
     start = sub.period.start
     session_limit = repo.settings(conn, tenant_id)["session_limit"]
@@ -121,7 +131,13 @@ def _pools(uow: UnitOfWork, tenant_id: str, sub: Subscription, meters: dict[str,
         counter_now = batch_repo.pool_counter(conn, **counter, lock=lock)
         used, carried = counter_now or (0, 0)
         customer = session_limit if limit is not None and limit.customer_limit else None
-        rule = pool_rule(sub.plan, limit if meter.scope is Scope.PERIOD else None, meter.kind, carried_in=carried, customer_limit=customer)
+        rule = pool_rule(
+            sub.plan,
+            limit if meter.scope is Scope.PERIOD else None,
+            meter.kind,
+            carried_in=carried,
+            customer_limit=customer,
+        )
         pools[key] = _Pool(meter, rule, carried, used, counter_now is not None)
     return pools
 
@@ -132,9 +148,16 @@ def _take_pools(uow: UnitOfWork, tenant_id: str, sub: Subscription, pools: dict[
     for pool in pools.values():
         if not pool.taken:
             continue
-        counter = {"tenant_id": tenant_id, "subscription_id": sub.id, "meter": pool.meter.key, "period_start_at": sub.period.start}
+        counter = {
+            "tenant_id": tenant_id,
+            "subscription_id": sub.id,
+            "meter": pool.meter.key,
+            "period_start_at": sub.period.start,
+        }
         if not pool.exists:
-            repo.ensure_counter(uow.conn, **counter, period_end_at=sub.period.end)  # with 0 carried in, as a first unit creates it
+            repo.ensure_counter(
+                uow.conn, **counter, period_end_at=sub.period.end
+            )  # with 0 carried in, as a first unit creates it
         after = repo.consume(uow.conn, **counter, cap=pool.rule.cap, units=pool.taken, carried_in=pool.carried_in)
         if after is None:
             for undo in done:
@@ -167,8 +190,16 @@ def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> 
     key = (occurrence_id, person_id)
     person = state.people.get(key)
     if person is None:
-        person = {"occurrence_id": occurrence_id, "person_id": person_id, "registered_at": None, "counted_at": None, "first_mode": None,
-                  "present": False, "waiting_ticket": None, "updated_at": at}
+        person = {
+            "occurrence_id": occurrence_id,
+            "person_id": person_id,
+            "registered_at": None,
+            "counted_at": None,
+            "first_mode": None,
+            "present": False,
+            "waiting_ticket": None,
+            "updated_at": at,
+        }
         state.people[key] = person
         state.new_people.add(key)
     person["_changed"] = True
@@ -185,7 +216,9 @@ def _leave(state: _State, item: Item) -> Decision:
             occ.update(present=max(0, occ["present"] - 1), _changed=True)
         elif person["waiting_ticket"] is not None:
             person.update(waiting_ticket=None, updated_at=item.at, _changed=True)
-    return Decision(False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None)
+    return Decision(
+        False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None
+    )
 
 
 def _join(state: _State, sub: Subscription, item: Item) -> Decision:
@@ -196,7 +229,9 @@ def _join(state: _State, sub: Subscription, item: Item) -> Decision:
         refusal = admission_refusal(sub, at)
         if refusal is not None:
             return refuse(refusal)
-        occ.update(started_at=at, deadline_at=deadline_for(at, sub.plan.event_duration), subscription_id=sub.id, _changed=True)
+        occ.update(
+            started_at=at, deadline_at=deadline_for(at, sub.plan.event_duration), subscription_id=sub.id, _changed=True
+        )
         state.started.append(item.subject)
     deadline = occ["deadline_at"]
     if item.mode.is_live and (occ["ended_at"] is not None or past_deadline(deadline, at)):
@@ -225,10 +260,14 @@ def _enter(state: _State, occ: dict[str, Any], item: Item, *, counted: bool) -> 
     if counted:
         person.update(counted_at=item.at, first_mode=item.mode.value)
     present = occ["present"] + (1 if entering else 0)
-    occ.update(counted=occ["counted"] + (1 if counted else 0), present=present, peak=max(occ["peak"], present), _changed=True)
+    occ.update(
+        counted=occ["counted"] + (1 if counted else 0), present=present, peak=max(occ["peak"], present), _changed=True
+    )
 
 
-def _count(state: _State, sub: Subscription, kind: MeterKind, item: Item, subject: str) -> tuple[str, ...] | reasons.Reason:
+def _count(
+    state: _State, sub: Subscription, kind: MeterKind, item: Item, subject: str
+) -> tuple[str, ...] | reasons.Reason:
     """One unit on each pool of this kind, or the refusal of the first that is used up (none counted then)."""
     pools = [p for p in state.pools.values() if p.meter.kind is kind]
     for pool in pools:
@@ -237,10 +276,19 @@ def _count(state: _State, sub: Subscription, kind: MeterKind, item: Item, subjec
     warnings: tuple[str, ...] = ()
     for pool in pools:
         pool.taken += 1
-        state.records.append({
-            "tenant_id": sub.tenant_id, "subscription_id": sub.id, "meter": pool.meter.key, "period_start_at": sub.period.start,
-            "subject": subject, "person_id": item.person_id, "units": 1, "at": item.at, "cause": f"event {item.key}"[:1000],
-        })
+        state.records.append(
+            {
+                "tenant_id": sub.tenant_id,
+                "subscription_id": sub.id,
+                "meter": pool.meter.key,
+                "period_start_at": sub.period.start,
+                "subject": subject,
+                "person_id": item.person_id,
+                "units": 1,
+                "at": item.at,
+                "cause": f"event {item.key}"[:1000],
+            }
+        )
         warnings += session_warnings(pool.used + pool.taken, pool.rule, pool.meter.kind)
     return warnings
 
@@ -252,7 +300,9 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
     session_meters = sorted(k for k, m in meters.items() if m.kind is MeterKind.BILLABLE_SESSIONS)
     length = next((meters[k].window for k in session_meters if meters[k].window), None) or admission.DEFAULT_WINDOW
     conv = state.conversations[item.subject]
-    window = Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
+    window = (
+        Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
+    )
     effect = on_message(window, at, item.sender, length=length, answered_only=sub.plan.answered_only)
     unmetered = effect.bills and not session_meters
     if unmetered:
@@ -269,8 +319,13 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
         warnings = counted
     w = effect.window
     conv.update(
-        window_started_at=w.started_at, window_ends_at=w.ends_at, window_billed=w.billed, windows=conv["windows"] + int(effect.opens),
-        billable=conv["billable"] + int(effect.bills), last_message_at=max(at, conv["last_message_at"]), _changed=True,
+        window_started_at=w.started_at,
+        window_ends_at=w.ends_at,
+        window_billed=w.billed,
+        windows=conv["windows"] + int(effect.opens),
+        billable=conv["billable"] + int(effect.bills),
+        last_message_at=max(at, conv["last_message_at"]),
+        _changed=True,
     )
     if effect.bills:
         return admit(reasons.ADMITTED, counted=True, warnings=warnings)
@@ -282,12 +337,18 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
 # --- writing, in sets ---------------------------------------------------------------------------
 
 
-def _write(uow: UnitOfWork, tenant_id: str, sub: Subscription, state: _State, actor: str, last_at: datetime | None) -> None:
+def _write(
+    uow: UnitOfWork, tenant_id: str, sub: Subscription, state: _State, actor: str, last_at: datetime | None
+) -> None:
     conn = uow.conn
     batch_repo.write_occurrences(conn, tenant_id, [o for o in state.occurrences.values() if o.get("_changed")])
     changed = [p for k, p in state.people.items() if p.get("_changed")]
-    batch_repo.write_people(conn, tenant_id, [p for p in changed if (p["occurrence_id"], p["person_id"]) in state.new_people],
-                            [p for p in changed if (p["occurrence_id"], p["person_id"]) not in state.new_people])
+    batch_repo.write_people(
+        conn,
+        tenant_id,
+        [p for p in changed if (p["occurrence_id"], p["person_id"]) in state.new_people],
+        [p for p in changed if (p["occurrence_id"], p["person_id"]) not in state.new_people],
+    )
     batch_repo.write_conversations(conn, tenant_id, [c for c in state.conversations.values() if c.get("_changed")])
     batch_repo.record_units(conn, [{**r, "id": new_id("use")} for r in state.records])
     for occurrence_id in state.started:
@@ -295,8 +356,14 @@ def _write(uow: UnitOfWork, tenant_id: str, sub: Subscription, state: _State, ac
     for pool in state.pools.values():
         if pool.taken and pool.meter.scope is Scope.PERIOD and last_at is not None:
             data = {
-                "meter": pool.meter.key, "before": pool.used, "after": pool.used + pool.taken, "included": pool.rule.included,
-                "limit": pool.rule.warn_at, "trial": False, "period_start": sub.period.start, "period_end": sub.period.end,
+                "meter": pool.meter.key,
+                "before": pool.used,
+                "after": pool.used + pool.taken,
+                "included": pool.rule.included,
+                "limit": pool.rule.warn_at,
+                "trial": False,
+                "period_start": sub.period.start,
+                "period_end": sub.period.end,
             }
             signals.publish(uow, Signal("usage.recorded", tenant_id, last_at, actor, sub.id, data))
 
@@ -308,6 +375,17 @@ def _schedule_end(uow: UnitOfWork, tenant_id: str, sub: Subscription, occ: dict[
         return
     warn_at = deadline - sub.plan.duration_warning
     if warn_at > started:
-        payload = {"deadline": deadline.isoformat(), "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60)}
-        due.schedule(uow, tenant_id=tenant_id, kind=admission.ENDING_SOON, ref=occ["id"], due_at=warn_at, now=started, payload=payload)
+        payload = {
+            "deadline": deadline.isoformat(),
+            "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60),
+        }
+        due.schedule(
+            uow,
+            tenant_id=tenant_id,
+            kind=admission.ENDING_SOON,
+            ref=occ["id"],
+            due_at=warn_at,
+            now=started,
+            payload=payload,
+        )
     due.schedule(uow, tenant_id=tenant_id, kind=admission.OCCURRENCE_END, ref=occ["id"], due_at=deadline, now=started)

@@ -40,7 +40,9 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str = DEFAULT_URL, *, pool: bool = True, pool_settings: PoolSettings | None = None, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str = DEFAULT_URL, *, pool: bool = True, pool_settings: PoolSettings | None = None, **kwargs: Any
+) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     sizes = (pool_settings or PoolSettings()).options() if pool else {}
