@@ -115,29 +115,26 @@ def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 # --- received events (G4) --------------------------------------------------------------------
 
 
+def _event_rows(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Events as `_EVENT` columns (all of one tenant)."""
+    at = _at(conn)
+    return [
+        (tenant_id, r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]),
+         at(r["received_at"]))
+        for r in rows
+    ]
+
+
 def claim_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Key]:
     """Record first arrivals (PostgreSQL); the (source, id) keys that were new (a key seen before, or twice here,
     once).  A concurrent claim of the same key waits for the other transaction, and loses if it commits."""
     if not rows:
         return set()
-    at = _at(conn)
     returned = _insert_rows(
         conn,
         "usage_events",
         _EVENT,
-        [
-            (
-                r["tenant_id"],
-                r["source"],
-                r["id"],
-                r["payload_hash"],
-                r["type"],
-                at(r["time"]),
-                json.dumps(r["result"]),
-                at(r["received_at"]),
-            )
-            for r in rows
-        ],
+        _event_rows(conn, rows[0]["tenant_id"], rows),
         on_conflict="ON CONFLICT (tenant_id, source, id) DO NOTHING RETURNING source, id",
     )
     return {(s, i) for s, i in returned}
@@ -183,24 +180,11 @@ _EVENT = (
 
 def insert_events(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """New events with their answers (under `claims_are_exclusive` only)."""
-    at = _at(conn)
     _insert_rows(
         conn,
         "usage_events",
         _EVENT,
-        [
-            (
-                tenant_id,
-                r["source"],
-                r["id"],
-                r["payload_hash"],
-                r["type"],
-                at(r["time"]),
-                json.dumps(r["result"]),
-                at(r["received_at"]),
-            )
-            for r in rows
-        ],
+        _event_rows(conn, tenant_id, rows),
     )
 
 
