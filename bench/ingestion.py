@@ -1,6 +1,13 @@
 """Batch ingestion throughput, beside a bare executemany (SQLite) or COPY (PostgreSQL)
 of the same rows in the same run.
 
+The mix (issue 13): an events tenant (attendee credits, overage: every new
+person counts) sends joins over 100 occurrences, a fifth of them from people
+already counted there, and registrations (one in ten events); a chat tenant
+(agent sessions) sends conversation messages, half of them into a window
+already open.  Each round is one batch of each; then the first batch of each
+is sent again (all duplicates).
+
     .venv/bin/python bench/ingestion.py [--engine sqlite|postgres] [--batches 3] [--size 10000]
 """
 
@@ -8,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sqlite3
 import sys
 import time
@@ -18,15 +26,33 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _setup import database, farebox, report, tenant  # noqa: E402
 
 from farebox.domain.access import SYSTEM  # noqa: E402
-from farebox.services import ingestion  # noqa: E402
+from farebox.services import ingestion, usage  # noqa: E402
 
 
-def events(batch: int, size: int) -> list[dict]:
-    return [
-        {"id": f"b{batch}-{i}", "source": "chat", "type": "conversation.message", "time": None,
-         "data": {"conversation_id": f"c{batch}-{i}", "from": "customer"}}
-        for i in range(size)
-    ]
+def attendee_events(batch: int, size: int, rng: random.Random, seen: dict[int, list[str]]) -> list[dict]:
+    out = []
+    for i in range(size):
+        occurrence = rng.randrange(100)
+        people = seen.setdefault(occurrence, [])
+        if i % 10 == 9:
+            kind, person = "attendee.registered", f"r{batch}-{i}"
+        elif people and rng.random() < 0.2:
+            kind, person = "attendee.joined", rng.choice(people)  # a returning person: already counted
+        else:
+            kind, person = "attendee.joined", f"p{batch}-{i}"
+            people.append(person)
+        out.append({"id": f"a{batch}-{i}", "source": "logs", "type": kind, "time": None,
+                    "data": {"occurrence_id": f"o{occurrence}", "person_id": person, "mode": "replay"}})
+    return out
+
+
+def message_events(batch: int, size: int, rng: random.Random) -> list[dict]:
+    out = []
+    for i in range(size):
+        conversation = f"c{batch}-{i // 2}" if rng.random() < 0.5 else f"c{batch}-{i}"  # half answer an open window
+        out.append({"id": f"m{batch}-{i}", "source": "chat", "type": "conversation.message", "time": None,
+                    "data": {"conversation_id": conversation, "from": "customer"}})
+    return out
 
 
 def rows(evs: list[dict]) -> list[tuple]:
@@ -74,19 +100,28 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=10_000)
     args = ap.parse_args()
     url, drop = database(args.engine)
+    rng = random.Random(13)
     try:
         fb = farebox(url)
-        tenant(fb, "bench", "agent-sessions", "enterprise")  # overage: every event counts
-        batches = [events(b, args.size) for b in range(args.batches)]
+        tenant(fb, "events", "attendee-credits", "enterprise")  # overage: every new person counts
+        tenant(fb, "chat", "agent-sessions", "enterprise")
+        seen: dict[int, list[str]] = {}
+        rounds = [
+            (attendee_events(b, args.size, rng, seen), message_events(b, args.size, rng)) for b in range(args.batches)
+        ]
+        counted = 0
         t0 = time.perf_counter()
-        for evs in batches:
-            result = ingestion.ingest(fb, SYSTEM, "bench", evs)
-            assert result.counted == len(evs), result.refused
+        for attendees, messages in rounds:
+            counted += ingestion.ingest(fb, SYSTEM, "events", attendees).counted
+            counted += ingestion.ingest(fb, SYSTEM, "chat", messages).counted
         ours = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = ingestion.ingest(fb, SYSTEM, "bench", batches[0])
+        dups = ingestion.ingest(fb, SYSTEM, "events", rounds[0][0]).duplicates
+        dups += ingestion.ingest(fb, SYSTEM, "chat", rounds[0][1]).duplicates
         dup = time.perf_counter() - t0
-        assert again.duplicates == len(batches[0])
+        assert dups == 2 * args.size, dups
+        assert usage.verify(fb, SYSTEM) == []
+        batches = [evs for pair in rounds for evs in pair]
         if args.engine == "sqlite":
             bare = bare_sqlite(url.removeprefix("sqlite:///") + ".bare", batches)
             label = "bare executemany"
@@ -96,13 +131,13 @@ def main() -> None:
         fb.engine.dispose()
     finally:
         drop()
-    total = args.batches * args.size
+    total = 2 * args.batches * args.size
     report(
-        f"ingestion, {args.engine}: {args.batches} batches of {args.size} conversation messages (each a new billable "
-        f"session)",
+        f"ingestion, {args.engine}: {args.batches} rounds of 2 batches of {args.size} "
+        f"(joins + registrations; messages), {counted} counted",
         [
-            ("farebox events/s", total / ours, "/s"),
-            ("farebox duplicate batch events/s", args.size / dup, "/s"),
+            ("farebox new events/s", total / ours, "/s"),
+            ("farebox duplicate events/s", 2 * args.size / dup, "/s"),
             (f"{label} rows/s (baseline)", total / bare, "/s"),
             ("ratio farebox / baseline", 100 * (total / ours) / (total / bare), "%"),
         ],

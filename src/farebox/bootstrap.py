@@ -85,7 +85,7 @@ def payment_provider(settings: Settings) -> PaymentProvider:
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Farebox:
     settings = settings or Settings.from_env()
     return Farebox(
-        engine=engine or make_engine(settings.database_url),
+        engine=engine or make_engine(settings.database_url, pool_settings=settings.pool),
         clock=clock or SystemClock(),
         settings=settings,
         send_sign_in_link=sign_in_sender(settings),

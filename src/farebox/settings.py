@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from farebox.adapters.db.engine import DEFAULT_URL
+from farebox.adapters.db.engine import DEFAULT_URL, PoolSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,15 @@ class Settings:
     payment_provider: str = "sandbox"  # FAREBOX_PAYMENT_PROVIDER: sandbox | stripe
     invoice_issuer: str = "FB"  # FAREBOX_INVOICE_ISSUER
     invoice_number_pattern: str = "{issuer}-{year}-{seq:06d}"  # FAREBOX_INVOICE_NUMBER_PATTERN (G13)
+    # F2: each API or worker process's connection pool (PostgreSQL; SQLite files too).  A request that waits
+    # longer than `db_pool_timeout` seconds for a connection answers 503 storage_unavailable with Retry-After.
+    db_pool_size: int = 10  # FAREBOX_DB_POOL_SIZE
+    db_max_overflow: int = 10  # FAREBOX_DB_MAX_OVERFLOW
+    db_pool_timeout: float = 10.0  # FAREBOX_DB_POOL_TIMEOUT
+
+    @property
+    def pool(self) -> PoolSettings:
+        return PoolSettings(size=self.db_pool_size, max_overflow=self.db_max_overflow, timeout=self.db_pool_timeout)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -34,4 +43,7 @@ class Settings:
             payment_provider=os.environ.get("FAREBOX_PAYMENT_PROVIDER", "sandbox"),
             invoice_issuer=os.environ.get("FAREBOX_INVOICE_ISSUER", "FB"),
             invoice_number_pattern=os.environ.get("FAREBOX_INVOICE_NUMBER_PATTERN", "{issuer}-{year}-{seq:06d}"),
+            db_pool_size=int(os.environ.get("FAREBOX_DB_POOL_SIZE", "10")),
+            db_max_overflow=int(os.environ.get("FAREBOX_DB_MAX_OVERFLOW", "10")),
+            db_pool_timeout=float(os.environ.get("FAREBOX_DB_POOL_TIMEOUT", "10")),
         )

@@ -4,6 +4,8 @@ The platform's side is `farebox.client` (issue 16 item 6); raw requests where th
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -65,7 +67,7 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(plat
             "id": "e1",
             "source": "replays",
             "type": "attendee.joined",
-            "time": "2026-01-05T08:00:00Z",
+            "time": "2026-01-05T09:00:00Z",
             "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"},
         },
         {
@@ -79,7 +81,7 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(plat
             "id": "e1",
             "source": "replays",
             "type": "attendee.joined",
-            "time": "2026-01-05T08:00:00Z",
+            "time": "2026-01-05T09:00:00Z",
             "data": {"occurrence_id": "o1", "person_id": "a", "mode": "replay"},
         },
         {
@@ -107,13 +109,14 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(plat
 
 
 def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessions(client, fb):
-    make_tenant(fb, tenant_id="h5", catalog="agent-sessions", plan="sme")
+    make_tenant(fb, tenant_id="h5", catalog="agent-sessions", plan="sme")  # subscribed at 2026-01-05 09:00
+    fb.clock.advance(timedelta(days=2))
     events = [
         {
             "id": f"m{h}",
             "source": "chat",
             "type": "conversation.message",
-            "time": f"2026-01-0{3 + h // 24}T{h % 24:02d}:00:00Z",
+            "time": f"2026-01-0{5 + (10 + h) // 24}T{(10 + h) % 24:02d}:00:00Z",
             "data": {"conversation_id": "c1", "from": "customer"},
         }
         for h in range(0, 37, 4)
@@ -121,7 +124,7 @@ def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessio
     body = client.post("/v1/tenants/h5/usage/events", json={"events": events}, headers=OPERATOR).json()
     assert body["counted"] == 2
     top = client.get("/v1/tenants/h5/usage/top", headers=OPERATOR).json()
-    assert top == [{"kind": "conversation", "id": "c1", "units": 2, "at": "2026-01-03T00:00:00Z"}]
+    assert top == [{"kind": "conversation", "id": "c1", "units": 2, "at": "2026-01-05T10:00:00Z"}]
 
 
 def test_G6_a_member_cannot_read_usage(client, fb):

@@ -131,3 +131,73 @@ def test_G4_sigkill_mid_stream_then_replay_counts_everything_exactly_once(fb, db
         timeout=120,
     )
     assert cli.returncode == 0, cli.stderr
+
+
+def test_G4_F2_sigkill_in_the_middle_of_one_large_batch_then_resent_counts_every_event_once(fb, db_url):
+    """A batch is applied in chunks, each one transaction (F2): killed half-way, the chunks committed stay, and the
+    same batch sent again answers `duplicate` for them and counts the rest (issue 13, "nothing may be lost")."""
+    from sqlalchemy import func, select
+
+    from farebox.adapters.db.tables.metering import usage_events
+
+    make_tenant(fb, tenant_id="crash-b", catalog="attendee-credits", plan="enterprise")
+    events = [
+        {
+            "id": f"e{i}",
+            "source": "logs",
+            "type": "attendee.joined",
+            "data": {"occurrence_id": f"o{i % 100}", "person_id": f"p{i}"},
+        }
+        for i in range(10_000)
+    ]
+    port = _port()
+    server = _serve(db_url, port)
+
+    def stored() -> int:
+        with fb.uow(readonly=True) as uow:  # a reader: on SQLite it waits for no writer
+            return uow.conn.execute(
+                select(func.count()).select_from(usage_events).where(usage_events.c.tenant_id == "crash-b")
+            ).scalar_one()
+
+    sender = threading.Thread(target=lambda: _post_quietly(f"http://127.0.0.1:{port}", events))
+    sender.start()
+    deadline = time.monotonic() + 120
+    while stored() == 0:
+        assert time.monotonic() < deadline, "no chunk was committed"
+        time.sleep(0.005)
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait(timeout=10)
+    sender.join(timeout=60)
+    cut_at = stored()
+    assert 0 < cut_at < len(events), cut_at
+    assert usage.verify(fb, SYSTEM) == []
+    server = _serve(db_url, port)
+    try:
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/tenants/crash-b/usage/events",
+            json={"events": events},
+            headers=OPERATOR,
+            timeout=120,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["duplicates"], body["counted"]) == (cut_at, len(events) - cut_at)
+    assert usage.usage_summary(fb, SYSTEM, "crash-b").meter("credits").used == len(events)
+    cli = subprocess.run(
+        [sys.executable, "-m", "farebox", "usage", "verify"],
+        env=subprocess_env(FAREBOX_DATABASE_URL=db_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+
+
+def _post_quietly(base: str, events: list[dict]) -> None:
+    try:
+        httpx.post(f"{base}/v1/tenants/crash-b/usage/events", json={"events": events}, headers=OPERATOR, timeout=120)
+    except httpx.TransportError:
+        pass  # the server was killed

@@ -20,16 +20,16 @@ PROCESSES = 4
 PER_PROCESS = 12
 
 
-def _hammer(db_url: str, tenant: str, occurrence: str, *, spread: bool = False, messages: bool = False) -> list[list]:
+def _hammer(
+    db_url: str, tenant: str, occurrence: str, *, spread: bool = False, messages: bool = False, ingest: int = 0
+) -> list[list]:
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), db_url, tenant, occurrence, f"w{n}", str(PER_PROCESS)]
             + (["--spread"] if spread else [])
-            + (["--messages"] if messages else []),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=subprocess_env(),
+            + (["--messages"] if messages else [])
+            + (["--ingest", str(ingest)] if ingest and n % 2 == 0 else []),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
         )
         for n in range(PROCESSES)
     ]
@@ -60,6 +60,19 @@ def test_L3_L7_processes_hammering_one_credit_pool_never_pass_it(fb, db_url):
     assert sum(1 for d in decisions if d[1]) == 23
     assert {d[2] for d in decisions if not d[0]} == {"credits_exhausted"}
     assert usage.usage_summary(fb, SYSTEM, "cp").meter("credits").used == 23
+    assert usage.verify(fb, SYSTEM) == []
+
+
+def test_L3_L7_F2_processes_ingesting_batches_in_threads_beside_live_joins_stop_exactly_at_a_hard_pool(fb, db_url):
+    """Issue 13: N processes x M threads, half sending ingestion batches (each pool taken once per chunk, last),
+    half live joins, racing one hard credit pool: it ends exactly at the cap, every refusal reasoned."""
+    make_tenant(fb, tenant_id="ci", catalog="attendee-credits", plan="pro")
+    shrink(fb, "ci", "credits", 29)
+    decisions = _hammer(db_url, "ci", "occ", spread=True, ingest=3)
+    assert len(decisions) == PROCESSES * PER_PROCESS
+    assert sum(1 for d in decisions if d[1]) == 29
+    assert {d[2] for d in decisions if not d[0]} == {"credits_exhausted"}
+    assert usage.usage_summary(fb, SYSTEM, "ci").meter("credits").used == 29
     assert usage.verify(fb, SYSTEM) == []
 
 

@@ -86,6 +86,17 @@ EVENT_CONFLICT = _reason(
     "event_conflict", "An event with this source and id was already received with a different payload."
 )
 EVENT_INVALID = _reason("event_invalid", "{detail}")
+EVENT_IN_FUTURE = _reason(
+    "event_in_future", "This event is dated {time}, more than {skew} ahead of now; it was not counted."
+)
+EVENT_BEFORE_SUBSCRIPTION = _reason(
+    "event_before_subscription",
+    "This event is dated {time}, before the tenant's first subscription started ({start}); it was not counted.",
+)
+EVENT_PERIOD_INVOICED = _reason(
+    "event_period_invoiced",
+    "This event is dated {time}, in a billing period whose invoice was issued at {issued}; it was not counted.",
+)
 
 # --- requests ---------------------------------------------------------------
 VALIDATION_ERROR = _reason("validation_error", "The request is not valid: {detail}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,23 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from farebox.adapters.db.writer_queue import WriterQueue
+
 DEFAULT_URL = "sqlite:///./var/farebox.db"
+_BUSY_SECONDS = 30  # as long as SQLite's busy_timeout below
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """A process's connection pool (F2): `size` kept open, `max_overflow` more on demand, and how many
+    seconds a request waits for one before it fails (the API answers 503 `storage_unavailable`)."""
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 10.0
+
+    def options(self) -> dict[str, Any]:
+        return {"pool_size": self.size, "max_overflow": self.max_overflow, "pool_timeout": self.timeout}
 
 
 def normalise_url(url: str) -> str:
@@ -22,21 +40,26 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str = DEFAULT_URL, *, pool: bool = True, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str = DEFAULT_URL, *, pool: bool = True, pool_settings: PoolSettings | None = None, **kwargs: Any
+) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
+    sizes = (pool_settings or PoolSettings()).options() if pool else {}
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
-    options: dict[str, Any] = {**kwargs}
+        return _sqlite_engine(url, parsed.database, sizes)
+    options: dict[str, Any] = {**sizes, **kwargs}
     if not pool:
         options["poolclass"] = NullPool
     return create_engine(url, **options)
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Engine:
+    file = bool(database) and database != ":memory:"
+    if file:
+        Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+    # A file database gets a queue pool sized like PostgreSQL's; an in-memory one keeps SQLAlchemy's own pool.
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **(sizes if file else {}))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -51,6 +74,9 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    writers = WriterQueue()
+    held = "farebox_writer_turn"
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         readonly = connection.get_execution_options().get("farebox_readonly", False)
@@ -59,10 +85,45 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # not obtained within busy_timeout) is raised as SQLAlchemy would
         # raise it, so the API still answers 503 storage_unavailable.
         statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        info = connection.connection.info
+        if not readonly:
+            if not writers.acquire(_BUSY_SECONDS):
+                error = sqlite3.OperationalError("database is locked (waited for this process's other writers)")
+                raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect)
+            info[held] = threading.get_ident()
         try:
             connection.connection.driver_connection.execute(statement)
         except sqlite3.Error as error:
+            _end_turn(info)
             raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect) from error
+
+    def _end_turn(info: dict[str, Any]) -> None:
+        owner = info.pop(held, None)
+        if owner is not None:
+            writers.release(owner)
+
+    # The turn ends once the transaction has ended: COMMIT and ROLLBACK are issued here (SQLAlchemy's
+    # own call then finds no transaction open, which the driver treats as nothing to do).
+    def _finish(connection: Any, statement: str) -> None:
+        driver = connection.connection.driver_connection
+        try:
+            if driver.in_transaction:
+                driver.execute(statement)
+        except sqlite3.Error as error:
+            if statement == "COMMIT":
+                raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect) from error
+            # a failed ROLLBACK: SQLAlchemy's own rollback follows, and invalidates a broken connection
+        finally:
+            if statement == "ROLLBACK" or not driver.in_transaction:
+                _end_turn(connection.connection.info)
+
+    event.listen(engine, "commit", lambda connection: _finish(connection, "COMMIT"))
+    event.listen(engine, "rollback", lambda connection: _finish(connection, "ROLLBACK"))
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # A connection returned to the pool (or discarded) mid-transaction gives its turn back too.
+        _end_turn(record.info)
 
     return engine
 

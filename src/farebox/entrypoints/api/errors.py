@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -63,6 +64,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "body_too_large": 413,
     "invalid_json": 422,
     "email_not_sent": 502,
+    "event_in_future": 422,
+    "event_before_subscription": 422,
+    "event_period_invoiced": 409,
 }
 DEFAULT_STATUS = 409  # a business rule refused the request
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
@@ -212,6 +216,13 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # F2: every pooled connection stayed busy for the pool's timeout; nothing was started.
+        log.warning("no database connection free within the pool timeout on %s %s", request.method, request.url.path)
+        message = "The database is busy; nothing was changed. Retry the request (with the same Idempotency-Key)."
+        return JSONResponse(error_body("storage_unavailable", message), status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(DBAPIError)
     async def _storage(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -1,0 +1,280 @@
+"""Batch ingestion (docs/admission.md, "Ingestion"): every event string is checked (F7), a late event
+counts in the period that contains its time or is refused with its own reason (D3, A1, G3), and a batch
+is applied in short transactions (F2).  Both engines; `usage verify` after each."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from farebox.adapters.db.repos import metering as metering_repo
+from farebox.adapters.db.tables.metering import usage_events, usage_records
+from farebox.domain.access import SYSTEM
+from farebox.domain.periods import utc
+from farebox.services import clocks, ingestion, subscriptions, usage
+
+from factories import make_tenant
+
+T0 = utc(2026, 1, 5, 9)
+
+
+def _message(event_id: str, conversation: str, *, time: str | None = None, sender: str = "customer") -> dict:
+    event = {
+        "id": event_id,
+        "source": "chat",
+        "type": "conversation.message",
+        "data": {"conversation_id": conversation, "from": sender},
+    }
+    if time is not None:
+        event["time"] = time
+    return event
+
+
+def _join(event_id: str, occurrence: str, person: str, *, time: str | None = None) -> dict:
+    event = {
+        "id": event_id,
+        "source": "replays",
+        "type": "attendee.joined",
+        "data": {"occurrence_id": occurrence, "person_id": person},
+    }
+    if time is not None:
+        event["time"] = time
+    return event
+
+
+def _on_clock(fb, tenant_id: str, *, catalog: str, plan: str) -> str:
+    clock = clocks.create(fb, SYSTEM, name=f"ing-{tenant_id}", start=T0)
+    make_tenant(fb, tenant_id=tenant_id)
+    clocks.attach(fb, SYSTEM, clock["id"], tenant_id)
+    subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, cause="test")
+    return clock["id"]
+
+
+def _used(fb, tenant_id: str, period_start: datetime) -> int:
+    with fb.uow(readonly=True) as uow:
+        sub = subscriptions_current(uow, tenant_id)
+        return sum(c["used"] for c in metering_repo.counters_for(uow.conn, tenant_id, sub, period_start))
+
+
+def subscriptions_current(uow, tenant_id: str) -> str:
+    from farebox.adapters.db.repos import subscriptions as subs_repo
+
+    sub = subs_repo.current(uow.conn, tenant_id)
+    assert sub is not None
+    return sub.id
+
+
+def _stored(fb, tenant_id: str) -> int:
+    with fb.engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(usage_events).where(usage_events.c.tenant_id == tenant_id)
+        ).scalar_one()
+
+
+# --- F7: every string of an event is checked ---------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["id", "source", "person_id", "occurrence_id", "subject", "data.note", "key"])
+@pytest.mark.parametrize("bad", ["\ud800", "x\udfffy", "a\x00b"])
+def test_F7_a_lone_surrogate_or_nul_anywhere_in_an_event_refuses_that_event_only(fb, where, bad):
+    make_tenant(fb, tenant_id="f7", catalog="attendee-credits", plan="pro")
+    poisoned = _join("bad-1", "o1", "p-bad")
+    if where in ("id", "source"):
+        poisoned[where] = bad
+    elif where == "subject":
+        poisoned["subject"] = bad
+    elif where == "data.note":
+        poisoned["data"]["note"] = bad
+    elif where == "key":
+        poisoned["data"][bad] = "x"
+    else:
+        poisoned["data"][where] = bad
+    report = ingestion.ingest(fb, SYSTEM, "f7", [_join("ok-1", "o1", "good"), poisoned, _message("ok-2", "c1")])
+    assert [r.status for r in report.results] == ["applied", "refused", "applied"]
+    refused = report.results[1]
+    assert refused.code == "event_invalid" and refused.message.startswith("`"), refused
+    assert refused.id is None or refused.id == "bad-1"
+    assert report.counted == 1 and _stored(fb, "f7") == 2
+    assert usage.verify(fb, SYSTEM, "f7") == []
+
+
+def test_F7_over_http_the_batch_answers_200_with_the_bad_event_refused(fb):
+    from fastapi.testclient import TestClient
+
+    from farebox.entrypoints.api.app import create_app
+
+    make_tenant(fb, tenant_id="f7h", catalog="attendee-credits", plan="pro")
+    client = TestClient(create_app(fb), raise_server_exceptions=False)
+    body = (
+        '{"events":[{"id":"ok-1","source":"fz","type":"attendee.joined",'
+        '"data":{"occurrence_id":"s","person_id":"good"}},'
+        '{"id":"\\ud800","source":"fz","type":"attendee.joined","data":{"occurrence_id":"s","person_id":"\\ud800"}}]}'
+    )
+    r = client.post(
+        "/v1/tenants/f7h/usage/events",
+        content=body,
+        headers={"Authorization": "Bearer test-operator-key", "content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert (
+        [x["status"] for x in results] == ["applied", "refused"]
+        and results[1]["code"] == "event_invalid"
+        and results[1]["id"] is None
+    )
+
+
+# --- D3: late events count in the period of their time -------------------------------------------
+
+
+def test_D3_A1_a_late_message_counts_in_the_period_of_its_time_not_the_current_one(fb):
+    """A free yearly plan is not invoiced at renewal: last year's period is still open to late usage."""
+    clock_id = _on_clock(fb, "late", catalog="agent-sessions", plan="playground")
+    clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=400))  # renewed on 2027-01-05
+    report = ingestion.ingest(
+        fb,
+        SYSTEM,
+        "late",
+        [
+            _message("m1", "c-old", time="2026-03-01T10:00:00Z"),
+            _message("m2", "c-new", time="2027-02-01T10:00:00Z"),
+        ],
+    )
+    assert report.counted == 2, report.results
+    assert _used(fb, "late", T0) == 1
+    assert _used(fb, "late", utc(2027, 1, 5, 9)) == 1
+    with fb.engine.connect() as conn:
+        ats = sorted(
+            conn.execute(
+                select(usage_records.c.period_start_at, usage_records.c.at).where(usage_records.c.tenant_id == "late")
+            ).all()
+        )
+    assert ats == [
+        (T0, utc(2026, 3, 1, 10)),
+        (utc(2027, 1, 5, 9), utc(2027, 2, 1, 10)),
+    ]  # G3: the ledger explains each counter
+    summary = usage.usage_summary(fb, SYSTEM, "late")
+    assert summary.meters[0].used == 1
+    assert usage.verify(fb, SYSTEM, "late") == []
+
+
+def test_D3_events_before_the_first_subscription_in_the_future_or_in_an_invoiced_period_are_refused(fb):
+    """The probe of the review (probes/late_event.py), with each refusal's own reason and message."""
+    clock_id = _on_clock(fb, "x", catalog="agent-sessions", plan="sme")
+    clocks.advance(
+        fb, SYSTEM, clock_id, by=timedelta(days=40)
+    )  # now 2026-02-14; the renewal invoice was issued on 02-05
+    now = T0 + timedelta(days=40)
+    events = [
+        _message("m1", "c1", time="2026-01-10T10:00:00Z"),  # the first period: its invoice is issued
+        _message("m2", "c2", time="2025-06-01T10:00:00Z"),  # before the subscription existed
+        _message("m3", "c3", time=(now + timedelta(hours=1)).isoformat()),  # in the future
+        _message("m4", "c4", time=(now + timedelta(minutes=2)).isoformat()),  # within the skew: counted now
+        _message("m5", "c5", time="2026-02-10T10:00:00Z"),  # earlier in the current period: counted then
+    ]
+    report = ingestion.ingest(fb, SYSTEM, "x", events)
+    codes = [(r.status, r.code) for r in report.results]
+    assert codes == [
+        ("refused", "event_period_invoiced"),
+        ("refused", "event_before_subscription"),
+        ("refused", "event_in_future"),
+        ("applied", None),
+        ("applied", None),
+    ]
+    assert "2026-01-10T10:00:00Z" in report.results[0].message and "2026-02-05T09:00:00Z" in report.results[0].message
+    assert "2026-01-05T09:00:00Z" in report.results[1].message
+    assert "5 minutes" in report.results[2].message
+    assert report.counted == 2 and usage.usage_summary(fb, SYSTEM, "x").meters[0].used == 2
+    with fb.engine.connect() as conn:
+        ats = sorted(conn.execute(select(usage_records.c.at).where(usage_records.c.tenant_id == "x")).scalars())
+    assert ats == [utc(2026, 2, 10, 10), now]
+    # a refused event is not claimed: sent again once its time has come, it counts
+    clocks.advance(fb, SYSTEM, clock_id, by=timedelta(hours=2))
+    again = ingestion.ingest(fb, SYSTEM, "x", [events[2], events[4]])
+    assert [(r.status, r.decision["counted"] if r.decision else None) for r in again.results] == [
+        ("applied", True),
+        ("duplicate", True),
+    ]
+    assert usage.verify(fb, SYSTEM, "x") == []
+
+
+def test_D3_a_tenant_without_any_subscription_counts_nothing(fb):
+    make_tenant(fb, tenant_id="nosub")
+    report = ingestion.ingest(fb, SYSTEM, "nosub", [_join("e1", "o1", "a"), _message("e2", "c1")])
+    assert {r.code for r in report.results} == {"event_before_subscription"} and report.counted == 0
+
+
+def test_D3_a_late_join_of_an_ended_trial_counts_under_the_trial_that_was_live_then(fb):
+    """A3/G10 at the event's time: a replay view from the trial, reported after the trial ended, is counted in it."""
+    clock_id = clocks.create(fb, SYSTEM, name="trial", start=T0)["id"]
+    make_tenant(fb, tenant_id="tr")
+    clocks.attach(fb, SYSTEM, clock_id, "tr")
+    subscriptions.subscribe(fb, SYSTEM, "tr", catalog="agent-sessions", plan="sme", trial=True, cause="test")
+    clocks.advance(fb, SYSTEM, clock_id, by=timedelta(days=20))  # the trial (14 days) is over
+    report = ingestion.ingest(
+        fb, SYSTEM, "tr", [_message("m1", "c1", time="2026-01-06T10:00:00Z"), _message("m2", "c2")]
+    )
+    assert [(r.status, r.decision["reason"] if r.decision else r.code) for r in report.results] == [
+        ("applied", "admitted"),
+        ("applied", "subscription_expired"),
+    ]
+    assert usage.verify(fb, SYSTEM, "tr") == []
+
+
+# --- F2 / G3: each pool taken once per chunk, last; re-decided when another process moved it -------------
+
+
+def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_again_and_the_chunk_decided_again(
+    fb, monkeypatch
+):
+    from farebox.adapters.db.repos import ingestion as batch_repo
+    from farebox.services import admission
+
+    from metering_support import shrink
+
+    make_tenant(fb, tenant_id="race", catalog="attendee-credits", plan="pro")
+    shrink(fb, "race", "credits", 10)
+    for n in range(8):
+        assert admission.join(fb, SYSTEM, "race", "live", f"l{n}").counted
+    reads: list[bool] = []
+    real = batch_repo.pool_counter
+
+    def stale_first_read(conn, *, lock, **counter):
+        reads.append(lock)
+        used, carried = real(conn, lock=lock, **counter)
+        return (used - 8, carried) if not lock else (used, carried)  # as read before 8 live joins committed elsewhere
+
+    monkeypatch.setattr(batch_repo, "pool_counter", stale_first_read)
+    report = ingestion.ingest(fb, SYSTEM, "race", [_join(f"e{n}", "replayed", f"r{n}") for n in range(5)])
+    assert reads == [False, True]  # the guard refused the stale decision; the pool was then read under lock
+    assert [r.decision["reason"] for r in report.results] == ["admitted"] * 2 + ["credits_exhausted"] * 3
+    assert usage.usage_summary(fb, SYSTEM, "race").meter("credits").used == 10
+    assert usage.verify(fb, SYSTEM, "race") == []
+
+
+def test_G4_a_batch_cut_off_half_way_and_sent_again_counts_every_event_once(fb, monkeypatch):
+    """The chunks committed before the failure answer `duplicate` when the batch is sent again;
+    nothing is counted twice."""
+    from farebox.services import ingestion_batch
+
+    make_tenant(fb, tenant_id="cut", catalog="attendee-credits", plan="enterprise")
+    events = [_join(f"e{n}", f"o{n % 7}", f"p{n}") for n in range(ingestion.CHUNK * 3)]
+    calls = iter(range(100))
+    real = ingestion_batch.apply
+
+    def dies_in_the_third_chunk(*args, **kw):
+        if next(calls) == 2:
+            raise ConnectionError("the process was killed")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ingestion_batch, "apply", dies_in_the_third_chunk)
+    with pytest.raises(ConnectionError):
+        ingestion.ingest(fb, SYSTEM, "cut", events)
+    assert _stored(fb, "cut") == 2 * ingestion.CHUNK and usage.verify(fb, SYSTEM, "cut") == []
+    monkeypatch.setattr(ingestion_batch, "apply", real)
+    again = ingestion.ingest(fb, SYSTEM, "cut", events)
+    assert (again.duplicates, again.applied, again.counted) == (2 * ingestion.CHUNK, ingestion.CHUNK, ingestion.CHUNK)
+    assert usage.usage_summary(fb, SYSTEM, "cut").meter("credits").used == 3 * ingestion.CHUNK
+    assert usage.verify(fb, SYSTEM, "cut") == []
