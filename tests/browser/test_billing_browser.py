@@ -21,6 +21,7 @@ def _sign_in(page, base, log, tenant_id, email):
 def _tenant_on_trial(base):
     api(base, "POST", "/v1/tenants", json={"id": "acme", "name": "Acme Agents", "owner_email": "owner@acme.test"})
     api(base, "POST", "/v1/tenants/acme/subscription/trial", json={"catalog": "agent-sessions", "plan": "sme"})
+    api(base, "POST", "/v1/tenants/acme/payment-methods", json={"token": "pm_card_visa"})  # a paid plan needs one (D2)
 
 
 def test_G7_G11_owner_subscribes_from_trial_schedules_a_downgrade_and_cancels_it(server, browser, shot):
