@@ -26,6 +26,10 @@ BEYOND_THE_SCHEMA = {
         "without a subscription the catalog must be named (a state rule of the lifecycle)"
     ),
     "POST /v1/tenants/{tenant_id}/subscription/sales-requests": "the same state rule",
+    "PATCH /v1/tenants/{tenant_id}/billing-details": (
+        "each detail is trimmed, then checked as the invoice prints it (one line, an e-mail's form, a tax id's "
+        "characters: domain/billing_details.py): 422 validation_error names the field"
+    ),
 }
 
 

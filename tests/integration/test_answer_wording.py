@@ -16,7 +16,7 @@ def test_D15_voiding_a_paid_invoice_says_only_an_open_one_can_be_voided(fb):
     paid = invoices.list_invoices(fb, SYSTEM, "v1")[0]
     assert paid.status == "paid"
     with pytest.raises(DomainError) as refused:
-        invoices.void_invoice(fb, SYSTEM, "v1", paid.id)
+        invoices.void_invoice(fb, SYSTEM, "v1", paid.id, reason="issued by mistake")
     assert refused.value.code == "invoice_not_open"
     assert refused.value.refusal.message == "This invoice is paid; only an open invoice can be voided."
 

@@ -99,13 +99,18 @@ def test_D5_payment_methods_voids_and_owner_subscription_changes_name_the_real_a
     assert trial_rows["subscription.trial_started"]["actor"] == "owner:fbk_owner2"
 
     _tenant(fb, "voids")
-    subscriptions.subscribe(fb, SYSTEM, "voids", catalog="session-caps", plan="pro")  # no card: the invoice stays open
+    from farebox.adapters.payments.sandbox import FAILS_LATER
+
+    payments.add_payment_method(fb, SYSTEM, "voids", token=FAILS_LATER)  # the charge fails: the invoice stays open
+    subscriptions.subscribe(fb, SYSTEM, "voids", catalog="session-caps", plan="pro")
     unpaid = [i for i in invoices.list_invoices(fb, SYSTEM, "voids") if i.status == "open"][0]
     operator = Principal(Role.OPERATOR, key_id="fbk_op")
-    invoices.void_invoice(fb, operator, "voids", unpaid.id)
+    invoices.void_invoice(fb, operator, "voids", unpaid.id, reason="paid by bank transfer")
     voided = [r for r in audit.entries(fb, SYSTEM, tenant_id="voids") if r["kind"] == "invoice.voided"]
     assert len(voided) == 1 and voided[0]["actor"] == "operator:fbk_op" and voided[0]["subject"] == unpaid.id
-    assert voided[0]["data"] == {"before": {"status": "open"}, "after": {"status": "void", "number": unpaid.number}}
+    data = voided[0]["data"]
+    assert (data["before"], data["after"]) == ({"status": "open"}, {"status": "void", "number": unpaid.number})
+    assert data["reason"] == "paid by bank transfer"  # who and why (audit #6)
 
 
 def test_D5_removals_and_refunds_are_audited_kinds():

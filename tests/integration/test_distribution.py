@@ -19,12 +19,19 @@ from factories import make_tenant
 
 # Looked up before the tenant is known (by a secret's hash), or shared by every tenant: reference
 # tables on a distributed database (or kept on the coordinator).
-REFERENCE_TABLES = {"catalogs", "plan_versions", "test_clocks", "api_keys", "portal_sign_in_links", "portal_sessions"}
+REFERENCE_TABLES = {
+    "catalogs", "plan_versions", "test_clocks", "api_keys", "portal_sign_in_links", "portal_sessions",
+    "portal_link_requests",  # rate limits counted before the tenant is known (F10)
+    "provider_events",  # a provider webhook names no tenant
+}
 # Keyed by `scope`: a tenant id, or the operator's scope; distributed by `scope` like `tenant_id`.
-SCOPED_TABLES = {"idempotency_keys", "invoice_sequences", "notification_channels", "webhook_endpoints"}
+SCOPED_TABLES = {"invoice_sequences", "notification_channels", "webhook_endpoints"}
 # The worker's scans over every tenant (what is due, what is to deliver): they run on every node
 # and take each row by its full key afterwards (docs/deployment.md).  Never on the hot path.
-CROSS_TENANT_INDEXES = {"ix_due_items_pending", "ix_deliveries_pending", "ix_deliveries_id", "ix_tenants_test_clock_id"}
+CROSS_TENANT_INDEXES = {
+    "ix_due_items_pending", "ix_deliveries_pending", "ix_deliveries_id", "ix_tenants_test_clock_id",
+    "ix_idempotency_keys_created_at",  # the retention sweep (F14)
+}
 
 
 def _distribution_column(table_name: str) -> str:
@@ -84,7 +91,7 @@ def _unrouted(statements: list[str]) -> list[str]:
         if sql.upper().startswith("INSERT"):
             if "tenant_id" not in sql and "scope" not in sql:
                 out.append(sql)
-        elif not _TENANT_NAMED.search(sql.split(" WHERE ", 1)[-1] if " WHERE " in sql else ""):
+        elif not _TENANT_NAMED.search(sql.split(" WHERE ", 1)[-1] if " WHERE " in sql else sql.partition(" ON ")[2]):
             out.append(sql)
     return out
 

@@ -89,7 +89,17 @@ def instant_text(value: Any) -> Any:
 
 
 Instant = Annotated[datetime, BeforeValidator(instant_text)]
-"""A request body's instant (the number and yes/no fields use StrictInt and StrictBool: D8)."""
+
+
+def json_integer(value: Any) -> Any:
+    """D8: a JSON integer (`10` or `10.0`, as JSON Schema's `integer` allows), never `true` or text such as `"10"`."""
+    if isinstance(value, bool | str):
+        raise ValueError("give a whole number, not text or true/false")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
+"""A request body's instant (the number and yes/no fields use JsonInt and StrictBool: D8)."""
 
 
 class Body(BaseModel):

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, Field
 
 from farebox.domain.access import Role
 from farebox.entrypoints.api.deps import FB, Caller
-from farebox.entrypoints.api.schemas import ApiKeyOut, Body
+from farebox.entrypoints.api.schemas import ApiKeyOut, Body, JsonInt
 from farebox.services import tenants as service
 
 router = APIRouter(tags=["api keys"])
@@ -41,7 +41,7 @@ class OperatorKeyIn(Body):
 
 
 class RotateIn(Body):
-    grace_seconds: StrictInt = Field(
+    grace_seconds: JsonInt = Field(
         default=0,
         ge=0,
         le=7 * 24 * 3600,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import Field, StrictInt
+from pydantic import BeforeValidator, Field
 
 from farebox.domain.billing_details import LIMITS, MAX_TAX_RATE_BP
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
-from farebox.entrypoints.api.schemas import Body
+from farebox.entrypoints.api.schemas import Body, json_integer
 from farebox.services import billing_details as service
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/billing-details", tags=["tenants"])
@@ -19,15 +20,17 @@ class BillingDetailsIn(Body):
     """Only the fields sent change; `null` or "" clears a text field. Printed on invoices issued from now on."""
 
     billing_email: str | None = Field(
-        default=None, max_length=LIMITS["billing_email"], examples=["finance@acme.example"]
+        default=None,
+        max_length=LIMITS["billing_email"],
+        examples=["finance@acme.example"],
     )
     legal_name: str | None = Field(default=None, max_length=LIMITS["legal_name"], examples=["Acme Webinars Ltd"])
     billing_address: str | None = Field(
         default=None, max_length=LIMITS["billing_address"], description="Postal address; lines separated by \\n"
     )
     tax_id: str | None = Field(default=None, max_length=LIMITS["tax_id"], examples=["GB123456789"])
-    tax_rate_bp: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_TAX_RATE_BP, description="Tax rate in basis points: 2000 = 20 %"
+    tax_rate_bp: Annotated[int, Field(ge=0, le=MAX_TAX_RATE_BP), BeforeValidator(json_integer)] | None = Field(
+        default=None, description="Tax rate in basis points: 2000 = 20 %"
     )
 
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
-from farebox.entrypoints.api.schemas import ErrorOut
+from farebox.entrypoints.api.schemas import EMAIL_PATTERN, Body, ErrorOut, json_integer
 from farebox.services import invoices as service
 from farebox.services import payments
 
@@ -138,16 +138,16 @@ class VoidIn(BaseModel):
     )
 
 
-class PaymentTermsIn(BaseModel):
-    bank_transfer_days: int | None = Field(
-        default=None, ge=0, le=365, strict=True,
+class PaymentTermsIn(Body):
+    bank_transfer_days: Annotated[int, Field(ge=0, le=365), BeforeValidator(json_integer)] | None = Field(
+        default=None,
         description="Invoice by bank transfer, due this many days after issue (never charged); null: charge the "
                     "payment method",
     )
 
 
 class EmailIn(BaseModel):
-    to: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
+    to: str = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)
 
 
 class EmailOut(BaseModel):

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field, StrictBool, StrictInt
+from pydantic import BaseModel, Field, StrictBool
 
 from farebox.domain.alerts import AlertKind
 from farebox.entrypoints.api.deps import FB, Caller
-from farebox.entrypoints.api.schemas import Body
+from farebox.entrypoints.api.schemas import Body, JsonInt
 from farebox.services import delivery, notifications, webhook_endpoints
 
 router = APIRouter(tags=["notifications"])
@@ -80,7 +80,7 @@ class EndpointIn(Body):
 
 
 class RotateIn(Body):
-    grace_hours: StrictInt = Field(default=24, ge=0, le=24 * 30)
+    grace_hours: JsonInt = Field(default=24, ge=0, le=24 * 30)
 
 
 class EndpointOut(BaseModel):

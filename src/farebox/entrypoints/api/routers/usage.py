@@ -6,10 +6,10 @@ from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
-from farebox.entrypoints.api.schemas import Body
+from farebox.entrypoints.api.schemas import Body, JsonInt
 from farebox.services import ingestion
 from farebox.services import usage as service
 
@@ -58,7 +58,7 @@ class TopOut(BaseModel):
 
 
 class SessionLimitIn(Body):
-    sessions: StrictInt = Field(gt=0, le=1_000_000_000, description="A6: a whole number greater than zero")
+    sessions: JsonInt = Field(gt=0, le=1_000_000_000, description="A6: a whole number greater than zero")
 
 
 class SessionLimitOut(BaseModel):
