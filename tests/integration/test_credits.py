@@ -334,7 +334,8 @@ def test_audit5_a_voided_invoice_gives_back_the_credit_applied_to_it_once(fb, cl
     invoices.void_invoice(fb, SYSTEM, "acme", renewal.id, reason="issued by mistake")
     assert _balance(fb) == "15.00 USD"
     with pytest.raises(DomainError):
-        invoices.void_invoice(fb, SYSTEM, "acme", renewal.id, reason="issued by mistake")  # voided already: nothing more comes back
+        # voided already: nothing more comes back
+        invoices.void_invoice(fb, SYSTEM, "acme", renewal.id, reason="issued by mistake")
     assert _balance(fb) == "15.00 USD"
     assert [e.kind for e in credits.credit_balance(fb, SYSTEM, "acme").entries][0] == "released"
     assert credits.verify(fb, SYSTEM, "acme") == []
