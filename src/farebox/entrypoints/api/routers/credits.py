@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.routers.invoices import InvoiceOut
+from farebox.entrypoints.api.schemas import Body, json_integer
 from farebox.services import credits as service
 from farebox.services import invoices
 
@@ -52,12 +53,13 @@ class CreditBalanceOut(BaseModel):
     refunds: list[CreditRefundOut]
 
 
-class RefundIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class RefundIn(Body):
 
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$",
                                  description="Default: the currency with a balance")
-    amount_minor: int | None = Field(default=None, gt=0, description="Default: the whole balance")
+    amount_minor: Annotated[int, Field(gt=0), BeforeValidator(json_integer)] | None = Field(
+        default=None, description="Default: the whole balance"
+    )
 
 
 def _refund(r: Any) -> CreditRefundOut:

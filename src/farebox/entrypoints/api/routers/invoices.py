@@ -132,9 +132,13 @@ class PaymentAttemptOut(BaseModel):
     created_at: datetime
 
 
-class VoidIn(BaseModel):
+class VoidIn(Body):
+    # at least one character that no flavour of `\s` (Python's strip, JSON Schema's ECMAScript) calls a space
     reason: str = Field(
-        min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$", description="Why the invoice is voided (audited)"
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^\x00]*[^\s\x00\x1c-\x1f\x85\ufeff][^\x00]*$",
+        description="Why the invoice is voided (audited)",
     )
 
 
