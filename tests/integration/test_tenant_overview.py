@@ -35,7 +35,7 @@ def test_the_overview_reads_a_constant_number_of_statements_whatever_the_number_
         make_tenant(fb, tenant_id=f"a{i}", catalog="agent-sessions", plan="sme")
     many, many_count = _statements(fb, lambda: tenant_overview.tenant_overview(fb, SYSTEM))
     assert len(few.rows) == 3 and len(many.rows) == 13 and overview.rows
-    assert many_count == few_count <= 5, (few_count, many_count)
+    assert many_count == few_count <= 6, (few_count, many_count)  # constant, whatever the number of tenants
 
 
 def test_rows_carry_the_current_subscription_usage_and_mrr_totals_per_currency(fb):

@@ -200,6 +200,8 @@ def _decide(
     """The answers of the newly claimed events: late ones (another period) one by one first, then the others,
     in sets (`ingestion_batch`) when the plan allows it, else one by one with the very same rules."""
     fast = current is not None and ingestion_batch.eligible(uow, tenant_id, current)
+    # members and co-hosts take host seats and need plan features (S2): such a chunk goes one by one, in order
+    fast = fast and not any(p.type == "attendee.joined" and p.role is not Role.ATTENDEE for p in new)
     answers: dict[int, dict[str, Any]] = {}
     batch: list[ingestion_batch.Item] = []
     for p in new:
@@ -239,7 +241,14 @@ def _apply(
     if p.type == "attendee.registered":
         return admission.register_in(uow, tenant_id, p.subject, p.person_id, now=at)
     if p.type == "attendee.left":
-        return admission.leave_in(uow, tenant_id, p.subject, p.person_id, now=at)
+        try:
+            return admission.leave_in(uow, tenant_id, p.subject, p.person_id, now=at)
+        except DomainError as exc:
+            if exc.code != reasons.NOT_FOUND.code:
+                raise
+            # a usage event may tell of a leave from an occurrence farebox never saw: recorded as left, as the
+            # batch path answers it (the API's `leave` answers not_found, D16)
+            return Decision(False, False, reasons.LEFT.code, reasons.LEFT.message())
     if sub is None:
         return refuse(reasons.SUBSCRIPTION_EXPIRED)
     return admission.join_in(

@@ -15,7 +15,7 @@ pool meanwhile, the pools are locked, read again and the chunk re-decided.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -228,7 +228,14 @@ def _leave(state: _State, item: Item) -> Decision:
 
 
 def _join(state: _State, sub: Subscription, item: Item) -> Decision:
-    """`services.admission.join_in` for a plan without per-occurrence limits: S6, G5, L2, G9/G10, L3."""
+    """`services.admission.join_in` for a plan without per-occurrence limits: S6, G5, L2, G9/G10, L3; `started`
+    when this very event opened the occurrence (D16)."""
+    opened_before = len(state.started)
+    decision = _join_decision(state, sub, item)
+    return replace(decision, started=True) if len(state.started) > opened_before else decision
+
+
+def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
     assert item.person_id is not None
     occ, at = state.occurrences[item.subject], item.at
     if occ["started_at"] is None:
