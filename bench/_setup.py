@@ -20,10 +20,11 @@ from sqlalchemy.engine import make_url
 
 from farebox.adapters.db.engine import make_engine, normalise_url
 from farebox.adapters.db.migrate import upgrade
+from farebox.adapters.payments.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
-from farebox.services import demo, subscriptions, tenants
+from farebox.services import demo, payments, subscriptions, tenants
 from farebox.settings import Settings
 
 START = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
@@ -59,6 +60,7 @@ def farebox(url: str) -> Farebox:
 
 def tenant(fb: Farebox, tenant_id: str, catalog: str, plan: str) -> None:
     tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id, owner_email=f"owner@{tenant_id}.test")
+    payments.add_payment_method(fb, SYSTEM, tenant_id, token=GOOD_CARD)
     subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, cause="bench")
 
 

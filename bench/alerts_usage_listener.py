@@ -16,9 +16,10 @@ from pathlib import Path
 from farebox.adapters.clock import SystemClock
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.migrate import upgrade
+from farebox.adapters.payments.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
-from farebox.services import demo, subscriptions, tenants
+from farebox.services import demo, payments, subscriptions, tenants
 from farebox.services.signals import Signal, publish
 from farebox.settings import Settings
 
@@ -31,6 +32,7 @@ def main(n: int) -> None:
         fb = Farebox(engine=engine, clock=SystemClock(), settings=Settings(database_url=url))
         demo.load_catalogs(fb)
         tenants.create_tenant(fb, SYSTEM, tenant_id="acme", name="Acme", owner_email="owner@acme.test")
+        payments.add_payment_method(fb, SYSTEM, "acme", token=GOOD_CARD)
         sub = subscriptions.subscribe(fb, SYSTEM, "acme", catalog="agent-sessions", plan="sme")
 
         def run(kind: str) -> float:

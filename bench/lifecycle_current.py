@@ -20,12 +20,13 @@ from pathlib import Path
 from farebox.adapters.db.engine import make_engine
 from farebox.adapters.db.migrate import upgrade
 from farebox.adapters.db.repos import subscriptions as repo
+from farebox.adapters.payments.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
 from farebox.domain.periods import utc
 from farebox.domain.subscriptions import admission_refusal
-from farebox.services import demo, subscriptions, tenants
+from farebox.services import demo, payments, subscriptions, tenants
 from farebox.settings import Settings
 
 
@@ -44,6 +45,7 @@ def main() -> None:
     ids = [f"t{i}" for i in range(args.tenants)]
     for tenant in ids:
         tenants.create_tenant(fb, SYSTEM, tenant_id=tenant, name=tenant, owner_email=f"o@{tenant}.test")
+        payments.add_payment_method(fb, SYSTEM, tenant, token=GOOD_CARD)
         subscriptions.subscribe(fb, SYSTEM, tenant, catalog="session-caps", plan="pro")
         subscriptions.change_plan(fb, SYSTEM, tenant, plan="pro_plus")
         subscriptions.change_plan(fb, SYSTEM, tenant, plan="pro", when="immediately")

@@ -39,12 +39,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _setup import database, farebox, pct, served  # noqa: E402
+from _setup import database, farebox, pct, served, tenant  # noqa: E402
 
 from farebox.adapters.clock import SystemClock  # noqa: E402
 from farebox.client import AsyncClient, Decision, FareboxError, RetryPolicy  # noqa: E402
-from farebox.domain.access import SYSTEM  # noqa: E402
-from farebox.services import subscriptions, tenants  # noqa: E402
 
 KEY = "bench-operator-key"
 Op = Callable[[AsyncClient], Awaitable[Decision | bool]]  # one request, through the client
@@ -167,8 +165,7 @@ def main() -> None:
         ("webinars", "session-caps", "business"),
         ("agents", "agent-sessions", "enterprise"),
     ):
-        tenants.create_tenant(fb, SYSTEM, tenant_id=tenant_id, name=tenant_id, owner_email=f"owner@{tenant_id}.test")
-        subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog, plan=plan, cause="load test")
+        tenant(fb, tenant_id, catalog, plan)
     fb.engine.dispose()
 
     rng = random.Random(args.seed)
