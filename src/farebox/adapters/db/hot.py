@@ -13,10 +13,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.sql import ClauseElement
+
+from farebox.adapters.db.types import UTCDateTime
+
+
+def _sqlite_bind(value: datetime | None) -> str | None:
+    """`UTCDateTime` then SQLite's DATETIME bind: "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC (a naive input refused)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} refused: farebox stores aware UTC only (G2)")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_result(value: str | None) -> datetime | None:
+    """SQLite's DATETIME result then `UTCDateTime`: an aware UTC datetime."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +44,7 @@ class _Compiled:
     sql: str
     order: Sequence[str] | None  # bind names in order (qmark/format styles); None: named style
     binds: dict[str, Callable[[Any], Any]]
+    fixed: dict[str, Any]  # values bound in the statement itself (a LIMIT), used when not given
     names: tuple[str, ...]  # result column names
     results: tuple[Callable[[Any], Any] | None, ...]
 
@@ -48,8 +69,16 @@ class Hot:
         columns = getattr(compiled, "_result_columns", None) or []
         names = tuple(c[0] for c in columns)
         results = tuple(c[3]._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
+        if dialect.name == "sqlite":  # the same values as SQLAlchemy's processors, from C (`fromisoformat`)
+            for name, bind in compiled.binds.items():
+                if name in binds and isinstance(bind.type, UTCDateTime):
+                    binds[name] = _sqlite_bind
+            results = tuple(
+                _sqlite_result if isinstance(c[3], UTCDateTime) else proc for c, proc in zip(columns, results, strict=True)
+            )
         order = getattr(compiled, "positiontup", None) if getattr(compiled, "positional", False) else None
-        found = _Compiled(str(compiled), tuple(order) if order is not None else None, binds, names, results)
+        fixed = {k: b.value for k, b in compiled.binds.items() if b.value is not None and not b.callable}
+        found = _Compiled(str(compiled), tuple(order) if order is not None else None, binds, fixed, names, results)
         self._cache[(dialect.name, keys)] = found
         return found
 
@@ -57,32 +86,45 @@ class Hot:
         """Run it; the driver's cursor (rows not yet fetched)."""
         c = self._compiled(conn, frozenset(params) if self._by_keys else None)
         binds = c.binds
+        if c.fixed:
+            params = {**c.fixed, **params}
         if c.order is not None:
             args: Any = tuple(binds[n](params[n]) if n in binds else params[n] for n in c.order)
         else:
             args = {n: (binds[n](v) if n in binds else v) for n, v in params.items()}
         cursor = conn.connection.cursor()
-        events = conn._has_events or conn.engine._has_events  # noqa: SLF001 - listeners see hot statements too
+        # listeners see hot statements too; with none, nothing is dispatched (the engine's own
+        # begin/commit hooks make `_has_events` true on SQLite)
+        dispatch = conn.dispatch
+        events = (conn._has_events or conn.engine._has_events) and bool(  # noqa: SLF001
+            dispatch.before_cursor_execute or dispatch.after_cursor_execute
+        )
         if events:
-            conn.dispatch.before_cursor_execute(conn, cursor, c.sql, args, None, False)
+            dispatch.before_cursor_execute(conn, cursor, c.sql, args, None, False)
         try:
             cursor.execute(c.sql, args)
         except conn.dialect.loaded_dbapi.Error as error:
             conn._handle_dbapi_exception(error, c.sql, args, cursor, None)  # noqa: SLF001 - raises, translated
             raise  # pragma: no cover - the handler always raises
         if events:
-            conn.dispatch.after_cursor_execute(conn, cursor, c.sql, args, None, False)
+            dispatch.after_cursor_execute(conn, cursor, c.sql, args, None, False)
         return cursor
 
     def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict of result column names, with SQLAlchemy's result processing."""
+        row = self.first_raw(conn, params)
+        return None if row is None else self.process(conn, row)
+
+    def first_raw(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row as the driver returned it (see `process`)."""
         cursor = self.execute(conn, params)
         try:
-            row = cursor.fetchone()
+            return cursor.fetchone()  # type: ignore[no-any-return]
         finally:
             cursor.close()
-        if row is None:
-            return None
+
+    def process(self, conn: Connection, row: tuple[Any, ...]) -> dict[str, Any]:
+        """A driver's row as a dict of result column names, with SQLAlchemy's result processing."""
         c = self._compiled(conn, None)
         cells = zip(c.names, c.results, row, strict=True)
         return {name: (proc(v) if proc is not None else v) for name, proc, v in cells}

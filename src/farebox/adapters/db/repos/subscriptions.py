@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, literal_column, select, update
 
 from farebox.adapters.catalog_files import plan_from_document
+from farebox.adapters.db.hot import Hot
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.immutable_cache import ImmutableRowCache
 from farebox.adapters.db.tables.core import plan_versions, tenants, test_clocks
@@ -141,6 +142,15 @@ _CLOCK_AND_LIVE = (
     .where(tenants.c.id == bindparam("tenant_id"))
     .limit(1)
 )
+_HOT_CLOCK_AND_LIVE = Hot(_CLOCK_AND_LIVE)
+# The answer for each row exactly as the driver returned it: a row that changes in any column
+# (status, period, settings, the test clock's time...) is another key, so nothing goes stale.
+_BY_ROW: ImmutableRowCache[tuple[datetime | None, Subscription | None]] = ImmutableRowCache(max_entries=10_000)
+
+
+def _clock_and_live(conn: Connection, raw: tuple[Any, ...]) -> tuple[datetime | None, Subscription | None]:
+    row = _HOT_CLOCK_AND_LIVE.process(conn, raw)
+    return row["_clock_now"], to_domain(conn, row) if row["id"] is not None else None
 
 
 def clock_and_current(conn: Connection, tenant_id: str) -> tuple[bool, datetime | None, Subscription | None]:
@@ -149,13 +159,18 @@ def clock_and_current(conn: Connection, tenant_id: str) -> tuple[bool, datetime 
     One statement when the tenant has a live subscription; a second one (the
     latest ended row) only when it has none, exactly as `current` does.
     """
-    row = conn.execute(_CLOCK_AND_LIVE, {"tenant_id": tenant_id}).mappings().first()
-    if row is None:
+    raw = _HOT_CLOCK_AND_LIVE.first_raw(conn, {"tenant_id": tenant_id})
+    if raw is None:
         return False, None, None
-    if row["id"] is not None:
-        return True, row["_clock_now"], to_domain(conn, row)
+    try:
+        key = tuple(repr(v) if isinstance(v, (dict, list)) else v for v in raw)
+        clock_now, live = _BY_ROW.get(conn, key, lambda: _clock_and_live(conn, raw))
+    except TypeError:  # a driver value that cannot be a key: not kept
+        clock_now, live = _clock_and_live(conn, raw)
+    if live is not None:
+        return True, clock_now, live
     ended = conn.execute(_LATEST_ENDED, {"tenant_id": tenant_id}).mappings().first()
-    return True, row["_clock_now"], to_domain(conn, ended) if ended else None
+    return True, clock_now, to_domain(conn, ended) if ended else None
 
 
 def update_subscription(conn: Connection, tenant_id: str, subscription_id: str, **values: Any) -> None:
