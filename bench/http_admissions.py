@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -50,11 +52,9 @@ async def drive(base: str, n: int, concurrency: int, make) -> float:
 
 
 def autocannon(base: str, path: str, *, connections: int, seconds: int, body: str | None, key: str) -> dict:
-    """One autocannon run; its JSON summary."""
+    """One autocannon run (the one on PATH, `npm install -g autocannon`, else through npx); its JSON summary."""
     cmd = [
-        "npx",
-        "-y",
-        "autocannon",
+        *(["autocannon"] if shutil.which("autocannon") else ["npx", "-y", "autocannon"]),
         "-j",
         "-c",
         str(connections),
@@ -69,6 +69,24 @@ def autocannon(base: str, path: str, *, connections: int, seconds: int, body: st
     return json.loads(out)
 
 
+# The load tool's own ceiling on this machine: a bare node HTTP server answering a fixed body.
+BARE_NODE = "require('http').createServer((q, r) => r.end('ok')).listen(+process.argv[1], '127.0.0.1')"
+
+
+def tool_ceiling(args: argparse.Namespace, key: str) -> dict:
+    """autocannon against a bare node server: what the tool reaches when the server costs nearly nothing."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["node", "-e", BARE_NODE, str(port)])
+    try:
+        time.sleep(1)
+        return autocannon(f"http://127.0.0.1:{port}", "/", connections=args.c, seconds=args.d, body=None, key=key)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def with_autocannon(base: str, args: argparse.Namespace, key: str) -> None:
     autocannon(base, "/healthz", connections=args.c, seconds=2, body=None, key=key)  # warm-up
     health = autocannon(base, "/healthz", connections=args.c, seconds=args.d, body=None, key=key)
@@ -76,7 +94,8 @@ def with_autocannon(base: str, args: argparse.Namespace, key: str) -> None:
         base, "/v1/tenants/bench/occurrences/o1/join", connections=args.c, seconds=args.d, key=key,
         body='{"person_id": "p-[<id>]"}',
     )
-    for name, r in (("healthz", health), ("joins", joins)):
+    ceiling = tool_ceiling(args, key)
+    for name, r in (("load tool on a bare node server", ceiling), ("healthz", health), ("joins", joins)):
         bad = r["errors"] + r["timeouts"] + r.get("non2xx", 0)
         print(f"{name}: {r['requests']['average']:.0f} req/s, p50 {r['latency']['p50']} ms, "
               f"p99 {r['latency']['p99']} ms, {r['requests']['total']} requests, {bad} errors/timeouts/non-2xx")

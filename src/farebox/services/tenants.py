@@ -347,6 +347,17 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
 
     A valid key is remembered for at most AUTH_CACHE_SECONDS per process: a revocation holds at once in
     the process that made it and within that time on every other (F9)."""
+    known = authenticate_known(fb, raw_key)
+    return _authenticate_stored(fb, raw_key or "") if known is UNKNOWN else known
+
+
+UNKNOWN: Any = object()  # `authenticate_known`: the key must be read from the database
+
+
+def authenticate_known(fb: Farebox, raw_key: str | None) -> Principal | None | Any:
+    """`authenticate` when it needs no database read (the operator key, a malformed key, a key
+    remembered within AUTH_CACHE_SECONDS), else `UNKNOWN`: the API answers these without a
+    worker thread."""
     if not raw_key:
         return None
     configured = fb.settings.operator_key
@@ -365,6 +376,13 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
             return hit[1]
         cache.pop(digest, None)
         return None
+    return UNKNOWN
+
+
+def _authenticate_stored(fb: Farebox, raw_key: str) -> Principal | None:
+    key_id, _, secret = raw_key.partition(".")
+    cache = _auth_cache.setdefault(fb.engine, {})
+    digest = _hash(raw_key)
     with fb.uow(readonly=True) as uow:
         key = repo.get_api_key(uow.conn, key_id)
     if key is None or key["revoked_at"] is not None:

@@ -66,18 +66,21 @@ class Hot:
         kw: dict[str, Any] = {"column_keys": sorted(keys)} if keys is not None else {}
         compiled = self._statement.compile(dialect=dialect, **kw)
         binds = dict(getattr(compiled, "_bind_processors"))  # noqa: B009 - SQLAlchemy's own processors
+        params: dict[str, Any] = getattr(compiled, "binds")  # noqa: B009 - the statement's bind parameters
         columns = getattr(compiled, "_result_columns", None) or []
         names = tuple(c[0] for c in columns)
         results = tuple(c[3]._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
         if dialect.name == "sqlite":  # the same values as SQLAlchemy's processors, from C (`fromisoformat`)
-            for name, bind in compiled.binds.items():
+            for name, bind in params.items():
                 if name in binds and isinstance(bind.type, UTCDateTime):
                     binds[name] = _sqlite_bind
+            kinds = (c[3] for c in columns)
             results = tuple(
-                _sqlite_result if isinstance(c[3], UTCDateTime) else proc for c, proc in zip(columns, results, strict=True)
+                _sqlite_result if isinstance(kind, UTCDateTime) else proc
+                for kind, proc in zip(kinds, results, strict=True)
             )
         order = getattr(compiled, "positiontup", None) if getattr(compiled, "positional", False) else None
-        fixed = {k: b.value for k, b in compiled.binds.items() if b.value is not None and not b.callable}
+        fixed = {k: b.value for k, b in params.items() if b.value is not None and not b.callable}
         found = _Compiled(str(compiled), tuple(order) if order is not None else None, binds, fixed, names, results)
         self._cache[(dialect.name, keys)] = found
         return found
@@ -119,7 +122,8 @@ class Hot:
         """The first row as the driver returned it (see `process`)."""
         cursor = self.execute(conn, params)
         try:
-            return cursor.fetchone()  # type: ignore[no-any-return]
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
         finally:
             cursor.close()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -17,20 +15,6 @@ if TYPE_CHECKING:
     from farebox.ports import Ports
 
 _ambient: ContextVar[UnitOfWork | None] = ContextVar("farebox_ambient_uow", default=None)
-_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
-_writers_guard = threading.Lock()
-
-
-def _writer_lock(engine: Engine) -> threading.RLock | None:
-    """SQLite has one writer: the threads of a process queue for it here, woken as soon as it is
-    free, instead of in SQLite's busy handler, which sleeps and polls (up to 100 ms a try)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    lock = _writers.get(engine)
-    if lock is None:
-        with _writers_guard:
-            lock = _writers.setdefault(engine, threading.RLock())
-    return lock
 
 
 class UnitOfWork:
@@ -59,7 +43,6 @@ class UnitOfWork:
         self._conn: Connection | None = None
         self._outer: UnitOfWork | None = None
         self._token: Token[UnitOfWork | None] | None = None
-        self._lock: threading.RLock | None = None
         self._after_commit: list[Callable[[], None]] = []
 
     @property
@@ -98,19 +81,15 @@ class UnitOfWork:
         if outer is not None and outer._engine is self._engine:
             self._outer = outer
             return self
-        lock = None if self._readonly else _writer_lock(self._engine)
-        if lock is not None:
-            lock.acquire()
+        conn = self._engine.connect()
         try:
-            conn = self._engine.connect()
             if self._readonly:
                 conn = conn.execution_options(farebox_readonly=True)
             conn.begin()
         except BaseException:
-            if lock is not None:
-                lock.release()
+            conn.close()
             raise
-        self._conn, self._lock = conn, lock
+        self._conn = conn
         return self
 
     def ambient(self) -> UnitOfWork:
@@ -127,11 +106,7 @@ class UnitOfWork:
 
     def commit(self) -> None:
         if self._outer is None:
-            self.conn.commit()
-            if self._after_commit and self._lock is not None:
-                # the hooks call the network (payment provider): this process's other writers go on meanwhile
-                lock, self._lock = self._lock, None
-                lock.release()
+            self.conn.commit()  # on SQLite this ends the writer's turn (`engine.py`): hooks run without it
             self._run_after_commit()
 
     def rollback(self) -> None:
@@ -160,7 +135,6 @@ class UnitOfWork:
             _ambient.reset(self._token)
             self._token = None
         conn, self._conn = self._conn, None
-        lock, self._lock = self._lock, None
         self._after_commit.clear()
         if conn is None:
             return
@@ -168,8 +142,4 @@ class UnitOfWork:
             if conn.in_transaction():
                 conn.rollback()
         finally:
-            try:
-                conn.close()
-            finally:
-                if lock is not None:
-                    lock.release()
+            conn.close()

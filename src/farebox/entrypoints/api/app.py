@@ -31,8 +31,11 @@ from farebox.entrypoints.api.routers import (
 from farebox.entrypoints.api.schemas import ErrorOut, state_no_nul
 from farebox.entrypoints.portal import routes as portal
 
+# Routes are matched in this order, one router after another: the admission hot path comes
+# right after /healthz, so a decision is not matched against every other route first.
 ROUTERS = (
     health.router,
+    admission.router,
     catalogs.router,
     tenants.router,
     api_keys.router,
@@ -45,7 +48,6 @@ ROUTERS = (
     invoices.router,
     invoices.webhooks,
     credits.router,
-    admission.router,
     entitlements.router,
     usage.router,
 )

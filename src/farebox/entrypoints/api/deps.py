@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from farebox.adapters.db.repos import idempotency as idem_repo
 from farebox.bootstrap import Farebox
@@ -22,11 +23,15 @@ from farebox.entrypoints.api.errors import refusal_response, status_for
 from farebox.services import tenants
 
 
-def get_fb(request: Request) -> Farebox:
-    return request.app.state.fb
+# The dependencies are `async`: FastAPI runs a plain `def` one on a worker thread, and a
+# request would wait for a thread three times before its handler's turn.  Only a key that
+# must be read from the database goes to a thread.
+async def get_fb(request: Request) -> Farebox:
+    fb: Farebox = request.app.state.fb
+    return fb
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     authorization: Annotated[str | None, Header(description="`Bearer <API key>`")] = None,
     x_api_key: Annotated[str | None, Header(description="The API key (alternative to Authorization)")] = None,
@@ -34,7 +39,10 @@ def get_principal(
     raw = x_api_key
     if authorization and authorization.lower().startswith("bearer "):
         raw = authorization[7:].strip()
-    principal = tenants.authenticate(request.app.state.fb, raw)
+    fb = request.app.state.fb
+    principal = tenants.authenticate_known(fb, raw)
+    if principal is tenants.UNKNOWN:
+        principal = await run_in_threadpool(tenants.authenticate, fb, raw)
     if principal is None:
         raise DomainError(reasons.UNAUTHORIZED)
     return principal
@@ -52,7 +60,7 @@ class RequestKey:
     tenant_id: str
 
 
-def idempotency_key(
+async def idempotency_key(
     request: Request,
     value: Annotated[
         str | None,

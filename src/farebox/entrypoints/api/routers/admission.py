@@ -6,14 +6,17 @@ refusal of entry is an answer, not an error (docs/admission.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from farebox.bootstrap import Farebox
+from farebox.domain.access import Principal
 from farebox.domain.admission import Decision
-from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
+from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, RequestKey, idempotent
 from farebox.entrypoints.api.schemas import Body
 from farebox.services import admission as service
 
@@ -55,18 +58,38 @@ class MessageIn(Body):
     sender: Literal["customer", "agent"] = Field(alias="from", description="Who wrote the message (A2)")
 
 
-def _out(decision: Decision) -> dict:
-    return decision.as_dict()
+def _answer(fb: Farebox, caller: Principal, key: RequestKey | None, request: dict[str, Any], decide: Any) -> Any:
+    """Every admission handler: the decision, once per idempotency key (G4), as `DecisionOut`."""
+    return idempotent(fb, caller, key, request, lambda: decide().as_dict())
 
 
-@router.post(
-    "/occurrences/{occurrence_id}/start",
-    response_model=DecisionOut,
-    summary="Open an occurrence; the answer carries its deadline (S6)",
-)
-def start(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "start", "tenant": tenant_id, "occurrence": occurrence_id},
-                      lambda: _out(service.start_occurrence(fb, caller, tenant_id, occurrence_id)))
+def _occurrence_route(op: str, summary: str, decide: Callable[..., Decision]) -> None:
+    """`start` and `end` (no body)."""
+
+    def handler(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
+        return _answer(fb, caller, key, {"op": op, "tenant": tenant_id, "occurrence": occurrence_id},
+                       lambda: decide(fb, caller, tenant_id, occurrence_id))
+
+    handler.__name__ = op
+    router.post(f"/occurrences/{{occurrence_id}}/{op}", response_model=DecisionOut, summary=summary)(handler)
+
+
+def _person_route(op: str, summary: str, decide: Callable[..., Decision]) -> None:
+    """`leave` and `register` (a person in the body)."""
+
+    def handler(
+        tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None
+    ):
+        return _answer(
+            fb, caller, key, {"op": op, "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+            lambda: decide(fb, caller, tenant_id, occurrence_id, body.person_id),
+        )
+
+    handler.__name__ = op
+    router.post(f"/occurrences/{{occurrence_id}}/{op}", response_model=DecisionOut, summary=summary)(handler)
+
+
+_occurrence_route("start", "Open an occurrence; the answer carries its deadline (S6)", service.start_occurrence)
 
 
 @router.post(
@@ -75,57 +98,15 @@ def start(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, k
     summary="May this person enter? Counted once per occurrence (S4, L1, L2)",
 )
 def join(tenant_id: str, occurrence_id: OccurrenceId, body: JoinIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(
-        fb,
-        caller,
-        key,
-        {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-        lambda: _out(
-            service.join(fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role)
-        ),
+    return _answer(
+        fb, caller, key, {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+        lambda: service.join(fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role),
     )
 
 
-@router.post(
-    "/occurrences/{occurrence_id}/leave",
-    response_model=DecisionOut,
-    summary="A person leaves the room or the waiting room",
-)
-def leave(
-    tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None
-):
-    return idempotent(
-        fb,
-        caller,
-        key,
-        {"op": "leave", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-        lambda: _out(service.leave(fb, caller, tenant_id, occurrence_id, body.person_id)),
-    )
-
-
-@router.post(
-    "/occurrences/{occurrence_id}/register",
-    response_model=DecisionOut,
-    summary="A registration: always accepted, never counted (G5)",
-)
-def register(
-    tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None
-):
-    return idempotent(
-        fb,
-        caller,
-        key,
-        {"op": "register", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-        lambda: _out(service.register(fb, caller, tenant_id, occurrence_id, body.person_id)),
-    )
-
-
-@router.post(
-    "/occurrences/{occurrence_id}/end", response_model=DecisionOut, summary="End an occurrence: everyone is removed"
-)
-def end(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return idempotent(fb, caller, key, {"op": "end", "tenant": tenant_id, "occurrence": occurrence_id},
-                      lambda: _out(service.end_occurrence(fb, caller, tenant_id, occurrence_id)))
+_person_route("leave", "A person leaves the room or the waiting room", service.leave)
+_person_route("register", "A registration: always accepted, never counted (G5)", service.register)
+_occurrence_route("end", "End an occurrence: everyone is removed", service.end_occurrence)
 
 
 @router.post(
@@ -136,10 +117,7 @@ def end(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key
 def message(
     tenant_id: str, conversation_id: ConversationId, body: MessageIn, fb: FB, caller: Caller, key: IdempotencyKey = None
 ):
-    return idempotent(
-        fb,
-        caller,
-        key,
-        {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
-        lambda: _out(service.message(fb, caller, tenant_id, conversation_id, sender=body.sender)),
+    return _answer(
+        fb, caller, key, {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
+        lambda: service.message(fb, caller, tenant_id, conversation_id, sender=body.sender),
     )
