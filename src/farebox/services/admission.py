@@ -328,17 +328,27 @@ def _join_open(
     request = Join(person_id, mode, role)
     decision, effects = decide_join(snapshot, request)
     pool_warnings: list[Warning] = []
+    written = False
     if effects.take:
         assert sub is not None
-        refused, _, pool_warnings = consume_pools(
-            uow, tenant_id, sub, meters, set(effects.take), now=now, subject=f"occurrence:{occ['id']}",
-            person_id=person_id, actor=actor, cause=cause or f"join {occ['id']} {person_id} {mode.value} by {actor}",
-            session_limit=session_limit,
+        subject = f"occurrence:{occ['id']}"
+        why = cause or f"join {occ['id']} {person_id} {mode.value} by {actor}"
+        taken = _take_and_write(
+            uow, tenant_id, sub, meters, snapshot, occ["id"], person_id, person, effects,
+            now=now, subject=subject, actor=actor, cause=why,
         )
-        if refused is not None:
-            decision, effects = decide_join(with_pool_exhausted(snapshot, refused), request)
-            assert not effects.take, "a pool the guard refused is never taken"
-    _write(conn, tenant_id, occ["id"], person_id, person, effects)
+        if taken is not None:
+            pool_warnings, written = list(taken), True
+        else:
+            refused, _, pool_warnings = consume_pools(
+                uow, tenant_id, sub, meters, set(effects.take), now=now, subject=subject, person_id=person_id,
+                actor=actor, cause=why, session_limit=session_limit,
+            )
+            if refused is not None:
+                decision, effects = decide_join(with_pool_exhausted(snapshot, refused), request)
+                assert not effects.take, "a pool the guard refused is never taken"
+    if not written:
+        _write(conn, tenant_id, occ["id"], person_id, person, effects)
     for meter, limit, count in effects.over:
         _went_over(uow, tenant_id, occ, meter, limit, count, now, actor)
     if pool_warnings:
@@ -540,7 +550,6 @@ def consume_pools(
             return key, rule.reason, []
         done.append((key, rule, after, meter, trial_bound))
     for key, rule, after, meter, trial_bound in done:
-        capped = meter.scope is Scope.PERIOD
         repo.record(
             conn,
             tenant_id=tenant_id,
@@ -552,18 +561,59 @@ def consume_pools(
             at=now,
             cause=cause[:1000],
         )
-        if capped:
-            # `limit`: what alerts measure against (the tenant's own session limit, A6);
-            # `trial`: the trial's bound is in force (A3 has its own reminders).
-            data = {
-                "meter": key, "before": after - 1, "after": after, "included": rule.included, "limit": rule.warn_at,
-                "trial": trial_bound is not None, "period_start": start, "period_end": end,
-            }
-            signals.publish(uow, Signal("usage.recorded", tenant_id, now, actor, sub.id, data))
-        if trial_bound is not None and after >= trial_bound:
-            _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
-        warnings += session_warnings(after, rule, meter.kind)
+        warnings += _counted(uow, tenant_id, sub, key, rule, after, meter, trial_bound, now=now, actor=actor)
     return None, None, warnings
+
+
+def _counted(
+    uow: UnitOfWork, tenant_id: str, sub: Subscription, key: str, rule: Any, after: int, meter: Meter,
+    trial_bound: int | None, *, now: datetime, actor: str,
+) -> tuple[Warning, ...]:
+    """A unit taken and written to the ledger: announced (alerts, trial usage) and its A6 warnings."""
+    if meter.scope is Scope.PERIOD:
+        # `limit`: what alerts measure against (the tenant's own session limit, A6);
+        # `trial`: the trial's bound is in force (A3 has its own reminders).
+        data = {
+            "meter": key, "before": after - 1, "after": after, "included": rule.included, "limit": rule.warn_at,
+            "trial": trial_bound is not None, "period_start": sub.period.start, "period_end": sub.period.end,
+        }
+        signals.publish(uow, Signal("usage.recorded", tenant_id, now, actor, sub.id, data))
+    if trial_bound is not None and after >= trial_bound:
+        _trial_exhausted(uow, tenant_id, sub, key, trial_bound, now, actor)
+    return session_warnings(after, rule, meter.kind)
+
+
+def _take_and_write(
+    uow: UnitOfWork, tenant_id: str, sub: Subscription, meters: dict[str, Meter], snapshot: Snapshot,
+    occurrence_id: str, person_id: str, row: dict[str, Any] | None, effects: Effects,
+    *, now: datetime, subject: str, actor: str, cause: str,
+) -> tuple[Warning, ...] | None:
+    """PostgreSQL, a join taking from one pool outside a trial's bound: the guarded take, the ledger
+    row, the person and the occurrence in one round trip (`repos.metering.take_and_write`).  Its
+    warnings; None when it does not apply or its guard took nothing (nothing was written: the
+    caller goes the general way, which re-reads a cached figure and re-decides a refusal)."""
+    if uow.dialect != "postgresql" or len(effects.take) != 1 or not effects.person:
+        return None
+    key = effects.take[0]
+    if _trial_bound(sub, key) is not None:
+        return None
+    pool = next(p for p in snapshot.pools if p.meter == key)
+    carried_in, _ = repo.carried_in(
+        uow.conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=sub.period.start,
+        period_end_at=sub.period.end,
+    )
+    record = {
+        "tenant_id": tenant_id, "subscription_id": sub.id, "meter": key, "period_start_at": sub.period.start,
+        "subject": subject, "person_id": person_id, "at": now, "cause": cause[:1000],
+    }
+    after = repo.take_and_write(
+        uow.conn, tenant_id=tenant_id, subscription_id=sub.id, meter=key, period_start_at=sub.period.start,
+        cap=pool.rule.cap, carried_in=carried_in, occurrence_id=occurrence_id, person_id=person_id,
+        person_exists=row is not None, person=effects.person, room=effects.room, record=record,
+    )
+    if after is None:
+        return None
+    return _counted(uow, tenant_id, sub, key, pool.rule, after, meters[key], None, now=now, actor=actor)
 
 
 def _trial_bound(sub: Subscription, key: str) -> int | None:

@@ -328,6 +328,93 @@ def consume(
     return None if row is None else row[0]
 
 
+# PostgreSQL: a counted join's writes in one statement (one round trip).  The guarded update of
+# the pool is a data-modifying CTE; the ledger row, the person and the occurrence are written
+# only from its RETURNING row, so a guard that refuses writes nothing and returns no row.
+_TAKE_AND_WRITE: dict[tuple[bool, bool, tuple[str, ...], tuple[str, ...]], Hot] = {}
+_RECORD_COLUMNS = (
+    "tenant_id", "id", "subscription_id", "meter", "period_start_at", "subject", "person_id", "units", "at", "cause",
+)
+
+
+def _take_and_write(capped: bool, person_exists: bool, person: tuple[str, ...], room: tuple[str, ...]) -> Hot:
+    shape = (capped, person_exists, person, room)
+    found = _TAKE_AND_WRITE.get(shape)
+    if found is not None:
+        return found
+    guard = [_COUNTER_WHERE, _CARRIED]
+    if capped:
+        guard.append(_c.used + bindparam("_units") <= bindparam("_cap"))
+    taken = update(usage_counters).where(*guard).values(used=_c.used + bindparam("_units")).returning(_c.used)
+    taken_cte = taken.cte("taken")
+    if_taken = select(taken_cte.c.used).exists()
+
+    def binds(table: Any, prefix: str, keys: tuple[str, ...]) -> list[Any]:
+        return [bindparam(f"{prefix}{k}", type_=table.c[k].type) for k in keys]
+
+    recorded = insert(usage_records).from_select(
+        list(_RECORD_COLUMNS), select(*binds(usage_records, "r_", _RECORD_COLUMNS)).select_from(taken_cte)
+    )
+    person_where = (
+        _p.tenant_id == bindparam("_t"), _p.occurrence_id == bindparam("_id"), _p.person_id == bindparam("_p")
+    )
+    person_cte: Any
+    if person_exists:
+        person_cte = (
+            update(occurrence_people).where(*person_where, if_taken)
+            .values({k: b for k, b in zip(person, binds(occurrence_people, "p_", person), strict=True)})
+        )
+    else:
+        columns = ("tenant_id", "occurrence_id", "person_id", *person)
+        keys = [bindparam(k, type_=String) for k in ("_t", "_id", "_p")]
+        values = [*keys, *binds(occurrence_people, "p_", person)]
+        person_cte = insert(occurrence_people).from_select(list(columns), select(*values).select_from(taken_cte))
+    ctes = [recorded.cte("recorded"), person_cte.cte("person")]
+    if room:
+        room_update = (
+            update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"), if_taken)
+            .values({k: b for k, b in zip(room, binds(occurrences, "o_", room), strict=True)})
+        )
+        ctes.append(room_update.cte("room"))
+    found = _TAKE_AND_WRITE[shape] = Hot(select(taken_cte.c.used).add_cte(*ctes))
+    return found
+
+
+def take_and_write(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    meter: str,
+    period_start_at: datetime,
+    cap: int | None,
+    carried_in: int,
+    occurrence_id: str,
+    person_id: str,
+    person_exists: bool,
+    person: dict[str, Any],
+    room: dict[str, Any],
+    record: dict[str, Any],
+) -> int | None:
+    """PostgreSQL: `consume` one unit (guarded as there), and only if it was taken its ledger row
+    (`record`), the person (`put_person`) and the occurrence (`update_occurrence`), in one
+    statement.  The new total, or None when nothing was taken (and nothing written)."""
+    if not person_exists:
+        person = {"present": False, "host": False, **person}
+    statement = _take_and_write(cap is not None, person_exists, tuple(sorted(person)), tuple(sorted(room)))
+    params: dict[str, Any] = {
+        "_t": tenant_id, "_s": subscription_id, "_m": meter, "_start": period_start_at, "_units": 1,
+        "_carried": carried_in, "_id": occurrence_id, "_p": person_id,
+        **{f"r_{k}": v for k, v in {"id": new_id("use"), "units": 1, **record}.items()},
+        **{f"p_{k}": v for k, v in person.items()},
+        **{f"o_{k}": v for k, v in room.items()},
+    }
+    if cap is not None:
+        params["_cap"] = cap
+    found = statement.first(conn, params)
+    return None if found is None else int(found["used"])
+
+
 def mark_trial_exhausted(
     conn: Connection, *, tenant_id: str, subscription_id: str, meter: str, period_start_at: datetime, now: datetime
 ) -> bool:
