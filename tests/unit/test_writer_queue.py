@@ -1,0 +1,77 @@
+"""SQLite's write turn within a process (F2): one holder at a time, handed over first come first served,
+re-entrant per thread, and given up after a timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from farebox.adapters.db.writer_queue import WriterQueue
+
+
+def _wait_until(predicate, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_one_holder_at_a_time_among_many_threads():
+    queue, inside, most, done = WriterQueue(), [0], [0], [0]
+
+    def work() -> None:
+        me = threading.get_ident()
+        for _ in range(200):
+            assert queue.acquire(10)
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0)
+            inside[0] -= 1
+            done[0] += 1
+            queue.release(me)
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert most[0] == 1 and done[0] == 16 * 200
+
+
+def test_the_turn_goes_to_the_waiters_in_the_order_they_asked_and_is_re_entrant():
+    queue, order = WriterQueue(), []
+    me = threading.get_ident()
+    assert queue.acquire(1) and queue.acquire(1)  # re-entrant: two releases needed
+
+    def wait(name: str) -> None:
+        assert queue.acquire(10)
+        order.append(name)
+        queue.release(threading.get_ident())
+
+    threads = []
+    for name in ("a", "b", "c"):
+        threads.append(threading.Thread(target=wait, args=(name,)))
+        threads[-1].start()
+        _wait_until(lambda n=len(threads): len(queue._waiting) == n)
+    queue.release(me)
+    time.sleep(0.02)
+    assert order == []  # still held once
+    queue.release(me)
+    for t in threads:
+        t.join(10)
+    assert order == ["a", "b", "c"]
+
+
+def test_a_waiter_gives_up_after_its_timeout_and_leaves_the_queue():
+    queue = WriterQueue()
+    assert queue.acquire(1)
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(queue.acquire(0.05)))
+    t.start()
+    t.join(5)
+    assert result == [False] and not queue._waiting
+    queue.release(threading.get_ident())
+    t = threading.Thread(target=lambda: result.append(queue.acquire(0.05)))
+    t.start()
+    t.join(5)
+    assert result == [False, True]
