@@ -52,7 +52,8 @@ def test_the_turn_goes_to_the_waiters_in_the_order_they_asked_and_is_re_entrant(
     for name in ("a", "b", "c"):
         threads.append(threading.Thread(target=wait, args=(name,)))
         threads[-1].start()
-        _wait_until(lambda n=len(threads): len(queue._waiting) == n)
+        waiting = len(threads)
+        _wait_until(lambda: len(queue._waiting) == waiting)  # noqa: B023 - called within this iteration
     queue.release(me)
     time.sleep(0.02)
     assert order == []  # still held once
