@@ -89,6 +89,7 @@ _HOT_PERSON_UPDATE = Hot(_PERSON_UPDATE, by_keys=True)
 _HOT_PERSON_INSERT = Hot(_PERSON_INSERT, by_keys=True)
 _HOT_RECORD = Hot(_RECORD, by_keys=True)
 _HOT_CONSUME_CAPPED = Hot(_CONSUME_CAPPED)
+_HOT_CONSUME_CHECKED = Hot(_CONSUME_CHECKED)
 _SETTINGS_GET = select(metering_settings).where(metering_settings.c.tenant_id == bindparam("_t"))
 _CONV_LOCK = select(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id")).with_for_update()
 _CONV_UPDATE = update(conversations).where(_v.tenant_id == bindparam("_t"), _v.id == bindparam("_id"))
@@ -324,7 +325,10 @@ def consume(
         assert carried_in is not None, "a capped consume states the carried figure its cap came from"
         found = _HOT_CONSUME_CAPPED.first(conn, {**params, "_cap": cap})
         return None if found is None else int(found["used"])
-    row = conn.execute(_CONSUME if carried_in is None else _CONSUME_CHECKED, params).first()
+    if carried_in is not None:  # an uncapped pool (overage) on the hot path
+        found = _HOT_CONSUME_CHECKED.first(conn, params)
+        return None if found is None else int(found["used"])
+    row = conn.execute(_CONSUME, params).first()
     return None if row is None else row[0]
 
 
