@@ -59,6 +59,31 @@ def test_the_folded_read_answers_exactly_what_now_for_and_current_answer(fb, clo
         assert subs_repo.clock_and_current(uow.conn, "clocked")[1] == T0
 
 
+def test_a_joins_first_read_answers_what_the_clock_subscription_occurrence_and_person_reads_answer(fb, clock):
+    """G2, G10, L2: the join's one first statement (two on PostgreSQL) against the separate reads, for a
+    tenant with and without a test clock, an unknown tenant, an occurrence that exists or not, a person
+    counted in it or not."""
+    make_tenant(fb, tenant_id="live", catalog="attendee-credits", plan="pro")
+    _on_clock(fb, "clocked", catalog="attendee-credits", plan="free")
+    for tenant_id in ("live", "clocked"):
+        assert admission.join(fb, SYSTEM, tenant_id, "o1", "seen").counted
+    with fb.uow() as uow:
+        for tenant_id in ("live", "clocked", "nobody"):
+            for occurrence_id, person_id in (("o1", "seen"), ("o1", "new"), ("o2", "seen")):
+                expected = (
+                    *subs_repo.clock_and_current(uow.conn, tenant_id),
+                    *metering_repo.lock_occurrence_and_person(uow.conn, tenant_id, occurrence_id, person_id),
+                )
+                if not expected[0]:
+                    expected = (False, None, None, None, None)
+                found = metering_repo.clock_current_occurrence_and_person(
+                    uow.conn, tenant_id, occurrence_id, person_id
+                )
+                assert found == expected, (tenant_id, occurrence_id, person_id)
+        found = metering_repo.clock_current_occurrence_and_person(uow.conn, "clocked", "o1", "seen")
+        assert found[1] == T0 and found[3]["counted"] == 1 and found[4]["counted_at"] is not None
+
+
 def _clock_of(fb, tenant_id: str) -> str:
     with fb.uow(readonly=True) as uow:
         from farebox.adapters.db.repos import tenants as tenants_repo

@@ -50,7 +50,7 @@ from farebox.domain.metering import pool_rule, session_warnings
 from farebox.domain.reasons import DomainError
 from farebox.domain.subscriptions import Status, Subscription, admission_refusal
 from farebox.services import due, signals
-from farebox.services.clocks import now_and_current, now_for
+from farebox.services.clocks import now_and_current, now_for, tenant_time
 from farebox.services.signals import Signal
 
 ENDING_SOON = "occurrence_ending_soon"
@@ -93,23 +93,20 @@ def join(
     """A person enters an occurrence: counted once per occurrence (L2), members never (G5), within the plan's caps and
     pool."""
     m, r = _enum(Mode, mode, "mode"), _enum(Role, role, "role")
-    return _run(
-        fb,
-        actor,
-        tenant_id,
-        lambda uow, now, sub: join_in(
-            uow,
-            tenant_id,
-            _id(occurrence_id),
-            _person(person_id),
-            mode=m,
-            role=r,
-            now=now,
-            actor=actor.label(),
-            sub=sub,
-        ),
-        subscription=True,
-    )
+    require_tenant_access(actor, tenant_id)
+    with fb.uow() as uow:
+        # The decision's first statement: the tenant's time, its subscription, the occurrence (locked) and
+        # on SQLite the person too (`repos.metering.clock_current_occurrence_and_person`).
+        exists, test_now, sub, occ, person = repo.clock_current_occurrence_and_person(
+            uow.conn, tenant_id, occurrence_id, person_id
+        )
+        now = tenant_time(fb.clock, exists, test_now)
+        decision = join_in(
+            uow, tenant_id, _id(occurrence_id), _person(person_id), mode=m, role=r, now=now, actor=actor.label(),
+            sub=sub, read=(occ, person),
+        )
+        uow.commit()
+    return decision
 
 
 def leave(fb: Farebox, actor: Principal, tenant_id: str, occurrence_id: str, person_id: str) -> Decision:
@@ -272,7 +269,9 @@ def join_in(
     actor: str = "system",
     cause: str | None = None,
     sub: Any = UNREAD,
+    read: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None,
 ) -> Decision:
+    """`read`: the occurrence (locked) and the person, when the caller read them in this transaction."""
     conn = uow.conn
     if role is not Role.ATTENDEE:
         sub = _current(uow, tenant_id, sub)
@@ -281,7 +280,9 @@ def join_in(
         if early is not None:
             return refuse(early[0], **early[1])
     # The person is read with the occurrence, once its lock is held (PostgreSQL).
-    occ, person = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
+    if read is None:
+        read = repo.lock_occurrence_and_person(conn, tenant_id, occurrence_id, person_id)
+    occ, person = read
     started = False
     if occ is None or occ["started_at"] is None:
         sub = _current(uow, tenant_id, sub)

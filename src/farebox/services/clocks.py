@@ -25,7 +25,7 @@ from farebox.services.due import Processed
 
 def now_for(uow: UnitOfWork, clock: Clock, tenant_id: str) -> datetime:
     """The time a tenant lives in: its test clock's, or the real clock's."""
-    return _tenant_now(clock, *repo.tenant_clock_time(uow.conn, tenant_id))
+    return tenant_time(clock, *repo.tenant_clock_time(uow.conn, tenant_id))
 
 
 def tenant_now(fb: Farebox, actor: Principal, tenant_id: str) -> datetime:
@@ -38,10 +38,10 @@ def tenant_now(fb: Farebox, actor: Principal, tenant_id: str) -> datetime:
 def now_and_current(uow: UnitOfWork, clock: Clock, tenant_id: str) -> tuple[datetime, Subscription | None]:
     """`now_for` and the tenant's current subscription (`repos.subscriptions.current`), read in one statement."""
     exists, test_now, sub = subscriptions_repo.clock_and_current(uow.conn, tenant_id)
-    return _tenant_now(clock, exists, test_now), sub
+    return tenant_time(clock, exists, test_now), sub
 
 
-def _tenant_now(clock: Clock, exists: bool, test_now: datetime | None) -> datetime:
+def tenant_time(clock: Clock, exists: bool, test_now: datetime | None) -> datetime:
     if not exists:
         raise DomainError(reasons.NOT_FOUND, what="Tenant")
     return test_now if test_now is not None else clock.now()

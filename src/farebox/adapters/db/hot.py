@@ -127,10 +127,11 @@ class Hot:
         finally:
             cursor.close()
 
-    def process(self, conn: Connection, row: tuple[Any, ...]) -> dict[str, Any]:
-        """A driver's row as a dict of result column names, with SQLAlchemy's result processing."""
+    def process(self, conn: Connection, row: tuple[Any, ...], start: int = 0) -> dict[str, Any]:
+        """A driver's row (its cells from column `start` on) as a dict of result column names, with
+        SQLAlchemy's result processing."""
         c = self._compiled(conn, None)
-        cells = zip(c.names, c.results, row, strict=True)
+        cells = zip(c.names[start:], c.results[start:], row, strict=True)
         return {name: (proc(v) if proc is not None else v) for name, proc, v in cells}
 
     def run(self, conn: Connection, params: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -19,7 +19,8 @@ from farebox.adapters.catalog_files import plan_meters
 from farebox.adapters.db.hot import Hot
 from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.immutable_cache import ImmutableRowCache
-from farebox.adapters.db.tables.core import plan_versions
+from farebox.adapters.db.repos import subscriptions as subs_repo
+from farebox.adapters.db.tables.core import plan_versions, tenants
 from farebox.adapters.db.tables.metering import (
     conversations,
     metering_settings,
@@ -31,6 +32,7 @@ from farebox.adapters.db.tables.metering import (
 )
 from farebox.adapters.db.types import UTCDateTime
 from farebox.domain.catalog import Meter
+from farebox.domain.subscriptions import Subscription
 
 _METERS: ImmutableRowCache[dict[str, Meter]] = ImmutableRowCache()
 _CARRIED_IN: ImmutableRowCache[int] = ImmutableRowCache()
@@ -140,6 +142,58 @@ def lock_occurrence_and_person(
     occ = {c.name: row[c.name] for c in occurrences.c}
     person = {c.name: row[f"_p_{c.name}"] for c in occurrence_people.c} if row["_p_person_id"] is not None else None
     return occ, person
+
+
+# A join's first statement: `subscriptions.clock_and_current`'s columns, then the occurrence
+# (and on SQLite the person).  On PostgreSQL the occurrence is locked in a CTE (`FOR UPDATE`
+# cannot reach the nullable side of an outer join) and the person is read once the lock is held.
+_OCC_AS = [c.label(f"_o_{c.name}") for c in occurrences.c]
+_FIRST_READ_SQLITE = (
+    select(*subs_repo.clock_and_live_columns(), *_OCC_AS, *(c.label(f"_p_{c.name}") for c in occurrence_people.c))
+    .select_from(
+        subs_repo.clock_and_live_from()
+        .outerjoin(occurrences, and_(_o.tenant_id == tenants.c.id, _o.id == bindparam("_id")))
+        .outerjoin(
+            occurrence_people,
+            and_(_p.tenant_id == _o.tenant_id, _p.occurrence_id == _o.id, _p.person_id == bindparam("_p")),
+        )
+    )
+    .where(tenants.c.id == bindparam("tenant_id"))
+    .limit(1)
+)
+_LOCKED = (
+    select(occurrences).where(_o.tenant_id == bindparam("tenant_id"), _o.id == bindparam("_id")).with_for_update()
+).cte("locked")
+_FIRST_READ_LOCKED = (
+    select(*subs_repo.clock_and_live_columns(), *(c.label(f"_o_{c.name}") for c in _LOCKED.c))
+    .select_from(subs_repo.clock_and_live_from().outerjoin(_LOCKED, true()))
+    .where(tenants.c.id == bindparam("tenant_id"))
+    .limit(1)
+)
+_HOT_FIRST_READ_SQLITE = Hot(_FIRST_READ_SQLITE)
+_HOT_FIRST_READ_LOCKED = Hot(_FIRST_READ_LOCKED)
+_FIRST_WIDTH = len(subs_repo.clock_and_live_columns())
+
+
+def clock_current_occurrence_and_person(
+    conn: Connection, tenant_id: str, occurrence_id: str, person_id: str
+) -> tuple[bool, datetime | None, Subscription | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """`subscriptions.clock_and_current` and `lock_occurrence_and_person`, in one statement on SQLite
+    and two on PostgreSQL (the person after the lock, as there)."""
+    sqlite = conn.dialect.name == "sqlite"
+    statement = _HOT_FIRST_READ_SQLITE if sqlite else _HOT_FIRST_READ_LOCKED
+    params = {"_id": occurrence_id, "_p": person_id} if sqlite else {"_id": occurrence_id}
+    exists, clock_now, sub, rest = subs_repo.clock_and_current_with(conn, tenant_id, statement, params)
+    if not exists:
+        return False, None, None, None, None
+    cells = statement.process(conn, rest, start=_FIRST_WIDTH)
+    if cells["_o_id"] is None:
+        return True, clock_now, sub, None, None
+    occ = {c.name: cells[f"_o_{c.name}"] for c in occurrences.c}
+    if not sqlite:
+        return True, clock_now, sub, occ, get_person(conn, tenant_id, occurrence_id, person_id)
+    person = {c.name: cells[f"_p_{c.name}"] for c in occurrence_people.c} if cells["_p_person_id"] is not None else None
+    return True, clock_now, sub, occ, person
 
 
 def create_occurrence(conn: Connection, *, tenant_id: str, occurrence_id: str, now: datetime) -> dict[str, Any]:

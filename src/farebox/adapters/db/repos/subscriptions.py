@@ -149,8 +149,11 @@ _BY_ROW: ImmutableRowCache[tuple[datetime | None, Subscription | None]] = Immuta
 
 
 def _clock_and_live(conn: Connection, raw: tuple[Any, ...]) -> tuple[datetime | None, Subscription | None]:
-    row = _HOT_CLOCK_AND_LIVE.process(conn, raw)
+    row = _HOT_CLOCK_AND_LIVE.process(conn, raw[:_CLOCK_AND_LIVE_WIDTH])
     return row["_clock_now"], to_domain(conn, row) if row["id"] is not None else None
+
+
+_CLOCK_AND_LIVE_WIDTH = len(_CLOCK_AND_LIVE.selected_columns)
 
 
 def clock_and_current(conn: Connection, tenant_id: str) -> tuple[bool, datetime | None, Subscription | None]:
@@ -159,18 +162,39 @@ def clock_and_current(conn: Connection, tenant_id: str) -> tuple[bool, datetime 
     One statement when the tenant has a live subscription; a second one (the
     latest ended row) only when it has none, exactly as `current` does.
     """
-    raw = _HOT_CLOCK_AND_LIVE.first_raw(conn, {"tenant_id": tenant_id})
+    exists, clock_now, sub, _ = clock_and_current_with(conn, tenant_id, _HOT_CLOCK_AND_LIVE, {})
+    return exists, clock_now, sub
+
+
+def clock_and_live_columns() -> list[Any]:
+    """The columns of `clock_and_current`'s statement, for a statement that reads more beside them."""
+    return list(_CLOCK_AND_LIVE.selected_columns)
+
+
+def clock_and_live_from() -> Any:
+    """Its FROM clause (tenant, test clock, live subscription), to be joined further."""
+    return _CLOCK_AND_LIVE.get_final_froms()[0]
+
+
+def clock_and_current_with(
+    conn: Connection, tenant_id: str, statement: Hot, params: dict[str, Any]
+) -> tuple[bool, datetime | None, Subscription | None, tuple[Any, ...]]:
+    """`clock_and_current` read by `statement`, whose first columns are `clock_and_live_columns()`
+    (and whose `tenant_id` parameter is the tenant's id); the rest of its row as the driver
+    returned it (`Hot.process`)."""
+    raw = statement.first_raw(conn, {"tenant_id": tenant_id, **params})
     if raw is None:
-        return False, None, None
+        return False, None, None, ()
+    head, rest = raw[:_CLOCK_AND_LIVE_WIDTH], tuple(raw[_CLOCK_AND_LIVE_WIDTH:])
     try:
-        key = tuple(repr(v) if isinstance(v, (dict, list)) else v for v in raw)
-        clock_now, live = _BY_ROW.get(conn, key, lambda: _clock_and_live(conn, raw))
+        key = tuple(repr(v) if isinstance(v, (dict, list)) else v for v in head)
+        clock_now, live = _BY_ROW.get(conn, key, lambda: _clock_and_live(conn, head))
     except TypeError:  # a driver value that cannot be a key: not kept
-        clock_now, live = _clock_and_live(conn, raw)
+        clock_now, live = _clock_and_live(conn, head)
     if live is not None:
-        return True, clock_now, live
+        return True, clock_now, live, rest
     ended = conn.execute(_LATEST_ENDED, {"tenant_id": tenant_id}).mappings().first()
-    return True, clock_now, to_domain(conn, ended) if ended else None
+    return True, clock_now, to_domain(conn, ended) if ended else None, rest
 
 
 def update_subscription(conn: Connection, tenant_id: str, subscription_id: str, **values: Any) -> None:
