@@ -36,7 +36,7 @@ class Farebox:
     payment_provider: PaymentProvider = field(default_factory=SandboxProvider)
     usage_source: UsageSource | None = None  # None: metering's billable usage
     invoice_numbering: InvoiceNumbering = field(default_factory=InvoiceNumbering)
-    mailer: Mailer | None = None  # every e-mail (alerts, invoices); None: FAREBOX_SMTP_URL's, if set (audit #9)
+    mailer: Mailer | None = None  # every e-mail (alerts, invoices); None: FAREBOX_SMTP_URL's, if set (one SMTP sender)
 
     def __post_init__(self) -> None:
         from farebox.services import signals, usage
