@@ -154,7 +154,7 @@ class ApiKeyIn(Body):
     )
     name: str = Field(default="", max_length=200)
     expires_at: AwareDatetime | None = Field(
-        default=None, description="Refused from this instant on (F9); in the future"
+        default=None, description="Refused from this instant on; in the future"
     )
 
 
