@@ -61,8 +61,8 @@ def print_sign_in_link(email: str, link: str) -> None:
 
 
 def sign_in_sender(settings: Settings) -> Callable[[str, str], None]:
-    """14.12: by e-mail when FAREBOX_SMTP_URL is set (and never to the log); the console print is the embedded default
-    only."""
+    """Sign-in links go by e-mail when FAREBOX_SMTP_URL is set (and never to the log); the console print is the
+    embedded default only."""
     smtp_url = settings.smtp_url
     if smtp_url is None:
         return print_sign_in_link

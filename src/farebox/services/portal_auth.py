@@ -94,7 +94,7 @@ def send_link(fb: Farebox, link: LinkToSend) -> None:
 
 
 def mail_sign_in_link(smtp_url: str, email: str, link: str) -> None:
-    """14.12: the sign-in link by e-mail through the one SMTP adapter; never written to the log."""
+    """The sign-in link by e-mail through the one SMTP adapter; never written to the log."""
     from farebox.adapters import email as mail
 
     text = (
