@@ -1,4 +1,4 @@
-"""SQLite's write turn within a process (F2): one holder at a time, handed over first come first served,
+"""SQLite's write turn within a process: one holder at a time, handed over first come first served,
 re-entrant per thread, and given up after a timeout."""
 
 from __future__ import annotations
