@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -131,7 +132,7 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
         _end_turn(record.info)
 
     if file:
-        _checkpointer.watch(engine, str(database))
+        _checkpointer.watch(engine, str(database), writers)
     return engine
 
 
@@ -142,21 +143,26 @@ class _Checkpointer:
     decision pays for writing (and syncing) the pages of the ~200 before it, which set the p99 of
     admission (bench/admission.py: 4 ms with it, under 1 ms without).  A PASSIVE checkpoint takes
     no write lock, so writers go on meanwhile (the driver releases the GIL while it runs).  One
-    daemon thread serves every open file database of the process; a disposed or collected engine
-    is dropped, and a file that no longer exists is never created again (`mode=rw`).
+    daemon thread serves every open file database of the process, checkpointing only those whose
+    log changed since (and keeping a connection open only to those written in the last seconds);
+    a collected engine is dropped, and a file that no longer exists is never created again
+    (`mode=rw`).
     """
 
     interval = 0.05
+    idle = 2.0  # seconds without writes after which its connection is closed
+    restart_frames = 4000  # pages of log (~16 MB) after which the log is made to start over
 
     def __init__(self) -> None:
-        self._engines: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+        self._engines: weakref.WeakKeyDictionary[Engine, tuple[str, WriterQueue]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._reopen: set[str] = set()  # a new engine on a path: the file may be a new one
 
-    def watch(self, engine: Engine, path: str) -> None:
+    def watch(self, engine: Engine, path: str, writers: WriterQueue) -> None:
         with self._lock:
-            self._engines[engine] = resolved = str(Path(path).resolve())
+            resolved = str(Path(path).resolve())
+            self._engines[engine] = (resolved, writers)
             self._reopen.add(resolved)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="farebox-sqlite-checkpoint", daemon=True)
@@ -164,14 +170,29 @@ class _Checkpointer:
 
     def _run(self) -> None:
         connections: dict[str, sqlite3.Connection] = {}
+        seen: dict[str, tuple[int, int]] = {}  # the log's (mtime, size) when last checkpointed
+        active: dict[str, float] = {}
         while True:
             time.sleep(self.interval)
             with self._lock:
-                paths = set(self._engines.values())
+                queues = dict(self._engines.values())
+                paths = set(queues)
                 reopen, self._reopen = self._reopen, set()
             for path in (set(connections) - paths) | (reopen & set(connections)):
                 connections.pop(path).close()
+            for path in set(seen) - paths:
+                seen.pop(path, None)
+                active.pop(path, None)
+            now = time.monotonic()
             for path in paths:
+                try:
+                    log = os.stat(f"{path}-wal")
+                except OSError:  # no log (yet, or the file is gone)
+                    continue
+                if seen.get(path) == (log.st_mtime_ns, log.st_size):
+                    if path in connections and now - active.get(path, now) > self.idle:
+                        connections.pop(path).close()  # held open only while the database is being written
+                    continue
                 try:
                     db = connections.get(path)
                     if db is None:
@@ -179,11 +200,29 @@ class _Checkpointer:
                             f"file:{path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
                         )
                         db.execute("PRAGMA busy_timeout=0")
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > self.restart_frames:
+                        self._restart(db, queues[path])
+                    seen[path], active[path] = (log.st_mtime_ns, log.st_size), now
                 except sqlite3.Error:  # busy, or the file is gone: try again next time
                     stale = connections.pop(path, None)
                     if stale is not None:
                         stale.close()
+
+
+    def _restart(self, db: sqlite3.Connection, writers: WriterQueue) -> None:
+        """Let the log start over.  A PASSIVE checkpoint under a steady stream of commits never
+        catches up with the last one, so the log is never reused and grows without end; with this
+        process's writers held back (their queue's turn), a RESTART copies the few pages the PASSIVE
+        one left and the next commit writes the log from its start."""
+        if not writers.acquire(1.0):
+            return
+        try:
+            db.execute("PRAGMA busy_timeout=100")  # another process's writer, or a reader, may be finishing
+            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        finally:
+            db.execute("PRAGMA busy_timeout=0")
+            writers.release(threading.get_ident())
 
 
 _checkpointer = _Checkpointer()
