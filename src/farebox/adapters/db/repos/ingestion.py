@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from farebox.adapters.db.repos.metering import _insert
 from farebox.adapters.db.tables.invoicing import invoices
@@ -41,24 +41,57 @@ _ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,76
 Column = tuple[str, str]  # (name, PostgreSQL type)
 
 
+def _run(conn: Connection, sql: str, args: Any, *, many: bool = False) -> Any:
+    """Run `sql` on the driver's cursor inside the unit's transaction; the cursor.  A driver error goes through
+    the connection's own handler (a lost connection is invalidated and raised as SQLAlchemy's `DBAPIError`: 503)."""
+    cursor = conn.connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+    except conn.dialect.loaded_dbapi.Error as error:
+        conn._handle_dbapi_exception(error, sql, args, cursor, None)  # noqa: SLF001 - raises, translated
+        raise  # pragma: no cover - the handler always raises
+    return cursor
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_ROWS_JSON = json.JSONEncoder(default=_iso, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pg_rows(columns: Sequence[Column], rows: Sequence[tuple[Any, ...]]) -> tuple[str, str]:
+    """PostgreSQL: the rows as one JSON array of arrays (encoded in C, parsed by the server), and the select list
+    that reads them back typed from `v`."""
+    values = ", ".join(f"(v->>{i})::{t}" for i, (_, t) in enumerate(columns))  # a jsonb column: its JSON text
+    return _ROWS_JSON.encode(rows), values
+
+
 def _insert_rows(
     conn: Connection, table: str, columns: Sequence[Column], rows: Sequence[tuple[Any, ...]], *, on_conflict: str = ""
-) -> list[Any]:
-    """Insert the rows; what `RETURNING` in `on_conflict` returns (PostgreSQL only)."""
+) -> Any:
+    """Insert the rows in one statement (SQLite: one prepared statement for every row); with `RETURNING` in
+    `on_conflict` (PostgreSQL only), the cursor to fetch what it returns."""
     if not rows:
-        return []
+        return None
     names = ", ".join(n for n, _ in columns)
     if conn.dialect.name == "sqlite":
         assert "RETURNING" not in on_conflict, "SQLite returns nothing from executemany"
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}", list(rows)
-        )
-        return []
-    arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
-    values = ", ".join(f"{n}::{t}" if t == "jsonb" else n for n, t in columns)
-    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS v({names}) {on_conflict}"
-    result = conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
-    return list(result.all()) if result.returns_rows else []
+        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}"
+        _run(conn, sql, rows, many=True).close()
+        return None
+    data, values = _pg_rows(columns, rows)
+    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS v {on_conflict}"
+    cursor = _run(conn, sql, (data,))
+    if "RETURNING" in on_conflict:
+        return cursor
+    cursor.close()
+    return None
 
 
 def _update_rows(
@@ -75,29 +108,37 @@ def _update_rows(
     if conn.dialect.name == "sqlite":
         assignments = ", ".join(f"{n} = ?" for n, _ in sets)
         where = " AND ".join(f"{n} = ?" for n, _ in keys)
-        conn.exec_driver_sql(
+        _run(
+            conn,
             f"UPDATE {table} SET {assignments} WHERE tenant_id = ? AND {where}",
             [(*r[: len(sets)], tenant_id, *r[len(sets) :]) for r in rows],
-        )
+            many=True,
+        ).close()
         return
     columns = [*sets, *keys]
-    assignments = ", ".join(f"{n} = v.{n}::{t}" if t == "jsonb" else f"{n} = v.{n}" for n, t in sets)
-    where = " AND ".join(f"x.{n} = v.{n}" for n, _ in keys)
-    arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
+    data, values = _pg_rows(columns, rows)
     names = ", ".join(n for n, _ in columns)
-    conn.exec_driver_sql(
-        f"UPDATE {table} AS x SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE x.tenant_id = %s AND {where}",
-        (*[list(c) for c in zip(*rows, strict=True)], tenant_id),
-    )
-
-
-def _array(pg_type: str) -> str:
-    return "text[]" if pg_type == "jsonb" else f"{pg_type}[]"
+    assignments = ", ".join(f"{n} = r.{n}" for n, _ in sets)
+    where = " AND ".join(f"x.{n} = r.{n}" for n, _ in keys)
+    _run(
+        conn,
+        f"UPDATE {table} AS x SET {assignments} FROM (SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS v) "
+        f"AS r({names}) WHERE x.tenant_id = %s AND {where}",
+        (data, tenant_id),
+    ).close()
 
 
 @lru_cache(maxsize=4096)
-def _sqlite_at(value: datetime) -> str:
+def _sqlite_at(value: datetime | str) -> str:
+    if isinstance(value, str):
+        return value  # as read from SQLite, unchanged
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@lru_cache(maxsize=4096)
+def _sqlite_instant(value: str | None) -> datetime | None:
+    """A UTC instant as SQLite keeps it (`UTCDateTime`: text without a zone), read back aware."""
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
 def _at(conn: Connection) -> Any:
@@ -115,34 +156,17 @@ def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 # --- received events (G4) --------------------------------------------------------------------
 
 
-def _event_rows(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Events as `_EVENT` columns (all of one tenant)."""
-    at = _at(conn)
-    return [
-        (tenant_id, r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]),
-         at(r["received_at"]))
-        for r in rows
-    ]
+def lock_claims(conn: Connection, tenant_id: str) -> None:
+    """Make this transaction the only one that records the tenant's events until it ends: SQLite's write lock
+    does already; on PostgreSQL a transaction-scoped advisory lock per tenant (only ingestion takes it, and only
+    ingestion writes `usage_events`), so an event not found is ours to insert with its answer."""
+    if conn.dialect.name == "postgresql":
+        _run(conn, "SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))", ("farebox.ingest:" + tenant_id,)).close()
 
 
-def claim_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Key]:
-    """Record first arrivals (PostgreSQL); the (source, id) keys that were new (a key seen before, or twice here,
-    once).  A concurrent claim of the same key waits for the other transaction, and loses if it commits."""
-    if not rows:
-        return set()
-    returned = _insert_rows(
-        conn,
-        "usage_events",
-        _EVENT,
-        _event_rows(conn, rows[0]["tenant_id"], rows),
-        on_conflict="ON CONFLICT (tenant_id, source, id) DO NOTHING RETURNING source, id",
-    )
-    return {(s, i) for s, i in returned}
-
-
-def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
-    """The stored payload hash and first answer of these events (one statement)."""
-    wanted = sorted(set(keys))
+def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
+    """The stored payload hash and first answer (JSON text) of these events (one statement)."""
+    wanted = list(keys)
     if not wanted:
         return {}
     if conn.dialect.name == "sqlite":
@@ -150,20 +174,16 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
             "SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
             "ON e.tenant_id = ? AND e.source = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')"
         )
-        rows = conn.exec_driver_sql(sql, (json.dumps(wanted), tenant_id)).all()
-        return {(s, i): {"payload_hash": h, "result": json.loads(r)} for s, i, h, r in rows}
-    sql = (
-        "SELECT e.source, e.id, e.payload_hash, e.result "
-        "FROM unnest(%s::text[], %s::text[]) AS k(source, id) JOIN usage_events AS e "
-        "ON e.tenant_id = %s AND e.source = k.source AND e.id = k.id"
-    )
-    rows = conn.exec_driver_sql(sql, ([s for s, _ in wanted], [i for _, i in wanted], tenant_id)).all()
-    return {(s, i): {"payload_hash": h, "result": r} for s, i, h, r in rows}
-
-
-def claims_are_exclusive(conn: Connection) -> bool:
-    """SQLite: the transaction holds the database's one write lock, so an event not found is ours to insert."""
-    return conn.dialect.name == "sqlite"
+    else:
+        sql = (
+            "SELECT e.source, e.id, e.payload_hash, e.result::text FROM jsonb_array_elements(%s::jsonb) AS k "
+            "JOIN usage_events AS e ON e.tenant_id = %s AND e.source = k->>0 AND e.id = k->>1"
+        )
+    cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
+    try:
+        return {(s, i): (h, r) for s, i, h, r in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 _EVENT = (
@@ -178,24 +198,12 @@ _EVENT = (
 )
 
 
-def insert_events(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """New events with their answers (under `claims_are_exclusive` only)."""
+def insert_events(conn: Connection, tenant_id: str, rows: Sequence[tuple[Any, ...]], received_at: datetime) -> None:
+    """New events under `lock_claims`: (source, id, payload hash, type, time, answer as JSON text) each."""
+    at = _at(conn)
+    received = at(received_at)
     _insert_rows(
-        conn,
-        "usage_events",
-        _EVENT,
-        _event_rows(conn, tenant_id, rows),
-    )
-
-
-def set_results(conn: Connection, tenant_id: str, results: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    _update_rows(
-        conn,
-        "usage_events",
-        tenant_id,
-        [("result", "jsonb")],
-        [("source", "text"), ("id", "text")],
-        [(json.dumps(r), s, i) for s, i, r in results],
+        conn, "usage_events", _EVENT, [(tenant_id, s, i, h, k, at(t), r, received) for s, i, h, k, t, r in rows]
     )
 
 
@@ -229,13 +237,28 @@ def lock_occurrences(
 def people_of(
     conn: Connection, tenant_id: str, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for part in _slices(sorted(set(pairs))):
-        query = select(occurrence_people).where(
-            _p.tenant_id == tenant_id, tuple_(_p.occurrence_id, _p.person_id).in_(list(part))
+    """The known people of these (occurrence, person) pairs (one statement).  On SQLite the instants stay in their
+    stored text (`write_people` writes them back as they are): the rules only ask whether they are set."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    names = ("occurrence_id", "person_id", *(n for n, _ in _PERSON))
+    select_list = ", ".join(f"p.{n}" for n in names)
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"SELECT {select_list} FROM json_each(?) AS k CROSS JOIN occurrence_people AS p ON p.tenant_id = ? "
+            "AND p.occurrence_id = json_extract(k.value, '$[0]') AND p.person_id = json_extract(k.value, '$[1]')"
         )
-        found.update({(row["occurrence_id"], row["person_id"]): dict(row) for row in conn.execute(query).mappings()})
-    return found
+    else:
+        sql = (
+            f"SELECT {select_list} FROM jsonb_array_elements(%s::jsonb) AS k JOIN occurrence_people AS p "
+            "ON p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1"
+        )
+    cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
+    try:
+        return {(row[0], row[1]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def write_occurrences(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -292,60 +315,58 @@ def write_people(
 def lock_conversations(
     conn: Connection, tenant_id: str, first_at: Mapping[str, datetime]
 ) -> dict[str, dict[str, Any]]:
-    """Create the new conversations (no window yet, as `message_in` does), then read and lock them in id order."""
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "id": c,
-            "window_started_at": at,
-            "window_ends_at": at,
-            "window_billed": False,
-            "windows": 0,
-            "billable": 0,
-            "first_message_at": at,
-            "last_message_at": at,
-        }
-        for c, at in sorted(first_at.items())
-    ]
-    if not rows:
+    """These conversations, locked in id order on PostgreSQL: the known ones read, the new ones as `message_in`
+    creates them (no window yet: at their first message here).  PostgreSQL creates them now (a live message that
+    creates one meanwhile waits, or is read); SQLite's write lock is held already, so they are marked `_new` and
+    created with what the chunk does to them (`write_conversations`), in one statement."""
+    ids = sorted(first_at)
+    if not ids:
         return {}
-    at = _at(conn)
-    _insert_rows(
-        conn,
-        "conversations",
-        (
-            ("tenant_id", "text"),
-            ("id", "text"),
-            *_WINDOW,
-            ("first_message_at", "timestamptz"),
-            ("last_message_at", "timestamptz"),
-        ),
-        [
-            (
-                tenant_id,
-                r["id"],
-                at(r["window_started_at"]),
-                at(r["window_ends_at"]),
-                False,
-                0,
-                0,
-                at(r["first_message_at"]),
-                at(r["last_message_at"]),
-            )
-            for r in rows
-        ],
-        on_conflict="ON CONFLICT (tenant_id, id) DO NOTHING",
-    )
-    found: dict[str, dict[str, Any]] = {}
-    for part in _slices(sorted(first_at)):
-        query = (
-            select(conversations)
-            .where(_v.tenant_id == tenant_id, _v.id.in_(list(part)))
-            .order_by(_v.id)
-            .with_for_update()
-        )
-        found.update({row["id"]: dict(row) for row in conn.execute(query).mappings()})
+    found = _conversations(conn, tenant_id, ids)
+    new = [c for c in ids if c not in found]
+    rows = [(tenant_id, c, *(first_at[c],) * 2, False, 0, 0, *(first_at[c],) * 2) for c in new]
+    names = [n for n, _ in _CONVERSATION]
+    if conn.dialect.name == "sqlite":
+        found.update({r[1]: {**dict(zip(names, r, strict=True)), "_new": True} for r in rows})
+        return found
+    cursor = _insert_rows(conn, "conversations", _CONVERSATION, rows, on_conflict="ON CONFLICT DO NOTHING RETURNING id")
+    created = set() if cursor is None else {i for (i,) in cursor.fetchall()}
+    if cursor is not None:
+        cursor.close()
+    found.update({r[1]: dict(zip(names, r, strict=True)) for r in rows if r[1] in created})
+    found.update(_conversations(conn, tenant_id, [c for c in new if c not in created]))  # created meanwhile
     return found
+
+
+def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    names = [n for n, _ in _CONVERSATION]
+    select_list = ", ".join(f"c.{n}" for n in names)
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"SELECT {select_list} FROM conversations AS c "
+            "WHERE c.tenant_id = ? AND c.id IN (SELECT value FROM json_each(?))"
+        )
+        cursor = _run(conn, sql, (tenant_id, json.dumps(list(ids))))
+        read = _sqlite_instant
+        rows = [
+            (t, i, read(ws), read(we), bool(b), w, n, read(f), read(last))
+            for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
+        ]
+    else:
+        sql = (
+            f"SELECT {select_list} FROM conversations AS c "
+            "WHERE c.tenant_id = %s AND c.id IN (SELECT jsonb_array_elements_text(%s::jsonb)) ORDER BY c.id FOR UPDATE"
+        )
+        cursor = _run(conn, sql, (tenant_id, json.dumps(list(ids))))
+        utc = timezone.utc
+        rows = [
+            (t, i, ws.astimezone(utc), we.astimezone(utc), b, w, n, f.astimezone(utc), last.astimezone(utc))
+            for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
+        ]
+    cursor.close()
+    return {r[1]: dict(zip(names, r, strict=True)) for r in rows}
 
 
 _WINDOW = (
@@ -355,28 +376,40 @@ _WINDOW = (
     ("windows", "integer"),
     ("billable", "integer"),
 )
+_CONVERSATION = (
+    ("tenant_id", "text"),
+    ("id", "text"),
+    *_WINDOW,
+    ("first_message_at", "timestamptz"),
+    ("last_message_at", "timestamptz"),
+)
 
 
 def write_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
+    """The conversations changed, and those marked `_new` (SQLite) created as they are now."""
     at = _at(conn)
+    values = [
+        (
+            at(r["window_started_at"]),
+            at(r["window_ends_at"]),
+            r["window_billed"],
+            r["windows"],
+            r["billable"],
+            at(r["first_message_at"]),
+            at(r["last_message_at"]),
+            r["id"],
+        )
+        for r in rows
+    ]
+    new = [v for r, v in zip(rows, values, strict=True) if r.get("_new")]
+    _insert_rows(conn, "conversations", _CONVERSATION, [(tenant_id, v[-1], *v[:-1]) for v in new])
     _update_rows(
         conn,
         "conversations",
         tenant_id,
         (*_WINDOW, ("last_message_at", "timestamptz")),
         (("id", "text"),),
-        [
-            (
-                at(r["window_started_at"]),
-                at(r["window_ends_at"]),
-                r["window_billed"],
-                r["windows"],
-                r["billable"],
-                at(r["last_message_at"]),
-                r["id"],
-            )
-            for r in rows
-        ],
+        [(*v[:5], v[6], v[7]) for r, v in zip(rows, values, strict=True) if not r.get("_new")],
     )
 
 
