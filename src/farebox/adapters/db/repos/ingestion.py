@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select
 
-from farebox.adapters.db.repos.metering import _insert
 from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.metering import (
     conversations,
@@ -29,15 +28,15 @@ from farebox.adapters.db.tables.metering import (
 
 Key = tuple[str, str]  # (source, id)
 _e, _o, _p, _v, _c = usage_events.c, occurrences.c, occurrence_people.c, conversations.c, usage_counters.c
-_OCC_WRITE = update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
 _ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,766 parameters
 
 
-# The per-row statements of a chunk run on the driver (`exec_driver_sql`: SQLAlchemy still translates errors,
-# so a lost connection is a 503), with values converted here as the column types would: per row, SQLAlchemy's
+# The per-row statements of a chunk run on the driver's cursor (`_run`: errors still translated by SQLAlchemy, so
+# a lost connection is a 503), with values converted here as the column types would: per row, SQLAlchemy's
 # statement and type handling cost several times the database's own work (docs/performance.md).  SQLite runs
-# one prepared statement for every row (`executemany`); PostgreSQL gets one statement for the whole set, each
-# column sent as one array (`unnest`), so a set costs one round trip.
+# one prepared statement for every row (`executemany`); PostgreSQL gets one statement for the whole set, its rows
+# sent as one JSON array of arrays (`_pg_rows`: encoded in C, where psycopg's quoting of text arrays cost more
+# than the statement), so a set costs one round trip.
 Column = tuple[str, str]  # (name, PostgreSQL type)
 
 
@@ -175,9 +174,11 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
             "ON e.tenant_id = ? AND e.source = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')"
         )
     else:
+        # LATERAL: one primary-key probe per key, whatever the planner guesses of the array's length
         sql = (
-            "SELECT e.source, e.id, e.payload_hash, e.result::text FROM jsonb_array_elements(%s::jsonb) AS k "
-            "JOIN usage_events AS e ON e.tenant_id = %s AND e.source = k->>0 AND e.id = k->>1"
+            "SELECT e.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT e.source, e.id, "
+            "e.payload_hash, e.result::text FROM usage_events AS e "
+            "WHERE e.tenant_id = %s AND e.source = k->>0 AND e.id = k->>1) AS e"
         )
     cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
     try:
@@ -215,12 +216,19 @@ def lock_occurrences(
 ) -> dict[str, dict[str, Any]]:
     """Create the occurrences of `created` that are new (at the given instant), then read (and lock, in id order)
     those and `others` (which are not created)."""
-    if created:
-        rows = [
-            {"tenant_id": tenant_id, "id": o, "counted": 0, "present": 0, "peak": 0, "queue_tail": 0, "created_at": at}
-            for o, at in sorted(created.items())
-        ]
-        conn.execute(_insert(conn)(occurrences).on_conflict_do_nothing(index_elements=["tenant_id", "id"]), rows)
+    at = _at(conn)
+    _insert_rows(
+        conn,
+        "occurrences",
+        (
+            ("tenant_id", "text"),
+            ("id", "text"),
+            *((n, "integer") for n in ("counted", "present", "peak", "queue_tail")),
+            ("created_at", "timestamptz"),
+        ),
+        [(tenant_id, o, 0, 0, 0, 0, at(when)) for o, when in sorted(created.items())],
+        on_conflict="ON CONFLICT (tenant_id, id) DO NOTHING",
+    )
     ids = sorted(set(created) | set(others))
     found: dict[str, dict[str, Any]] = {}
     for part in _slices(ids):
@@ -251,8 +259,9 @@ def people_of(
         )
     else:
         sql = (
-            f"SELECT {select_list} FROM jsonb_array_elements(%s::jsonb) AS k JOIN occurrence_people AS p "
-            "ON p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1"
+            f"SELECT p.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT {select_list} "
+            "FROM occurrence_people AS p WHERE p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1) "
+            "AS p"
         )
     cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
     try:
@@ -261,10 +270,31 @@ def people_of(
         cursor.close()
 
 
+_OCCURRENCE = (
+    ("subscription_id", "text"),
+    ("started_at", "timestamptz"),
+    ("deadline_at", "timestamptz"),
+    ("counted", "integer"),
+    ("present", "integer"),
+    ("peak", "integer"),
+)
+
+
 def write_occurrences(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
-    keys = ("subscription_id", "started_at", "deadline_at", "counted", "present", "peak")
-    if rows:
-        conn.execute(_OCC_WRITE, [{"_t": tenant_id, "_id": r["id"], **{k: r[k] for k in keys}} for r in rows])
+    at = _at(conn)
+    values = [
+        (
+            r["subscription_id"],
+            at(r["started_at"]),
+            at(r["deadline_at"]),
+            r["counted"],
+            r["present"],
+            r["peak"],
+            r["id"],
+        )
+        for r in rows
+    ]
+    _update_rows(conn, "occurrences", tenant_id, _OCCURRENCE, (("id", "text"),), values)
 
 
 _PERSON = (
@@ -312,9 +342,7 @@ def write_people(
 # --- conversations (A1, A2) ----------------------------------------------------------------------
 
 
-def lock_conversations(
-    conn: Connection, tenant_id: str, first_at: Mapping[str, datetime]
-) -> dict[str, dict[str, Any]]:
+def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, datetime]) -> dict[str, dict[str, Any]]:
     """These conversations, locked in id order on PostgreSQL: the known ones read, the new ones as `message_in`
     creates them (no window yet: at their first message here).  PostgreSQL creates them now (a live message that
     creates one meanwhile waits, or is read); SQLite's write lock is held already, so they are marked `_new` and
@@ -355,11 +383,12 @@ def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict
             for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
         ]
     else:
-        sql = (
-            f"SELECT {select_list} FROM conversations AS c "
-            "WHERE c.tenant_id = %s AND c.id IN (SELECT jsonb_array_elements_text(%s::jsonb)) ORDER BY c.id FOR UPDATE"
+        sql = (  # LATERAL: one primary-key probe per id, locked in the order of `ids` (sorted)
+            f"SELECT c.* FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS k(id, n) CROSS JOIN LATERAL "
+            f"(SELECT {select_list} FROM conversations AS c WHERE c.tenant_id = %s AND c.id = k.id FOR UPDATE) AS c "
+            "ORDER BY k.n"
         )
-        cursor = _run(conn, sql, (tenant_id, json.dumps(list(ids))))
+        cursor = _run(conn, sql, (json.dumps(list(ids)), tenant_id))
         utc = timezone.utc
         rows = [
             (t, i, ws.astimezone(utc), we.astimezone(utc), b, w, n, f.astimezone(utc), last.astimezone(utc))
