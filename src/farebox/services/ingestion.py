@@ -38,7 +38,7 @@ from farebox.services import admission, ingestion_batch
 from farebox.services.clocks import now_and_current
 
 MAX_BATCH = 10_000
-CHUNK = 500  # events per transaction: bounds how long a batch holds the rows live admission needs (F2)
+CHUNK = 1000  # events per transaction: bounds how long a batch holds the rows live admission needs (F2)
 TYPES = ("attendee.joined", "attendee.registered", "attendee.left", "conversation.message")
 
 
@@ -62,7 +62,7 @@ class IngestReport:
     results: list[EventResult] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Parsed:
     """One event that passed validation."""
 

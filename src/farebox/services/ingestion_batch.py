@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import ingestion as batch_repo
 from farebox.adapters.db.repos import metering as repo
 from farebox.adapters.db.uow import UnitOfWork
@@ -78,7 +77,8 @@ class _State:
     pools: dict[str, _Pool]
     started: list[str] = field(default_factory=list)
     new_people: set[tuple[str, str]] = field(default_factory=set)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[tuple[str, str, str | None, datetime, str]] = field(default_factory=list)  # meter, subject, ...
+    by_kind: dict[MeterKind, list[_Pool]] = field(default_factory=dict)
     answers: dict[tuple[Any, ...], Decision] = field(default_factory=dict)  # one object per distinct answer
 
     def admit(
@@ -311,26 +311,17 @@ def _count(
     state: _State, sub: Subscription, kind: MeterKind, item: Item, subject: str
 ) -> tuple[AdmissionWarning, ...] | reasons.Reason:
     """One unit on each pool of this kind, or the refusal of the first that is used up (none counted then)."""
-    pools = [p for p in state.pools.values() if p.meter.kind is kind]
+    pools = state.by_kind.get(kind)
+    if pools is None:
+        pools = state.by_kind[kind] = [p for p in state.pools.values() if p.meter.kind is kind]
     for pool in pools:
         if pool.rule.cap is not None and pool.used + pool.taken + 1 > pool.rule.cap:
             return pool.rule.reason or reasons.CREDITS_EXHAUSTED
     warnings: tuple[AdmissionWarning, ...] = ()
+    cause = f"event {item.key}"[:1000]
     for pool in pools:
         pool.taken += 1
-        state.records.append(
-            {
-                "tenant_id": sub.tenant_id,
-                "subscription_id": sub.id,
-                "meter": pool.meter.key,
-                "period_start_at": sub.period.start,
-                "subject": subject,
-                "person_id": item.person_id,
-                "units": 1,
-                "at": item.at,
-                "cause": f"event {item.key}"[:1000],
-            }
-        )
+        state.records.append((pool.meter.key, subject, item.person_id, item.at, cause))
         warnings += session_warnings(pool.used + pool.taken, pool.rule, pool.meter.kind)
     return warnings
 
@@ -394,7 +385,7 @@ def _write(
     batch_repo.write_conversations(
         conn, tenant_id, [c for c in state.conversations.values() if c.get("_changed") or c.get("_new")]
     )
-    batch_repo.record_units(conn, [{**r, "id": new_id("use")} for r in state.records])
+    batch_repo.record_units(conn, tenant_id, sub.id, sub.period.start, state.records)
     _schedule_ends(uow, tenant_id, sub, [state.occurrences[o] for o in state.started])
     for pool in state.pools.values():
         if pool.taken and pool.meter.scope is Scope.PERIOD and last_at is not None:

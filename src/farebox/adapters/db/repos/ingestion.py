@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.metering import (
     conversations,
@@ -473,26 +474,23 @@ _RECORD = (
 )
 
 
-def record_units(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def record_units(
+    conn: Connection,
+    tenant_id: str,
+    subscription_id: str,
+    period_start_at: datetime,
+    rows: Sequence[tuple[str, str, str | None, datetime, str]],
+) -> None:
+    """One unit each in the ledger (G3): (meter, subject, person, at, cause)."""
     at = _at(conn)
+    start = at(period_start_at)
     _insert_rows(
         conn,
         "usage_records",
         _RECORD,
         [
-            (
-                r["tenant_id"],
-                r["id"],
-                r["subscription_id"],
-                r["meter"],
-                at(r["period_start_at"]),
-                r["subject"],
-                r["person_id"],
-                r["units"],
-                at(r["at"]),
-                r["cause"],
-            )
-            for r in rows
+            (tenant_id, new_id("use"), subscription_id, meter, start, subject, person, 1, at(when), cause)
+            for meter, subject, person, when, cause in rows
         ],
     )
 
