@@ -208,9 +208,13 @@ def _chunk(
     earlier.update(ingest_repo.events_by_key(conn, tenant_id, unclean))
     history = _History(uow, tenant_id, current)
     placed: dict[int, late_usage.Placement | late_usage.Refused] = {}
+    by_time: dict[datetime | None, late_usage.Placement | late_usage.Refused] = {}  # most events share a few
     for p in parsed:
-        at = late_usage.decision_time(p.time, now)
-        placed[p.index] = history.place(at) if isinstance(at, datetime) else at
+        where = by_time.get(p.time)
+        if where is None:
+            at = late_usage.decision_time(p.time, now)
+            where = by_time[p.time] = history.place(at) if isinstance(at, datetime) else at
+        placed[p.index] = where
     # A refused event is not claimed: one sent too early may be sent again later.
     claimers: dict[tuple[str, str], Parsed] = {}
     for p in parsed:
@@ -392,7 +396,13 @@ def _parse(index: int, event: Any, digest: str, *, clean: bool = False) -> Parse
                 detail=f"`{bad}` holds a character that cannot be stored (a NUL or a lone UTF-16 surrogate)",
                 details={"field": bad},
             )
-    event_id, source, kind = _text(event, "id"), _text(event, "source"), _text(event, "type", 128)
+    event_id, source, kind = event.get("id"), event.get("source"), event.get("type")
+    if not (type(event_id) is str and 0 < len(event_id) <= 255):  # noqa: E721 - the fast check; `_text` says why
+        event_id = _text(event, "id")
+    if not (type(source) is str and 0 < len(source) <= 255):  # noqa: E721
+        source = _text(event, "source")
+    if kind not in TYPES:
+        kind = _text(event, "type", 128)
     if kind not in TYPES:
         raise DomainError(
             reasons.EVENT_INVALID, detail=f"`type` must be one of {', '.join(TYPES)}", details={"field": "type"}
@@ -410,10 +420,17 @@ def _parse(index: int, event: Any, digest: str, *, clean: bool = False) -> Parse
         raise DomainError(reasons.EVENT_INVALID, detail="`data` must be an object", details={"field": "data"})
     digest = digest or digest_of(event)
     if kind == "conversation.message":
-        conversation = _text(data, "conversation_id", admission.MAX_ID)
+        conversation = data.get("conversation_id")
+        if not (type(conversation) is str and 0 < len(conversation) <= admission.MAX_ID):  # noqa: E721
+            conversation = _text(data, "conversation_id", admission.MAX_ID)
         return Parsed(
             index, source, event_id, kind, time, digest, conversation, sender=_choice(Sender, data.get("from"), "from")
         )
+    occurrence, person = data.get("occurrence_id"), data.get("person_id")
+    if not (type(occurrence) is str and 0 < len(occurrence) <= admission.MAX_ID):  # noqa: E721
+        occurrence = _text(data, "occurrence_id", admission.MAX_ID)
+    if not (type(person) is str and 0 < len(person) <= 128):  # noqa: E721
+        person = _text(data, "person_id", 128)
     return Parsed(
         index,
         source,
@@ -421,8 +438,8 @@ def _parse(index: int, event: Any, digest: str, *, clean: bool = False) -> Parse
         kind,
         time,
         digest,
-        _text(data, "occurrence_id", admission.MAX_ID),
-        person_id=_text(data, "person_id", 128),
+        occurrence,
+        person_id=person,
         mode=_choice(Mode, data.get("mode", "replay"), "mode"),
         role=_choice(Role, data.get("role", "attendee"), "role"),
     )

@@ -141,11 +141,17 @@ def _sqlite_instant(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=4096)
+def _pg_at(value: datetime) -> str:
+    return value.isoformat()
+
+
 def _at(conn: Connection) -> Any:
-    """How a UTC instant is bound: SQLite keeps SQLAlchemy's text form (no zone), PostgreSQL the aware value."""
+    """How a UTC instant is bound: SQLite keeps SQLAlchemy's text form (no zone), PostgreSQL gets ISO 8601 text in
+    the rows' JSON (`_pg_rows`); most instants of a chunk are the same few, converted once."""
     if conn.dialect.name == "sqlite":
         return lambda v: None if v is None else _sqlite_at(v)
-    return lambda v: v
+    return lambda v: None if v is None else _pg_at(v)
 
 
 def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
