@@ -171,17 +171,45 @@ def lock_claims(conn: Connection, tenant_id: str) -> None:
 
 
 def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
-    """The stored payload hash and first answer (JSON text) of these events (one statement)."""
-    wanted = list(keys)
-    if not wanted:
-        return {}
+    """The stored payload hash and first answer (JSON text) of these events: one statement per source (a batch
+    has one source or a few), or one for all when they are many."""
+    ids: dict[str, list[str]] = {}
+    for source, event_id in keys:
+        ids.setdefault(source, []).append(event_id)
+    if len(ids) > _MANY_SOURCES:
+        return _events_by_pair(conn, tenant_id, [(s, i) for s, part in ids.items() for i in part])
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        sql = (
+            "SELECT e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
+            "ON e.tenant_id = ? AND e.source = ? AND e.id = k.value"
+        )
+    else:  # LATERAL: one primary-key probe per key, whatever the planner guesses of the array's length
+        sql = (
+            "SELECT e.* FROM jsonb_array_elements_text(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT e.id, "
+            "e.payload_hash, e.result::text FROM usage_events AS e "
+            "WHERE e.tenant_id = %s AND e.source = %s AND e.id = k) AS e"
+        )
+    found: dict[Key, tuple[str, str]] = {}
+    for source, part in ids.items():
+        cursor = _run(conn, sql, (json.dumps(part), tenant_id, source))
+        try:
+            found.update({(source, i): (h, r) for i, h, r in cursor.fetchall()})
+        finally:
+            cursor.close()
+    return found
+
+
+_MANY_SOURCES = 8
+
+
+def _events_by_pair(conn: Connection, tenant_id: str, wanted: Sequence[Key]) -> dict[Key, tuple[str, str]]:
     if conn.dialect.name == "sqlite":
         sql = (
             "SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
             "ON e.tenant_id = ? AND e.source = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')"
         )
     else:
-        # LATERAL: one primary-key probe per key, whatever the planner guesses of the array's length
         sql = (
             "SELECT e.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT e.source, e.id, "
             "e.payload_hash, e.result::text FROM usage_events AS e "
