@@ -61,6 +61,21 @@ class IngestReport:
     counted: int
     results: list[EventResult] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON values (the answers are JSON values already): what the API returns."""
+        return {
+            "received": self.received,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "refused": self.refused,
+            "counted": self.counted,
+            "results": [
+                {"index": r.index, "id": r.id, "status": r.status, "decision": r.decision, "code": r.code,
+                 "message": r.message}
+                for r in self.results
+            ],
+        }
+
 
 @dataclass(slots=True)
 class Parsed:
