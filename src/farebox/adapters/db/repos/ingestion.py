@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from farebox.adapters.db.ids import new_id
+from farebox.adapters.db.ids import new_ids
 from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.metering import (
     conversations,
@@ -518,13 +518,14 @@ def record_units(
     """One unit each in the ledger (G3): (meter, subject, person, at, cause)."""
     at = _at(conn)
     start = at(period_start_at)
+    ids = new_ids("use", len(rows))
     _insert_rows(
         conn,
         "usage_records",
         _RECORD,
         [
-            (tenant_id, new_id("use"), subscription_id, meter, start, subject, person, 1, at(when), cause)
-            for meter, subject, person, when, cause in rows
+            (tenant_id, ids[n], subscription_id, meter, start, subject, person, 1, at(when), cause)
+            for n, (meter, subject, person, when, cause) in enumerate(rows)
         ],
     )
 
