@@ -44,7 +44,10 @@ def main(n: int) -> None:
                         "before": i,
                         "after": i + 1,
                         "included": 10 * n,
+                        "limit": None,
+                        "trial": False,
                         "period_start": sub.period.start.isoformat(),
+                        "period_end": sub.period.end.isoformat(),
                     }
                     publish(uow, Signal(kind, "acme", fb.clock.now(), subject=sub.id, data=data))
                     uow.commit()

@@ -31,7 +31,7 @@ from farebox.bootstrap import Farebox
 from farebox.domain.access import SYSTEM
 from farebox.domain.clock import FrozenClock
 from farebox.domain.periods import period_at, utc
-from farebox.services import billing_run, demo, invoicing, payments
+from farebox.services import billing_run, demo
 from farebox.services.catalog import offered_plan
 from farebox.settings import Settings
 
@@ -40,7 +40,13 @@ def setup(url: str, n: int) -> Farebox:
     engine = make_engine(url)
     upgrade(engine)
     now = utc(2026, 3, 1, 9)
-    fb = Farebox(engine=engine, clock=FrozenClock(now), settings=Settings(database_url=url))
+    fb = Farebox(
+        engine=engine,
+        clock=FrozenClock(now),
+        settings=Settings(database_url=url),
+        payment_provider=SandboxProvider(),
+        usage_source=lambda conn, t, s, a, b: {},  # fees only: the bench measures issuing and charging
+    )
     demo.load_catalogs(fb)
     with fb.uow() as uow:
         version = offered_plan(uow.conn, "session-caps", "pro").version_id
@@ -120,8 +126,6 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 20_000
     per_subscription = "--per-subscription" in sys.argv
-    payments.use_provider(SandboxProvider())
-    invoicing.use_usage_source(lambda conn, t, s, a, b: {})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         fb = setup(f"sqlite:///{path}", n)

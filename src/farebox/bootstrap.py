@@ -36,7 +36,7 @@ class Farebox:
     payment_provider: PaymentProvider = field(default_factory=SandboxProvider)
     usage_source: UsageSource | None = None  # None: metering's billable usage
     invoice_numbering: InvoiceNumbering = field(default_factory=InvoiceNumbering)
-    mailer: Mailer | None = None  # every e-mail (alerts, invoices); None: FAREBOX_SMTP_URL's, if set (audit #9)
+    mailer: Mailer | None = None  # every e-mail (alerts, invoices); None: FAREBOX_SMTP_URL's, if set (one SMTP sender)
 
     def __post_init__(self) -> None:
         from farebox.services import signals, usage
@@ -61,8 +61,8 @@ def print_sign_in_link(email: str, link: str) -> None:
 
 
 def sign_in_sender(settings: Settings) -> Callable[[str, str], None]:
-    """14.12: by e-mail when FAREBOX_SMTP_URL is set (and never to the log); the console print is the embedded default
-    only."""
+    """Sign-in links go by e-mail when FAREBOX_SMTP_URL is set (and never to the log); the console print is the
+    embedded default only."""
     smtp_url = settings.smtp_url
     if smtp_url is None:
         return print_sign_in_link

@@ -15,12 +15,12 @@ class Settings:
     smtp_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    public_url: str | None = None  # FAREBOX_PUBLIC_URL: the base of every link farebox sends (F4)
-    webhook_allow_private: bool = False  # FAREBOX_WEBHOOK_ALLOW_PRIVATE: endpoints on loopback/private addresses (F13)
+    public_url: str | None = None  # FAREBOX_PUBLIC_URL: the base of every link farebox sends
+    webhook_allow_private: bool = False  # FAREBOX_WEBHOOK_ALLOW_PRIVATE: endpoints on loopback/private addresses
     payment_provider: str = "sandbox"  # FAREBOX_PAYMENT_PROVIDER: sandbox | stripe
     invoice_issuer: str = "FB"  # FAREBOX_INVOICE_ISSUER
     invoice_number_pattern: str = "{issuer}-{year}-{seq:06d}"  # FAREBOX_INVOICE_NUMBER_PATTERN (G13)
-    # F2: each API or worker process's connection pool (PostgreSQL; SQLite files too).  A request that waits
+    # each API or worker process's connection pool (PostgreSQL; SQLite files too).  A request that waits
     # longer than `db_pool_timeout` seconds for a connection answers 503 storage_unavailable with Retry-After.
     db_pool_size: int = 10  # FAREBOX_DB_POOL_SIZE
     db_max_overflow: int = 10  # FAREBOX_DB_MAX_OVERFLOW

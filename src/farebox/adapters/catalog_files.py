@@ -300,7 +300,7 @@ def _index_paths(node: yaml.Node, path: tuple[Any, ...], paths: dict[int, tuple[
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a mapping key given twice (D9: the last one silently won),
+    """A SafeLoader that refuses a mapping key given twice (else the last one would silently win),
     naming the plan and field; keys brought in by a `<<` merge may still be overridden."""
 
     def construct_document(self, node: yaml.Node) -> Any:
@@ -348,7 +348,7 @@ def load_catalog_text(text: str, *, source: str) -> tuple[c.Catalog, dict[str, A
     except yaml.reader.ReaderError as exc:
         exc.name = source
         raise CatalogError(source, [f"not valid YAML: {exc}"]) from None
-    loader.name = source  # D11: marks name the file, not "<unicode string>"
+    loader.name = source  # marks name the file, not "<unicode string>"
     try:
         data = loader.get_single_data()
     except _DuplicateKey as exc:

@@ -24,7 +24,7 @@ class Decision:
     deadline: datetime | None = None  # when the occurrence must end (S6)
     replayed: bool = False  # the answer of an earlier call with the same Idempotency-Key
     warning_codes: tuple[str, ...] = ()  # each warning's stable code, in the same order (G15)
-    started: bool = False  # this call opened the occurrence (D16)
+    started: bool = False  # this call opened the occurrence
 
     @classmethod
     def of(cls, body: dict[str, Any], *, replayed: bool = False) -> Decision:

@@ -1,4 +1,4 @@
-"""A tenant's billing details (D7, G13): who an invoice is addressed to and which tax applies.
+"""A tenant's billing details (G13): who an invoice is addressed to and which tax applies.
 
 Pure: checks what an owner or admin sends and builds the `bill_to` block an invoice
 keeps as it was when the invoice was issued (a later change never rewrites an issued

@@ -22,11 +22,11 @@ MONEY_COLUMN_MAX = 2**63 - 1
 MAX_PRICE_MINOR = MONEY_COLUMN_MAX // 10_000
 """The largest price or overage unit price a catalog may set: 922,337,203,685,477 minor
 units (9,223,372,036,854.77 USD); ten thousand times it (tax, proration, many lines or
-units on one invoice) still fits a money column (D4)."""
+units on one invoice) still fits a money column."""
 
 
 def price_problem(price: Money) -> str | None:
-    """Why a catalog price cannot be sold, or None (D1: never negative; D4: storable)."""
+    """Why a catalog price cannot be sold, or None (never negative; storable in a money column)."""
     if price.amount_minor < 0:
         return "must not be negative"
     if price.amount_minor > MAX_PRICE_MINOR:

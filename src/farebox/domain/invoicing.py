@@ -263,7 +263,7 @@ def document_for(total_minor: int) -> Document:
 
 
 def number_series(issuer: str, document: Document, *, test_clock: bool) -> str:
-    """The series a document is numbered in (G13, audit #7): the issuer's invoices, its credit notes
+    """The series a document is numbered in (G13): the issuer's invoices, its credit notes
     (`<issuer>-CN`), and the same two with a `TEST-` prefix for tenants on a test clock."""
     series = f"{issuer}-CN" if document is Document.CREDIT_NOTE else issuer
     return f"TEST-{series}" if test_clock else series

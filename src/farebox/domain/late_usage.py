@@ -1,4 +1,4 @@
-"""Late usage: which subscription and period an ingested event belongs to (D3, A1, G3).
+"""Late usage: which subscription and period an ingested event belongs to (A1, G3).
 
 An event is counted in the period that contains its `time`, under the
 subscription that was live then, as that subscription was then (its period,

@@ -125,7 +125,7 @@ TENANT_EXISTS = _reason("tenant_exists", "A tenant with id {tenant!r} already ex
 MEMBER_EXISTS = _reason("member_exists", "{email} is already a member of this tenant.")
 CLOCK_BACKWARDS = _reason("clock_backwards", "A test clock only moves forward (it is at {now}).")
 
-# --- subscription lifecycle (issue 3) ------------------------------------------
+# --- subscription lifecycle ----------------------------------------------------
 TRIAL_ALREADY_USED = _reason(
     "trial_already_used", "The free trial is available once per tenant and has already been used."
 )
@@ -153,7 +153,7 @@ NO_CHARGE_TO_REFUND = _reason(
 PROVIDER_SIGNATURE_INVALID = _reason(
     "provider_signature_invalid", "The payment provider's signature is missing or wrong."
 )
-# --- security (issue 17) --------------------------------------------------------
+# --- security ------------------------------------------------------------------
 EXPIRY_IN_PAST = _reason("expiry_in_past", "An API key's expiry must be in the future (it is {now}).")
 WEBHOOK_ADDRESS_REFUSED = _reason(
     "webhook_address_refused",

@@ -54,7 +54,7 @@ def refuse(exc: DomainError) -> typer.Exit:
 
 
 def known_tenant(fb: Farebox, tenant_id: str) -> None:
-    """Refuse an unknown tenant with exit code 1 and a message, before a command finds nothing (D17)."""
+    """Refuse an unknown tenant with exit code 1 and a message, before a command finds nothing."""
     from farebox.services import tenants
 
     try:
@@ -84,7 +84,7 @@ def catalog_validate(files: list[str] = typer.Argument(..., help="Catalog files,
             failed = True
             err.print(f"[red]invalid[/red] {escape(exc.source)}")
             for problem in exc.problems:
-                err.print(f"  - {problem}", markup=False, highlight=False)  # D11: YAML text kept as written
+                err.print(f"  - {problem}", markup=False, highlight=False)  # YAML text, not Rich markup
             continue
         console.print(f"[green]valid[/green] {name}: catalog {catalog.name!r}, plans {', '.join(catalog.plans)}")
     raise typer.Exit(1 if failed else 0)
@@ -234,7 +234,7 @@ def demo_data() -> None:
     for t in demo_tenants:
         table.add_row(t.tenant_id, t.catalog, t.plan)
     console.print(table)
-    # one key per line, never wrapped, so it can be copied whole (D12)
+    # one key per line, never wrapped, so it can be copied whole
     console.print("owner API keys (shown once, when the tenant is created):", soft_wrap=True)
     for t in demo_tenants:
         if t.owner_key:

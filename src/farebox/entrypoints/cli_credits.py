@@ -1,4 +1,4 @@
-"""`farebox credits`: a tenant's credit balance, and refunding it to the card (issue 14 #5; docs/invoicing.md)."""
+"""`farebox credits`: a tenant's credit balance, and refunding it to the card (docs/invoicing.md)."""
 
 from __future__ import annotations
 

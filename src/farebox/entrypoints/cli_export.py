@@ -47,7 +47,7 @@ def export_command(
                 on_table=on_table,
                 on_row=lambda: progress.advance(task),
             )
-        except BaseException as exc:  # a failed export leaves no folder it created behind (D17)
+        except BaseException as exc:  # a failed export leaves no folder it created behind
             if created:
                 shutil.rmtree(directory, ignore_errors=True)
             if isinstance(exc, DomainError):

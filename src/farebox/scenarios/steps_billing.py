@@ -39,7 +39,7 @@ def _payment_succeeds(ctx: Context, s: Step) -> Answer:
 @step("void")
 def _void(ctx: Context, s: Step) -> Answer:
     """`- void: {tenant: acme, invoice: last, reason: goodwill}`: the operator voids an open invoice
-    (`last`: the tenant's latest, or an invoice number), saying why (audit #6, G9)."""
+    (`last`: the tenant's latest, or an invoice number), saying why (G9)."""
     tenant_id = ctx.tenant(s)
     wanted, reason = str(ctx.required(s, "invoice")), str(ctx.required(s, "reason"))
     found = invoices.list_invoices(ctx.fb, SYSTEM, tenant_id)
@@ -54,8 +54,8 @@ def _void(ctx: Context, s: Step) -> Answer:
 
 @step("refund_credit")
 def _refund_credit(ctx: Context, s: Step) -> Answer:
-    """`- refund_credit: {tenant: acme}`: the operator pays the tenant's credit balance back to its card
-    (issue 14 #5); `amount_minor:` refunds part of it."""
+    """`- refund_credit: {tenant: acme}`: the operator pays the tenant's credit balance back to its card;
+    `amount_minor:` refunds part of it."""
     tenant_id = ctx.tenant(s)
     actor = ctx.actor(s, tenant_id) if "as" in s.args else SYSTEM
     done = credits.refund_credit(ctx.fb, actor, tenant_id, amount_minor=s.args.get("amount_minor"))

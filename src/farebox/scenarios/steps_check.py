@@ -167,7 +167,7 @@ READS: dict[str, Callable[[_Reads], Any]] = {
 
 
 def expectation(s: Step, source: str) -> dict[str, Any]:
-    """A check's expectation is its own keys (but `tenant` and `as`), plus any `expect` of other keys (T17: an
+    """A check's expectation is its own keys (but `tenant` and `as`), plus any `expect` of other keys (an
     `expect` that overrode a key the check names would read as the opposite of what it checks)."""
     own = {k: v for k, v in s.args.items() if k not in NOT_CHECKED}
     both = sorted(set(own) & set(s.expect))

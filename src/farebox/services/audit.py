@@ -1,4 +1,4 @@
-"""The audit log (issue 9): every change to a subscription, catalog, limit,
+"""The audit log: every change to a subscription, catalog, limit,
 payment method, key, member or webhook endpoint, and every voided invoice, with who, when and what.
 
 It is a listener on every signal (`farebox.services.signals`): a change and

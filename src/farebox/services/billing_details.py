@@ -1,4 +1,4 @@
-"""A tenant's billing details (D7, G13): billing e-mail, legal name, postal address, tax id, tax rate.
+"""A tenant's billing details (G13): billing e-mail, legal name, postal address, tax id, tax rate.
 
 Owners, admins and the operator read and change them (G6); every change is audited with
 who made it and the fields before and after.  Invoices copy them when issued

@@ -1,4 +1,4 @@
-"""The customer credit balance (issue 14 #5; G3, G7): what credit notes credit, what invoices use,
+"""The customer credit balance (G3, G7): what credit notes credit, what invoices use,
 and what an operator refunds through the payment provider.
 
 * Issuing a document (`services.invoicing`) opens a `CreditBook` on the tenant's balances (locked

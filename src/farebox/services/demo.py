@@ -71,7 +71,7 @@ def load_demo(fb: Farebox) -> list[DemoTenant]:
         )
         payments.add_payment_method(
             fb, SYSTEM, tenant_id, token="pm_card_visa"
-        )  # a paid plan needs one (D2); test mode only
+        )  # a paid plan needs a payment method on file; test mode only
         subscriptions.subscribe(fb, SYSTEM, tenant_id, catalog=catalog_name, plan=plan, cause="demo")
         key = tenants.issue_api_key(fb, SYSTEM, tenant_id=tenant_id, role=Role.OWNER, name="demo owner key")
         out.append(DemoTenant(tenant_id, catalog_name, plan, True, key.secret))

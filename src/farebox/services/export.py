@@ -1,4 +1,4 @@
-"""A tenant's data export (issue 9; the seeds advise exporting before cancelling, G14).
+"""A tenant's data export (the seeds advise exporting before cancelling, G14).
 
 Every table that holds the tenant's records (usage, occurrences, conversations,
 subscriptions and their history, invoices, payments, notifications, the audit

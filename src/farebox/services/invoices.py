@@ -1,7 +1,7 @@
 """Invoices as owners and admins see them (G6, G13): list, get, preview, PDF, e-mail, void.
 
 The portal's Billing tab and the API call these; each returns plain dataclasses.  A credit note
-(issue 14 #5) is read with the same functions: `list_invoices(..., document="credit_note")`.
+is read with the same functions: `list_invoices(..., document="credit_note")`.
 """
 
 from __future__ import annotations

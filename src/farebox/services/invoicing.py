@@ -218,7 +218,7 @@ def _priced(draft: Draft, tenant: Mapping[str, Any]) -> Totals:
 
 
 def _series(priced: Totals, tenant: Mapping[str, Any], numbering: InvoiceNumbering) -> str:
-    """The number series of a document: invoice or credit note, real or test clock (G13, audit #7)."""
+    """The number series of a document: invoice or credit note, real or test clock (G13)."""
     on_test_clock = tenant.get("test_clock_id") is not None
     return number_series(numbering.issuer, document_for(priced.total.amount_minor), test_clock=on_test_clock)
 
@@ -263,7 +263,7 @@ def _finalize(draft: Draft, tenant: Mapping[str, Any], t: Totals, sequence: int,
         "credit_applied_minor": use.applied_minor,
         "amount_due_minor": use.amount_due_minor,
         "tax_id": tenant.get("tax_id"),
-        "bill_to": bill_to(tenant),  # D7: the details as they are at issue time
+        "bill_to": bill_to(tenant),  # the billing details as they are at issue time
         "period_start_at": draft.period.start,
         "period_end_at": draft.period.end,
         "issued_at": draft.now,

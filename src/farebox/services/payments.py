@@ -229,7 +229,7 @@ def pay_invoice(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) 
 def attempts(fb: Farebox, actor: Principal, tenant_id: str, invoice_id: str) -> list[PaymentAttempt]:
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
-        if invoices_repo.get(uow.conn, tenant_id, invoice_id) is None:  # another tenant's invoice too (F15)
+        if invoices_repo.get(uow.conn, tenant_id, invoice_id) is None:  # another tenant's invoice: 404, as elsewhere
             raise DomainError(reasons.NOT_FOUND, what="Invoice")
         return [_attempt(r) for r in repo.attempts(uow.conn, tenant_id, invoice_id)]
 
@@ -250,8 +250,8 @@ def hosted_link(fb: Farebox, actor: Principal, tenant_id: str, *, kind: str, ret
 
 
 def require_means_of_payment(uow: UnitOfWork, tenant_id: str, plan: Plan) -> None:
-    """D2, F1: a plan that requires a payment method is refused while none is on file, unless an
-    operator set the tenant to be invoiced by bank transfer."""
+    """A plan that requires a payment method is refused while none is on file (else a paid plan would be
+    used without paying), unless an operator set the tenant to be invoiced by bank transfer."""
     if plan.is_free or not plan.requires_payment_method:
         return
     if repo.default_method(uow.conn, tenant_id) is None and not _bank_transfer(uow, tenant_id):

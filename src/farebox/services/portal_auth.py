@@ -3,12 +3,12 @@
 A magic link is single use, expires after 15 minutes, and is delivered by the
 container's `send_sign_in_link` port: by e-mail when `FAREBOX_SMTP_URL` is set,
 printed to the console in the embedded default only.  Its base is
-`FAREBOX_PUBLIC_URL`, never the request's Host header (F4).  Opening the link
-shows a page whose button redeems it (a POST), so a mail scanner that fetches
-the link does not use it up (F10).  An operator session ends with the API key
-it was opened with (F9).  A session is a random token in an HttpOnly cookie; the database
-keeps only its hash, with the member's role and a CSRF token that every form
-must echo.
+`FAREBOX_PUBLIC_URL`, never the request's Host header (which a client could
+make point elsewhere).  Opening the link shows a page whose button redeems it
+(a POST), so a mail scanner that fetches the link does not use it up.  An
+operator session ends with the API key it was opened with.  A session is a
+random token in an HttpOnly cookie; the database keeps only its hash, with the
+member's role and a CSRF token that every form must echo.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from farebox.services import tenants
 
 LINK_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
-# F10: at most this many links per (workspace, e-mail) and per client address within the window
+# at most this many links per (workspace, e-mail) and per client address within the window
 RATE_WINDOW = timedelta(minutes=15)
 LINKS_PER_EMAIL = 3
 LINKS_PER_CLIENT = 30
@@ -49,7 +49,7 @@ class LinkToSend:
 def request_link(fb: Farebox, *, tenant_id: str, email: str, base_url: str, client: str = "") -> LinkToSend | None:
     """A sign-in link to send if `email` is a member of `tenant_id`; None otherwise.
 
-    F10: members and non-members cost the same (one lookup, the same two inserts, one
+    Members and non-members cost the same (one lookup, the same two inserts, one
     commit; the caller sends the link after answering), so neither the page nor its
     timing tells who is a member.  A link for a non-member is never redeemable.  More
     than `LINKS_PER_EMAIL` requests for one e-mail, or `LINKS_PER_CLIENT` from one client
@@ -94,7 +94,7 @@ def send_link(fb: Farebox, link: LinkToSend) -> None:
 
 
 def mail_sign_in_link(smtp_url: str, email: str, link: str) -> None:
-    """14.12: the sign-in link by e-mail through the one SMTP adapter; never written to the log."""
+    """The sign-in link by e-mail through the one SMTP adapter; never written to the log."""
     from farebox.adapters import email as mail
 
     text = (
@@ -156,7 +156,7 @@ def operator_sign_in(fb: Farebox, api_key: str) -> PortalSession | None:
     principal = tenants.authenticate(fb, api_key)
     if principal is None or not principal.is_operator:
         return None
-    # F9: the session lasts only as long as the key it was opened with
+    # the session lasts only as long as the key it was opened with (revoked or expired: signed out)
     return _open_session(
         fb, Principal(Role.OPERATOR, key_id=principal.key_id, email="operator"), api_key_id=principal.key_id
     )

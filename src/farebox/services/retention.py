@@ -1,4 +1,5 @@
-"""What farebox keeps for a while only, and the worker's sweep that forgets it (F14).
+"""What farebox keeps for a while only, and the worker's sweep that forgets it
+(so storage does not grow without bound).
 
 - Idempotency keys and their stored answers: `IDEMPOTENCY_RETENTION` (24 hours,
   as Stripe) after the first request; a retry later than that runs again.

@@ -1,4 +1,4 @@
-"""The subscription lifecycle's use cases (issue 3): subscribe (with a trial),
+"""The subscription lifecycle's use cases: subscribe (with a trial),
 change plan (now, at period end, on a date; across catalogs), cancel a
 scheduled change, cancel, reactivate, the G11 cards, sales requests.
 

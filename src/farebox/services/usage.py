@@ -162,7 +162,7 @@ def _meter_usage(
     own = session_limit if allowed else None
     if (
         meter.scope is Scope.OCCURRENCE
-    ):  # F15: the fullest occurrence of the period against the per-occurrence cap, not a sum
+    ):  # the fullest occurrence of the period against the per-occurrence cap, not a sum
         used = fullest[1] if meter.kind is MeterKind.CONCURRENT_ATTENDEES else fullest[0]
         included = limit.included if limit else None
         return MeterUsage(
@@ -229,7 +229,7 @@ def top_usage(
     fb: Farebox, actor: Principal, tenant_id: str, limit: int = 10, *, this_period: bool = True
 ) -> list[TopUsage]:
     """The largest occurrences (unique attendees) and conversations (billable sessions) of the
-    current period, by the units counted in it (D19); `this_period=False`: over all time, from
+    current period, by the units counted in it (not all-time); `this_period=False`: over all time, from
     the event data (what G14's purge deletes)."""
     require_billing_access(actor, tenant_id)
     with fb.uow(readonly=True) as uow:
@@ -341,7 +341,8 @@ def _on_plan_changed(uow: UnitOfWork, signal: Signal) -> None:
     """An upgrade: limits are read from the new plan at once (running occurrences go on);
     remaining credits carry forward (L4); S5's upgrade_required is cleared once the new plan's cap covers the
     peak.  An immediate change back to a plan whose pool this period already handed out (Pro -> Free -> Pro)
-    reopens that pool as it was, never a second one: units used stay used (L3, security F1)."""
+    reopens that pool as it was, never a second one: units used stay used, so changing
+    plans never hands out a fresh pool (L3)."""
     data = signal.data
     conn = uow.conn
     new = subs_repo.get(conn, signal.tenant_id, signal.subject or "")

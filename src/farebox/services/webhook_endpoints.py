@@ -4,7 +4,7 @@ A rotated secret keeps signing (beside the new one) for a grace window, so a
 receiver can switch secrets without missing or rejecting a message.  An
 endpoint on a loopback, private or link-local address (cloud metadata, the
 database, the admin interfaces next door) is refused unless the operator opts
-in with `FAREBOX_WEBHOOK_ALLOW_PRIVATE=true` (F13).
+in with `FAREBOX_WEBHOOK_ALLOW_PRIVATE=true`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class WebhookEndpoint:
 
 
 def internal_address(host: str) -> str | None:
-    """F13: the loopback, private, link-local or otherwise non-public address `host` is or resolves to, else None.
+    """The loopback, private, link-local or otherwise non-public address `host` is or resolves to, else None.
 
     A name that does not resolve (yet) passes: it reaches nothing internal as long as it does not."""
     try:

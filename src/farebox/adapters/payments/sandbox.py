@@ -33,7 +33,7 @@ _TOKENS = {
     "pm_card_chargeDeclinedInsufficientFunds": INSUFFICIENT_FUNDS,
 }
 _KNOWN = {SUCCEEDS, DECLINED, FAILS_LATER, INSUFFICIENT_FUNDS}
-# a method reference names the card's behaviour, never its number (F15: references are stored and exported)
+# a method reference names the card's behaviour, never its number (references are stored and exported)
 _TAGS = {SUCCEEDS: "visa", FAILS_LATER: "chargecustomerfail", INSUFFICIENT_FUNDS: "insufficientfunds"}
 _CARD_OF_TAG = {tag: number for number, tag in _TAGS.items()}
 

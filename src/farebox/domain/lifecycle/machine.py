@@ -36,7 +36,7 @@ class Event(StrEnum):
     GRACE_EXPIRED = "grace_expired"  # G9: admissions refused from now on
 
 
-# How a refusal names a status and an event to a person (D15: no internal state names, no "A active").
+# How a refusal names a status and an event to a person (no internal state names, no "A active").
 STATUS_WORDS: dict[Status, str] = {
     Status.FREE: "on a free plan",
     Status.TRIALING: "in its trial",

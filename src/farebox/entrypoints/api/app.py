@@ -68,7 +68,7 @@ def create_app(fb: Farebox | None = None) -> FastAPI:
     )
     app.state.fb = fb or bootstrap()
     errors.install(app)
-    middleware.install(app, public_url=app.state.fb.settings.public_url)  # F8 body limits, F12 headers
+    middleware.install(app, public_url=app.state.fb.settings.public_url)  # body limits, hardening headers
     for router in ROUTERS:
         app.include_router(router)
     portal.install(app)
@@ -79,7 +79,7 @@ def create_app(fb: Farebox | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, stating the edge's rules too (F11): no NUL in any request text, key, path or query
+    """The generated schema, stating the edge's rules too: no NUL in any request text, key, path or query
     value."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)

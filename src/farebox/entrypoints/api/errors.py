@@ -86,7 +86,7 @@ def problem(field: str, message: str, kind: str) -> dict[str, str]:
 
 
 def refusal_details(refusal: Refusal) -> dict[str, Any]:
-    """D14: one shape per code: a refusal about a field names it in `problems`, as a request's validation does."""
+    """One shape per code: a refusal about a field names it in `problems`, as a request's validation does."""
     details = dict(refusal.details)
     if "field" in details and "problems" not in details:
         details["problems"] = [problem(str(details.pop("field")), refusal.message, refusal.code)]
@@ -101,7 +101,7 @@ def refusal_response(refusal: Refusal) -> JSONResponse:
     )
 
 
-# parts of a pydantic error location that name a union member's type, not a field (D14)
+# parts of a pydantic error location that name a union member's type, not a field
 _TYPE_PARTS = frozenset({"str", "int", "float", "bool", "datetime", "date", "time", "decimal", "none", "list", "dict"})
 _VALUE_ERROR = re.compile(r"^Value error, (?:([\w.]+): )?(.*)$", re.S)
 _ROOT_MESSAGES = {
@@ -136,7 +136,7 @@ def validation_problems(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def invalid_json(position: int | None, reason: str = "") -> JSONResponse:
-    """D13: a body that is not JSON at all is `invalid_json`, not a field error."""
+    """A body that is not JSON at all is `invalid_json`, not a field error."""
     where = f" (at character {position}{': ' + reason if reason else ''})" if position is not None else ""
     message = f"The body is not valid JSON{where}."
     return JSONResponse(
@@ -145,7 +145,7 @@ def invalid_json(position: int | None, reason: str = "") -> JSONResponse:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers on this path (a 405 names them all in `Allow`; F11)."""
+    """Every method some route answers on this path (a 405 names them all in `Allow`)."""
     methods: set[str] = set()
     for route in request.app.router.routes:
         candidates = route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]
@@ -209,7 +209,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # bytes that are not even text (F11, D13)
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # bytes that are not even text: invalid_json
             return invalid_json(None)
         code = HTTP_CODES.get(exc.status_code, "http_error")
         headers = dict(getattr(exc, "headers", None) or {})
@@ -219,7 +219,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PoolTimeout)
     async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
-        # F2: every pooled connection stayed busy for the pool's timeout; nothing was started.
+        # every pooled connection stayed busy for the pool's timeout; nothing was started.
         log.warning("no database connection free within the pool timeout on %s %s", request.method, request.url.path)
         message = "The database is busy; nothing was changed. Retry the request (with the same Idempotency-Key)."
         return JSONResponse(error_body("storage_unavailable", message), status_code=503, headers={"Retry-After": "1"})

@@ -1,4 +1,4 @@
-"""Request and response bodies of the subscription lifecycle endpoints (issue 3)."""
+"""Request and response bodies of the subscription lifecycle endpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from farebox.entrypoints.api.schemas import Body, instant_text
 
-AwareInstant = Annotated[AwareDatetime, BeforeValidator(instant_text)]  # D8: ISO text, never a bare number
+AwareInstant = Annotated[AwareDatetime, BeforeValidator(instant_text)]  # ISO text, never a bare number
 
 
 class TrialIn(Body):

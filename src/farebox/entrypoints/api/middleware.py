@@ -1,4 +1,4 @@
-"""Edge middleware of issue 17: bounded request bodies (F8) and hardening headers (F12).
+"""Edge middleware: bounded request bodies and hardening headers.
 
 Both are plain ASGI middleware, installed by `install(app)`; neither knows any route.
 """
@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 MiB = 1024 * 1024
-# F8: the largest legitimate body is a 10,000-event ingestion batch (about 10 MB), or a catalog
+# the largest legitimate body is a 10,000-event ingestion batch (about 10 MB), or a catalog
 # document (1,000,000 characters, up to 6 bytes each once JSON-escaped)
 LARGE_BODY_BYTES = 16 * MiB
 JSON_BODY_BYTES = 1 * MiB  # every other API route
@@ -43,7 +43,7 @@ class BodyTooLarge(HTTPException):
 
 
 class LimitBodies:
-    """F8: a body larger than its route's limit is refused with 413 before anything else runs.
+    """A body larger than its route's limit is refused with 413 before anything else runs.
 
     A declared `Content-Length` above the limit is answered at once, without reading a byte
     (so before authentication); a streamed body is counted as it arrives and refused when it
@@ -87,7 +87,7 @@ DOC_PATHS = ("/docs", "/redoc")  # Swagger UI and ReDoc bring their own scripts 
 
 
 class HardeningHeaders:
-    """F12: nosniff, no framing, a referrer policy and a Content-Security-Policy on every answer; HSTS over https.
+    """Nosniff, no framing, a referrer policy and a Content-Security-Policy on every answer; HSTS over https.
 
     A header a route set itself (e.g. `Referrer-Policy: no-referrer` on a sign-in link's page) is kept."""
 

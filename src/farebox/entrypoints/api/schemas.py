@@ -45,7 +45,7 @@ NO_NUL = r"^[^\x00]*$"
 
 
 def state_no_nul(node: Any) -> None:
-    """F11: say in the OpenAPI schema what `_no_nul` and the edge refuse: NUL in any text, key, path or query value."""
+    """Say in the OpenAPI schema what `_no_nul` and the edge refuse: NUL in any text, key, path or query value."""
     if isinstance(node, list):
         for item in node:
             state_no_nul(item)
@@ -68,7 +68,7 @@ def state_no_nul(node: Any) -> None:
 
 
 def exactly_one_of(first: str, second: str) -> dict[str, Any]:
-    """The JSON schema rule for two mutually exclusive fields of which one is required (F11)."""
+    """The JSON schema rule for two mutually exclusive fields of which one is required (as the API checks it)."""
     return {
         "oneOf": [
             {"required": [first], "not": {"required": [second]}},
@@ -77,12 +77,12 @@ def exactly_one_of(first: str, second: str) -> dict[str, Any]:
     }
 
 
-# e-mail: the same characters refused under Python's, Rust's and ECMAScript's idea of `\s` (F11)
+# e-mail: the same characters refused under Python's, Rust's and ECMAScript's idea of `\s`
 EMAIL_PATTERN = r"^[^@\s\x00\x1c-\x1f\x85]+@[^@\s\x00\x1c-\x1f\x85]+\.[^@\s\x00\x1c-\x1f\x85]+$"
 
 
 def instant_text(value: Any) -> Any:
-    """D8: an instant is ISO 8601 text; a bare number is not read as seconds since 1970."""
+    """An instant is ISO 8601 text; a bare number is not read as seconds since 1970."""
     if isinstance(value, str | datetime):
         return value
     raise ValueError("give an ISO 8601 instant as text, e.g. 2027-01-31T12:00:00Z")
@@ -92,14 +92,14 @@ Instant = Annotated[datetime, BeforeValidator(instant_text)]
 
 
 def json_integer(value: Any) -> Any:
-    """D8: a JSON integer (`10` or `10.0`, as JSON Schema's `integer` allows), never `true` or text such as `"10"`."""
+    """A JSON integer (`10` or `10.0`, as JSON Schema's `integer` allows), never `true` or text such as `"10"`."""
     if isinstance(value, bool | str):
         raise ValueError("give a whole number, not text or true/false")
     return value
 
 
 JsonInt = Annotated[int, BeforeValidator(json_integer)]
-"""A request body's instant (the number and yes/no fields use JsonInt and StrictBool: D8)."""
+"""A request body's instant (the number and yes/no fields use JsonInt and StrictBool: no coercion)."""
 
 
 class Body(BaseModel):
@@ -154,7 +154,7 @@ class ApiKeyIn(Body):
     )
     name: str = Field(default="", max_length=200)
     expires_at: AwareDatetime | None = Field(
-        default=None, description="Refused from this instant on (F9); in the future"
+        default=None, description="Refused from this instant on; in the future"
     )
 
 
@@ -180,7 +180,7 @@ class ClockOut(BaseModel):
 
 
 DURATION = (
-    r"^(\d{1,4}d)?(\d{1,5}h)?(\d{1,7}m)?(\d{1,9}s)?$"  # at most 88 years, under the 100 years a clock moves (F11)
+    r"^(\d{1,4}d)?(\d{1,5}h)?(\d{1,7}m)?(\d{1,9}s)?$"  # at most 88 years, under the 100 years a clock moves
 )
 
 

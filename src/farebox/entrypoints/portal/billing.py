@@ -75,7 +75,7 @@ def _act(request: Request, tenant_id: str, current, csrf: str, action, done: str
     return redirect(f"{_base(tenant_id)}?done={done}")
 
 
-# --- billing details (D7, G13): e-mail, legal name, address, tax id and rate -----------------------
+# --- billing details (G13): e-mail, legal name, address, tax id and rate ---------------------------
 
 
 @router.post("/details")
@@ -286,7 +286,7 @@ MAX_SESSION_LIMIT = 1_000_000_000  # as the API's SessionLimitIn
 
 def _whole_number(text: str) -> int:
     """The form's text as a session limit; anything else (letters, a fraction, 20 digits) is the form's
-    friendly refusal, never a raw validation error (D19)."""
+    friendly refusal, never a raw validation error."""
     text = text.strip()
     if not text.isdigit() or len(text) > len(str(MAX_SESSION_LIMIT)) or int(text) > MAX_SESSION_LIMIT:
         raise DomainError(reasons.SESSION_LIMIT_INVALID)

@@ -65,7 +65,7 @@ class BillingPage:
     plans: list[PlanOffer]
     notifications: notifications.NotificationList
     invoices: list[Any] = field(default_factory=list)  # invoices and credit notes, newest first
-    credit_balance: Any = None  # services.credits.CreditBalance (issue 14 #5)
+    credit_balance: Any = None  # services.credits.CreditBalance
     payment_methods: list[Any] = field(default_factory=list)
 
 

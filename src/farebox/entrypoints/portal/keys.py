@@ -1,4 +1,4 @@
-"""API keys in the portal (F9, D6): owners and admins manage their tenant's keys, the operator the operator keys.
+"""API keys in the portal: owners and admins manage their tenant's keys, the operator the operator keys.
 
 A new key's secret is shown once, on the page that answers the form that made it.
 """

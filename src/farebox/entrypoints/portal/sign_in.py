@@ -61,14 +61,14 @@ def request_link(
         response = _sign_in_form(request, "sign_in.html", error=exc.refusal.message)
         response.status_code = 429
         return response
-    if link is not None:  # sent after the answer, so members and non-members are answered alike (F10)
+    if link is not None:  # sent after the answer, so members and non-members are answered alike
         tasks.add_task(portal_auth.send_link, fb, link)
     return page(request, "link_sent.html", None, email=email)
 
 
 @router.get("/sign-in/{token}", response_class=HTMLResponse)
 def confirm(request: Request, token: str):
-    """F10: opening the link uses nothing up; the button on this page does (mail scanners only GET)."""
+    """Opening the link uses nothing up; the button on this page does (mail scanners only GET)."""
     response = _sign_in_form(request, "confirm_sign_in.html", token=token)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

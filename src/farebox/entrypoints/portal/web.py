@@ -32,7 +32,7 @@ def fb_of(request: Request) -> Farebox:
 
 
 def public_base(request: Request) -> str:
-    """F4: the base of every link farebox hands out: FAREBOX_PUBLIC_URL, else the address the server listens on.
+    """The base of every link farebox hands out: FAREBOX_PUBLIC_URL, else the address the server listens on.
 
     Never the Host header (or X-Forwarded-Host) a client sends, so nobody can have a link point elsewhere."""
     configured = fb_of(request).settings.public_url

@@ -1,9 +1,9 @@
 """What the lifecycle does when other areas report something (signals, same transaction).
 
 - `invoice.payment_failed` (a first invoice, an upgrade's proration or a renewal; a
-  bank transfer not received by its due date): payment issue, grace per plan (G9, A7, D2).
+  bank transfer not received by its due date): payment issue, grace per plan (G9, A7).
 - `invoice.paid` or `invoice.voided` for the overdue invoice: settled, back to active,
-  unless another open invoice is overdue, which then holds the grace (G9, audit #6).
+  unless another open invoice is overdue, which then holds the grace (G9).
 - `usage.recorded` during a trial: trial usage kept for the card (A3, G11);
   reaching the bound ends the trial.
 - `usage.trial_exhausted`: the trial ends by usage now (A3).
@@ -28,7 +28,7 @@ from farebox.services.signals import Signal, batch_form_of, on
 @on("invoice.payment_failed")
 def open_payment_issue(uow: UnitOfWork, signal: Signal) -> None:
     """Any unpaid invoice opens the grace, not only a renewal's: a first or upgrade payment
-    that fails would otherwise leave a paid plan in use without paying (D2, F1)."""
+    that fails would otherwise leave a paid plan in use without paying."""
     s = repo.get(uow.conn, signal.tenant_id, signal.data["subscription_id"], for_update=True)
     if s is None or s.status not in (Status.ACTIVE, Status.CANCELLATION_SCHEDULED) or s.grace_ends_at is not None:
         return  # already in grace, or nothing to put in grace
@@ -63,7 +63,7 @@ def settle_payment(uow: UnitOfWork, signal: Signal) -> None:
 
 @on("invoice.voided")
 def settle_by_void(uow: UnitOfWork, signal: Signal) -> None:
-    """audit #6: a voided invoice is owed no more; the lifecycle heals as if it were paid."""
+    """A voided invoice is owed no more; the lifecycle heals as if it were paid (no lock-out for it)."""
     _release(uow, signal, cause=f"invoice {signal.subject} voided by {signal.actor}: {signal.data.get('reason', '')}")
 
 

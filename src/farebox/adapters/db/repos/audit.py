@@ -18,7 +18,7 @@ def entries(
 ) -> list[dict[str, Any]]:
     """Newest first; `tenant_id=None` reads every scope (the operator's view).  One tenant's entries are
     ordered by its own time (a test clock's, or the real one); the operator's view mixes tenants on
-    different clocks, so it is ordered as the entries were recorded (ids grow with the real time, D20)."""
+    different clocks, so it is ordered as the entries were recorded (ids grow with the real time)."""
     order = (audit_log.c.at.desc(), audit_log.c.id.desc()) if tenant_id is not None else (audit_log.c.id.desc(),)
     query = select(audit_log).order_by(*order).limit(limit)
     if tenant_id is not None:

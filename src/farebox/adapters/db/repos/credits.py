@@ -1,4 +1,4 @@
-"""The customer credit balance, its entries and its refunds (issue 14 #5)."""
+"""The customer credit balance, its entries and its refunds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Stored first answers for idempotency keys (G4), scoped to (tenant, principal) (F5, F6)."""
+"""Stored first answers for idempotency keys (G4), scoped to (tenant, principal):
+replayed only to a caller the same authorization lets through."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def put(conn: Connection, **values: Any) -> None:
 
 
 def delete_created_before(conn: Connection, cutoff: datetime, *, limit: int) -> int:
-    """F14: forget up to `limit` keys (and their stored answers) created at or before `cutoff`."""
+    """Forget up to `limit` keys (and their stored answers) created at or before `cutoff`."""
     t = idempotency_keys.c
     oldest = select(t.tenant_id, t.principal, t.key).where(t.created_at <= cutoff).order_by(t.created_at).limit(limit)
     return conn.execute(delete(idempotency_keys).where(tuple_(t.tenant_id, t.principal, t.key).in_(oldest))).rowcount

@@ -184,7 +184,7 @@ _LIVE_TICKETS = (
 
 
 def live_tickets(conn: Connection, tenant_id: str, occurrence_id: str, *, live_since: datetime) -> tuple[int, ...]:
-    """The waiting-room tickets re-presented since `live_since`, in queue order (S5, F3)."""
+    """The waiting-room tickets re-presented since `live_since`, in queue order (S5): only these hold a place."""
     rows = conn.execute(_LIVE_TICKETS, {"_t": tenant_id, "_o": occurrence_id, "_live_since": live_since})
     return tuple(t for (t,) in rows)
 
@@ -478,7 +478,7 @@ def top(conn: Connection, tenant_id: str, limit: int) -> list[dict[str, Any]]:
 def top_in_period(
     conn: Connection, tenant_id: str, subscription_id: str, period_start_at: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    """The largest occurrences and conversations by units counted in one period (D19: not all-time):
+    """The largest occurrences and conversations by units counted in one period (not all-time):
     per subject, its largest meter (a person counted as an attendee and as a credit is one unit);
     only those whose event data is still there (G14's purge deletes it)."""
     r = usage_records.c
@@ -682,7 +682,7 @@ def fullest_occurrences(
     conn: Connection, periods: list[tuple[str, str, datetime]]
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """Per (tenant, subscription): the most attendees counted in one occurrence started since the period start, and
-    the most present at once (F15); one statement for many."""
+    the most present at once; one statement for many."""
     if not periods:
         return {}
     since = or_(*(and_(_o.tenant_id == t, _o.subscription_id == s, _o.started_at >= start) for t, s, start in periods))

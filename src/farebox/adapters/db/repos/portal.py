@@ -41,7 +41,7 @@ def insert_session(conn: Connection, **values: Any) -> None:
 
 
 def get_session(conn: Connection, token_hash: str, now: datetime) -> dict[str, Any] | None:
-    """An unexpired session; one opened with an API key only while that key is neither revoked nor expired (F9)."""
+    """An unexpired session; one opened with an API key only while that key is neither revoked nor expired."""
     s, k = portal_sessions.c, api_keys.c
     key_valid = and_(k.id.is_not(None), k.revoked_at.is_(None), or_(k.expires_at.is_(None), k.expires_at > now))
     query = (

@@ -1,4 +1,4 @@
-"""The audit log: who changed what, when, with what before and after (issue 9)."""
+"""The audit log: who changed what, when, with what before and after."""
 
 from sqlalchemy import Column, Index, String, Table, Text
 

@@ -47,8 +47,8 @@ tenants = Table(
     Column("billing_email", Text, nullable=True),
     Column("tax_rate_bp", Integer, nullable=False, default=0),  # basis points: 2000 = 20%
     Column("tax_id", Text, nullable=True),
-    Column("legal_name", Text, nullable=True),  # D7: printed on invoices instead of `name` when set
-    Column("billing_address", Text, nullable=True),  # D7: postal address, lines separated by newlines
+    Column("legal_name", Text, nullable=True),  # printed on invoices instead of `name` when set
+    Column("billing_address", Text, nullable=True),  # postal address, lines separated by newlines
     Column("trial_used_at", UTCDateTime, nullable=True),  # A4: once per tenant
     # invoiced by bank transfer (set by an operator): invoices are due this many days after issue, never charged
     Column("payment_terms_days", Integer, nullable=True),
@@ -78,13 +78,13 @@ api_keys = Table(
     Column("name", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
-    Column("expires_at", UTCDateTime, nullable=True),  # F9: refused from this instant on
+    Column("expires_at", UTCDateTime, nullable=True),  # refused from this instant on
 )
 
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    # F5/F6: scoped by the tenant the request is about ("" for none) and the caller's role,
+    # scoped by the tenant the request is about ("" for none) and the caller's role,
     # so an answer is replayed only to a caller that the same authorization lets through
     Column("tenant_id", String(64), primary_key=True),
     Column("principal", String(16), primary_key=True),
@@ -94,7 +94,7 @@ idempotency_keys = Table(
     Column("response", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
-Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)  # F14: the retention sweep
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)  # the retention sweep
 
 due_items = Table(
     "due_items",

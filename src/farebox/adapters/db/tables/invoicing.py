@@ -39,7 +39,7 @@ invoices = Table(
     Column("credit_applied_minor", BigInteger, nullable=False, server_default="0"),
     Column("amount_due_minor", BigInteger, nullable=False, server_default="0"),
     Column("tax_id", Text, nullable=True),  # the tenant's tax id, as it was when issued
-    Column("bill_to", Json, nullable=False),  # name, billing e-mail and address when issued (D7)
+    Column("bill_to", Json, nullable=False),  # name, billing e-mail and address when issued
     Column("period_start_at", UTCDateTime, nullable=False),
     Column("period_end_at", UTCDateTime, nullable=False),
     Column("issued_at", UTCDateTime, nullable=False),

@@ -30,14 +30,14 @@ portal_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
-    Column("api_key_id", String(40), nullable=True),  # F9: an operator session ends with the key it was opened with
+    Column("api_key_id", String(40), nullable=True),  # an operator session ends with the key it was opened with
 )
 Index("ix_portal_sessions_tenant_id", portal_sessions.c.tenant_id)
 
 portal_link_requests = Table(
     "portal_link_requests",
     metadata,
-    # F10: every request for a sign-in link, member or not, for the rate limits (per address, per e-mail)
+    # every request for a sign-in link, member or not, for the rate limits (per address, per e-mail)
     Column("id", String(40), primary_key=True),
     Column("client", String(64), nullable=False),
     Column("tenant_id", String(64), nullable=False),

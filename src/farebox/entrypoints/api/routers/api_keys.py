@@ -1,4 +1,4 @@
-"""API keys: list, revoke, rotate (F9, D6); tenant keys under the tenant, operator keys at /v1/api-keys.
+"""API keys: list, revoke, rotate; tenant keys under the tenant, operator keys at /v1/api-keys.
 
 Issuing a tenant key is `POST /v1/tenants/{tenant_id}/api-keys` (routers/tenants.py).
 """

@@ -1,4 +1,4 @@
-"""A tenant's billing details (D7, G13; owner, admin, operator): read and change them."""
+"""A tenant's billing details (G13; owner, admin, operator): read and change them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The customer credit balance, credit notes and refunds of the balance (issue 14 #5; docs/invoicing.md)."""
+"""The customer credit balance, credit notes and refunds of the balance (docs/invoicing.md)."""
 
 from __future__ import annotations
 

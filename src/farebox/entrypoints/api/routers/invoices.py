@@ -49,7 +49,7 @@ class InvoiceOut(BaseModel):
     amount_due_minor: int  # the total less the credit applied: what is charged
     amount_due: str
     tax_id: str | None
-    bill_to: dict[str, str | None] = Field(default_factory=dict, description="Name, e-mail, address at issue (D7)")
+    bill_to: dict[str, str | None] = Field(default_factory=dict, description="Name, e-mail, address at issue")
     period_start_at: datetime
     period_end_at: datetime
     issued_at: datetime

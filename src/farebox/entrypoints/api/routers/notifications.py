@@ -70,7 +70,7 @@ class OutboxMailOut(BaseModel):
     created_at: datetime
 
 
-# http(s), a host name or IPv4 address (no IPv6 literal: use a name), an optional port, then a path (F11)
+# http(s), a host name or IPv4 address (no IPv6 literal: use a name), an optional port, then a path
 WEBHOOK_URL = r"^https?://[^\s\x00-\x20\x7f-\x9f/?#:@\[\]]+(:[0-9]{1,5})?([/?#][^\s\x00-\x20\x7f-\x9f]*)?$"
 
 
