@@ -460,8 +460,11 @@ def _parse(index: int, event: Any, digest: str, *, clean: bool = False) -> Parse
     )
 
 
+_MEMBERS: dict[Any, dict[str, Any]] = {kind: {m.value: m for m in kind} for kind in (Mode, Role, Sender)}
+
+
 def _choice(kind: Any, value: Any, name: str) -> Any:
-    found = kind._value2member_map_.get(value) if isinstance(value, str) else None
+    found = _MEMBERS[kind].get(value) if type(value) is str else None  # noqa: E721
     if found is not None:
         return found
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from farebox.adapters.db.repos import ingestion as batch_repo
@@ -79,6 +79,7 @@ class _State:
     new_people: set[tuple[str, str]] = field(default_factory=set)
     records: list[tuple[str, str, str | None, datetime, str]] = field(default_factory=list)  # meter, subject, ...
     by_kind: dict[MeterKind, list[_Pool]] = field(default_factory=dict)
+    windows: tuple[list[str], timedelta] | None = None  # the session meters and the window length (A1)
     answers: dict[tuple[Any, ...], Decision] = field(default_factory=dict)  # one object per distinct answer
 
     def admit(
@@ -330,8 +331,11 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
     """`services.admission.message_in`: A1 windows, A2 answered only, A6 limits."""
     assert item.sender is not None
     at = item.at
-    session_meters = sorted(k for k, m in meters.items() if m.kind is MeterKind.BILLABLE_SESSIONS)
-    length = next((meters[k].window for k in session_meters if meters[k].window), None) or admission.DEFAULT_WINDOW
+    if state.windows is None:  # the plan's, once per chunk
+        metered = sorted(k for k, m in meters.items() if m.kind is MeterKind.BILLABLE_SESSIONS)
+        length = next((meters[k].window for k in metered if meters[k].window), None) or admission.DEFAULT_WINDOW
+        state.windows = (metered, length)
+    session_meters, length = state.windows
     conv = state.conversations[item.subject]
     window = (
         Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
