@@ -311,3 +311,34 @@ def test_G4_the_same_event_twice_in_one_batch_and_across_chunks_counts_once(fb, 
     assert report.results[4].code == "event_conflict" and report.counted == 2
     assert report.results[1].decision == report.results[0].decision == report.results[3].decision
     assert usage.verify(fb, SYSTEM, "twice") == []
+
+
+def test_A1_a_conversation_a_live_message_creates_while_the_chunk_decides_is_read_again_and_decided_again(
+    fb, monkeypatch
+):
+    """PostgreSQL (SQLite's write lock keeps a live message out of a chunk): the chunk creates its new
+    conversations once decided; one created meanwhile by a live message is read again and the chunk decided
+    again, so the window the live message opened is not opened (nor billed) a second time (A1, G3)."""
+    if fb.engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the chunk holds the write lock: no live message can come in between")
+    from farebox.adapters.db.repos import ingestion as batch_repo
+    from farebox.services import admission
+
+    make_tenant(fb, tenant_id="race-c", catalog="agent-sessions", plan="playground")
+    real = batch_repo.lock_conversations
+    calls: list[int] = []
+
+    def a_live_message_comes_in_after_the_read(conn, tenant_id, first_at):
+        found = real(conn, tenant_id, first_at)
+        if not calls:
+            assert admission.message(fb, SYSTEM, "race-c", "c1", sender="customer").counted  # its own transaction
+        calls.append(len(found))
+        return found
+
+    monkeypatch.setattr(batch_repo, "lock_conversations", a_live_message_comes_in_after_the_read)
+    report = ingestion.ingest(fb, SYSTEM, "race-c", [_message("m1", "c1"), _message("m2", "c2")])
+    assert len(calls) == 2  # decided again after the conflict
+    assert [r.decision["reason"] for r in report.results] == ["window_open", "admitted"]
+    assert report.counted == 1
+    assert usage.usage_summary(fb, SYSTEM, "race-c").meter("sessions").used == 2
+    assert usage.verify(fb, SYSTEM, "race-c") == []

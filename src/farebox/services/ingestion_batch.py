@@ -133,8 +133,8 @@ def apply(
         for i in ordered
         if i.type in ("attendee.joined", "conversation.message")
     }
-    for lock in (False, True):
-        # Second pass: another process used a pool since it was read; read again, pools locked, decide again.
+    lock = False
+    while True:
         state = _State(
             batch_repo.lock_occurrences(conn, tenant_id, created, others),
             batch_repo.people_of(
@@ -144,9 +144,15 @@ def apply(
             _pools(uow, tenant_id, sub, meters, kinds, lock=lock),
         )
         decisions = {item.index: _decide(state, sub, meters, item, actor) for item in ordered}
+        new = [c for c in state.conversations.values() if c.get("_new")]
+        if not batch_repo.create_conversations(conn, tenant_id, new):
+            continue  # a live message created one of them since they were read: read again, decide again (A1)
         if _take_pools(uow, tenant_id, sub, state.pools):
             break
+        # another process used a pool since it was read: read again, pools locked, decide again
         assert not lock, "a locked pool cannot move"
+        batch_repo.drop_conversations(conn, tenant_id, [c["id"] for c in new])
+        lock = True
     _write(uow, tenant_id, sub, state, actor, ordered[-1].at if ordered else None)
     return decisions
 
@@ -387,7 +393,7 @@ def _write(
         [p for p in changed if (p["occurrence_id"], p["person_id"]) not in state.new_people],
     )
     batch_repo.write_conversations(
-        conn, tenant_id, [c for c in state.conversations.values() if c.get("_changed") or c.get("_new")]
+        conn, tenant_id, [c for c in state.conversations.values() if c.get("_changed") and not c.get("_new")]
     )
     batch_repo.record_units(conn, tenant_id, sub.id, sub.period.start, state.records)
     _schedule_ends(uow, tenant_id, sub, [state.occurrences[o] for o in state.started])

@@ -56,6 +56,20 @@ def _run(conn: Connection, sql: str, args: Any, *, many: bool = False) -> Any:
     return cursor
 
 
+def _copy(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: rows that cannot meet a conflict, sent with `COPY` (the server's cheapest way in)."""
+    cursor = conn.connection.cursor()
+    try:
+        with cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+    except conn.dialect.loaded_dbapi.Error as error:
+        conn._handle_dbapi_exception(error, sql, (), cursor, None)  # noqa: SLF001 - raises, translated
+        raise  # pragma: no cover - the handler always raises
+    finally:
+        cursor.close()
+
+
 def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -75,8 +89,9 @@ def _pg_rows(columns: Sequence[Column], rows: Sequence[tuple[Any, ...]]) -> tupl
 def _insert_rows(
     conn: Connection, table: str, columns: Sequence[Column], rows: Sequence[tuple[Any, ...]], *, on_conflict: str = ""
 ) -> Any:
-    """Insert the rows in one statement (SQLite: one prepared statement for every row); with `RETURNING` in
-    `on_conflict` (PostgreSQL only), the cursor to fetch what it returns."""
+    """Insert the rows in one statement (SQLite: one prepared statement for every row; PostgreSQL: `COPY`, or
+    one `INSERT` of the rows' JSON with `on_conflict`); with `RETURNING` in `on_conflict` (PostgreSQL only), the
+    cursor to fetch what it returns."""
     if not rows:
         return None
     names = ", ".join(n for n, _ in columns)
@@ -84,6 +99,9 @@ def _insert_rows(
         assert "RETURNING" not in on_conflict, "SQLite returns nothing from executemany"
         sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}"
         _run(conn, sql, rows, many=True).close()
+        return None
+    if not on_conflict:
+        _copy(conn, f"COPY {table} ({names}) FROM STDIN", rows)
         return None
     data, values = _pg_rows(columns, rows)
     sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS v {on_conflict}"
@@ -378,27 +396,63 @@ def write_people(
 
 
 def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, datetime]) -> dict[str, dict[str, Any]]:
-    """These conversations, locked in id order on PostgreSQL: the known ones read, the new ones as `message_in`
-    creates them (no window yet: at their first message here).  PostgreSQL creates them now (a live message that
-    creates one meanwhile waits, or is read); SQLite's write lock is held already, so they are marked `_new` and
-    created with what the chunk does to them (`write_conversations`), in one statement."""
+    """These conversations: the known ones read (locked in id order on PostgreSQL), the others as `message_in`
+    creates them (no window yet: at their first message here), marked `_new`: `create_conversations` writes them
+    once the chunk has decided what it does to them."""
     ids = sorted(first_at)
     if not ids:
         return {}
     found = _conversations(conn, tenant_id, ids)
-    new = [c for c in ids if c not in found]
-    rows = [(tenant_id, c, *(first_at[c],) * 2, False, 0, 0, *(first_at[c],) * 2) for c in new]
     names = [n for n, _ in _CONVERSATION]
-    if conn.dialect.name == "sqlite":
-        found.update({r[1]: {**dict(zip(names, r, strict=True)), "_new": True} for r in rows})
-        return found
-    cursor = _insert_rows(conn, "conversations", _CONVERSATION, rows, on_conflict="ON CONFLICT DO NOTHING RETURNING id")
-    created = set() if cursor is None else {i for (i,) in cursor.fetchall()}
-    if cursor is not None:
-        cursor.close()
-    found.update({r[1]: dict(zip(names, r, strict=True)) for r in rows if r[1] in created})
-    found.update(_conversations(conn, tenant_id, [c for c in new if c not in created]))  # created meanwhile
+    for c in ids:
+        if c not in found:
+            at = first_at[c]
+            found[c] = {**dict(zip(names, (tenant_id, c, at, at, False, 0, 0, at, at), strict=True)), "_new": True}
     return found
+
+
+def create_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> bool:
+    """Create these `_new` conversations as they are now; False if one was created meanwhile by a live message
+    (PostgreSQL), and then none is (the chunk reads them again and decides again)."""
+    if not rows:
+        return True
+    at = _at(conn)
+    values = [
+        (
+            tenant_id,
+            r["id"],
+            at(r["window_started_at"]),
+            at(r["window_ends_at"]),
+            r["window_billed"],
+            r["windows"],
+            r["billable"],
+            at(r["first_message_at"]),
+            at(r["last_message_at"]),
+        )
+        for r in sorted(rows, key=lambda r: r["id"])
+    ]
+    if conn.dialect.name == "sqlite":  # the write lock is held since the chunk began: nobody created one
+        _insert_rows(conn, "conversations", _CONVERSATION, values)
+        return True
+    returning = "ON CONFLICT DO NOTHING RETURNING id"
+    cursor = _insert_rows(conn, "conversations", _CONVERSATION, values, on_conflict=returning)
+    created = [i for (i,) in cursor.fetchall()]
+    cursor.close()
+    if len(created) == len(values):
+        return True
+    drop_conversations(conn, tenant_id, created)
+    return False
+
+
+def drop_conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> None:
+    """Remove conversations this transaction created (`create_conversations`), to decide their chunk again."""
+    if not ids:
+        return
+    if conn.dialect.name == "sqlite":
+        sql = "DELETE FROM conversations WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))"
+    else:
+        sql = "DELETE FROM conversations WHERE tenant_id = %s AND id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+    _run(conn, sql, (tenant_id, json.dumps(list(ids)))).close()
 
 
 def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -450,30 +504,26 @@ _CONVERSATION = (
 
 
 def write_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
-    """The conversations changed, and those marked `_new` (SQLite) created as they are now."""
+    """What the chunk did to conversations that existed before it."""
     at = _at(conn)
-    values = [
-        (
-            at(r["window_started_at"]),
-            at(r["window_ends_at"]),
-            r["window_billed"],
-            r["windows"],
-            r["billable"],
-            at(r["first_message_at"]),
-            at(r["last_message_at"]),
-            r["id"],
-        )
-        for r in rows
-    ]
-    new = [v for r, v in zip(rows, values, strict=True) if r.get("_new")]
-    _insert_rows(conn, "conversations", _CONVERSATION, [(tenant_id, v[-1], *v[:-1]) for v in new])
     _update_rows(
         conn,
         "conversations",
         tenant_id,
         (*_WINDOW, ("last_message_at", "timestamptz")),
         (("id", "text"),),
-        [(*v[:5], v[6], v[7]) for r, v in zip(rows, values, strict=True) if not r.get("_new")],
+        [
+            (
+                at(r["window_started_at"]),
+                at(r["window_ends_at"]),
+                r["window_billed"],
+                r["windows"],
+                r["billable"],
+                at(r["last_message_at"]),
+                r["id"],
+            )
+            for r in rows
+        ],
     )
 
 
