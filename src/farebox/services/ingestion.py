@@ -97,7 +97,7 @@ class Parsed:
 class _Received(NamedTuple):
     """An event with a text `source` and `id`: its key and payload hash, before any other check."""
 
-    index: int
+    position: int  # its index in the batch
     event: dict[str, Any]
     source: str
     id: str
@@ -209,13 +209,13 @@ def _chunk(
     for r in chunk:
         first = earlier.get((r.source, r.id))
         if first is not None and first[0] == r.digest:
-            results.append(EventResult(r.index, r.id, "duplicate", decision=answers.decoded(first[1])))
+            results.append(EventResult(r.position, r.id, "duplicate", decision=answers.decoded(first[1])))
             continue
         try:
-            parsed.append(_parse(r.index, r.event, r.digest, clean=r.clean))
+            parsed.append(_parse(r.position, r.event, r.digest, clean=r.clean))
         except DomainError as exc:
             echo = r.id if r.clean else _echo_id(r.event)
-            results.append(EventResult(r.index, echo, "refused", code=exc.code, message=exc.refusal.message))
+            results.append(EventResult(r.position, echo, "refused", code=exc.code, message=exc.refusal.message))
             continue
         if not r.clean:
             unclean.append((r.source, r.id))

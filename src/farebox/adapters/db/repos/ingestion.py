@@ -60,7 +60,7 @@ def _copy(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """PostgreSQL: rows that cannot meet a conflict, sent with `COPY` (the server's cheapest way in)."""
     cursor = conn.connection.cursor()
     try:
-        with cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+        with cursor.copy(sql) as copy:
             for row in rows:
                 copy.write_row(row)
     except conn.dialect.loaded_dbapi.Error as error:
