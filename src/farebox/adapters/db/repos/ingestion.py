@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from farebox.adapters.db.ids import new_ids
 from farebox.adapters.db.tables.invoicing import invoices
@@ -434,14 +435,15 @@ def create_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[s
     if conn.dialect.name == "sqlite":  # the write lock is held since the chunk began: nobody created one
         _insert_rows(conn, "conversations", _CONVERSATION, values)
         return True
-    returning = "ON CONFLICT DO NOTHING RETURNING id"
-    cursor = _insert_rows(conn, "conversations", _CONVERSATION, values, on_conflict=returning)
-    created = [i for (i,) in cursor.fetchall()]
-    cursor.close()
-    if len(created) == len(values):
-        return True
-    drop_conversations(conn, tenant_id, created)
-    return False
+    names = ", ".join(n for n, _ in _CONVERSATION)
+    savepoint = conn.begin_nested()  # COPY is all or nothing: a conflict undoes only this
+    try:
+        _copy(conn, f"COPY conversations ({names}) FROM STDIN", values)
+    except IntegrityError:
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def drop_conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> None:
