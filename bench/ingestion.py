@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -132,9 +133,10 @@ def main() -> None:
     finally:
         drop()
     total = 2 * args.batches * args.size
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report(
         f"ingestion, {args.engine}: {args.batches} rounds of 2 batches of {args.size} "
-        f"(joins + registrations; messages), {counted} counted",
+        f"(joins + registrations; messages), {counted} counted; load average {load}",
         [
             ("farebox new events/s", total / ours, "/s"),
             ("farebox duplicate events/s", 2 * args.size / dup, "/s"),

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from farebox.adapters.db.ids import new_id
 from farebox.adapters.db.repos import ingestion as batch_repo
 from farebox.adapters.db.repos import metering as repo
 from farebox.adapters.db.uow import UnitOfWork
@@ -34,7 +33,7 @@ from farebox.services import admission, due, signals
 from farebox.services.signals import Signal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
     """One claimed event to decide: its position, what it asks, and the instant the rules apply at."""
 
@@ -78,7 +77,40 @@ class _State:
     pools: dict[str, _Pool]
     started: list[str] = field(default_factory=list)
     new_people: set[tuple[str, str]] = field(default_factory=set)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[tuple[str, str, str | None, datetime, str]] = field(default_factory=list)  # meter, subject, ...
+    by_kind: dict[MeterKind, list[_Pool]] = field(default_factory=dict)
+    windows: tuple[list[str], timedelta] | None = None  # the session meters and the window length (A1)
+    answers: dict[tuple[Any, ...], Decision] = field(default_factory=dict)  # one object per distinct answer
+
+    def admit(
+        self,
+        reason: reasons.Reason,
+        *,
+        counted: bool,
+        warnings: tuple[AdmissionWarning, ...] = (),
+        deadline: datetime | None = None,
+    ) -> Decision:
+        key = ("admit", reason.code, counted, warnings, deadline)
+        found = self.answers.get(key)
+        if found is None:
+            found = self.answers[key] = admit(reason, counted=counted, warnings=warnings, deadline=deadline)
+        return found
+
+    def refuse(self, reason: reasons.Reason, *, deadline: datetime | None = None) -> Decision:
+        key = ("refuse", reason.code, deadline)
+        found = self.answers.get(key)
+        if found is None:
+            found = self.answers[key] = refuse(reason, deadline=deadline)
+        return found
+
+    def left(self, deadline: datetime | None) -> Decision:
+        key = ("left", deadline)
+        found = self.answers.get(key)
+        if found is None:
+            found = self.answers[key] = Decision(
+                False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=deadline
+            )
+        return found
 
 
 def apply(
@@ -101,8 +133,8 @@ def apply(
         for i in ordered
         if i.type in ("attendee.joined", "conversation.message")
     }
-    for lock in (False, True):
-        # Second pass: another process used a pool since it was read; read again, pools locked, decide again.
+    lock = False
+    while True:
         state = _State(
             batch_repo.lock_occurrences(conn, tenant_id, created, others),
             batch_repo.people_of(
@@ -112,9 +144,15 @@ def apply(
             _pools(uow, tenant_id, sub, meters, kinds, lock=lock),
         )
         decisions = {item.index: _decide(state, sub, meters, item, actor) for item in ordered}
+        new = [c for c in state.conversations.values() if c.get("_new")]
+        if not batch_repo.create_conversations(conn, tenant_id, new):
+            continue  # a live message created one of them since they were read: read again, decide again (A1)
         if _take_pools(uow, tenant_id, sub, state.pools):
             break
+        # another process used a pool since it was read: read again, pools locked, decide again
         assert not lock, "a locked pool cannot move"
+        batch_repo.drop_conversations(conn, tenant_id, [c["id"] for c in new])
+        lock = True
     _write(uow, tenant_id, sub, state, actor, ordered[-1].at if ordered else None)
     return decisions
 
@@ -186,7 +224,7 @@ def _decide(state: _State, sub: Subscription, meters: dict[str, Meter], item: It
         person = _person(state, item.subject, item.person_id, item.at)
         if person["registered_at"] is None:
             person.update(registered_at=item.at, updated_at=item.at)
-        return admit(reasons.REGISTERED, counted=False, deadline=occ["deadline_at"])
+        return state.admit(reasons.REGISTERED, counted=False, deadline=occ["deadline_at"])
     if item.type == "attendee.left":
         return _leave(state, item)
     return _join(state, sub, item)
@@ -222,9 +260,7 @@ def _leave(state: _State, item: Item) -> Decision:
             occ.update(present=max(0, occ["present"] - 1), _changed=True)
         elif person["waiting_ticket"] is not None:
             person.update(waiting_ticket=None, updated_at=item.at, _changed=True)
-    return Decision(
-        False, False, reasons.LEFT.code, reasons.LEFT.message(), deadline=occ["deadline_at"] if occ else None
-    )
+    return state.left(occ["deadline_at"] if occ else None)
 
 
 def _join(state: _State, sub: Subscription, item: Item) -> Decision:
@@ -241,28 +277,28 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
     if occ["started_at"] is None:
         refusal = admission_refusal(sub, at)
         if refusal is not None:
-            return refuse(refusal)
+            return state.refuse(refusal)
         occ.update(
             started_at=at, deadline_at=deadline_for(at, sub.plan.event_duration), subscription_id=sub.id, _changed=True
         )
         state.started.append(item.subject)
     deadline = occ["deadline_at"]
     if item.mode.is_live and (occ["ended_at"] is not None or past_deadline(deadline, at)):
-        return refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
+        return state.refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
     if not item.role.is_billable:
-        return admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
+        return state.admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
     known = state.people.get((item.subject, item.person_id))
     if known is not None and known["counted_at"] is not None:
         _enter(state, occ, item, counted=False)
-        return admit(reasons.ALREADY_COUNTED, counted=False, deadline=deadline)
+        return state.admit(reasons.ALREADY_COUNTED, counted=False, deadline=deadline)
     refusal = admission_refusal(sub, at)
     if refusal is not None:
-        return refuse(refusal, deadline=deadline)
+        return state.refuse(refusal, deadline=deadline)
     counted = _count(state, sub, MeterKind.ATTENDEES, item, f"occurrence:{item.subject}")
     if isinstance(counted, reasons.Reason):
-        return refuse(counted, deadline=deadline)
+        return state.refuse(counted, deadline=deadline)
     _enter(state, occ, item, counted=True)
-    return admit(reasons.ADMITTED, counted=True, warnings=counted, deadline=deadline)
+    return state.admit(reasons.ADMITTED, counted=True, warnings=counted, deadline=deadline)
 
 
 def _enter(state: _State, occ: dict[str, Any], item: Item, *, counted: bool) -> None:
@@ -282,26 +318,17 @@ def _count(
     state: _State, sub: Subscription, kind: MeterKind, item: Item, subject: str
 ) -> tuple[AdmissionWarning, ...] | reasons.Reason:
     """One unit on each pool of this kind, or the refusal of the first that is used up (none counted then)."""
-    pools = [p for p in state.pools.values() if p.meter.kind is kind]
+    pools = state.by_kind.get(kind)
+    if pools is None:
+        pools = state.by_kind[kind] = [p for p in state.pools.values() if p.meter.kind is kind]
     for pool in pools:
         if pool.rule.cap is not None and pool.used + pool.taken + 1 > pool.rule.cap:
             return pool.rule.reason or reasons.CREDITS_EXHAUSTED
     warnings: tuple[AdmissionWarning, ...] = ()
+    cause = f"event {item.key}"[:1000]
     for pool in pools:
         pool.taken += 1
-        state.records.append(
-            {
-                "tenant_id": sub.tenant_id,
-                "subscription_id": sub.id,
-                "meter": pool.meter.key,
-                "period_start_at": sub.period.start,
-                "subject": subject,
-                "person_id": item.person_id,
-                "units": 1,
-                "at": item.at,
-                "cause": f"event {item.key}"[:1000],
-            }
-        )
+        state.records.append((pool.meter.key, subject, item.person_id, item.at, cause))
         warnings += session_warnings(pool.used + pool.taken, pool.rule, pool.meter.kind)
     return warnings
 
@@ -310,8 +337,11 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
     """`services.admission.message_in`: A1 windows, A2 answered only, A6 limits."""
     assert item.sender is not None
     at = item.at
-    session_meters = sorted(k for k, m in meters.items() if m.kind is MeterKind.BILLABLE_SESSIONS)
-    length = next((meters[k].window for k in session_meters if meters[k].window), None) or admission.DEFAULT_WINDOW
+    if state.windows is None:  # the plan's, once per chunk
+        metered = sorted(k for k, m in meters.items() if m.kind is MeterKind.BILLABLE_SESSIONS)
+        length = next((meters[k].window for k in metered if meters[k].window), None) or admission.DEFAULT_WINDOW
+        state.windows = (metered, length)
+    session_meters, length = state.windows
     conv = state.conversations[item.subject]
     window = (
         Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
@@ -324,11 +354,11 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
     if effect.opens or effect.bills:
         refusal = admission_refusal(sub, at)
         if refusal is not None:
-            return refuse(refusal)
+            return state.refuse(refusal)
     if effect.bills:
         counted = _count(state, sub, MeterKind.BILLABLE_SESSIONS, item, f"conversation:{item.subject}")
         if isinstance(counted, reasons.Reason):
-            return refuse(counted)
+            return state.refuse(counted)
         warnings = counted
     w = effect.window
     conv.update(
@@ -341,10 +371,10 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
         _changed=True,
     )
     if effect.bills:
-        return admit(reasons.ADMITTED, counted=True, warnings=warnings)
+        return state.admit(reasons.ADMITTED, counted=True, warnings=warnings)
     if unmetered:
-        return admit(reasons.ADMITTED, counted=False)
-    return admit(reasons.NOT_BILLABLE_OUTBOUND if effect.opens else reasons.WINDOW_OPEN, counted=False)
+        return state.admit(reasons.ADMITTED, counted=False)
+    return state.admit(reasons.NOT_BILLABLE_OUTBOUND if effect.opens else reasons.WINDOW_OPEN, counted=False)
 
 
 # --- writing, in sets ---------------------------------------------------------------------------
@@ -362,10 +392,11 @@ def _write(
         [p for p in changed if (p["occurrence_id"], p["person_id"]) in state.new_people],
         [p for p in changed if (p["occurrence_id"], p["person_id"]) not in state.new_people],
     )
-    batch_repo.write_conversations(conn, tenant_id, [c for c in state.conversations.values() if c.get("_changed")])
-    batch_repo.record_units(conn, [{**r, "id": new_id("use")} for r in state.records])
-    for occurrence_id in state.started:
-        _schedule_end(uow, tenant_id, sub, state.occurrences[occurrence_id])
+    batch_repo.write_conversations(
+        conn, tenant_id, [c for c in state.conversations.values() if c.get("_changed") and not c.get("_new")]
+    )
+    batch_repo.record_units(conn, tenant_id, sub.id, sub.period.start, state.records)
+    _schedule_ends(uow, tenant_id, sub, [state.occurrences[o] for o in state.started])
     for pool in state.pools.values():
         if pool.taken and pool.meter.scope is Scope.PERIOD and last_at is not None:
             data = {
@@ -381,24 +412,23 @@ def _write(
             signals.publish(uow, Signal("usage.recorded", tenant_id, last_at, actor, sub.id, data))
 
 
-def _schedule_end(uow: UnitOfWork, tenant_id: str, sub: Subscription, occ: dict[str, Any]) -> None:
+def _schedule_ends(uow: UnitOfWork, tenant_id: str, sub: Subscription, started: Sequence[dict[str, Any]]) -> None:
     """S6, as `services.admission.start_in` schedules it: the warning before the deadline, then the end."""
-    deadline, started = occ["deadline_at"], occ["started_at"]
-    if deadline is None:
-        return
-    warn_at = deadline - sub.plan.duration_warning
-    if warn_at > started:
-        payload = {
-            "deadline": deadline.isoformat(),
-            "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60),
-        }
-        due.schedule(
-            uow,
-            tenant_id=tenant_id,
-            kind=admission.ENDING_SOON,
-            ref=occ["id"],
-            due_at=warn_at,
-            now=started,
-            payload=payload,
-        )
-    due.schedule(uow, tenant_id=tenant_id, kind=admission.OCCURRENCE_END, ref=occ["id"], due_at=deadline, now=started)
+    warnings: list[tuple[str, str, datetime, datetime, dict[str, Any]]] = []
+    ends: list[tuple[str, str, datetime, datetime, dict[str, Any]]] = []
+    for occ in started:
+        deadline, at = occ["deadline_at"], occ["started_at"]
+        if deadline is None:
+            continue
+        warn_at = deadline - sub.plan.duration_warning
+        if warn_at > at:
+            payload = {
+                "deadline": deadline.isoformat(),
+                "minutes_left": int(sub.plan.duration_warning.total_seconds() // 60),
+            }
+            warnings.append((tenant_id, occ["id"], warn_at, at, payload))
+        ends.append((tenant_id, occ["id"], deadline, at, {}))
+    if warnings:
+        due.schedule_all(uow, kind=admission.ENDING_SOON, items=warnings)
+    if ends:
+        due.schedule_all(uow, kind=admission.OCCURRENCE_END, items=ends)

@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
-from farebox.adapters.db.repos.metering import _insert
+from farebox.adapters.db.ids import new_ids
 from farebox.adapters.db.tables.invoicing import invoices
 from farebox.adapters.db.tables.metering import (
     conversations,
@@ -29,36 +30,87 @@ from farebox.adapters.db.tables.metering import (
 
 Key = tuple[str, str]  # (source, id)
 _e, _o, _p, _v, _c = usage_events.c, occurrences.c, occurrence_people.c, conversations.c, usage_counters.c
-_OCC_WRITE = update(occurrences).where(_o.tenant_id == bindparam("_t"), _o.id == bindparam("_id"))
 _ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,766 parameters
 
 
-# The per-row statements of a chunk run on the driver (`exec_driver_sql`: SQLAlchemy still translates errors,
-# so a lost connection is a 503), with values converted here as the column types would: per row, SQLAlchemy's
+# The per-row statements of a chunk run on the driver's cursor (`_run`: errors still translated by SQLAlchemy, so
+# a lost connection is a 503), with values converted here as the column types would: per row, SQLAlchemy's
 # statement and type handling cost several times the database's own work (docs/performance.md).  SQLite runs
-# one prepared statement for every row (`executemany`); PostgreSQL gets one statement for the whole set, each
-# column sent as one array (`unnest`), so a set costs one round trip.
+# one prepared statement for every row (`executemany`); PostgreSQL gets one statement for the whole set, its rows
+# sent as one JSON array of arrays (`_pg_rows`: encoded in C, where psycopg's quoting of text arrays cost more
+# than the statement), so a set costs one round trip.
 Column = tuple[str, str]  # (name, PostgreSQL type)
+
+
+def _run(conn: Connection, sql: str, args: Any, *, many: bool = False) -> Any:
+    """Run `sql` on the driver's cursor inside the unit's transaction; the cursor.  A driver error goes through
+    the connection's own handler (a lost connection is invalidated and raised as SQLAlchemy's `DBAPIError`: 503)."""
+    cursor = conn.connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+    except conn.dialect.loaded_dbapi.Error as error:
+        conn._handle_dbapi_exception(error, sql, args, cursor, None)  # noqa: SLF001 - raises, translated
+        raise  # pragma: no cover - the handler always raises
+    return cursor
+
+
+def _copy(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: rows that cannot meet a conflict, sent with `COPY` (the server's cheapest way in)."""
+    cursor = conn.connection.cursor()
+    try:
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except conn.dialect.loaded_dbapi.Error as error:
+        conn._handle_dbapi_exception(error, sql, (), cursor, None)  # noqa: SLF001 - raises, translated
+        raise  # pragma: no cover - the handler always raises
+    finally:
+        cursor.close()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_ROWS_JSON = json.JSONEncoder(default=_iso, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pg_rows(columns: Sequence[Column], rows: Sequence[tuple[Any, ...]]) -> tuple[str, str]:
+    """PostgreSQL: the rows as one JSON array of arrays (encoded in C, parsed by the server), and the select list
+    that reads them back typed from `v`."""
+    values = ", ".join(f"(v->>{i})::{t}" for i, (_, t) in enumerate(columns))  # a jsonb column: its JSON text
+    return _ROWS_JSON.encode(rows), values
 
 
 def _insert_rows(
     conn: Connection, table: str, columns: Sequence[Column], rows: Sequence[tuple[Any, ...]], *, on_conflict: str = ""
-) -> list[Any]:
-    """Insert the rows; what `RETURNING` in `on_conflict` returns (PostgreSQL only)."""
+) -> Any:
+    """Insert the rows in one statement (SQLite: one prepared statement for every row; PostgreSQL: `COPY`, or
+    one `INSERT` of the rows' JSON with `on_conflict`); with `RETURNING` in `on_conflict` (PostgreSQL only), the
+    cursor to fetch what it returns."""
     if not rows:
-        return []
+        return None
     names = ", ".join(n for n, _ in columns)
     if conn.dialect.name == "sqlite":
         assert "RETURNING" not in on_conflict, "SQLite returns nothing from executemany"
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}", list(rows)
-        )
-        return []
-    arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
-    values = ", ".join(f"{n}::{t}" if t == "jsonb" else n for n, t in columns)
-    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS v({names}) {on_conflict}"
-    result = conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
-    return list(result.all()) if result.returns_rows else []
+        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}"
+        _run(conn, sql, rows, many=True).close()
+        return None
+    if not on_conflict:
+        _copy(conn, f"COPY {table} ({names}) FROM STDIN", rows)
+        return None
+    data, values = _pg_rows(columns, rows)
+    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS v {on_conflict}"
+    cursor = _run(conn, sql, (data,))
+    if "RETURNING" in on_conflict:
+        return cursor
+    cursor.close()
+    return None
 
 
 def _update_rows(
@@ -75,36 +127,50 @@ def _update_rows(
     if conn.dialect.name == "sqlite":
         assignments = ", ".join(f"{n} = ?" for n, _ in sets)
         where = " AND ".join(f"{n} = ?" for n, _ in keys)
-        conn.exec_driver_sql(
+        _run(
+            conn,
             f"UPDATE {table} SET {assignments} WHERE tenant_id = ? AND {where}",
             [(*r[: len(sets)], tenant_id, *r[len(sets) :]) for r in rows],
-        )
+            many=True,
+        ).close()
         return
     columns = [*sets, *keys]
-    assignments = ", ".join(f"{n} = v.{n}::{t}" if t == "jsonb" else f"{n} = v.{n}" for n, t in sets)
-    where = " AND ".join(f"x.{n} = v.{n}" for n, _ in keys)
-    arrays = ", ".join(f"%s::{_array(t)}" for _, t in columns)
+    data, values = _pg_rows(columns, rows)
     names = ", ".join(n for n, _ in columns)
-    conn.exec_driver_sql(
-        f"UPDATE {table} AS x SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE x.tenant_id = %s AND {where}",
-        (*[list(c) for c in zip(*rows, strict=True)], tenant_id),
-    )
-
-
-def _array(pg_type: str) -> str:
-    return "text[]" if pg_type == "jsonb" else f"{pg_type}[]"
+    assignments = ", ".join(f"{n} = r.{n}" for n, _ in sets)
+    where = " AND ".join(f"x.{n} = r.{n}" for n, _ in keys)
+    _run(
+        conn,
+        f"UPDATE {table} AS x SET {assignments} FROM (SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS v) "
+        f"AS r({names}) WHERE x.tenant_id = %s AND {where}",
+        (data, tenant_id),
+    ).close()
 
 
 @lru_cache(maxsize=4096)
-def _sqlite_at(value: datetime) -> str:
+def _sqlite_at(value: datetime | str) -> str:
+    if isinstance(value, str):
+        return value  # as read from SQLite, unchanged
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+@lru_cache(maxsize=4096)
+def _sqlite_instant(value: str | None) -> datetime | None:
+    """A UTC instant as SQLite keeps it (`UTCDateTime`: text without a zone), read back aware."""
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+
+
+@lru_cache(maxsize=4096)
+def _pg_at(value: datetime) -> str:
+    return value.isoformat()
+
+
 def _at(conn: Connection) -> Any:
-    """How a UTC instant is bound: SQLite keeps SQLAlchemy's text form (no zone), PostgreSQL the aware value."""
+    """How a UTC instant is bound: SQLite keeps SQLAlchemy's text form (no zone), PostgreSQL gets ISO 8601 text in
+    the rows' JSON (`_pg_rows`); most instants of a chunk are the same few, converted once."""
     if conn.dialect.name == "sqlite":
         return lambda v: None if v is None else _sqlite_at(v)
-    return lambda v: v
+    return lambda v: None if v is None else _pg_at(v)
 
 
 def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -115,55 +181,64 @@ def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 # --- received events (G4) --------------------------------------------------------------------
 
 
-def _event_rows(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Events as `_EVENT` columns (all of one tenant)."""
-    at = _at(conn)
-    return [
-        (tenant_id, r["source"], r["id"], r["payload_hash"], r["type"], at(r["time"]), json.dumps(r["result"]),
-         at(r["received_at"]))
-        for r in rows
-    ]
+def lock_claims(conn: Connection, tenant_id: str) -> None:
+    """Make this transaction the only one that records the tenant's events until it ends: SQLite's write lock
+    does already; on PostgreSQL a transaction-scoped advisory lock per tenant (only ingestion takes it, and only
+    ingestion writes `usage_events`), so an event not found is ours to insert with its answer."""
+    if conn.dialect.name == "postgresql":
+        _run(conn, "SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))", ("farebox.ingest:" + tenant_id,)).close()
 
 
-def claim_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Key]:
-    """Record first arrivals (PostgreSQL); the (source, id) keys that were new (a key seen before, or twice here,
-    once).  A concurrent claim of the same key waits for the other transaction, and loses if it commits."""
-    if not rows:
-        return set()
-    returned = _insert_rows(
-        conn,
-        "usage_events",
-        _EVENT,
-        _event_rows(conn, rows[0]["tenant_id"], rows),
-        on_conflict="ON CONFLICT (tenant_id, source, id) DO NOTHING RETURNING source, id",
-    )
-    return {(s, i) for s, i in returned}
+def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
+    """The stored payload hash and first answer (JSON text) of these events: one statement per source (a batch
+    has one source or a few), or one for all when they are many."""
+    ids: dict[str, list[str]] = {}
+    for source, event_id in keys:
+        ids.setdefault(source, []).append(event_id)
+    if len(ids) > _MANY_SOURCES:
+        return _events_by_pair(conn, tenant_id, [(s, i) for s, part in ids.items() for i in part])
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        sql = (
+            "SELECT e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
+            "ON e.tenant_id = ? AND e.source = ? AND e.id = k.value"
+        )
+    else:  # LATERAL: one primary-key probe per key, whatever the planner guesses of the array's length
+        sql = (
+            "SELECT e.* FROM jsonb_array_elements_text(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT e.id, "
+            "e.payload_hash, e.result::text FROM usage_events AS e "
+            "WHERE e.tenant_id = %s AND e.source = %s AND e.id = k) AS e"
+        )
+    found: dict[Key, tuple[str, str]] = {}
+    for source, part in ids.items():
+        cursor = _run(conn, sql, (json.dumps(part), tenant_id, source))
+        try:
+            found.update({(source, i): (h, r) for i, h, r in cursor.fetchall()})
+        finally:
+            cursor.close()
+    return found
 
 
-def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
-    """The stored payload hash and first answer of these events (one statement)."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
+_MANY_SOURCES = 8
+
+
+def _events_by_pair(conn: Connection, tenant_id: str, wanted: Sequence[Key]) -> dict[Key, tuple[str, str]]:
     if conn.dialect.name == "sqlite":
         sql = (
             "SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
             "ON e.tenant_id = ? AND e.source = json_extract(k.value, '$[0]') AND e.id = json_extract(k.value, '$[1]')"
         )
-        rows = conn.exec_driver_sql(sql, (json.dumps(wanted), tenant_id)).all()
-        return {(s, i): {"payload_hash": h, "result": json.loads(r)} for s, i, h, r in rows}
-    sql = (
-        "SELECT e.source, e.id, e.payload_hash, e.result "
-        "FROM unnest(%s::text[], %s::text[]) AS k(source, id) JOIN usage_events AS e "
-        "ON e.tenant_id = %s AND e.source = k.source AND e.id = k.id"
-    )
-    rows = conn.exec_driver_sql(sql, ([s for s, _ in wanted], [i for _, i in wanted], tenant_id)).all()
-    return {(s, i): {"payload_hash": h, "result": r} for s, i, h, r in rows}
-
-
-def claims_are_exclusive(conn: Connection) -> bool:
-    """SQLite: the transaction holds the database's one write lock, so an event not found is ours to insert."""
-    return conn.dialect.name == "sqlite"
+    else:
+        sql = (
+            "SELECT e.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT e.source, e.id, "
+            "e.payload_hash, e.result::text FROM usage_events AS e "
+            "WHERE e.tenant_id = %s AND e.source = k->>0 AND e.id = k->>1) AS e"
+        )
+    cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
+    try:
+        return {(s, i): (h, r) for s, i, h, r in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 _EVENT = (
@@ -178,24 +253,12 @@ _EVENT = (
 )
 
 
-def insert_events(conn: Connection, tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """New events with their answers (under `claims_are_exclusive` only)."""
+def insert_events(conn: Connection, tenant_id: str, rows: Sequence[tuple[Any, ...]], received_at: datetime) -> None:
+    """New events under `lock_claims`: (source, id, payload hash, type, time, answer as JSON text) each."""
+    at = _at(conn)
+    received = at(received_at)
     _insert_rows(
-        conn,
-        "usage_events",
-        _EVENT,
-        _event_rows(conn, tenant_id, rows),
-    )
-
-
-def set_results(conn: Connection, tenant_id: str, results: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    _update_rows(
-        conn,
-        "usage_events",
-        tenant_id,
-        [("result", "jsonb")],
-        [("source", "text"), ("id", "text")],
-        [(json.dumps(r), s, i) for s, i, r in results],
+        conn, "usage_events", _EVENT, [(tenant_id, s, i, h, k, at(t), r, received) for s, i, h, k, t, r in rows]
     )
 
 
@@ -207,12 +270,19 @@ def lock_occurrences(
 ) -> dict[str, dict[str, Any]]:
     """Create the occurrences of `created` that are new (at the given instant), then read (and lock, in id order)
     those and `others` (which are not created)."""
-    if created:
-        rows = [
-            {"tenant_id": tenant_id, "id": o, "counted": 0, "present": 0, "peak": 0, "queue_tail": 0, "created_at": at}
-            for o, at in sorted(created.items())
-        ]
-        conn.execute(_insert(conn)(occurrences).on_conflict_do_nothing(index_elements=["tenant_id", "id"]), rows)
+    at = _at(conn)
+    _insert_rows(
+        conn,
+        "occurrences",
+        (
+            ("tenant_id", "text"),
+            ("id", "text"),
+            *((n, "integer") for n in ("counted", "present", "peak", "queue_tail")),
+            ("created_at", "timestamptz"),
+        ),
+        [(tenant_id, o, 0, 0, 0, 0, at(when)) for o, when in sorted(created.items())],
+        on_conflict="ON CONFLICT (tenant_id, id) DO NOTHING",
+    )
     ids = sorted(set(created) | set(others))
     found: dict[str, dict[str, Any]] = {}
     for part in _slices(ids):
@@ -229,19 +299,56 @@ def lock_occurrences(
 def people_of(
     conn: Connection, tenant_id: str, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for part in _slices(sorted(set(pairs))):
-        query = select(occurrence_people).where(
-            _p.tenant_id == tenant_id, tuple_(_p.occurrence_id, _p.person_id).in_(list(part))
+    """The known people of these (occurrence, person) pairs (one statement).  On SQLite the instants stay in their
+    stored text (`write_people` writes them back as they are): the rules only ask whether they are set."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    names = ("occurrence_id", "person_id", *(n for n, _ in _PERSON))
+    select_list = ", ".join(f"p.{n}" for n in names)
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"SELECT {select_list} FROM json_each(?) AS k CROSS JOIN occurrence_people AS p ON p.tenant_id = ? "
+            "AND p.occurrence_id = json_extract(k.value, '$[0]') AND p.person_id = json_extract(k.value, '$[1]')"
         )
-        found.update({(row["occurrence_id"], row["person_id"]): dict(row) for row in conn.execute(query).mappings()})
-    return found
+    else:
+        sql = (
+            f"SELECT p.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT {select_list} "
+            "FROM occurrence_people AS p WHERE p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1) "
+            "AS p"
+        )
+    cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
+    try:
+        return {(row[0], row[1]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+_OCCURRENCE = (
+    ("subscription_id", "text"),
+    ("started_at", "timestamptz"),
+    ("deadline_at", "timestamptz"),
+    ("counted", "integer"),
+    ("present", "integer"),
+    ("peak", "integer"),
+)
 
 
 def write_occurrences(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
-    keys = ("subscription_id", "started_at", "deadline_at", "counted", "present", "peak")
-    if rows:
-        conn.execute(_OCC_WRITE, [{"_t": tenant_id, "_id": r["id"], **{k: r[k] for k in keys}} for r in rows])
+    at = _at(conn)
+    values = [
+        (
+            r["subscription_id"],
+            at(r["started_at"]),
+            at(r["deadline_at"]),
+            r["counted"],
+            r["present"],
+            r["peak"],
+            r["id"],
+        )
+        for r in rows
+    ]
+    _update_rows(conn, "occurrences", tenant_id, _OCCURRENCE, (("id", "text"),), values)
 
 
 _PERSON = (
@@ -289,63 +396,97 @@ def write_people(
 # --- conversations (A1, A2) ----------------------------------------------------------------------
 
 
-def lock_conversations(
-    conn: Connection, tenant_id: str, first_at: Mapping[str, datetime]
-) -> dict[str, dict[str, Any]]:
-    """Create the new conversations (no window yet, as `message_in` does), then read and lock them in id order."""
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "id": c,
-            "window_started_at": at,
-            "window_ends_at": at,
-            "window_billed": False,
-            "windows": 0,
-            "billable": 0,
-            "first_message_at": at,
-            "last_message_at": at,
-        }
-        for c, at in sorted(first_at.items())
-    ]
-    if not rows:
+def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, datetime]) -> dict[str, dict[str, Any]]:
+    """These conversations: the known ones read (locked in id order on PostgreSQL), the others as `message_in`
+    creates them (no window yet: at their first message here), marked `_new`: `create_conversations` writes them
+    once the chunk has decided what it does to them."""
+    ids = sorted(first_at)
+    if not ids:
         return {}
-    at = _at(conn)
-    _insert_rows(
-        conn,
-        "conversations",
-        (
-            ("tenant_id", "text"),
-            ("id", "text"),
-            *_WINDOW,
-            ("first_message_at", "timestamptz"),
-            ("last_message_at", "timestamptz"),
-        ),
-        [
-            (
-                tenant_id,
-                r["id"],
-                at(r["window_started_at"]),
-                at(r["window_ends_at"]),
-                False,
-                0,
-                0,
-                at(r["first_message_at"]),
-                at(r["last_message_at"]),
-            )
-            for r in rows
-        ],
-        on_conflict="ON CONFLICT (tenant_id, id) DO NOTHING",
-    )
-    found: dict[str, dict[str, Any]] = {}
-    for part in _slices(sorted(first_at)):
-        query = (
-            select(conversations)
-            .where(_v.tenant_id == tenant_id, _v.id.in_(list(part)))
-            .order_by(_v.id)
-            .with_for_update()
-        )
-        found.update({row["id"]: dict(row) for row in conn.execute(query).mappings()})
+    found = _conversations(conn, tenant_id, ids)
+    names = [n for n, _ in _CONVERSATION]
+    for c in ids:
+        if c not in found:
+            at = first_at[c]
+            found[c] = {**dict(zip(names, (tenant_id, c, at, at, False, 0, 0, at, at), strict=True)), "_new": True}
     return found
+
+
+def create_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> bool:
+    """Create these `_new` conversations as they are now; False if one was created meanwhile by a live message
+    (PostgreSQL), and then none is (the chunk reads them again and decides again)."""
+    if not rows:
+        return True
+    at = _at(conn)
+    values = [
+        (
+            tenant_id,
+            r["id"],
+            at(r["window_started_at"]),
+            at(r["window_ends_at"]),
+            r["window_billed"],
+            r["windows"],
+            r["billable"],
+            at(r["first_message_at"]),
+            at(r["last_message_at"]),
+        )
+        for r in sorted(rows, key=lambda r: r["id"])
+    ]
+    if conn.dialect.name == "sqlite":  # the write lock is held since the chunk began: nobody created one
+        _insert_rows(conn, "conversations", _CONVERSATION, values)
+        return True
+    names = ", ".join(n for n, _ in _CONVERSATION)
+    savepoint = conn.begin_nested()  # COPY is all or nothing: a conflict undoes only this
+    try:
+        _copy(conn, f"COPY conversations ({names}) FROM STDIN", values)
+    except IntegrityError:
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
+
+
+def drop_conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> None:
+    """Remove conversations this transaction created (`create_conversations`), to decide their chunk again."""
+    if not ids:
+        return
+    if conn.dialect.name == "sqlite":
+        sql = "DELETE FROM conversations WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))"
+    else:
+        sql = "DELETE FROM conversations WHERE tenant_id = %s AND id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+    _run(conn, sql, (tenant_id, json.dumps(list(ids)))).close()
+
+
+def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    names = [n for n, _ in _CONVERSATION]
+    select_list = ", ".join(f"c.{n}" for n in names)
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"SELECT {select_list} FROM conversations AS c "
+            "WHERE c.tenant_id = ? AND c.id IN (SELECT value FROM json_each(?))"
+        )
+        cursor = _run(conn, sql, (tenant_id, json.dumps(list(ids))))
+        read = _sqlite_instant
+        rows = [
+            (t, i, read(ws), read(we), bool(b), w, n, read(f), read(last))
+            for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
+        ]
+    else:
+        sql = (  # LATERAL: one primary-key probe per id, locked in the order of `ids` (sorted)
+            f"SELECT c.* FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS k(id, n) CROSS JOIN LATERAL "
+            f"(SELECT {select_list} FROM conversations AS c WHERE c.tenant_id = %s AND c.id = k.id FOR UPDATE) AS c "
+            "ORDER BY k.n"
+        )
+        cursor = _run(conn, sql, (json.dumps(list(ids)), tenant_id))
+        utc = timezone.utc
+        rows = [
+            (t, i, ws.astimezone(utc), we.astimezone(utc), b, w, n, f.astimezone(utc), last.astimezone(utc))
+            for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
+        ]
+    cursor.close()
+    return {r[1]: dict(zip(names, r, strict=True)) for r in rows}
 
 
 _WINDOW = (
@@ -355,9 +496,17 @@ _WINDOW = (
     ("windows", "integer"),
     ("billable", "integer"),
 )
+_CONVERSATION = (
+    ("tenant_id", "text"),
+    ("id", "text"),
+    *_WINDOW,
+    ("first_message_at", "timestamptz"),
+    ("last_message_at", "timestamptz"),
+)
 
 
 def write_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[str, Any]]) -> None:
+    """What the chunk did to conversations that existed before it."""
     at = _at(conn)
     _update_rows(
         conn,
@@ -411,26 +560,24 @@ _RECORD = (
 )
 
 
-def record_units(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def record_units(
+    conn: Connection,
+    tenant_id: str,
+    subscription_id: str,
+    period_start_at: datetime,
+    rows: Sequence[tuple[str, str, str | None, datetime, str]],
+) -> None:
+    """One unit each in the ledger (G3): (meter, subject, person, at, cause)."""
     at = _at(conn)
+    start = at(period_start_at)
+    ids = new_ids("use", len(rows))
     _insert_rows(
         conn,
         "usage_records",
         _RECORD,
         [
-            (
-                r["tenant_id"],
-                r["id"],
-                r["subscription_id"],
-                r["meter"],
-                at(r["period_start_at"]),
-                r["subject"],
-                r["person_id"],
-                r["units"],
-                at(r["at"]),
-                r["cause"],
-            )
-            for r in rows
+            (tenant_id, ids[n], subscription_id, meter, start, subject, person, 1, at(when), cause)
+            for n, (meter, subject, person, when, cause) in enumerate(rows)
         ],
     )
 
