@@ -37,7 +37,7 @@ test: lint
 
 ## A new migration from the tables in code: make migration m="add usage counters"
 migration: install
-	$(BIN)/python -c "from farebox.adapters.db.engine import make_engine; from farebox.adapters.db import migrate; e = make_engine('sqlite:///var/migration-base.db'); migrate.upgrade(e); migrate.revision(e, '$(m)')"
+	$(BIN)/python -c "from farebox.storage.engine import make_engine; from farebox.storage import migrate; e = make_engine('sqlite:///var/migration-base.db'); migrate.upgrade(e); migrate.revision(e, '$(m)')"
 	rm -f var/migration-base.db*
 
 clean:

@@ -18,14 +18,17 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from farebox.adapters.db.engine import make_engine, normalise_url
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.payments.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.services import demo, payments, subscriptions, tenants
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine, normalise_url
+from farebox.storage.migrate import upgrade
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 START = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
 

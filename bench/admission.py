@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _setup import database, farebox, pct, report, tenant  # noqa: E402
 
-from farebox.domain.access import SYSTEM  # noqa: E402
-from farebox.services import admission  # noqa: E402
+from farebox.kernel.access import SYSTEM  # noqa: E402
+from farebox.metering.services import admission  # noqa: E402
 
 BARE_SCHEMA = [
     "CREATE TABLE occ (tenant_id TEXT, id TEXT, counted INT, present INT, PRIMARY KEY (tenant_id, id))",

@@ -13,15 +13,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from farebox.adapters.clock import SystemClock
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.payments.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.services import demo, payments, subscriptions, tenants
-from farebox.services.signals import Signal, publish
+from farebox.clocks.system import SystemClock
+from farebox.demo import data as demo
+from farebox.events.signals import Signal, publish
+from farebox.kernel.access import SYSTEM
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 
 def main(n: int) -> None:

@@ -21,19 +21,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.tables.core import tenants
-from farebox.adapters.db.tables.payments import payment_methods
-from farebox.adapters.db.tables.subscriptions import subscriptions
-from farebox.adapters.payments.sandbox import SandboxProvider
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.domain.periods import period_at, utc
-from farebox.services import billing_run, demo
-from farebox.services.catalog import offered_plan
+from farebox.catalog.service import offered_plan
+from farebox.demo import data as demo
+from farebox.invoicing.services import billing_run
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.kernel.periods import period_at, utc
+from farebox.payments.providers.sandbox import SandboxProvider
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.storage.tables.core import tenants
+from farebox.storage.tables.payments import payment_methods
+from farebox.storage.tables.subscriptions import subscriptions
 
 
 def setup(url: str, n: int) -> Farebox:

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _setup import database, farebox, report, served, tenant  # noqa: E402
 
-from farebox.domain.access import SYSTEM, Role  # noqa: E402
-from farebox.services import tenants  # noqa: E402
+from farebox.kernel.access import SYSTEM, Role  # noqa: E402
+from farebox.tenants.services import tenants  # noqa: E402
 
 HEADERS = {"Authorization": "Bearer bench-operator-key"}
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _setup import database, farebox, report, tenant  # noqa: E402
 
-from farebox.domain.access import SYSTEM  # noqa: E402
-from farebox.services import ingestion, usage  # noqa: E402
+from farebox.kernel.access import SYSTEM  # noqa: E402
+from farebox.metering.services import ingestion, usage  # noqa: E402
 
 
 def attendee_events(batch: int, size: int, rng: random.Random, seen: dict[int, list[str]]) -> list[dict]:

@@ -17,17 +17,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.repos import subscriptions as repo
-from farebox.adapters.payments.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.domain.periods import utc
-from farebox.domain.subscriptions import admission_refusal
-from farebox.services import demo, payments, subscriptions, tenants
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.kernel.periods import utc
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import SUCCEEDS as GOOD_CARD
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.subscriptions import db as repo
+from farebox.subscriptions.domain.states import admission_refusal
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 
 def main() -> None:

@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _setup import database, farebox, pct, served, tenant  # noqa: E402
 
-from farebox.adapters.clock import SystemClock  # noqa: E402
 from farebox.client import AsyncClient, Decision, FareboxError, RetryPolicy  # noqa: E402
+from farebox.clocks.system import SystemClock  # noqa: E402
 
 KEY = "bench-operator-key"
 Op = Callable[[AsyncClient], Awaitable[Decision | bool]]  # one request, through the client

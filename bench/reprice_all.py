@@ -25,19 +25,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.tables.core import tenants, test_clocks
-from farebox.adapters.db.tables.invoicing import invoice_lines, invoices
-from farebox.adapters.db.tables.metering import occurrences, usage_records
-from farebox.adapters.db.tables.subscriptions import subscriptions
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.domain.periods import add_months, utc
-from farebox.services import demo, reprice
-from farebox.services.catalog import offered_plan
+from farebox.catalog.service import offered_plan
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.kernel.periods import add_months, utc
+from farebox.repricing import service as reprice
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.storage.tables.core import tenants, test_clocks
+from farebox.storage.tables.invoicing import invoice_lines, invoices
+from farebox.storage.tables.metering import occurrences, usage_records
+from farebox.storage.tables.subscriptions import subscriptions
 
 START = utc(2026, 6, 1, 9)
 NOW = utc(2026, 12, 1, 8)  # six monthly periods, the last one nearly over

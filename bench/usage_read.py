@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _setup import START, database, farebox, pct, report, tenant  # noqa: E402
 from sqlalchemy import insert, update  # noqa: E402
 
-from farebox.adapters.db.repos import subscriptions as subs_repo  # noqa: E402
-from farebox.adapters.db.tables.metering import usage_counters, usage_records  # noqa: E402
-from farebox.domain.access import SYSTEM  # noqa: E402
-from farebox.services import admission, usage  # noqa: E402
+from farebox.kernel.access import SYSTEM  # noqa: E402
+from farebox.metering.services import admission, usage  # noqa: E402
+from farebox.storage.tables.metering import usage_counters, usage_records  # noqa: E402
+from farebox.subscriptions import db as subs_repo  # noqa: E402
 
 
 def load_events(fb, tenant_id: str, n: int) -> None:

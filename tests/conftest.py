@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from farebox.adapters.db.engine import make_engine, normalise_url
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.tables import metadata
 from farebox.bootstrap import Farebox
-from farebox.domain.clock import FrozenClock
-from farebox.services import demo
+from farebox.demo import data as demo
+from farebox.kernel.clock import FrozenClock
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine, normalise_url
+from farebox.storage.migrate import upgrade
+from farebox.storage.tables import metadata
 
 from support import SRC, START, subprocess_env, tier_missing  # noqa: F401  (re-exported for tests)
 
@@ -64,7 +64,7 @@ def _truncate(engine) -> None:
 @pytest.fixture(autouse=True)
 def _listeners_do_not_outlive_their_test() -> Iterator[None]:
     """T19: a listener or due handler a test registers is gone after it (the areas' own stay registered)."""
-    from farebox.services import due, signals
+    from farebox.events import due, signals
 
     signals.load_all()
     listeners = {kind: list(fns) for kind, fns in signals._LISTENERS.items()}

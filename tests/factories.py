@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM, Principal, Role
-from farebox.services import payments, subscriptions, tenants
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.payments import service as payments
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 GOOD_CARD = "4242424242424242"  # the sandbox's card that always succeeds
 
@@ -36,8 +38,8 @@ def clear_outbox(fb, tenant_id):
     """Forget the set-up's alerts (the first invoice's), so a test sees only what it causes."""
     from sqlalchemy import delete
 
-    from farebox.adapters.db.tables.alerts import deliveries, delivery_attempts
-    from farebox.adapters.db.tables.alerts import notifications as notifications_table
+    from farebox.storage.tables.alerts import deliveries, delivery_attempts
+    from farebox.storage.tables.alerts import notifications as notifications_table
 
     with fb.uow() as uow:
         for table in (delivery_attempts, deliveries, notifications_table):
@@ -47,7 +49,7 @@ def clear_outbox(fb, tenant_id):
 
 def usage_recorded(sub, before: int, after: int, *, meter: str = "sessions", included: int | None = None,
                    limit: int | None = None, period_start=None) -> dict:
-    """The payload of `usage.recorded` as services/admission.py publishes it (T6: tests that publish it by hand
+    """The payload of `usage.recorded` as metering/services/admission.py publishes it (T6: tests that publish it by hand
     send the same keys and types; tests/integration/test_alerts.py compares it with the real one)."""
     return {
         "meter": meter, "before": before, "after": after, "included": included,

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from farebox.domain.catalog import Meter
-from farebox.domain.subscriptions import LIVE_STATUSES, Subscription
+from farebox.catalog.domain import Meter
+from farebox.subscriptions.domain.states import LIVE_STATUSES, Subscription
 
 
 class FakeSubscriptionRepository:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import yaml
 from sqlalchemy import update
 
-from farebox.adapters.catalog_files import bundled_catalog_text
-from farebox.adapters.db.repos import subscriptions as subs_repo
-from farebox.adapters.db.tables.subscriptions import subscriptions
-from farebox.domain.access import SYSTEM
-from farebox.services import catalog as catalog_service
+from farebox.catalog import service as catalog_service
+from farebox.catalog.files import bundled_catalog_text
+from farebox.kernel.access import SYSTEM
+from farebox.storage.tables.subscriptions import subscriptions
+from farebox.subscriptions import db as subs_repo
 
 
 def shrink(

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import sys
 
-from farebox.adapters.clock import SystemClock
-from farebox.adapters.db.engine import make_engine
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.services import admission
+from farebox.clocks.system import SystemClock
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
 def _ingest(fb: Farebox, tenant: str, occurrence: str, prefix: str, n: int, threads: int) -> list[list]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from farebox.services import ingestion
+    from farebox.metering.services import ingestion
 
     def send(t: int) -> list[list]:
         mine = [i for i in range(n) if i % threads == t]

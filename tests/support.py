@@ -24,7 +24,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def billing_key(fb, tenant_id: str, invoice_id: str) -> str:
     """An invoice's billing key (subscription, period, kind): what its payment keys derive from."""
-    from farebox.adapters.db.repos import invoicing as invoices_repo
+    from farebox.invoicing.db import invoices as invoices_repo
 
     with fb.uow(readonly=True) as uow:
         row = invoices_repo.get(uow.conn, tenant_id, invoice_id)

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from farebox.adapters.clock import SystemClock
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.uow import UnitOfWork
-from farebox.adapters.email import Mailer, mailer_for
-from farebox.adapters.payments.base import PaymentProvider
-from farebox.adapters.payments.sandbox import SandboxProvider
-from farebox.domain.clock import Clock
+from farebox.clocks.system import SystemClock
+from farebox.kernel.clock import Clock
+from farebox.mail import Mailer, mailer_for
+from farebox.payments.providers.base import PaymentProvider
+from farebox.payments.providers.sandbox import SandboxProvider
 from farebox.ports import InvoiceNumbering, Ports, UsageSource
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.uow import UnitOfWork
 
 
 @dataclass
@@ -39,7 +39,8 @@ class Farebox:
     mailer: Mailer | None = None  # every e-mail (alerts, invoices); None: FAREBOX_SMTP_URL's, if set (one SMTP sender)
 
     def __post_init__(self) -> None:
-        from farebox.services import signals, usage
+        from farebox.events import signals
+        from farebox.metering.services import usage
 
         if self.usage_source is None:
             self.usage_source = usage.billable_usage
@@ -66,7 +67,7 @@ def sign_in_sender(settings: Settings) -> Callable[[str, str], None]:
     smtp_url = settings.smtp_url
     if smtp_url is None:
         return print_sign_in_link
-    from farebox.services.portal_auth import mail_sign_in_link
+    from farebox.tenants.services.sign_in import mail_sign_in_link
 
     return lambda email, link: mail_sign_in_link(smtp_url, email, link)
 
@@ -74,7 +75,7 @@ def sign_in_sender(settings: Settings) -> Callable[[str, str], None]:
 def payment_provider(settings: Settings) -> PaymentProvider:
     """FAREBOX_PAYMENT_PROVIDER: `sandbox` (the default: no money moves) or `stripe`."""
     if settings.payment_provider == "stripe":
-        from farebox.adapters.payments.stripe import StripeProvider
+        from farebox.payments.providers.stripe import StripeProvider
 
         return StripeProvider.from_env()
     if settings.payment_provider != "sandbox":

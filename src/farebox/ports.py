@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
-from farebox.adapters.email import Mailer
-from farebox.adapters.payments.base import PaymentProvider
-from farebox.domain.catalog import Meter
-from farebox.domain.subscriptions import Subscription
+from farebox.catalog.domain import Meter
+from farebox.mail import Mailer
+from farebox.payments.providers.base import PaymentProvider
+from farebox.subscriptions.domain.states import Subscription
 
 __all__ = [
     "InvoiceNumbering",
@@ -54,11 +54,11 @@ class Ports(Protocol):
     payment_provider: PaymentProvider
     usage_source: UsageSource
     invoice_numbering: InvoiceNumbering
-    mailer: Mailer | None  # every e-mail goes through it (adapters/email.py); None: no SMTP server set
+    mailer: Mailer | None  # every e-mail goes through it (mail.py); None: no SMTP server set
 
 
 class SubscriptionRepository(Protocol):
-    """The subscriptions a service reads (`adapters/db/repositories.py`; `tests/fakes.py`)."""
+    """The subscriptions a service reads (`storage/repositories.py`; `tests/fakes.py`)."""
 
     def current(self, tenant_id: str) -> Subscription | None: ...
 

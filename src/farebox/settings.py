@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from farebox.adapters.db.engine import DEFAULT_URL, PoolSettings
+from farebox.storage.engine import DEFAULT_URL, PoolSettings
 
 
 @dataclass(frozen=True, slots=True)

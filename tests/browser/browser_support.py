@@ -30,8 +30,8 @@ def api(base: str, method: str, path: str, **kwargs):
 RECORD = """
 import sys
 from farebox.bootstrap import bootstrap
-from farebox.domain.access import SYSTEM
-from farebox.services import admission
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission
 fb = bootstrap()
 tenant, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(count):

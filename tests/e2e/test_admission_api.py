@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from farebox.client import Client, FareboxError, reasons
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
+from farebox.kernel.access import SYSTEM, Role
 
 from factories import make_tenant
 from metering_support import shrink
@@ -128,7 +128,7 @@ def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessio
 
 
 def test_G6_a_member_cannot_read_usage(client, fb):
-    from farebox.services import tenants
+    from farebox.tenants.services import tenants
 
     make_tenant(fb, tenant_id="h6", catalog="agent-sessions", plan="sme")
     issued = tenants.issue_api_key(fb, SYSTEM, tenant_id="h6", role=Role.MEMBER, name="m")

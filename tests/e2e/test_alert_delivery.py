@@ -23,13 +23,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
-from farebox.adapters.db.repos import tenants as tenants_repo
+from farebox.alerts.services import delivery, webhook_endpoints
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import delivery, subscriptions, tenants, webhook_endpoints
-from farebox.services.signals import Signal, publish
+from farebox.events.signals import Signal, publish
+from farebox.kernel.access import SYSTEM, Role
 from farebox.settings import Settings
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.db import tenants as tenants_repo
+from farebox.tenants.services import tenants
 
 from factories import clear_outbox, make_tenant, usage_recorded
 from support import subprocess_env

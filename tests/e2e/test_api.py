@@ -3,9 +3,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.tenants.services import tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -157,7 +157,7 @@ def test_D1_D4_D9_catalogs_sent_over_http_refuse_nonsense_naming_plan_and_field(
 
 def test_D4_the_largest_catalog_price_is_invoiced_and_stored(client):
     """The bound is what a money column holds on SQLite and PostgreSQL: the top price bills, with tax, no 500."""
-    from farebox.domain.catalog import MAX_PRICE_MINOR
+    from farebox.catalog.domain import MAX_PRICE_MINOR
 
     top = f"{MAX_PRICE_MINOR // 100}.{MAX_PRICE_MINOR % 100:02d}"
     assert client.post("/v1/catalogs", json={"document": _catalog_with(top)}, headers=OPERATOR).status_code == 200

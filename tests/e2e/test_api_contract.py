@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import func, select
 
-from farebox.adapters.db.tables import metadata
 from farebox.entrypoints.api.app import create_app
+from farebox.storage.tables import metadata
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 EXAMPLES_PER_OPERATION = 25
@@ -28,7 +28,7 @@ BEYOND_THE_SCHEMA = {
     "POST /v1/tenants/{tenant_id}/subscription/sales-requests": "the same state rule",
     "PATCH /v1/tenants/{tenant_id}/billing-details": (
         "each detail is trimmed, then checked as the invoice prints it (one line, an e-mail's form, a tax id's "
-        "characters: domain/billing_details.py): 422 validation_error names the field"
+        "characters: invoicing/domain/billing_details.py): 422 validation_error names the field"
     ),
 }
 

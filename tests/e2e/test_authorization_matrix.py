@@ -21,11 +21,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from farebox.adapters.db.tables import metadata
-from farebox.domain.access import SYSTEM, Principal, Role
+from farebox.clocks import service as clocks
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import clocks, invoices, payments, portal_auth, subscriptions, tenants
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.payments import service as payments
+from farebox.storage.tables import metadata
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import sign_in as portal_auth
+from farebox.tenants.services import tenants
 
 CALLERS = ("none", "wrong", "revoked", "expired", "operator", "owner", "admin", "member", "other_owner")
 UNAUTHENTICATED = ("none", "wrong", "revoked", "expired")
@@ -143,7 +148,7 @@ def cancellation_scheduled(fb, world: World) -> None:
 
 def alerted(fb, world: World) -> None:
     """A cancellation scheduled: an in-app notification and an e-mail delivery; and a webhook endpoint."""
-    from farebox.services import delivery, notifications, webhook_endpoints
+    from farebox.alerts.services import delivery, notifications, webhook_endpoints
 
     cancellation_scheduled(fb, world)
     world.ids["notification_id"] = notifications.list_notifications(fb, SYSTEM, "acme").items[0].id
@@ -153,7 +158,8 @@ def alerted(fb, world: World) -> None:
 
 def invoiced(fb, world: World) -> None:
     """On Pro with a card that attaches but whose charges fail: an open invoice."""
-    from farebox.services import invoices, payments
+    from farebox.invoicing.services import invoices
+    from farebox.payments import service as payments
 
     payments.add_payment_method(fb, SYSTEM, "acme", token="4000000000000341")
     on_pro(fb, world)
@@ -162,7 +168,7 @@ def invoiced(fb, world: World) -> None:
 
 def credited(fb, world: World) -> None:
     """Pro Plus paid by card, then Pro at once: a credit note and 30.00 on the credit balance (issue 14 #5)."""
-    from farebox.services import payments
+    from farebox.payments import service as payments
 
     payments.add_payment_method(fb, SYSTEM, "acme", token="4242424242424242")
     subscriptions.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro_plus")
@@ -170,7 +176,7 @@ def credited(fb, world: World) -> None:
 
 
 def occurrence_started(fb, world: World) -> None:
-    from farebox.services import admission
+    from farebox.metering.services import admission
 
     on_pro(fb, world)
     admission.start_occurrence(fb, SYSTEM, "acme", "o1")

@@ -12,9 +12,11 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from test_portal_billing import as_role
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import due, invoices, tenants
+from farebox.events import due
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM, Role
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.tables.invoicing import invoices
+from farebox.storage.engine import make_engine
+from farebox.storage.tables.invoicing import invoices
 
 from support import subprocess_env
 

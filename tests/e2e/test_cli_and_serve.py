@@ -36,7 +36,7 @@ def test_catalog_validate_refuses_a_broken_file_with_its_location(tmp_path):
 
 def test_D11_catalog_validate_prints_a_yaml_error_verbatim_with_the_file(tmp_path):
     """D11: Rich ate `[month: …]` as a markup tag and the location said `<unicode string>`."""
-    from farebox.adapters.catalog_files import bundled_catalog_text
+    from farebox.catalog.files import bundled_catalog_text
 
     bad = tmp_path / "syntax.yaml"
     bad.write_text(bundled_catalog_text("session-caps").replace("interval: month", "interval: [month", 1))
@@ -47,7 +47,7 @@ def test_D11_catalog_validate_prints_a_yaml_error_verbatim_with_the_file(tmp_pat
 
 
 def test_D9_catalog_load_refuses_a_duplicate_key_naming_plan_and_field(tmp_path):
-    from farebox.adapters.catalog_files import bundled_catalog_text
+    from farebox.catalog.files import bundled_catalog_text
 
     dup = tmp_path / "dup.yaml"
     dup.write_text(
@@ -108,10 +108,10 @@ def test_G14_export_command_writes_the_tenants_files(tmp_path):
 def test_D12_demo_data_prints_each_key_whole_on_one_line_and_how_to_get_a_new_one(tmp_path):
     import re
 
-    from farebox.adapters.clock import SystemClock
-    from farebox.adapters.db.engine import make_engine
     from farebox.bootstrap import Farebox
-    from farebox.services import tenants
+    from farebox.clocks.system import SystemClock
+    from farebox.storage.engine import make_engine
+    from farebox.tenants.services import tenants
 
     url = f"sqlite:///{tmp_path / 'fb.db'}"
     env = subprocess_env(FAREBOX_DATABASE_URL=url, COLUMNS="80")

@@ -3,14 +3,14 @@
 import subprocess
 import sys
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.services import demo
-from farebox.services import subscriptions as subs
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.subscriptions.services import subscriptions as subs
 
 from factories import make_tenant
 from support import START, subprocess_env

@@ -14,8 +14,8 @@ import time
 
 import httpx
 
-from farebox.domain.access import SYSTEM
-from farebox.services import usage
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import usage
 
 from factories import make_tenant
 from support import subprocess_env
@@ -138,7 +138,7 @@ def test_G4_F2_sigkill_in_the_middle_of_one_large_batch_then_resent_counts_every
     same batch sent again answers `duplicate` for them and counts the rest (issue 13, "nothing may be lost")."""
     from sqlalchemy import func, select
 
-    from farebox.adapters.db.tables.metering import usage_events
+    from farebox.storage.tables.metering import usage_events
 
     make_tenant(fb, tenant_id="crash-b", catalog="attendee-credits", plan="enterprise")
     events = [

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import subscriptions as subs
-from farebox.services import tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.subscriptions.services import subscriptions as subs
+from farebox.tenants.services import tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -62,7 +62,7 @@ def test_audit5_the_owner_sees_the_credit_note_and_the_balance_and_the_renewal_s
     text = " ".join("".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
     assert "Credit note FB-CN-2026-000001" in text and "Credited to your balance" in text and "15.00 USD" in text
 
-    from farebox.services import due
+    from farebox.events import due
 
     clock.set(sub.period.end)
     due.run_due(fb)

@@ -3,10 +3,10 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import subscriptions as subs
-from farebox.services import tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.subscriptions.services import subscriptions as subs
+from farebox.tenants.services import tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -33,7 +33,7 @@ def _billed_tenant(fb, client, card="4000 0000 0000 0341"):
     r = client.post("/v1/tenants/acme/payment-methods", json={"token": card}, headers=owner)
     assert r.status_code == 201, r.text
     subs.subscribe(fb, SYSTEM, "acme", catalog="session-caps", plan="pro", cause="test")
-    from farebox.services import billing_run
+    from farebox.invoicing.services import billing_run
 
     billing_run.run(fb, SYSTEM)
     return owner

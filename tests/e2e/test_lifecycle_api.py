@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import payments, tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.payments import service as payments
+from farebox.tenants.services import tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 BASE = "/v1/tenants/acme/subscription"

@@ -9,17 +9,19 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, text
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.tables import metadata
-from farebox.adapters.db.tables.core import due_items
-from farebox.adapters.db.tables.subscriptions import subscription_transitions
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.domain.periods import periods_between
-from farebox.services import clocks, demo, subscriptions
+from farebox.clocks import service as clocks
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.kernel.periods import periods_between
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.storage.tables import metadata
+from farebox.storage.tables.core import due_items
+from farebox.storage.tables.subscriptions import subscription_transitions
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 from support import subprocess_env

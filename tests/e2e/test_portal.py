@@ -6,9 +6,9 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 

@@ -13,11 +13,16 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Principal, Role
+from farebox.clocks import service as clocks
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import admission, clocks, portal_auth, signals, subscriptions, tenants
-from farebox.services.signals import Signal
+from farebox.events import signals
+from farebox.events.signals import Signal
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.metering.services import admission
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import sign_in as portal_auth
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 

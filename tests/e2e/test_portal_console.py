@@ -9,10 +9,13 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Principal, Role
+from farebox.alerts.services import delivery
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import admission, delivery, portal_auth, subscriptions
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.metering.services import admission
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import sign_in as portal_auth
 
 from factories import make_tenant
 

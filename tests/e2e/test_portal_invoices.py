@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Principal, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import portal_auth
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.tenants.services import sign_in as portal_auth
 
 from factories import make_tenant
 
@@ -24,7 +24,7 @@ def owner(fb):
 
 
 def test_G13_invoices_listed_with_a_pdf_download(fb, owner):
-    from farebox.services import invoices
+    from farebox.invoicing.services import invoices
 
     make_tenant(fb, tenant_id="acme", catalog="agent-sessions", plan="sme")
     issued = invoices.list_invoices(fb, SYSTEM, "acme")
@@ -58,8 +58,9 @@ def test_payment_method_added_on_the_sandbox_hosted_page(fb, owner):
 def test_audit5_the_billing_tab_shows_the_credit_note_the_balance_and_the_credit_applied(fb, owner, clock):
     """Issue 14 #5: a downgrade's credit note and the balance, then the renewal with the credit applied and its amount
     due."""
-    from farebox.services import due, invoices
-    from farebox.services import subscriptions as subs
+    from farebox.events import due
+    from farebox.invoicing.services import invoices
+    from farebox.subscriptions.services import subscriptions as subs
 
     make_tenant(fb, tenant_id="acme", catalog="session-caps", plan="pro_plus")
     sub = subs.current(fb, SYSTEM, "acme")

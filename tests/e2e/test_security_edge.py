@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from farebox.adapters.db.tables.portal import portal_link_requests, portal_sign_in_links
 from farebox.bootstrap import print_sign_in_link, sign_in_sender
 from farebox.entrypoints.api import middleware
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import portal_auth
 from farebox.settings import Settings
+from farebox.storage.tables.portal import portal_link_requests, portal_sign_in_links
+from farebox.tenants.services import sign_in as portal_auth
 
 from factories import make_tenant
 

@@ -10,11 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from farebox.adapters.db.tables.core import idempotency_keys
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
 from farebox.entrypoints.portal.web import SESSION_COOKIE
-from farebox.services import retention, tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.records.services import retention
+from farebox.storage.tables.core import idempotency_keys
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 
@@ -201,7 +202,7 @@ def test_F14_stored_answers_are_forgotten_after_24_hours_by_the_sweep(fb, client
 
 
 def test_F14_the_worker_pass_sweeps(fb, clock, acme):
-    from farebox.services import due
+    from farebox.events import due
 
     with fb.uow() as uow:
         uow.conn.execute(
@@ -223,8 +224,8 @@ def test_F14_the_worker_pass_sweeps(fb, clock, acme):
 
 
 def test_F9_D6_an_owner_issues_rotates_and_revokes_keys_in_the_portal(fb, client, acme):
-    from farebox.domain.access import Principal
-    from farebox.services import portal_auth
+    from farebox.kernel.access import Principal
+    from farebox.tenants.services import sign_in as portal_auth
 
     session = portal_auth._open_session(fb, Principal(Role.OWNER, tenant_id="acme", email="owner@acme.test"))
     client.cookies.set(SESSION_COOKIE, session.token)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from farebox.domain.access import SYSTEM, Role
 from farebox.entrypoints.api.app import create_app
-from farebox.services import admission, export, invoices, payments, tenants, usage
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM, Role
+from farebox.metering.services import admission, usage
+from farebox.payments import service as payments
+from farebox.records.services import export
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 

@@ -17,13 +17,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
+from farebox.alerts.services import webhook_endpoints
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.services import clocks, demo, subscriptions, webhook_endpoints
+from farebox.clocks import service as clocks
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 from support import START, subprocess_env

@@ -11,14 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.payments.base import ChargeResult
-from farebox.adapters.payments.sandbox import SandboxProvider
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.services import due, signals, subscriptions
+from farebox.events import due, signals
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.payments.providers.base import ChargeResult
+from farebox.payments.providers.sandbox import SandboxProvider
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.subscriptions.services import subscriptions
 
 from support import START
 

@@ -13,12 +13,14 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from farebox.adapters.db.tables.invoicing import invoices
-from farebox.adapters.db.tables.payments import payment_attempts
-from farebox.adapters.payments.sandbox import SUCCEEDS, SandboxProvider
-from farebox.domain.access import SYSTEM
-from farebox.services import billing_run, due, invoicing, signals
-from farebox.services import subscriptions as subs
+from farebox.events import due, signals
+from farebox.invoicing.services import billing_run
+from farebox.invoicing.services import issuing as invoicing
+from farebox.kernel.access import SYSTEM
+from farebox.payments.providers.sandbox import SUCCEEDS, SandboxProvider
+from farebox.storage.tables.invoicing import invoices
+from farebox.storage.tables.payments import payment_attempts
+from farebox.subscriptions.services import subscriptions as subs
 
 from factories import make_tenant
 

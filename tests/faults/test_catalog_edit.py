@@ -10,10 +10,13 @@ from datetime import timedelta
 import yaml
 from fastapi.testclient import TestClient
 
-from farebox.adapters.catalog_files import bundled_catalog_text
-from farebox.domain.access import SYSTEM
+from farebox.catalog.files import bundled_catalog_text
+from farebox.clocks import service as clocks
 from farebox.entrypoints.api.app import create_app
-from farebox.services import billing_run, clocks, invoices, subscriptions, usage
+from farebox.invoicing.services import billing_run, invoices
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import usage
+from farebox.subscriptions.services import subscriptions
 
 from factories import clear_outbox, make_tenant
 

@@ -26,10 +26,14 @@ from typing import Any
 
 import pytest
 
-from farebox.adapters.payments.base import ChargeResult
-from farebox.adapters.payments.sandbox import SandboxProvider
-from farebox.domain.access import SYSTEM
-from farebox.services import admission, due, invoices, payments, signals, subscriptions
+from farebox.events import due, signals
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission
+from farebox.payments import service as payments
+from farebox.payments.providers.base import ChargeResult
+from farebox.payments.providers.sandbox import SandboxProvider
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 from support import billing_key, subprocess_env

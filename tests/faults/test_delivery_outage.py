@@ -14,11 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
+from farebox.alerts.services import delivery, webhook_endpoints
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.services import delivery, subscriptions, webhook_endpoints
-from farebox.services.signals import Signal, publish
+from farebox.events.signals import Signal, publish
+from farebox.kernel.access import SYSTEM
 from farebox.settings import Settings
+from farebox.subscriptions.services import subscriptions
 
 from factories import clear_outbox, make_tenant, usage_recorded
 

@@ -5,10 +5,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from farebox.adapters.db.engine import normalise_url
-from farebox.domain.access import SYSTEM
 from farebox.entrypoints.api.app import create_app
-from farebox.services import signals, tenants
+from farebox.events import signals
+from farebox.kernel.access import SYSTEM
+from farebox.storage.engine import normalise_url
+from farebox.tenants.services import tenants
 
 OPERATOR = {"Authorization": "Bearer test-operator-key"}
 
@@ -59,8 +60,8 @@ def test_G4_a_request_losing_the_idempotency_key_race_gets_the_first_answer_and_
     """Two requests with one Idempotency-Key, the second checking for the key before the first
     committed: the second's insert of the key fails; its own change is rolled back and it answers
     with the first answer (it answered 500 before; tests/scaleout found it on PostgreSQL)."""
-    from farebox.adapters.db.repos import idempotency as idem_repo
-    from farebox.services import usage
+    from farebox.metering.services import usage
+    from farebox.storage import idempotency as idem_repo
 
     from factories import make_tenant
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from farebox.adapters.db.engine import PoolSettings, make_engine
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
 from farebox.entrypoints.api.app import create_app
-from farebox.services import admission, ingestion, usage
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission, ingestion, usage
 from farebox.settings import Settings
+from farebox.storage.engine import PoolSettings, make_engine
 
 from factories import make_tenant
 

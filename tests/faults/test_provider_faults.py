@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
-from farebox.adapters.payments.stripe import StripeProvider
-from farebox.domain.access import SYSTEM
-from farebox.services import billing_run, due, invoices, payments, subscriptions
+from farebox.events import due
+from farebox.invoicing.services import billing_run, invoices
+from farebox.kernel.access import SYSTEM
+from farebox.payments import service as payments
+from farebox.payments.providers.stripe import StripeProvider
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 from fake_stripe import FakeStripe

@@ -16,14 +16,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from farebox.adapters.catalog_files import CatalogError, bundled_catalog_text, load_catalog_file, load_catalog_text
-from farebox.adapters.db.tables.core import catalogs as catalogs_table
-from farebox.adapters.db.tables.core import plan_versions
-from farebox.adapters.db.tables.metering import usage_events
-from farebox.domain.access import SYSTEM
+from farebox.catalog import service as catalog_service
+from farebox.catalog.files import CatalogError, bundled_catalog_text, load_catalog_file, load_catalog_text
 from farebox.entrypoints.api.app import create_app
-from farebox.services import catalog as catalog_service
-from farebox.services import usage
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import usage
+from farebox.storage.tables.core import catalogs as catalogs_table
+from farebox.storage.tables.core import plan_versions
+from farebox.storage.tables.metering import usage_events
 
 from factories import make_tenant
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from farebox.bootstrap import Farebox
-from farebox.services import signals
-from farebox.services.clocks import now_for
-from farebox.services.signals import Signal
+from farebox.clocks.service import now_for
+from farebox.events import signals
+from farebox.events.signals import Signal
 
 
 def publish(

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from farebox.adapters.db.tables.subscriptions import subscriptions
-from farebox.domain.access import SYSTEM
-from farebox.services import admission, signals, usage
-from farebox.services import subscriptions as plans
+from farebox.events import signals
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission, usage
+from farebox.storage.tables.subscriptions import subscriptions
+from farebox.subscriptions.services import subscriptions as plans
 
 from factories import make_tenant
 from metering_support import shrink
@@ -73,7 +74,7 @@ def test_S6_clock_starts_at_first_entry(fb, clock):
 
 
 def test_S6_ending_soon_signal_and_everyone_removed_at_the_deadline(fb, clock):
-    from farebox.services import clocks
+    from farebox.clocks import service as clocks
 
     seen = []
     signals.on("occurrence.ending_soon")(lambda uow, s: seen.append(s))
@@ -207,7 +208,7 @@ def test_G10_no_subscription_refuses_and_G9_grace_expired_refuses(fb, clock):
 
 
 def test_validation_of_mode_and_role(fb):
-    from farebox.domain.reasons import DomainError
+    from farebox.kernel.reasons import DomainError
 
     make_tenant(fb, tenant_id="vv", catalog="session-caps", plan="pro")
     with pytest.raises(DomainError):

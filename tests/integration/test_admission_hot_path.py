@@ -11,16 +11,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from farebox.adapters.db.repos import clocks as clocks_repo
-from farebox.adapters.db.repos import metering as metering_repo
-from farebox.adapters.db.repos import subscriptions as subs_repo
-from farebox.adapters.db.tables.metering import usage_counters
-from farebox.domain.access import SYSTEM
-from farebox.domain.admission import Mode, Role
-from farebox.domain.periods import utc
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, clocks, ingestion, signals, subscriptions, usage
-from farebox.services.signals import Signal
+from farebox.clocks import db as clocks_repo
+from farebox.clocks import service as clocks
+from farebox.events import signals
+from farebox.events.signals import Signal
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.periods import utc
+from farebox.kernel.reasons import DomainError
+from farebox.metering.db import metering as metering_repo
+from farebox.metering.domain.admission import Mode, Role
+from farebox.metering.services import admission, ingestion, usage
+from farebox.storage.tables.metering import usage_counters
+from farebox.subscriptions import db as subs_repo
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 
@@ -86,7 +89,7 @@ def test_a_joins_first_read_answers_what_the_clock_subscription_occurrence_and_p
 
 def _clock_of(fb, tenant_id: str) -> str:
     with fb.uow(readonly=True) as uow:
-        from farebox.adapters.db.repos import tenants as tenants_repo
+        from farebox.tenants.db import tenants as tenants_repo
 
         return tenants_repo.get_tenant(uow.conn, tenant_id)["test_clock_id"]
 
@@ -233,8 +236,8 @@ def test_G4_an_idle_pooled_connection_the_server_dropped_fails_one_join_with_503
     from fastapi.testclient import TestClient
     from sqlalchemy import create_engine, text
 
-    from farebox.adapters.db.engine import normalise_url
     from farebox.entrypoints.api.app import create_app
+    from farebox.storage.engine import normalise_url
 
     make_tenant(fb, tenant_id="dc", catalog="attendee-credits", plan="pro")
     headers = {"Authorization": "Bearer test-operator-key", "Idempotency-Key": "join-dc-1"}
@@ -271,7 +274,7 @@ def test_a_write_lock_not_obtained_on_sqlite_is_sqlalchemys_operational_error_wh
 
     from sqlalchemy.exc import OperationalError
 
-    from farebox.adapters.db.engine import make_engine
+    from farebox.storage.engine import make_engine
 
     make_tenant(fb, tenant_id="lk", catalog="attendee-credits", plan="pro")
     holder = sqlite3.connect(fb.engine.url.database, isolation_level=None)
@@ -342,7 +345,7 @@ def test_S6_G12_two_first_entries_into_a_new_occurrence_keep_the_first_start_and
     from sqlalchemy import text
 
     from farebox.bootstrap import Farebox
-    from farebox.domain.clock import FrozenClock
+    from farebox.kernel.clock import FrozenClock
 
     make_tenant(fb, tenant_id="fs", catalog="session-caps", plan="pro")
     second: dict = {}

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from farebox.adapters.db.tables.metering import usage_records
-from farebox.domain import reasons
-from farebox.domain.access import SYSTEM
-from farebox.domain.admission import WAITING_TICKET_TTL
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, ingestion, usage
+from farebox.kernel import reasons
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
+from farebox.metering.domain.admission import WAITING_TICKET_TTL
+from farebox.metering.services import admission, ingestion, usage
+from farebox.storage.tables.metering import usage_records
 
 from factories import make_tenant
 from metering_support import shrink

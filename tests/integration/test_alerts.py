@@ -11,12 +11,15 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
-from farebox.adapters.db.repos import subscriptions as subscriptions_repo
-from farebox.adapters.db.repos import tenants as tenants_repo
-from farebox.adapters.db.tables.alerts import notifications as notifications_table
-from farebox.domain.access import SYSTEM, Role
-from farebox.services import clocks, notifications, subscriptions, tenants
-from farebox.services.signals import Signal, publish
+from farebox.alerts.services import notifications
+from farebox.clocks import service as clocks
+from farebox.events.signals import Signal, publish
+from farebox.kernel.access import SYSTEM, Role
+from farebox.storage.tables.alerts import notifications as notifications_table
+from farebox.subscriptions import db as subscriptions_repo
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.db import tenants as tenants_repo
+from farebox.tenants.services import tenants
 
 from factories import clear_outbox, make_tenant, principal, usage_recorded
 
@@ -63,7 +66,8 @@ def record(fb, sub, before, after, **kw):
 
 def test_T6_the_test_payload_of_usage_recorded_is_the_one_admission_publishes(fb):
     """Listener tests below publish `usage.recorded` by hand; its payload must be the real one, key for key."""
-    from farebox.services import admission, signals
+    from farebox.events import signals
+    from farebox.metering.services import admission
 
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     seen = []
@@ -107,7 +111,7 @@ def test_A6_a_changed_session_limit_re_arms_the_alerts(fb):
 
 def test_A6_alerts_measure_against_the_tenants_own_limit_through_admission(fb):
     """A6: with a limit of 10 sessions set by the tenant, real messages warn at 8 and at 10 of 10."""
-    from farebox.services import admission, usage
+    from farebox.metering.services import admission, usage
 
     sub_for(fb, catalog="agent-sessions", plan="sme")
     usage.set_session_limit(fb, SYSTEM, "acme", 10)
@@ -119,7 +123,7 @@ def test_A6_alerts_measure_against_the_tenants_own_limit_through_admission(fb):
 
 def test_A3_A6_a_trial_gets_trial_reminders_not_session_limit_alerts(fb):
     """During a trial the 50-session bound is the trial's (A3: 60% and 90%), not a session limit (A6)."""
-    from farebox.services import admission
+    from farebox.metering.services import admission
 
     trial_sub(fb)
     for i in range(46):
@@ -319,7 +323,7 @@ def test_G8_cancellation_scheduled_then_effective(fb):
 def test_G7_upcoming_plan_change_and_change_applied(fb):
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     with fb.uow(readonly=True) as uow:
-        from farebox.adapters.db.repos import catalog as catalog_repo
+        from farebox.catalog import db as catalog_repo
 
         enterprise = catalog_repo.current_plan_version(uow.conn, "agent-sessions", "enterprise")
     emit(
@@ -388,7 +392,7 @@ def test_G12_email_goes_to_owners_admins_and_the_billing_recipient(fb):
         tenants_repo.update_tenant(uow.conn, "acme", billing_email="billing@acme.test")
         uow.commit()
     record(fb, sub, 479, 480, included=600)
-    from farebox.services import delivery
+    from farebox.alerts.services import delivery
 
     outbox = delivery.email_outbox(fb, SYSTEM, "acme")
     assert sorted(m.to for m in outbox) == ["admin@acme.test", "billing@acme.test", "owner@acme.test"]
@@ -397,7 +401,7 @@ def test_G12_email_goes_to_owners_admins_and_the_billing_recipient(fb):
 
 
 def test_G12_channels_off_for_the_operator_or_the_tenant(fb):
-    from farebox.services import delivery
+    from farebox.alerts.services import delivery
 
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     notifications.set_channel(fb, SYSTEM, channel="email", enabled=False)
@@ -414,7 +418,7 @@ def test_G12_channels_off_for_the_operator_or_the_tenant(fb):
 def test_G6_in_app_list_unread_count_and_mark_read_for_owners_and_admins(fb):
     import pytest
 
-    from farebox.domain.reasons import DomainError
+    from farebox.kernel.reasons import DomainError
 
     sub = sub_for(fb, catalog="agent-sessions", plan="sme")
     record(fb, sub, 0, 600, included=600)

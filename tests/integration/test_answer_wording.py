@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, invoices
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
+from farebox.metering.services import admission
 
 from factories import make_tenant
 

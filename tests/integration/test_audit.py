@@ -2,9 +2,12 @@
 
 import pytest
 
-from farebox.domain.access import SYSTEM, Principal, Role
-from farebox.domain.reasons import DomainError
-from farebox.services import audit, catalog, clocks, tenants
+from farebox.catalog import service as catalog
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.kernel.reasons import DomainError
+from farebox.records.services import audit
+from farebox.tenants.services import tenants
 
 
 def _tenant(fb, tenant_id="acme"):
@@ -74,7 +77,9 @@ def test_a_change_that_fails_leaves_no_audit_row(fb):
 def test_D5_payment_methods_voids_and_owner_subscription_changes_name_the_real_actor(fb):
     """newuser.md D5: a card added, an invoice voided and every subscription change an owner asks for
     are in the audit log under that owner (or the operator), never `system`."""
-    from farebox.services import invoices, payments, subscriptions
+    from farebox.invoicing.services import invoices
+    from farebox.payments import service as payments
+    from farebox.subscriptions.services import subscriptions
 
     from factories import GOOD_CARD
 
@@ -99,7 +104,7 @@ def test_D5_payment_methods_voids_and_owner_subscription_changes_name_the_real_a
     assert trial_rows["subscription.trial_started"]["actor"] == "owner:fbk_owner2"
 
     _tenant(fb, "voids")
-    from farebox.adapters.payments.sandbox import FAILS_LATER
+    from farebox.payments.providers.sandbox import FAILS_LATER
 
     payments.add_payment_method(fb, SYSTEM, "voids", token=FAILS_LATER)  # the charge fails: the invoice stays open
     subscriptions.subscribe(fb, SYSTEM, "voids", catalog="session-caps", plan="pro")
@@ -125,7 +130,7 @@ def test_D20_the_operator_log_is_in_recording_order_whatever_a_tenants_test_cloc
     _tenant(fb, "future")
     clock = clocks.create(fb, SYSTEM, name="ahead", start=fb.clock.now() + timedelta(days=400))
     clocks.attach(fb, SYSTEM, clock["id"], "future")
-    from farebox.services import subscriptions
+    from farebox.subscriptions.services import subscriptions
 
     subscriptions.subscribe(fb, SYSTEM, "future", catalog="session-caps", plan="free")  # dated 400 days ahead
     assert audit.entries(fb, SYSTEM, tenant_id="future")[0]["at"] > fb.clock.now() + timedelta(days=399)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from farebox.adapters.db.tables.core import api_keys
-from farebox.domain.access import SYSTEM, Role
-from farebox.services import tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.storage.tables.core import api_keys
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 

@@ -19,19 +19,25 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from farebox.adapters.db.repos import tenants as tenants_repo
-from farebox.adapters.db.tables.alerts import deliveries, notifications
-from farebox.adapters.db.tables.base import metadata
-from farebox.adapters.db.tables.core import due_items, plan_versions
-from farebox.adapters.db.tables.invoicing import invoice_lines, invoice_sequences, invoices
-from farebox.adapters.db.tables.payments import payment_attempts, payment_customers
-from farebox.adapters.db.tables.subscriptions import subscriptions
-from farebox.adapters.payments.sandbox import FAILS_LATER, INSUFFICIENT_FUNDS
+from farebox.alerts.services import webhook_endpoints
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.services import billing_run, clocks, demo, due, invoicing, payments, signals, webhook_endpoints
-from farebox.services import subscriptions as subs
+from farebox.clocks import service as clocks
+from farebox.demo import data as demo
+from farebox.events import due, signals
+from farebox.invoicing.services import billing_run
+from farebox.invoicing.services import issuing as invoicing
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import FAILS_LATER, INSUFFICIENT_FUNDS
+from farebox.storage.tables.alerts import deliveries, notifications
+from farebox.storage.tables.base import metadata
+from farebox.storage.tables.core import due_items, plan_versions
+from farebox.storage.tables.invoicing import invoice_lines, invoice_sequences, invoices
+from farebox.storage.tables.payments import payment_attempts, payment_customers
+from farebox.storage.tables.subscriptions import subscriptions
+from farebox.subscriptions.services import subscriptions as subs
+from farebox.tenants.db import tenants as tenants_repo
 
 from factories import make_tenant
 

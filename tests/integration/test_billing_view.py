@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.metering import ALMOST_REACHED, REACHED
 from farebox.entrypoints.portal import billing_view
-from farebox.services import admission, subscriptions, usage
+from farebox.kernel.access import SYSTEM
+from farebox.metering.domain.pools import ALMOST_REACHED, REACHED
+from farebox.metering.services import admission, usage
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 

@@ -2,9 +2,10 @@
 
 import yaml
 
-from farebox.adapters.catalog_files import bundled_catalog_text
-from farebox.domain.access import SYSTEM
-from farebox.services import catalog, subscriptions
+from farebox.catalog import service as catalog
+from farebox.catalog.files import bundled_catalog_text
+from farebox.kernel.access import SYSTEM
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from farebox.domain.access import SYSTEM
-from farebox.services import usage
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import usage
 
 from factories import make_tenant
 from metering_support import shrink

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from farebox.adapters.db.tables.metering import usage_counters
-from farebox.domain.access import SYSTEM
-from farebox.services import admission, clocks, usage
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission, usage
+from farebox.storage.tables.metering import usage_counters
 
 from factories import make_tenant
 
@@ -68,8 +69,8 @@ def test_G3_a_later_pool_refusing_leaves_no_ledger_row_of_an_earlier_one(fb):
     unit is given back and no ledger row of it stays (the counters match the ledger, G3)."""
     import yaml
 
-    from farebox.adapters.catalog_files import bundled_catalog_text
-    from farebox.services import catalog as catalog_service
+    from farebox.catalog import service as catalog_service
+    from farebox.catalog.files import bundled_catalog_text
 
     doc = yaml.safe_load(bundled_catalog_text("attendee-credits"))
     doc["name"] = "two-pools"

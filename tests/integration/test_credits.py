@@ -13,18 +13,22 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from farebox.adapters.db.repos import credits as credits_repo
-from farebox.adapters.db.repos import payments as payments_repo
-from farebox.adapters.db.tables.invoicing import credit_refunds, invoice_sequences
-from farebox.adapters.payments.base import RefundResult
-from farebox.adapters.payments.sandbox import SandboxProvider
-from farebox.domain.access import SYSTEM, Role
-from farebox.domain.invoicing import Charge, InvoiceKind, LineKind
-from farebox.domain.money import Money
-from farebox.domain.periods import Period
-from farebox.domain.reasons import DomainError
-from farebox.services import clocks, credits, due, invoices, invoicing, payments
-from farebox.services import subscriptions as subs
+from farebox.clocks import service as clocks
+from farebox.events import due
+from farebox.invoicing.db import credits as credits_repo
+from farebox.invoicing.domain.charges import Charge, InvoiceKind, LineKind
+from farebox.invoicing.services import credits, invoices
+from farebox.invoicing.services import issuing as invoicing
+from farebox.kernel.access import SYSTEM, Role
+from farebox.kernel.money import Money
+from farebox.kernel.periods import Period
+from farebox.kernel.reasons import DomainError
+from farebox.payments import db as payments_repo
+from farebox.payments import service as payments
+from farebox.payments.providers.base import RefundResult
+from farebox.payments.providers.sandbox import SandboxProvider
+from farebox.storage.tables.invoicing import credit_refunds, invoice_sequences
+from farebox.subscriptions.services import subscriptions as subs
 
 from factories import make_tenant, principal
 from invoicing_support import recording
@@ -318,7 +322,7 @@ def _digest(key: str) -> str:
 def test_audit5_a_voided_invoice_gives_back_the_credit_applied_to_it_once(fb, clock, provider):
     """The renewal takes the 15.00 and its 14.00 charge is declined; the operator voids it (`void_invoice`
     publishes `invoice.voided`): the 15.00 is back on the balance, once."""
-    from farebox.adapters.payments.sandbox import FAILS_LATER
+    from farebox.payments.providers.sandbox import FAILS_LATER
 
     sub = _downgrade_at_half(fb, clock)
     payments.add_payment_method(fb, SYSTEM, "acme", token=FAILS_LATER)
@@ -410,7 +414,7 @@ def test_audit5_two_invoices_issued_at_once_never_spend_the_same_credit(fb, cloc
 
 
 def test_audit5_a_refund_is_audited_with_who_and_how_much(fb, clock, provider):
-    from farebox.services import audit
+    from farebox.records.services import audit
 
     _downgrade_at_half(fb, clock)
     (refund,) = credits.refund_credit(fb, SYSTEM, "acme", amount_minor=600)

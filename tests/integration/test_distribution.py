@@ -11,9 +11,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from farebox.adapters.db.tables import metadata
-from farebox.domain.access import SYSTEM
-from farebox.services import admission, ingestion, usage
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission, ingestion, usage
+from farebox.storage.tables import metadata
 
 from factories import make_tenant
 

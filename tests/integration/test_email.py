@@ -10,11 +10,13 @@ from urllib.parse import quote
 
 import pytest
 
-from farebox.adapters.db.repos import tenants as tenants_repo
-from farebox.adapters.email import SmtpMailer, SmtpSecurityError, mailer_for
-from farebox.domain.access import SYSTEM
-from farebox.services import delivery, invoices, subscriptions
-from farebox.services.signals import Signal, publish
+from farebox.alerts.services import delivery
+from farebox.events.signals import Signal, publish
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.mail import SmtpMailer, SmtpSecurityError, mailer_for
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.db import tenants as tenants_repo
 from smtp_support import smtp_server
 
 from factories import clear_outbox, make_tenant, usage_recorded

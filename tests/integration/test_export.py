@@ -8,9 +8,10 @@ import zipfile
 
 import pytest
 
-from farebox.domain.access import SYSTEM, Principal, Role
-from farebox.domain.reasons import DomainError
-from farebox.services import export, tenants
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.kernel.reasons import DomainError
+from farebox.records.services import export
+from farebox.tenants.services import tenants
 
 from factories import make_tenant
 

@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from farebox.adapters.db.repos import metering as metering_repo
-from farebox.adapters.db.tables.metering import usage_events, usage_records
-from farebox.domain.access import SYSTEM
-from farebox.domain.periods import utc
-from farebox.services import clocks, ingestion, subscriptions, usage
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.periods import utc
+from farebox.metering.db import metering as metering_repo
+from farebox.metering.services import ingestion, usage
+from farebox.storage.tables.metering import usage_events, usage_records
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 
@@ -59,7 +61,7 @@ def _used(fb, tenant_id: str, period_start: datetime) -> int:
 
 
 def subscriptions_current(uow, tenant_id: str) -> str:
-    from farebox.adapters.db.repos import subscriptions as subs_repo
+    from farebox.subscriptions import db as subs_repo
 
     sub = subs_repo.current(uow.conn, tenant_id)
     assert sub is not None
@@ -229,8 +231,8 @@ def test_D3_a_late_join_of_an_ended_trial_counts_under_the_trial_that_was_live_t
 def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_again_and_the_chunk_decided_again(
     fb, monkeypatch
 ):
-    from farebox.adapters.db.repos import ingestion as batch_repo
-    from farebox.services import admission
+    from farebox.metering.db import ingestion as batch_repo
+    from farebox.metering.services import admission
 
     from metering_support import shrink
 
@@ -257,7 +259,7 @@ def test_F2_L7_a_pool_used_elsewhere_after_the_chunk_read_it_is_locked_read_agai
 def test_G4_a_batch_cut_off_half_way_and_sent_again_counts_every_event_once(fb, monkeypatch):
     """The chunks committed before the failure answer `duplicate` when the batch is sent again;
     nothing is counted twice."""
-    from farebox.services import ingestion_batch
+    from farebox.metering.services import ingestion_batch
 
     make_tenant(fb, tenant_id="cut", catalog="attendee-credits", plan="enterprise")
     events = [_join(f"e{n}", f"o{n % 7}", f"p{n}") for n in range(ingestion.CHUNK * 3)]
@@ -321,8 +323,8 @@ def test_A1_a_conversation_a_live_message_creates_while_the_chunk_decides_is_rea
     again, so the window the live message opened is not opened (nor billed) a second time (A1, G3)."""
     if fb.engine.dialect.name != "postgresql":
         pytest.skip("on SQLite the chunk holds the write lock: no live message can come in between")
-    from farebox.adapters.db.repos import ingestion as batch_repo
-    from farebox.services import admission
+    from farebox.metering.db import ingestion as batch_repo
+    from farebox.metering.services import admission
 
     make_tenant(fb, tenant_id="race-c", catalog="agent-sessions", plan="playground")
     real = batch_repo.lock_conversations

@@ -13,16 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from farebox.adapters.db.tables.core import due_items
-from farebox.adapters.db.tables.metering import (
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import ingestion, ingestion_batch, usage
+from farebox.storage.tables.core import due_items
+from farebox.storage.tables.metering import (
     conversations,
     occurrence_people,
     occurrences,
     usage_counters,
     usage_records,
 )
-from farebox.domain.access import SYSTEM
-from farebox.services import ingestion, ingestion_batch, usage
 
 from factories import make_tenant
 from metering_support import shrink

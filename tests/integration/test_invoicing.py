@@ -6,16 +6,19 @@ from datetime import timedelta
 
 import pytest
 
-from farebox.adapters.db.repos import due as due_repo
-from farebox.adapters.db.repos import tenants as tenants_repo
-from farebox.adapters.email import SmtpMailer
-from farebox.adapters.payments.sandbox import FAILS_LATER, SUCCEEDS
 from farebox.bootstrap import bootstrap
-from farebox.domain.access import SYSTEM, Role
-from farebox.domain.reasons import DomainError
-from farebox.services import due, invoices, invoicing, payments
-from farebox.services import subscriptions as subs
+from farebox.events import db as due_repo
+from farebox.events import due
+from farebox.invoicing.services import invoices
+from farebox.invoicing.services import issuing as invoicing
+from farebox.kernel.access import SYSTEM, Role
+from farebox.kernel.reasons import DomainError
+from farebox.mail import SmtpMailer
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import FAILS_LATER, SUCCEEDS
 from farebox.settings import Settings
+from farebox.subscriptions.services import subscriptions as subs
+from farebox.tenants.db import tenants as tenants_repo
 from smtp_support import smtp_server
 
 from factories import make_tenant, principal
@@ -138,8 +141,8 @@ def test_G7_immediate_upgrade_prorates_to_the_second_and_invoices_at_once(fb, cl
     sub, data = start(fb)
     publish(fb, "subscription.started", "acme", sub.id, data)
     # the lifecycle would create the new subscription; here the same tenant gets one by hand
-    from farebox.adapters.db.repos import subscriptions as srepo
-    from farebox.services.catalog import offered_plan
+    from farebox.catalog.service import offered_plan
+    from farebox.subscriptions import db as srepo
 
     change_at = sub.period.start + (sub.period.end - sub.period.start) / 2
     with fb.uow() as uow:
@@ -317,7 +320,8 @@ def test_audit9_an_smtp_failure_is_a_refusal_not_a_crash(fb, tmp_path):
 def test_G13_billing_run_invoices_every_due_subscription_once_and_a_rerun_creates_nothing(fb, clock, monkeypatch):
     """The run catches every subscription the signals did not bill (here: subscribed while invoicing's
     listeners were not wired, as for subscriptions imported from another system)."""
-    from farebox.services import billing_run, signals
+    from farebox.events import signals
+    from farebox.invoicing.services import billing_run
 
     for kind in ("subscription.started", "subscription.renewed"):
         monkeypatch.setitem(

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from farebox.domain.access import SYSTEM
-from farebox.services import admission, clocks, invoices, subscriptions
+from farebox.clocks import service as clocks
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 from metering_support import shrink

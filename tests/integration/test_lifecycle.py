@@ -11,14 +11,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from farebox.adapters.db.repos import subscriptions as repo
-from farebox.domain.access import SYSTEM, Role
-from farebox.domain.lifecycle import cards as badges
-from farebox.domain.periods import utc
-from farebox.domain.reasons import DomainError
-from farebox.domain.subscriptions import Status, admission_refusal
-from farebox.services import clocks, signals, subscriptions
-from farebox.services.signals import Signal
+from farebox.clocks import service as clocks
+from farebox.events import signals
+from farebox.events.signals import Signal
+from farebox.kernel.access import SYSTEM, Role
+from farebox.kernel.periods import utc
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions import db as repo
+from farebox.subscriptions.domain import cards as badges
+from farebox.subscriptions.domain.states import Status, admission_refusal
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant, principal, usage_recorded
 

@@ -17,13 +17,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from farebox.adapters.db.repos import subscriptions as repo
-from farebox.domain.access import SYSTEM
-from farebox.domain.periods import period_at, utc
-from farebox.domain.reasons import DomainError
-from farebox.domain.subscriptions import LIVE_STATUSES, Status, admission_refusal
-from farebox.services import clocks, signals, subscriptions
-from farebox.services.signals import Signal
+from farebox.clocks import service as clocks
+from farebox.events import signals
+from farebox.events.signals import Signal
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.periods import period_at, utc
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions import db as repo
+from farebox.subscriptions.domain.states import LIVE_STATUSES, Status, admission_refusal
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 

@@ -7,15 +7,15 @@ from datetime import timedelta
 
 from sqlalchemy import insert
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
-from farebox.adapters.db.tables.core import tenants
-from farebox.adapters.db.tables.invoicing import invoices as invoices_table
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.services import credits, invoices
+from farebox.invoicing.services import credits, invoices
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
+from farebox.storage.tables.core import tenants
+from farebox.storage.tables.invoicing import invoices as invoices_table
 
 from support import START
 

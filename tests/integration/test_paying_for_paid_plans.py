@@ -8,10 +8,14 @@ from datetime import timedelta
 
 import pytest
 
-from farebox.adapters.payments.sandbox import FAILS_LATER
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, due, invoices, payments, subscriptions
+from farebox.events import due
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
+from farebox.metering.services import admission
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import FAILS_LATER
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 
@@ -76,7 +80,7 @@ def test_D2_G9_a_tenant_invoiced_by_bank_transfer_is_never_charged_and_its_grace
 
 
 def test_bank_transfer_terms_are_the_operators_to_set(fb):
-    from farebox.domain.access import Principal, Role
+    from farebox.kernel.access import Principal, Role
 
     make_tenant(fb, tenant_id="acme")
     owner = Principal(Role.OWNER, tenant_id="acme", key_id="k")

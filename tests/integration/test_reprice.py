@@ -7,10 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from farebox.domain.access import SYSTEM, Principal, Role
-from farebox.domain.periods import utc
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, clocks, reprice, subscriptions
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.kernel.periods import utc
+from farebox.kernel.reasons import DomainError
+from farebox.metering.services import admission
+from farebox.repricing import service as reprice
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 

@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from farebox.adapters.db.repos import subscriptions as subs_repo
-from farebox.adapters.db.tables.subscriptions import subscriptions
-from farebox.domain.access import SYSTEM, Role
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, signals, usage
-from farebox.services.signals import Signal
+from farebox.events import signals
+from farebox.events.signals import Signal
+from farebox.kernel.access import SYSTEM, Role
+from farebox.kernel.reasons import DomainError
+from farebox.metering.services import admission, usage
+from farebox.storage.tables.subscriptions import subscriptions
+from farebox.subscriptions import db as subs_repo
 
 from factories import make_tenant, principal
 from metering_support import shrink
@@ -138,7 +139,7 @@ def test_G4_usage_recorded_only_when_a_period_total_changes(fb):
 
 def test_L4_an_upgrade_carries_the_remaining_credits_forward(fb):
     """L4: an immediate upgrade through the lifecycle service carries the unused credits into the new plan."""
-    from farebox.services import subscriptions as subscription_service
+    from farebox.subscriptions.services import subscriptions as subscription_service
 
     make_tenant(fb, tenant_id="l4", catalog="attendee-credits", plan="pro")
     shrink(fb, "l4", "credits", 10)

@@ -4,10 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import pending_differences
-from farebox.adapters.db.tables import metadata
-from farebox.adapters.db.tables.core import test_clocks
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import pending_differences
+from farebox.storage.tables import metadata
+from farebox.storage.tables.core import test_clocks
 
 GLOBAL_TABLES = {
     "catalogs",

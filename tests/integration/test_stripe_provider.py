@@ -8,12 +8,13 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from farebox.adapters.payments.stripe import StripeProvider
-from farebox.domain.access import SYSTEM
-from farebox.domain.money import Money
 from farebox.entrypoints.api.app import create_app
-from farebox.services import invoices, payments
-from farebox.services import subscriptions as subs
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.money import Money
+from farebox.payments import service as payments
+from farebox.payments.providers.stripe import StripeProvider
+from farebox.subscriptions.services import subscriptions as subs
 
 from factories import make_tenant
 from fake_stripe import DECLINING_PM, FakeStripe, sign
@@ -110,7 +111,7 @@ def test_G9_webhook_verifies_the_signature_and_settles_a_payment(fb, fake):
     (attempt,) = payments.attempts(fb, SYSTEM, "acme", inv.id)
     intent_id = [a for a in payments.attempts(fb, SYSTEM, "acme", inv.id)][0]
     with fb.uow(readonly=True) as uow:
-        from farebox.adapters.db.repos import payments as prepo
+        from farebox.payments import db as prepo
 
         ref = prepo.attempts(uow.conn, "acme", inv.id)[0]["provider_ref"]
     assert ref and intent_id
@@ -136,7 +137,7 @@ def test_G9_webhook_verifies_the_signature_and_settles_a_payment(fb, fake):
 def test_webhook_payment_method_attached_records_the_card_and_retries_open_invoices(fb, fake):
     inv = _subscribe_and_bill(fb, DECLINING_PM)
     with fb.uow(readonly=True) as uow:
-        from farebox.adapters.db.repos import payments as prepo
+        from farebox.payments import db as prepo
 
         customer = prepo.customer_ref(uow.conn, "acme", "stripe")
     event = {
@@ -164,7 +165,7 @@ def test_G4_a_replayed_provider_event_answers_as_the_first_time_and_changes_noth
     `payment_failed` must not turn the attempt that later succeeded back into a failure."""
     inv = _subscribe_and_bill(fb, DECLINING_PM)
     with fb.uow(readonly=True) as uow:
-        from farebox.adapters.db.repos import payments as prepo
+        from farebox.payments import db as prepo
 
         ref = prepo.attempts(uow.conn, "acme", inv.id)[0]["provider_ref"]
 

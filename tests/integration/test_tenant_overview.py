@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import event
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.money import Money
-from farebox.services import admission, tenant_overview
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.money import Money
+from farebox.metering.services import admission
+from farebox.tenants.services import overview as tenant_overview
 
 from factories import make_tenant
 

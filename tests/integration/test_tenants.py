@@ -2,9 +2,10 @@
 
 import pytest
 
-from farebox.domain.access import SYSTEM, Role
-from farebox.domain.reasons import DomainError
-from farebox.services import subscriptions, tenants
+from farebox.kernel.access import SYSTEM, Role
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 from factories import make_tenant, principal
 
@@ -31,7 +32,7 @@ def test_api_keys_are_stored_hashed_and_authenticate(fb):
     caller = tenants.authenticate(fb, issued.secret)
     assert caller.role is Role.ADMIN and caller.tenant_id == "acme"
     key_id, _, secret = issued.secret.partition(".")
-    from farebox.adapters.db.repos.tenants import get_api_key
+    from farebox.tenants.db.tenants import get_api_key
 
     with fb.uow(readonly=True) as uow:
         assert secret not in str(get_api_key(uow.conn, key_id))

@@ -4,9 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
-from farebox.services import clocks, due, subscriptions
+from farebox.clocks import service as clocks
+from farebox.events import due
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from farebox.domain.access import SYSTEM
-from farebox.services import admission, clocks, usage
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission, usage
 
 from factories import make_tenant
 
@@ -15,7 +16,7 @@ def test_D19_largest_items_are_those_of_the_current_period(fb):
     clock = clocks.create(fb, SYSTEM, name="top", start=fb.clock.now())
     make_tenant(fb, tenant_id="bots")
     clocks.attach(fb, SYSTEM, clock["id"], "bots")
-    from farebox.services import subscriptions
+    from farebox.subscriptions.services import subscriptions
 
     subscriptions.subscribe(fb, SYSTEM, "bots", catalog="agent-sessions", plan="sme")
     for _ in range(3):  # three 24 h windows of one conversation in the first period

@@ -7,10 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from farebox.adapters.payments.sandbox import FAILS_LATER
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
-from farebox.services import admission, audit, due, invoices, payments, subscriptions
+from farebox.events import due
+from farebox.invoicing.services import invoices
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
+from farebox.metering.services import admission
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import FAILS_LATER
+from farebox.records.services import audit
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 

@@ -25,18 +25,21 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.tables import metadata
-from farebox.adapters.db.tables.core import due_items
-from farebox.adapters.db.tables.invoicing import invoices
-from farebox.adapters.db.tables.metering import conversations, occurrences
-from farebox.adapters.db.tables.payments import payment_attempts
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.domain.periods import periods_between
-from farebox.services import catalog, clocks, demo, subscriptions
+from farebox.catalog import service as catalog
+from farebox.clocks import service as clocks
+from farebox.demo import data as demo
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.kernel.periods import periods_between
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.tables import metadata
+from farebox.storage.tables.core import due_items
+from farebox.storage.tables.invoicing import invoices
+from farebox.storage.tables.metering import conversations, occurrences
+from farebox.storage.tables.payments import payment_attempts
+from farebox.subscriptions.services import subscriptions
 
 from factories import make_tenant
 from support import subprocess_env

@@ -1,4 +1,4 @@
-"""The pure join decision (domain/admission_core.py), tested against the rules with no database:
+"""The pure join decision (metering/domain/admission_core.py), tested against the rules with no database:
 S2, S4, S5 (caps, waiting room, F3), L2, L7, G5, G9/G10, A6 warnings (issue 13 item 1)."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from farebox.domain import reasons
-from farebox.domain.admission import WAITING_TICKET_TTL, Mode, Role
-from farebox.domain.admission_core import (
+from farebox.catalog.domain import Interval, Limit, Meter, MeterKind, Plan, Policy, Scope
+from farebox.kernel import reasons
+from farebox.kernel.money import Money
+from farebox.metering.domain.admission import WAITING_TICKET_TTL, Mode, Role
+from farebox.metering.domain.admission_core import (
     Join,
     Leave,
     Pool,
@@ -20,9 +22,7 @@ from farebox.domain.admission_core import (
     decide_join,
     with_pool_exhausted,
 )
-from farebox.domain.catalog import Interval, Limit, Meter, MeterKind, Plan, Policy, Scope
-from farebox.domain.metering import pool_rule
-from farebox.domain.money import Money
+from farebox.metering.domain.pools import pool_rule
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
 ATTENDEES = Meter("attendees", MeterKind.ATTENDEES, Scope.OCCURRENCE, "attendee")

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from farebox.domain import alert_messages
-from farebox.domain.alerts import (
+from farebox.alerts.domain import messages as alert_messages
+from farebox.alerts.domain.alerts import (
     AlertKind,
     crossed,
     days_left_due_times,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from farebox.domain.billing_details import bill_to, bp_to_percent, normalise, percent_to_bp
+from farebox.invoicing.domain.billing_details import bill_to, bp_to_percent, normalise, percent_to_bp
 
 
 @pytest.mark.parametrize(

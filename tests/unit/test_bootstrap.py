@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from farebox.adapters.email import SmtpMailer
-from farebox.adapters.payments.sandbox import SandboxProvider
-from farebox.adapters.payments.stripe import StripeProvider
 from farebox.bootstrap import bootstrap
-from farebox.services import usage
+from farebox.mail import SmtpMailer
+from farebox.metering.services import usage
+from farebox.payments.providers.sandbox import SandboxProvider
+from farebox.payments.providers.stripe import StripeProvider
 from farebox.settings import Settings
 
 SERVICES = Path(__file__).resolve().parents[2] / "src" / "farebox" / "services"

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 import yaml
 
-from farebox.adapters.catalog_files import (
+from farebox.catalog.domain import MAX_PRICE_MINOR, MeterKind, Policy, Sales, Scope
+from farebox.catalog.files import (
     BUNDLED,
     CatalogError,
     _UniqueKeyLoader,
@@ -16,9 +17,8 @@ from farebox.adapters.catalog_files import (
     plan_document,
     plan_from_document,
 )
-from farebox.domain.catalog import MAX_PRICE_MINOR, MeterKind, Policy, Sales, Scope
-from farebox.domain.money import Money
-from farebox.domain.periods import Interval
+from farebox.kernel.money import Money
+from farebox.kernel.periods import Interval
 
 
 @pytest.mark.parametrize("name", BUNDLED)

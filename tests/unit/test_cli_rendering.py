@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from farebox.demo.walkthrough import Chapter, Step
 from farebox.entrypoints.cli_demo import render_chapter
-from farebox.services.demo_walkthrough import Chapter, Step
 
 
 def test_D10_demo_prints_no_in_red_not_as_literal_markup():

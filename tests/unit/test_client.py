@@ -11,7 +11,7 @@ import pytest
 
 from farebox.client import AsyncClient, Client, Decision, FareboxError, RetryPolicy, reasons
 from farebox.client._calls import RetryPolicy as Policy
-from farebox.domain import reasons as registry
+from farebox.kernel import reasons as registry
 
 ADMITTED = {
     "admitted": True,

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from farebox.domain.clock import FrozenClock, ensure_utc
+from farebox.kernel.clock import FrozenClock, ensure_utc
 
 
 def test_G2_frozen_clock_moves_only_forward():

@@ -8,8 +8,8 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from farebox.domain.catalog import Limit, Plan, Policy
-from farebox.domain.invoicing import (
+from farebox.catalog.domain import Limit, Plan, Policy
+from farebox.invoicing.domain.charges import (
     Charge,
     Document,
     LineKind,
@@ -26,8 +26,8 @@ from farebox.domain.invoicing import (
     split_refund,
     totals,
 )
-from farebox.domain.money import Money
-from farebox.domain.periods import Interval, Period, utc
+from farebox.kernel.money import Money
+from farebox.kernel.periods import Interval, Period, utc
 
 JAN = Period(utc(2026, 1, 1), utc(2026, 2, 1), 0)  # 31 days
 APR = Period(utc(2026, 4, 1), utc(2026, 5, 1), 0)  # 30 days

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from farebox.adapters.catalog_files import load_catalog
-from farebox.domain import reasons
-from farebox.domain.lifecycle import cards, plan_changes
-from farebox.domain.lifecycle.machine import RULES, Event, allowed, step
-from farebox.domain.periods import period_at, utc
-from farebox.domain.reasons import DomainError
-from farebox.domain.subscriptions import LIVE_STATUSES, Status, Subscription, admission_refusal
+from farebox.catalog.files import load_catalog
+from farebox.kernel import reasons
+from farebox.kernel.periods import period_at, utc
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions.domain import cards, plan_changes
+from farebox.subscriptions.domain.machine import RULES, Event, allowed, step
+from farebox.subscriptions.domain.states import LIVE_STATUSES, Status, Subscription, admission_refusal
 
 NOW = utc(2026, 1, 5, 9)
 AGENTS = load_catalog("agent-sessions")[0]
@@ -159,8 +159,8 @@ def test_docs_lifecycle_lists_every_transition_with_its_rule_ids():
 
 def test_mrr_is_the_monthly_price_or_a_twelfth_of_the_annual_price_half_up_of_live_paid_subscriptions():
     """Audit 3.2: MRR is computed in the domain once (the console shows it)."""
-    from farebox.domain.money import Money
-    from farebox.domain.subscriptions import monthly_recurring_revenue, mrr_totals
+    from farebox.kernel.money import Money
+    from farebox.subscriptions.domain.states import monthly_recurring_revenue, mrr_totals
 
     sme, pro_year, free = AGENTS.plan("sme"), CREDITS.plan("pro"), CAPS.plan("free")
     assert monthly_recurring_revenue(sub(sme, catalog="agent-sessions")) == Money(15000, "EUR")

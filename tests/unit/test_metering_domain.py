@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from farebox.domain.admission import Decision, Mode, check_cap, deadline_for, past_deadline, upgrade_required
-from farebox.domain.catalog import Interval, Limit, MeterKind, Plan, Policy
-from farebox.domain.conversations import Sender, billable_sessions, on_message
-from farebox.domain.metering import carried_forward, overage, pool_rule, session_warnings, validate_session_limit
-from farebox.domain.money import Money
+from farebox.catalog.domain import Interval, Limit, MeterKind, Plan, Policy
+from farebox.kernel.money import Money
+from farebox.metering.domain.admission import Decision, Mode, check_cap, deadline_for, past_deadline, upgrade_required
+from farebox.metering.domain.conversations import Sender, billable_sessions, on_message
+from farebox.metering.domain.pools import carried_forward, overage, pool_rule, session_warnings, validate_session_limit
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
 H = timedelta(hours=1)

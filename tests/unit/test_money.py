@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from farebox.domain.money import (
+from farebox.kernel.money import (
     CURRENCY_EXPONENTS,
     CurrencyError,
     Money,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from farebox.domain.periods import (
+from farebox.kernel.periods import (
     Interval,
     Period,
     add_months,

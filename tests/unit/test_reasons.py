@@ -2,7 +2,7 @@
 
 import pytest
 
-from farebox.domain import reasons
+from farebox.kernel import reasons
 
 
 def test_G15_reason_codes_are_unique_snake_case_and_have_messages():

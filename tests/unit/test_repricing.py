@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from farebox.adapters.catalog_files import load_catalog
-from farebox.domain.catalog import MeterKind, Policy
-from farebox.domain.periods import utc
-from farebox.domain.repricing import OccurrenceUsage, PaidLine, Served, Unit, choose_plan, reprice
+from farebox.catalog.domain import MeterKind, Policy
+from farebox.catalog.files import load_catalog
+from farebox.kernel.periods import utc
+from farebox.repricing.domain import OccurrenceUsage, PaidLine, Served, Unit, choose_plan, reprice
 
 CREDITS, _ = load_catalog("attendee-credits")
 CAPS, _ = load_catalog("session-caps")

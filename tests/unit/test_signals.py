@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from farebox.services import signals
+from farebox.events import signals
 
 
 def test_listeners_of_a_kind_and_of_every_kind_run_in_order():
@@ -54,7 +54,7 @@ def test_T14_every_module_that_registers_a_listener_or_handler_is_loaded_by_the_
         for p in (SRC / "farebox").rglob("*.py")
         if p.name not in ("signals.py", "due.py") and _registers(p)
     )
-    assert "farebox.services.notify" in registering and "farebox.services.lifecycle.due_work" in registering
+    assert "farebox.alerts.services.notify" in registering and "farebox.subscriptions.services.due_work" in registering
     probe = (
         "import sys; from farebox.entrypoints import cli; cli._fb(); "
         "print(' '.join(m for m in sys.modules if m.startswith('farebox.')))"

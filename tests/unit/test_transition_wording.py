@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from farebox.domain.lifecycle.machine import Event, step
-from farebox.domain.reasons import DomainError
-from farebox.domain.subscriptions import Status
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions.domain.machine import Event, step
+from farebox.subscriptions.domain.states import Status
 
 
 def test_D15_an_invalid_transition_names_no_internal_state_and_has_no_bad_article():

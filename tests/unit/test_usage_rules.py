@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from farebox.adapters.catalog_files import load_catalog
-from farebox.domain.metering import ALMOST_REACHED, REACHED
-from farebox.domain.periods import period_at, utc
-from farebox.domain.subscriptions import Status, Subscription
-from farebox.services.usage import overage_usage, summaries_of, summary_of
+from farebox.catalog.files import load_catalog
+from farebox.kernel.periods import period_at, utc
+from farebox.metering.domain.pools import ALMOST_REACHED, REACHED
+from farebox.metering.services.usage import overage_usage, summaries_of, summary_of
+from farebox.subscriptions.domain.states import Status, Subscription
 
 from fakes import FakeMeteringRepository, FakeSubscriptionRepository
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from farebox.adapters.db.writer_queue import WriterQueue
+from farebox.storage.writer_queue import WriterQueue
 
 
 def _wait_until(predicate, seconds: float = 5.0) -> None:

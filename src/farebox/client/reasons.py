@@ -1,4 +1,4 @@
-"""Reason codes as constants, taken from `farebox.domain.reasons` (the one registry; docs/admission.md).
+"""Reason codes as constants, taken from `farebox.kernel.reasons` (the one registry; docs/admission.md).
 
 Compare an answer's `reason` (a decision) or `code` (an error) with these instead of string literals:
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from farebox.domain import reasons as _registry
+from farebox.kernel import reasons as _registry
 
 ADMITTED: Final[str] = _registry.ADMITTED.code
 ALREADY_COUNTED: Final[str] = _registry.ALREADY_COUNTED.code

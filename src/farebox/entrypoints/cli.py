@@ -13,15 +13,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from farebox.adapters.catalog_files import BUNDLED, CatalogError, load_catalog
 from farebox.bootstrap import Farebox, bootstrap
-from farebox.domain.access import SYSTEM, Role
-from farebox.domain.reasons import DomainError
+from farebox.catalog.files import BUNDLED, CatalogError, load_catalog
 from farebox.entrypoints.cli_credits import credits_app
 from farebox.entrypoints.cli_entitlements import entitlements_app
 from farebox.entrypoints.cli_export import export_command
 from farebox.entrypoints.cli_reprice import reprice_command
 from farebox.entrypoints.cli_scenario import scenario_app
+from farebox.kernel.access import SYSTEM, Role
+from farebox.kernel.reasons import DomainError
 
 app = typer.Typer(help="farebox: billing, metering and admission control.", no_args_is_help=True, add_completion=False)
 catalog_app = typer.Typer(help="Validate and load plan catalogs.", no_args_is_help=True)
@@ -55,7 +55,7 @@ def refuse(exc: DomainError) -> typer.Exit:
 
 def known_tenant(fb: Farebox, tenant_id: str) -> None:
     """Refuse an unknown tenant with exit code 1 and a message, before a command finds nothing."""
-    from farebox.services import tenants
+    from farebox.tenants.services import tenants
 
     try:
         tenants.get_tenant(fb, SYSTEM, tenant_id)
@@ -66,7 +66,7 @@ def known_tenant(fb: Farebox, tenant_id: str) -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
-    from farebox.adapters.db.migrate import upgrade
+    from farebox.storage.migrate import upgrade
 
     fb = _fb()
     upgrade(fb.engine)
@@ -96,7 +96,7 @@ def catalog_load(
     bundled: bool = typer.Option(False, "--bundled", help="Load every bundled catalog"),
 ) -> None:
     """Load catalogs into the database; a changed plan becomes a new version."""
-    from farebox.services import catalog as service
+    from farebox.catalog import service
 
     names = list(sources or []) + (list(BUNDLED) if bundled else [])
     if not names:
@@ -126,7 +126,7 @@ def keys_issue(
     """Issue an API key and print it (it is shown only once)."""
     from datetime import timedelta
 
-    from farebox.services import tenants
+    from farebox.tenants.services import tenants
 
     fb = _fb()
     if tenant is not None:
@@ -142,12 +142,12 @@ def keys_issue(
 @keys_app.command("list")
 def keys_list(tenant: str = typer.Option(None, help="Tenant id; omit for the operator keys")) -> None:
     """API keys, one a line (never their secrets): id, role, active or not, name, created, expires, revoked."""
-    from farebox.services import tenants
+    from farebox.tenants.services import tenants
 
     def stamp(at: datetime | None) -> str:
         return at.isoformat(timespec="seconds") if at else "-"
 
-    from farebox.domain.reasons import DomainError
+    from farebox.kernel.reasons import DomainError
 
     try:
         keys = tenants.list_api_keys(_fb(), SYSTEM, tenant_id=tenant)
@@ -163,8 +163,8 @@ def keys_list(tenant: str = typer.Option(None, help="Tenant id; omit for the ope
 @keys_app.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the part before the dot)")) -> None:
     """Revoke a key at once, on every server process; portal sessions opened with it end too."""
-    from farebox.domain.reasons import DomainError
-    from farebox.services import tenants
+    from farebox.kernel.reasons import DomainError
+    from farebox.tenants.services import tenants
 
     try:
         tenants.revoke_api_key(_fb(), SYSTEM, key_id.partition(".")[0])
@@ -184,8 +184,8 @@ def keys_rotate(
     """Issue a key with the same tenant, role and name in place of this one, and print it."""
     from datetime import timedelta
 
-    from farebox.domain.reasons import DomainError
-    from farebox.services import tenants
+    from farebox.kernel.reasons import DomainError
+    from farebox.tenants.services import tenants
 
     fb = _fb()
     key_id = key_id.partition(".")[0]
@@ -204,8 +204,8 @@ def demo(
     ),
 ) -> None:
     """A narrated walk-through of the three bundled catalogs on a test clock, in a fresh embedded database."""
+    from farebox.demo import walkthrough as demo_walkthrough
     from farebox.entrypoints.cli_demo import render_chapter
-    from farebox.services import demo_walkthrough
 
     started = time.perf_counter()
     try:
@@ -219,7 +219,7 @@ def demo(
 @app.command("demo-data")
 def demo_data() -> None:
     """Load the bundled catalogs and a demo tenant of each for `make run` (safe to run again)."""
-    from farebox.services import demo as service
+    from farebox.demo import data as service
 
     fb = _fb()
     for report in service.load_catalogs(fb):
@@ -338,8 +338,8 @@ def clock_advance(
     to: str = typer.Option(None, "--to", help="An ISO instant with its zone, e.g. 2027-01-01T00:00:00Z"),
 ) -> None:
     """Advance a test clock; everything due in between runs in order, each at its own time."""
-    from farebox.domain.periods import parse_duration
-    from farebox.services import clocks
+    from farebox.clocks import service as clocks
+    from farebox.kernel.periods import parse_duration
 
     try:
         delta = parse_duration(by) if by else None
@@ -359,7 +359,7 @@ def clock_advance(
 @notify_app.command("deliver")
 def notify_deliver(limit: int = typer.Option(1000, help="At most this many deliveries")) -> None:
     """One delivery pass: send the e-mails (with FAREBOX_SMTP_URL) and webhooks that are due."""
-    from farebox.services import delivery
+    from farebox.alerts.services import delivery
 
     report = delivery.deliver_pending(_fb(), limit=limit)
     console.print(f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, failed {len(report.failed)}")
@@ -368,7 +368,7 @@ def notify_deliver(limit: int = typer.Option(1000, help="At most this many deliv
 @notify_app.command("outbox")
 def notify_outbox(tenant: str = typer.Argument(..., help="Tenant id")) -> None:
     """The tenant's e-mails (pending ones wait here when no SMTP server is set)."""
-    from farebox.services import delivery
+    from farebox.alerts.services import delivery
 
     fb = _fb()
     known_tenant(fb, tenant)
@@ -381,7 +381,7 @@ def webhooks_add(
     url: str, kinds: list[str] = typer.Option(None, "--kind", help="Only these alert kinds (repeat); default all")
 ) -> None:
     """Add an endpoint and print its signing secret (shown once)."""
-    from farebox.services import webhook_endpoints
+    from farebox.alerts.services import webhook_endpoints
 
     endpoint = webhook_endpoints.create_endpoint(_fb(), SYSTEM, url=url, kinds=tuple(kinds or ()))
     console.print(f"{endpoint.id} {endpoint.url}")
@@ -391,7 +391,7 @@ def webhooks_add(
 @webhooks_app.command("list")
 def webhooks_list() -> None:
     """Webhook endpoints."""
-    from farebox.services import webhook_endpoints
+    from farebox.alerts.services import webhook_endpoints
 
     for endpoint in webhook_endpoints.list_endpoints(_fb(), SYSTEM):
         console.print(
@@ -407,7 +407,7 @@ def webhooks_rotate(
     """A new signing secret; the old one still signs for the grace window."""
     from datetime import timedelta
 
-    from farebox.services import webhook_endpoints
+    from farebox.alerts.services import webhook_endpoints
 
     endpoint = webhook_endpoints.rotate_secret(_fb(), SYSTEM, endpoint_id, grace=timedelta(hours=grace_hours))
     console.print(endpoint.secret)
@@ -418,7 +418,7 @@ def webhooks_deliveries(
     status: str = typer.Option(None, help="pending, delivered or failed"), tenant: str = typer.Option(None)
 ) -> None:
     """The delivery log."""
-    from farebox.services import delivery
+    from farebox.alerts.services import delivery
 
     fb = _fb()
     if tenant is not None:
@@ -432,7 +432,7 @@ def webhooks_deliveries(
 @webhooks_app.command("replay")
 def webhooks_replay(delivery_id: str) -> None:
     """Send a delivery again (same webhook-id); the worker or `notify deliver` sends it."""
-    from farebox.services import delivery
+    from farebox.alerts.services import delivery
 
     d = delivery.replay(_fb(), SYSTEM, delivery_id)
     console.print(f"{d.id}: {d.status}")
@@ -450,7 +450,7 @@ def bill(batch_size: int = typer.Option(500, help="Subscriptions per committed b
         TimeRemainingColumn,
     )
 
-    from farebox.services import billing_run
+    from farebox.invoicing.services import billing_run
 
     fb = _fb()
     total = billing_run.due_count(fb)
@@ -468,7 +468,7 @@ app.add_typer(usage_app, name="usage")
 @usage_app.command("verify")
 def usage_verify(tenant: str = typer.Option(None, help="Only this tenant")) -> None:
     """Recompute every usage counter from the recorded units (G3); exit 1 on any difference."""
-    from farebox.services import usage as service
+    from farebox.metering.services import usage as service
 
     fb = _fb()
     if tenant is not None:

@@ -7,8 +7,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
 
 credits_app = typer.Typer(help="Customer credit balances: show one, refund one to the card (operator).",
                           no_args_is_help=True)
@@ -20,7 +20,7 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 def show(tenant: str = typer.Argument(..., help="The tenant's id")) -> None:
     """The credit balance per currency and its latest entries, each with its cause (G3)."""
     from farebox.bootstrap import bootstrap
-    from farebox.services import credits
+    from farebox.invoicing.services import credits
 
     try:
         balance = credits.credit_balance(bootstrap(), SYSTEM, tenant)
@@ -43,7 +43,7 @@ def refund(
 ) -> None:
     """Pay the credit balance back to the tenant's card through the payment provider."""
     from farebox.bootstrap import bootstrap
-    from farebox.services import credits
+    from farebox.invoicing.services import credits
 
     try:
         done = credits.refund_credit(bootstrap(), SYSTEM, tenant, currency=currency, amount_minor=amount_minor)

@@ -10,7 +10,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from farebox.services.demo_walkthrough import Chapter
+from farebox.demo.walkthrough import Chapter
 
 
 def _mark(value: bool | None) -> Text:

@@ -6,8 +6,8 @@ import typer
 from rich.console import Console
 
 from farebox.bootstrap import bootstrap
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
 
 entitlements_app = typer.Typer(help="Plan features: may a tenant use SSO, co-hosts, premium...?", no_args_is_help=True)
 console = Console()
@@ -20,7 +20,7 @@ def check(
     feature: str = typer.Argument(..., help="e.g. sso, cohosts"),
 ) -> None:
     """Print whether the tenant's current plan includes the feature; exit 1 when it does not (or on an error)."""
-    from farebox.services import entitlements
+    from farebox.subscriptions.services import entitlements
 
     try:
         answer = entitlements.check(bootstrap(), SYSTEM, tenant, feature)

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from farebox.bootstrap import bootstrap
-from farebox.domain.access import SYSTEM
-from farebox.domain.reasons import DomainError
-from farebox.services import export
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.reasons import DomainError
+from farebox.records.services import export
 
 console = Console()
 

@@ -11,13 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.money import Money
-from farebox.domain.reasons import DomainError
-from farebox.domain.repricing import Repricing
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.money import Money
+from farebox.kernel.reasons import DomainError
+from farebox.repricing.domain import Repricing
 
 if TYPE_CHECKING:
-    from farebox.services.reprice import RepriceSummary, TenantRepricing
+    from farebox.repricing.service import RepriceSummary, TenantRepricing
 
 console = Console()
 err = Console(stderr=True)
@@ -61,7 +61,7 @@ def reprice_command(
     """Replay recorded usage under another catalog: invoiced vs would pay, period by period, and the limits it would
     hit (L11)."""
     from farebox.bootstrap import bootstrap
-    from farebox.services import reprice as service
+    from farebox.repricing import service
 
     if (tenant is None) == (not all_tenants):
         err.print("give either --tenant T or --all")

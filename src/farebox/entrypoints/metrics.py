@@ -45,10 +45,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 
+from farebox.alerts.services import delivery
+from farebox.alerts.services.delivery import DeliveryReport
 from farebox.bootstrap import Farebox
-from farebox.services import billing_run, delivery
-from farebox.services.delivery import DeliveryReport
-from farebox.services.due import Processed
+from farebox.events.due import Processed
+from farebox.invoicing.services import billing_run
 
 log = logging.getLogger("farebox.metrics")
 

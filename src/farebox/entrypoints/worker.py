@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from farebox.alerts.services import delivery
+from farebox.alerts.services.delivery import DeliveryReport
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
 from farebox.entrypoints import metrics
-from farebox.services import billing_run, delivery, due
-from farebox.services.delivery import DeliveryReport
-from farebox.services.due import Processed
+from farebox.events import due
+from farebox.events.due import Processed
+from farebox.invoicing.services import billing_run
+from farebox.kernel.access import SYSTEM
 
 log = logging.getLogger("farebox.worker")
 

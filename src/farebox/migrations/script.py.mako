@@ -7,7 +7,7 @@ Create Date: ${create_date}
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

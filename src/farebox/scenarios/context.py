@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM, Principal, Role
+from farebox.kernel.access import SYSTEM, Principal, Role
 from farebox.scenarios.document import Scenario, ScenarioError, Step
 
 Answer = dict[str, Any]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from farebox.domain.clock import ensure_utc
+from farebox.kernel.clock import ensure_utc
 
 LINE = "__line__"
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import yaml
 
-from farebox.adapters.catalog_files import CatalogError, bundled_catalog_text
-from farebox.adapters.db.engine import make_engine
-from farebox.adapters.db.migrate import upgrade
 from farebox.bootstrap import Farebox
-from farebox.domain.access import SYSTEM
-from farebox.domain.clock import FrozenClock
-from farebox.domain.reasons import DomainError
+from farebox.catalog import service as catalog_service
+from farebox.catalog.files import CatalogError, bundled_catalog_text
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.clock import FrozenClock
+from farebox.kernel.reasons import DomainError
 from farebox.scenarios import (  # noqa: F401  (register the steps)
     steps_admission,
     steps_alerts,
@@ -38,9 +38,9 @@ from farebox.scenarios import (  # noqa: F401  (register the steps)
 from farebox.scenarios.context import STEPS, Answer, Context
 from farebox.scenarios.document import Scenario, ScenarioError, Step, parse_file
 from farebox.scenarios.steps_check import expectation as check_expectation
-from farebox.services import catalog as catalog_service
-from farebox.services import clocks
 from farebox.settings import Settings
+from farebox.storage.engine import make_engine
+from farebox.storage.migrate import upgrade
 
 __all__ = ["STEPS", "Failure", "Result", "matches", "run", "run_file"]
 

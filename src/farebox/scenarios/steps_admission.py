@@ -11,10 +11,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from farebox.domain.admission import Decision
+from farebox.metering.domain.admission import Decision
+from farebox.metering.services import admission, ingestion
 from farebox.scenarios.context import Answer, Context, instant, iso, step
 from farebox.scenarios.document import Step
-from farebox.services import admission, ingestion
 
 
 def _decision(d: Decision) -> Answer:

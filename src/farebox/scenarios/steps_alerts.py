@@ -6,10 +6,10 @@ Nothing is sent during a scenario: alerts wait in the outbox, and
 
 from __future__ import annotations
 
-from farebox.domain.access import SYSTEM
+from farebox.alerts.services import notifications, webhook_endpoints
+from farebox.kernel.access import SYSTEM
 from farebox.scenarios.context import Answer, Context, step
 from farebox.scenarios.document import Step
-from farebox.services import notifications, webhook_endpoints
 
 
 @step("webhook")

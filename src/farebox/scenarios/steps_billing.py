@@ -8,11 +8,12 @@ invoice, and later charges (renewals, dunning retries) use it.
 
 from __future__ import annotations
 
-from farebox.adapters.payments.sandbox import FAILS_LATER, SUCCEEDS
-from farebox.domain.access import SYSTEM
+from farebox.invoicing.services import credits, invoices
+from farebox.kernel.access import SYSTEM
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import FAILS_LATER, SUCCEEDS
 from farebox.scenarios.context import Answer, Context, step
 from farebox.scenarios.document import Step
-from farebox.services import credits, invoices, payments
 
 
 def _use_card(ctx: Context, s: Step, card: str) -> Answer:

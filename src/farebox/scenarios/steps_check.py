@@ -13,13 +13,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from farebox.domain.access import SYSTEM
-from farebox.domain.money import Money
+from farebox.alerts.services import delivery, notifications
+from farebox.alerts.services.notifications import Notification
+from farebox.invoicing.services import credits, invoices
+from farebox.invoicing.services.invoices import Invoice
+from farebox.kernel.access import SYSTEM
+from farebox.kernel.money import Money
+from farebox.metering.services import usage
+from farebox.records.services import audit
 from farebox.scenarios.context import Answer, Context, iso, step
 from farebox.scenarios.document import ScenarioError, Step
-from farebox.services import audit, credits, delivery, invoices, notifications, subscriptions, usage
-from farebox.services.invoices import Invoice
-from farebox.services.notifications import Notification
+from farebox.subscriptions.services import subscriptions
 
 NOT_CHECKED = frozenset({"tenant", "as"})
 

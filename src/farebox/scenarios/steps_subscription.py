@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from farebox.domain.subscriptions import Subscription
+from farebox.metering.services import usage
 from farebox.scenarios.context import Answer, Context, instant, iso, step
 from farebox.scenarios.document import Step
-from farebox.services import subscriptions, usage
+from farebox.subscriptions.domain.states import Subscription
+from farebox.subscriptions.services import subscriptions
 
 
 def _sub(sub: Subscription) -> Answer:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from farebox.adapters.payments.sandbox import SUCCEEDS
-from farebox.domain.access import SYSTEM, Principal, Role
-from farebox.domain.periods import parse_duration
+from farebox.clocks import service as clocks
+from farebox.kernel.access import SYSTEM, Principal, Role
+from farebox.kernel.periods import parse_duration
+from farebox.payments import service as payments
+from farebox.payments.providers.sandbox import SUCCEEDS
 from farebox.scenarios.context import Answer, Context, instant, iso, step
 from farebox.scenarios.document import Step
-from farebox.services import clocks, payments, subscriptions, tenants
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 
 @step("tenant")

@@ -14,13 +14,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from farebox.adapters.db.repos import idempotency as idem_repo
 from farebox.bootstrap import Farebox
-from farebox.domain import reasons
-from farebox.domain.access import Principal
-from farebox.domain.reasons import DomainError
 from farebox.entrypoints.api.errors import refusal_response, status_for
-from farebox.services import tenants
+from farebox.kernel import reasons
+from farebox.kernel.access import Principal
+from farebox.kernel.reasons import DomainError
+from farebox.storage import idempotency as idem_repo
+from farebox.tenants.services import tenants
 
 
 # The dependencies are `async`: FastAPI runs a plain `def` one on a worker thread, and a
@@ -90,7 +90,7 @@ class _Scope:
 def _scope(caller: Principal, key: RequestKey) -> _Scope:
     """F5, F6: a stored answer belongs to the caller's tenant (for the operator: the tenant in the path) and role.
 
-    Authorization depends on nothing else (domain/access.py), so a replay only ever reaches a
+    Authorization depends on nothing else (kernel/access.py), so a replay only ever reaches a
     caller whom the first request's authorization let through (or refused) in the same way:
     a member never sees an owner's answer, nobody's refusal answers an owner (another
     tenant's owner has a namespace of its own), and one operator key has a namespace per tenant."""

@@ -1,6 +1,6 @@
 """One error shape for every failure: {"error": {"code", "message", "details"}}.
 
-Reason codes (farebox.domain.reasons) are mapped to HTTP statuses here and
+Reason codes (farebox.kernel.reasons) are mapped to HTTP statuses here and
 nowhere else.
 """
 
@@ -18,9 +18,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from farebox.adapters.catalog_files import CatalogError
-from farebox.domain import reasons
-from farebox.domain.reasons import DomainError, Refusal
+from farebox.catalog.files import CatalogError
+from farebox.kernel import reasons
+from farebox.kernel.reasons import DomainError, Refusal
 
 log = logging.getLogger("farebox.api")
 

@@ -17,8 +17,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from farebox.domain.access import Role
-from farebox.domain.periods import parse_duration
+from farebox.kernel.access import Role
+from farebox.kernel.periods import parse_duration
 
 
 def _nul_at(value: Any, path: str = "") -> str | None:

@@ -14,16 +14,22 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from farebox.domain import reasons
-from farebox.domain.access import require_billing_access
-from farebox.domain.billing_details import MAX_TAX_RATE_BP, bp_to_percent, percent_to_bp
-from farebox.domain.lifecycle import plan_changes
-from farebox.domain.money import Money
-from farebox.domain.reasons import DomainError
-from farebox.domain.subscriptions import Status
+from farebox.alerts.services import notifications
+from farebox.clocks import service as clocks
 from farebox.entrypoints.portal import billing_view
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.services import billing_details, clocks, export, notifications, subscriptions, tenants, usage
+from farebox.invoicing.domain.billing_details import MAX_TAX_RATE_BP, bp_to_percent, percent_to_bp
+from farebox.invoicing.services import billing_details
+from farebox.kernel import reasons
+from farebox.kernel.access import require_billing_access
+from farebox.kernel.money import Money
+from farebox.kernel.reasons import DomainError
+from farebox.metering.services import usage
+from farebox.records.services import export
+from farebox.subscriptions.domain import plan_changes
+from farebox.subscriptions.domain.states import Status
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
 

@@ -12,12 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from farebox.domain.access import require_billing_access
-from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, public_base, redirect
-from farebox.services import invoices as invoices_service
-from farebox.services import payments as payments_service
-from farebox.services import tenants
+from farebox.invoicing.services import invoices as invoices_service
+from farebox.kernel.access import require_billing_access
+from farebox.kernel.reasons import DomainError
+from farebox.payments import service as payments_service
+from farebox.tenants.services import tenants
 
 router = APIRouter(prefix="/portal/t/{tenant_id}/billing", include_in_schema=False)
 SANDBOX_CARDS = (

@@ -10,14 +10,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from farebox.alerts.services import notifications
 from farebox.bootstrap import Farebox
-from farebox.domain.access import Principal
-from farebox.domain.catalog import Sales
-from farebox.domain.lifecycle import cards as cards_domain
-from farebox.domain.subscriptions import Status, Subscription, admission_refusal
+from farebox.catalog import service as catalog
+from farebox.catalog.domain import Sales
+from farebox.clocks import service as clocks
 from farebox.entrypoints.portal import charts
-from farebox.services import catalog, clocks, credits, invoices, notifications, payments, subscriptions, tenants, usage
-from farebox.services.usage import TopUsage, UsageSummary
+from farebox.invoicing.services import credits, invoices
+from farebox.kernel.access import Principal
+from farebox.metering.services import usage
+from farebox.metering.services.usage import TopUsage, UsageSummary
+from farebox.payments import service as payments
+from farebox.subscriptions.domain import cards as cards_domain
+from farebox.subscriptions.domain.states import Status, Subscription, admission_refusal
+from farebox.subscriptions.services import subscriptions
+from farebox.tenants.services import tenants
 
 SALES_LABEL = {Sales.CONTACT_SALES: "Contact sales", Sales.BOOK_A_DEMO: "Book a demo"}
 

@@ -8,12 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.domain.access import require_operator
-from farebox.domain.periods import parse_duration
-from farebox.domain.reasons import DomainError
+from farebox.alerts.services import delivery
+from farebox.catalog import service as catalog
+from farebox.clocks import service as clocks
 from farebox.entrypoints.portal.console_view import usage_line
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page, redirect
-from farebox.services import audit, billing_run, catalog, clocks, delivery, tenant_overview
+from farebox.invoicing.services import billing_run
+from farebox.kernel.access import require_operator
+from farebox.kernel.periods import parse_duration
+from farebox.kernel.reasons import DomainError
+from farebox.records.services import audit
+from farebox.tenants.services import overview as tenant_overview
 
 router = APIRouter(prefix="/portal/console", include_in_schema=False)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farebox.services.usage import UsageSummary
+from farebox.metering.services.usage import UsageSummary
 
 
 def usage_line(summary: UsageSummary) -> str:

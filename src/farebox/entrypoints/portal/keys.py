@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.domain.access import Role
-from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import CsrfField, Session, check_csrf, fb_of, page
-from farebox.services import tenants
-from farebox.services.portal_auth import PortalSession
+from farebox.kernel.access import Role
+from farebox.kernel.reasons import DomainError
+from farebox.tenants.services import tenants
+from farebox.tenants.services.sign_in import PortalSession
 
 router = APIRouter(include_in_schema=False)
 TENANT_KEYS = "/portal/t/{tenant_id}/keys"

@@ -7,9 +7,9 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal import billing, billing_payments, console, keys, sign_in, tenant
 from farebox.entrypoints.portal.web import SignInRequired, page, redirect, signed_in
+from farebox.kernel.reasons import DomainError
 
 ROUTERS = (sign_in.router, tenant.router, billing.router, billing_payments.router, console.router, keys.router)
 

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.domain.reasons import DomainError
 from farebox.entrypoints.portal.web import (
     PRE_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -21,7 +20,8 @@ from farebox.entrypoints.portal.web import (
     redirect,
     secure_cookies,
 )
-from farebox.services import portal_auth
+from farebox.kernel.reasons import DomainError
+from farebox.tenants.services import sign_in as portal_auth
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from farebox.domain.access import require_billing_access
 from farebox.entrypoints.portal.web import Session, fb_of, page
-from farebox.services import audit, tenants
+from farebox.kernel.access import require_billing_access
+from farebox.records.services import audit
+from farebox.tenants.services import tenants
 
 router = APIRouter(prefix="/portal/t/{tenant_id}", include_in_schema=False)
 

@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from farebox.bootstrap import Farebox
-from farebox.domain import reasons
-from farebox.domain.access import BILLING_ROLES
-from farebox.domain.reasons import DomainError
-from farebox.services import portal_auth
-from farebox.services.portal_auth import PortalSession
+from farebox.kernel import reasons
+from farebox.kernel.access import BILLING_ROLES
+from farebox.kernel.reasons import DomainError
+from farebox.tenants.services import sign_in as portal_auth
+from farebox.tenants.services.sign_in import PortalSession
 
 SESSION_COOKIE = "farebox_session"
 PRE_CSRF_COOKIE = "farebox_csrf"

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:23:01.828643
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('document', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('loaded_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('loaded_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_catalogs'))
     )
     op.create_table('idempotency_keys',
@@ -32,14 +32,14 @@ def upgrade() -> None:
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('response', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('scope', 'key', name=op.f('pk_idempotency_keys'))
     )
     op.create_table('test_clocks',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
-    sa.Column('now_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('now_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_test_clocks'))
     )
     op.create_table('plan_versions',
@@ -49,7 +49,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('document', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('current', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['catalog'], ['catalogs.name'], name=op.f('fk_plan_versions_catalog_catalogs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_versions')),
@@ -62,8 +62,8 @@ def upgrade() -> None:
     sa.Column('billing_email', sa.Text(), nullable=True),
     sa.Column('tax_rate_bp', sa.Integer(), nullable=False),
     sa.Column('tax_id', sa.Text(), nullable=True),
-    sa.Column('trial_used_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('trial_used_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['test_clock_id'], ['test_clocks.id'], name=op.f('fk_tenants_test_clock_id_test_clocks')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tenants'))
     )
@@ -76,8 +76,8 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=64), nullable=True),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_api_keys_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys'))
     )
@@ -86,10 +86,10 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
     sa.Column('ref', sa.String(length=64), nullable=False),
-    sa.Column('due_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('done_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_due_items_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_due_items')),
@@ -104,7 +104,7 @@ def upgrade() -> None:
     sa.Column('email', sa.Text(), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_members_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_members')),
     sa.UniqueConstraint('tenant_id', 'email', name='uq_members_tenant_email')
@@ -114,15 +114,15 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('plan_version_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
-    sa.Column('anchor_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_start_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_end_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('trial_ends_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('anchor_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_start_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('trial_ends_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancel_at_period_end', sa.Boolean(), nullable=False),
-    sa.Column('grace_ends_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('ended_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('starts_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('grace_ends_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('starts_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('row_version', sa.Integer(), nullable=False),
     sa.Column('settings', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['plan_version_id'], ['plan_versions.id'], name=op.f('fk_subscriptions_plan_version_id_plan_versions')),
@@ -138,7 +138,7 @@ def upgrade() -> None:
     sa.Column('subscription_id', sa.String(length=40), nullable=False),
     sa.Column('from_status', sa.String(length=24), nullable=True),
     sa.Column('to_status', sa.String(length=24), nullable=False),
-    sa.Column('at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('cause', sa.Text(), nullable=False),
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'subscription_id'], ['subscriptions.tenant_id', 'subscriptions.id'], name=op.f('fk_subscription_transitions_tenant_id_subscriptions')),

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 07:39:12.844256
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0002_lifecycle'
@@ -25,14 +25,14 @@ def upgrade() -> None:
     sa.Column('plan', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('requested_by', sa.Text(), nullable=False),
-    sa.Column('requested_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_sales_requests_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_sales_requests'))
     )
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('replaces_id', sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column('trial_usage', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
-        batch_op.add_column(sa.Column('cancel_effective_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('cancel_effective_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('overdue_invoice_id', sa.String(length=40), nullable=True))
 
     # ### end Alembic commands ###

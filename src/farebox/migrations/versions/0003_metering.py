@@ -7,7 +7,7 @@ Create Date: 2026-11-22 07:42:27.467871
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0003_metering'
@@ -22,12 +22,12 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('occurrence_id', sa.String(length=128), nullable=False),
     sa.Column('person_id', sa.String(length=128), nullable=False),
-    sa.Column('registered_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('counted_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('registered_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('counted_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('first_mode', sa.String(length=16), nullable=True),
     sa.Column('present', sa.Boolean(), nullable=False),
     sa.Column('waiting_ticket', sa.Integer(), nullable=True),
-    sa.Column('updated_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'occurrence_id', 'person_id', name=op.f('pk_occurrence_people'))
     )
     with op.batch_alter_table('occurrence_people', schema=None) as batch_op:
@@ -39,9 +39,9 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=255), nullable=False),
     sa.Column('payload_hash', sa.String(length=64), nullable=False),
     sa.Column('type', sa.String(length=128), nullable=False),
-    sa.Column('time', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('time', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('received_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'source', 'id', name=op.f('pk_usage_events'))
     )
     op.create_table('usage_records',
@@ -49,11 +49,11 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('subscription_id', sa.String(length=40), nullable=False),
     sa.Column('meter', sa.String(length=64), nullable=False),
-    sa.Column('period_start_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_start_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('subject', sa.String(length=140), nullable=False),
     sa.Column('person_id', sa.String(length=128), nullable=True),
     sa.Column('units', sa.Integer(), nullable=False),
-    sa.Column('at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('cause', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_usage_records'))
     )
@@ -63,13 +63,13 @@ def upgrade() -> None:
     op.create_table('conversations',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('id', sa.String(length=128), nullable=False),
-    sa.Column('window_started_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('window_ends_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_started_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_ends_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('window_billed', sa.Boolean(), nullable=False),
     sa.Column('windows', sa.Integer(), nullable=False),
     sa.Column('billable', sa.Integer(), nullable=False),
-    sa.Column('first_message_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_message_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_message_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_message_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_conversations_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_conversations'))
     )
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('session_limit', sa.Integer(), nullable=True),
     sa.Column('upgrade_required_peak', sa.Integer(), nullable=True),
     sa.Column('upgrade_required_meter', sa.String(length=64), nullable=True),
-    sa.Column('updated_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_metering_settings_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', name=op.f('pk_metering_settings'))
     )
@@ -86,15 +86,15 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('id', sa.String(length=128), nullable=False),
     sa.Column('subscription_id', sa.String(length=40), nullable=True),
-    sa.Column('started_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('deadline_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('ended_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('counted', sa.Integer(), nullable=False),
     sa.Column('present', sa.Integer(), nullable=False),
     sa.Column('peak', sa.Integer(), nullable=False),
     sa.Column('queue_tail', sa.Integer(), nullable=False),
-    sa.Column('cap_exceeded_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('cap_exceeded_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_occurrences_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_occurrences'))
     )
@@ -102,11 +102,11 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('subscription_id', sa.String(length=40), nullable=False),
     sa.Column('meter', sa.String(length=64), nullable=False),
-    sa.Column('period_start_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_end_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_start_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('used', sa.Integer(), nullable=False),
     sa.Column('carried_in', sa.Integer(), nullable=False),
-    sa.Column('trial_exhausted_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('trial_exhausted_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_usage_counters_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'subscription_id', 'meter', 'period_start_at', name=op.f('pk_usage_counters'))
     )

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 07:40:34.304612
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0004_alerts'
@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('scope', sa.String(length=64), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
-    sa.Column('updated_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('scope', 'channel', name=op.f('pk_notification_channels'))
     )
     op.create_table('webhook_endpoints',
@@ -31,10 +31,10 @@ def upgrade() -> None:
     sa.Column('url', sa.Text(), nullable=False),
     sa.Column('secret', sa.Text(), nullable=False),
     sa.Column('previous_secret', sa.Text(), nullable=True),
-    sa.Column('previous_secret_expires_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('previous_secret_expires_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('kinds', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('scope', 'id', name=op.f('pk_webhook_endpoints'))
     )
     op.create_table('deliveries',
@@ -45,10 +45,10 @@ def upgrade() -> None:
     sa.Column('target', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('delivered_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_deliveries_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_deliveries')),
     sa.UniqueConstraint('tenant_id', 'notification_id', 'channel', 'target', name='uq_deliveries_tenant_notification_target')
@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('delivery_id', sa.String(length=40), nullable=False),
-    sa.Column('at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('ok', sa.Boolean(), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
@@ -83,8 +83,8 @@ def upgrade() -> None:
     sa.Column('severity', sa.String(length=16), nullable=False),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('in_app', sa.Boolean(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('read_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('read_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('read_by', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_notifications_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_notifications')),

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 07:39:52.733000
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0005_invoicing'
@@ -39,11 +39,11 @@ def upgrade() -> None:
     sa.Column('total_minor', sa.BigInteger(), nullable=False),
     sa.Column('tax_id', sa.Text(), nullable=True),
     sa.Column('bill_to', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('period_start_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_end_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('issued_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('paid_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('voided_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('period_start_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('issued_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('paid_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('voided_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cause', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_invoices_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_invoices')),
@@ -68,7 +68,7 @@ def upgrade() -> None:
     sa.Column('failure_code', sa.String(length=40), nullable=True),
     sa.Column('failure_message', sa.Text(), nullable=True),
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_payment_attempts_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_payment_attempts')),
     sa.UniqueConstraint('tenant_id', 'idempotency_key', name='uq_payment_attempts_tenant_idempotency_key')
@@ -80,7 +80,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('provider', sa.String(length=24), nullable=False),
     sa.Column('customer_ref', sa.String(length=120), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_payment_customers_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'provider', name=op.f('pk_payment_customers'))
     )
@@ -92,8 +92,8 @@ def upgrade() -> None:
     sa.Column('brand', sa.String(length=24), nullable=False),
     sa.Column('last4', sa.String(length=4), nullable=False),
     sa.Column('is_default', sa.Boolean(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('removed_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('removed_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_payment_methods_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_payment_methods'))
     )
@@ -109,10 +109,10 @@ def upgrade() -> None:
     sa.Column('quantity', sa.BigInteger(), nullable=False),
     sa.Column('unit_amount_minor', sa.BigInteger(), nullable=False),
     sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.Column('period_start_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_end_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('service_start_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('service_end_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_start_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('service_start_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('service_end_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'invoice_id'], ['invoices.tenant_id', 'invoices.id'], name=op.f('fk_invoice_lines_tenant_id_invoices')),
     sa.PrimaryKeyConstraint('tenant_id', 'invoice_id', 'position', name=op.f('pk_invoice_lines'))
     )

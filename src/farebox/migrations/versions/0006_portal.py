@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:32:04.128711
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 
 
 revision = '0006_portal'
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('email', sa.Text(), nullable=True),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('csrf_token', sa.String(length=64), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_portal_sessions'))
     )
     with op.batch_alter_table('portal_sessions', schema=None) as batch_op:
@@ -35,9 +35,9 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('email', sa.Text(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_portal_sign_in_links'))
     )
     # ### end Alembic commands ###

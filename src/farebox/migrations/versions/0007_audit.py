@@ -7,7 +7,7 @@ Create Date: 2026-11-22 07:36:39.123919
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0007_audit'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     op.create_table('audit_log',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('id', sa.String(length=40), nullable=False),
-    sa.Column('at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.Text(), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.Text(), nullable=True),

@@ -8,7 +8,7 @@ Create Date: 2026-12-04 23:20:00
 import sqlalchemy as sa
 from alembic import op
 
-import farebox.adapters.db.types
+import farebox.storage.types
 
 revision = '0008_charging'
 down_revision = '0008_billing_details'
@@ -23,13 +23,13 @@ def upgrade() -> None:
         sa.Column('event_id', sa.String(length=120), nullable=False),
         sa.Column('kind', sa.String(length=80), nullable=False),
         sa.Column('outcome', sa.Text(), nullable=False),
-        sa.Column('received_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('received_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('provider', 'event_id', name=op.f('pk_provider_events')),
     )
     with op.batch_alter_table('tenants', schema=None) as batch_op:
         batch_op.add_column(sa.Column('payment_terms_days', sa.Integer(), nullable=True))
     with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('due_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('due_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

@@ -8,7 +8,7 @@ Create Date: 2026-12-04 23:20:00
 import sqlalchemy as sa
 from alembic import op
 
-import farebox.adapters.db.types
+import farebox.storage.types
 
 revision = '0008_credits'
 down_revision = '0007_audit'
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('document_id', sa.String(length=40), nullable=True),
     sa.Column('refund_id', sa.String(length=40), nullable=True),
     sa.Column('cause', sa.Text(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_credit_entries_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_credit_entries'))
     )
@@ -59,8 +59,8 @@ def upgrade() -> None:
     sa.Column('provider_ref', sa.String(length=120), nullable=True),
     sa.Column('failure_message', sa.Text(), nullable=True),
     sa.Column('cause', sa.Text(), nullable=False),
-    sa.Column('created_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('settled_at', farebox.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('settled_at', farebox.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_credit_refunds_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_credit_refunds')),
     sa.UniqueConstraint('tenant_id', 'idempotency_key', name='uq_credit_refunds_tenant_idempotency_key')

@@ -11,7 +11,7 @@ guessed into a scope.
 
 from alembic import op
 import sqlalchemy as sa
-import farebox.adapters.db.types
+import farebox.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0008_security'
@@ -19,7 +19,7 @@ down_revision = '0008_admission_hosts'
 branch_labels = None
 depends_on = None
 
-UTC = farebox.adapters.db.types.UTCDateTime(timezone=True)
+UTC = farebox.storage.types.UTCDateTime(timezone=True)
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
 
 

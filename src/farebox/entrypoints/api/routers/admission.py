@@ -14,11 +14,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from farebox.bootstrap import Farebox
-from farebox.domain.access import Principal
-from farebox.domain.admission import Decision
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, RequestKey, idempotent
 from farebox.entrypoints.api.schemas import Body
-from farebox.services import admission as service
+from farebox.kernel.access import Principal
+from farebox.metering.domain.admission import Decision
+from farebox.metering.services import admission as service
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["admission"])
 

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
-from farebox.domain.access import Role
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.schemas import ApiKeyOut, Body, JsonInt
-from farebox.services import tenants as service
+from farebox.kernel.access import Role
+from farebox.tenants.services import tenants as service
 
 router = APIRouter(tags=["api keys"])
 

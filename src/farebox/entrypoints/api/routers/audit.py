@@ -2,7 +2,7 @@ from fastapi import APIRouter, Query
 
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.schemas import AuditEntryOut
-from farebox.services import audit
+from farebox.records.services import audit
 
 router = APIRouter(tags=["audit"])
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BeforeValidator, Field
 
-from farebox.domain.billing_details import LIMITS, MAX_TAX_RATE_BP
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import Body, json_integer
-from farebox.services import billing_details as service
+from farebox.invoicing.domain.billing_details import LIMITS, MAX_TAX_RATE_BP
+from farebox.invoicing.services import billing_details as service
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/billing-details", tags=["tenants"])
 

@@ -1,8 +1,8 @@
 from fastapi import APIRouter
 
+from farebox.catalog import service
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import CatalogLoadIn, CatalogLoadOut, CatalogOut
-from farebox.services import catalog as service
 
 router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
 

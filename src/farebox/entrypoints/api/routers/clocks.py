@@ -1,9 +1,9 @@
 from fastapi import APIRouter
 
-from farebox.domain.periods import parse_duration
+from farebox.clocks import service
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.schemas import AdvanceIn, AdvanceOut, AttachIn, ClockIn, ClockOut, ProcessedOut
-from farebox.services import clocks as service
+from farebox.kernel.periods import parse_duration
 
 router = APIRouter(prefix="/v1/test-clocks", tags=["test clocks"])
 

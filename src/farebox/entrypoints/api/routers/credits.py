@@ -11,8 +11,8 @@ from pydantic import BaseModel, BeforeValidator, Field
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.routers.invoices import InvoiceOut
 from farebox.entrypoints.api.schemas import Body, json_integer
-from farebox.services import credits as service
-from farebox.services import invoices
+from farebox.invoicing.services import credits as service
+from farebox.invoicing.services import invoices
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["invoices"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from farebox.entrypoints.api.deps import FB, Caller
-from farebox.services import entitlements as service
+from farebox.subscriptions.services import entitlements as service
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["admission"])
 

@@ -2,7 +2,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from farebox.entrypoints.api.deps import FB, Caller
-from farebox.services import export
+from farebox.records.services import export
 
 router = APIRouter(tags=["export"])
 

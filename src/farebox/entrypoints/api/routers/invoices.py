@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import EMAIL_PATTERN, Body, ErrorOut, json_integer
-from farebox.services import invoices as service
-from farebox.services import payments
+from farebox.invoicing.services import invoices as service
+from farebox.payments import service as payments
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}", tags=["invoices"])
 webhooks = APIRouter(prefix="/v1/webhooks", tags=["invoices"])

@@ -8,10 +8,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StrictBool
 
-from farebox.domain.alerts import AlertKind
+from farebox.alerts.domain.alerts import AlertKind
+from farebox.alerts.services import delivery, notifications, webhook_endpoints
 from farebox.entrypoints.api.deps import FB, Caller
 from farebox.entrypoints.api.schemas import Body, JsonInt
-from farebox.services import delivery, notifications, webhook_endpoints
 
 router = APIRouter(tags=["notifications"])
 

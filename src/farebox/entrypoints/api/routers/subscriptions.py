@@ -2,9 +2,6 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Query
 
-from farebox.domain import reasons
-from farebox.domain.lifecycle.cards import Cards
-from farebox.domain.reasons import DomainError
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.lifecycle_schemas import (
     ChangePlanIn,
@@ -14,8 +11,11 @@ from farebox.entrypoints.api.lifecycle_schemas import (
     TrialIn,
 )
 from farebox.entrypoints.api.schemas import SubscribeIn, SubscriptionOut
-from farebox.services import subscriptions as service
-from farebox.services.subscriptions import ChangePreview, PlanChange
+from farebox.kernel import reasons
+from farebox.kernel.reasons import DomainError
+from farebox.subscriptions.domain.cards import Cards
+from farebox.subscriptions.services import subscriptions as service
+from farebox.subscriptions.services.subscriptions import ChangePreview, PlanChange
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/subscription", tags=["subscriptions"])
 

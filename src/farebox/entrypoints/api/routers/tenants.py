@@ -1,9 +1,9 @@
 from fastapi import APIRouter, Query
 
-from farebox.domain.access import Role
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import ApiKeyIn, ApiKeyOut, MemberIn, MemberOut, TenantIn, TenantOut
-from farebox.services import tenants as service
+from farebox.kernel.access import Role
+from farebox.tenants.services import tenants as service
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import Body, JsonInt
-from farebox.services import ingestion
-from farebox.services import usage as service
+from farebox.metering.services import ingestion
+from farebox.metering.services import usage as service
 
 router = APIRouter(tags=["usage"])
 

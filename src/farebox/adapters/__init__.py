@@ -1,1 +1,0 @@
-"""Adapters at the edge: storage, catalog files, clocks, e-mail, webhooks, payments."""

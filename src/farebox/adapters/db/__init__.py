@@ -1,1 +1,0 @@
-"""SQLAlchemy storage: tables, engine set-up, unit of work and repositories."""

@@ -1,0 +1,1 @@
+"""Alert kinds, thresholds and their wording (pure)."""

@@ -1,0 +1,1 @@
+"""Alert listeners, the delivery pass, notifications and webhook endpoints."""

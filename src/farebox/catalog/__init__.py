@@ -1,0 +1,1 @@
+"""Catalogs, plans, meters, limits and prices (rules in `domain`, YAML in `files`, queries in `db`)."""

@@ -1,0 +1,1 @@
+"""Time: the system clock and the tenants' test clocks (`now_for`)."""

@@ -1,0 +1,1 @@
+"""The demo data of `make run` and the narrated `farebox demo`."""

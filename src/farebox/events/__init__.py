@@ -1,0 +1,1 @@
+"""In-process signals between areas and the due items the worker runs."""

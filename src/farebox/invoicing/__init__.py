@@ -1,0 +1,1 @@
+"""Invoices, credit notes and credits, billing details, the billing run, PDFs (docs/invoicing.md)."""

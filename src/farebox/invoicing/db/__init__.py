@@ -1,0 +1,1 @@
+"""Invoice and credit queries; none commits."""

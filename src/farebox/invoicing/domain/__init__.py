@@ -1,0 +1,1 @@
+"""What should be billed, recomputation, totals, billing details (pure)."""

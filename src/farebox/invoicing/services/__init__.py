@@ -1,0 +1,1 @@
+"""Issuing, listing, voiding invoices; credits; billing details; the billing run."""

@@ -1,0 +1,1 @@
+"""Metering and admission: joins, sessions, conversations, ingestion, usage (docs/admission.md)."""

@@ -1,0 +1,1 @@
+"""Metering queries (pools, ledger, occurrences, conversations) and the batch writes of ingestion."""

@@ -1,0 +1,1 @@
+"""The admission and metering rules as pure functions (no I/O)."""

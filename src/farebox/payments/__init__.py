@@ -1,0 +1,1 @@
+"""Payment methods, charging invoices after the commit, dunning; providers in `providers/`."""

@@ -1,0 +1,1 @@
+"""The audit log, the tenant data export and the retention sweep."""

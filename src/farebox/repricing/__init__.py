@@ -1,0 +1,1 @@
+"""`farebox reprice`: recorded usage replayed under another catalog (docs/repricing.md)."""

@@ -1,0 +1,2 @@
+"""Subscriptions and their lifecycle: the state machine, plan changes, trials, cancellation,
+entitlements (docs/lifecycle.md)."""

@@ -1,0 +1,1 @@
+"""Tenants, members, API keys, portal sign-in and the operator's tenant overview."""

@@ -1,0 +1,1 @@
+"""Tenant use cases: tenants, members and keys, portal sign-in, the operator overview."""
