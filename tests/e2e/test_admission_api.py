@@ -108,6 +108,29 @@ def test_G4_ingestion_counts_each_event_once_and_refuses_a_bad_one_by_index(plat
     assert platform.request("GET", "/v1/usage/verify") == []
 
 
+def test_G4_a_batch_resent_with_its_idempotency_key_gets_its_first_report_and_another_batch_409(client, fb):
+    make_tenant(fb, tenant_id="h6", catalog="attendee-credits", plan="pro")
+    events = [
+        {
+            "id": f"k{i}",
+            "source": "live",
+            "type": "attendee.joined",
+            "data": {"occurrence_id": "o1", "person_id": f"p{i}", "note": "café ☕"},
+        }
+        for i in range(3)
+    ]
+    headers = {**OPERATOR, "Idempotency-Key": "batch-1"}
+    first = client.post("/v1/tenants/h6/usage/events", json={"events": events}, headers=headers)
+    again = client.post("/v1/tenants/h6/usage/events", json={"events": events}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert (first.json()["applied"], first.json()["counted"]) == (3, 3)
+    other = client.post("/v1/tenants/h6/usage/events", json={"events": events[:2]}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == reasons.IDEMPOTENCY_CONFLICT
+    used = client.get("/v1/tenants/h6/usage", headers=OPERATOR).json()
+    assert [m["used"] for m in used["meters"] if m["meter"] == "credits"] == [3]
+
+
 def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessions(client, fb):
     make_tenant(fb, tenant_id="h5", catalog="agent-sessions", plan="sme")  # subscribed at 2026-01-05 09:00
     fb.clock.advance(timedelta(days=2))

@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
@@ -150,10 +149,8 @@ def reset_limit(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = No
 )
 def ingest(tenant_id: str, body: EventsIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     # The report as plain JSON values: FastAPI's generic encoding of 10,000 results cost more than ingesting them.
-    if key is None:
-        return JSONResponse(ingestion.ingest(fb, caller, tenant_id, body.events).as_dict())
     return idempotent(fb, caller, key, {"op": "ingest", "tenant": tenant_id, "events": body.events},
-                      lambda: ingestion.ingest(fb, caller, tenant_id, body.events).as_dict())
+                      lambda: ingestion.ingest(fb, caller, tenant_id, body.events).as_dict(), plain=True)
 
 
 @router.get(
