@@ -1,7 +1,7 @@
 """Payment steps (G9, A7): the tenant's card starts declining, or a card that pays replaces it;
 the operator voids an invoice.
 
-Both go through `services.payments.add_payment_method`, as the portal's
+Both go through `payments.service.add_payment_method`, as the portal's
 *Update card* does: the new default card is tried at once on every open
 invoice, and later charges (renewals, dunning retries) use it.
 """

@@ -24,7 +24,7 @@ _BUSY_SECONDS = 30  # as long as SQLite's busy_timeout below
 
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
-    """A process's connection pool (F2): `size` kept open, `max_overflow` more on demand, and how many
+    """A process's connection pool: `size` kept open, `max_overflow` more on demand, and how many
     seconds a request waits for one before it fails (the API answers 503 `storage_unavailable`)."""
 
     size: int = 10
@@ -208,7 +208,6 @@ class _Checkpointer:
                     stale = connections.pop(path, None)
                     if stale is not None:
                         stale.close()
-
 
     def _restart(self, db: sqlite3.Connection, writers: WriterQueue) -> None:
         """Let the log start over.  A PASSIVE checkpoint under a steady stream of commits never

@@ -1,4 +1,4 @@
-"""SQLite's one write lock, handed to the threads of a process in the order they asked (F2).
+"""SQLite's one write lock, handed to the threads of a process in the order they asked.
 
 SQLite's own wait for its write lock polls with growing sleeps (up to 100 ms
 between tries), so a thread that commits and begins again at once, like a

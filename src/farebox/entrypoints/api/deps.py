@@ -88,7 +88,7 @@ class _Scope:
 
 
 def _scope(caller: Principal, key: RequestKey) -> _Scope:
-    """F5, F6: a stored answer belongs to the caller's tenant (for the operator: the tenant in the path) and role.
+    """A stored answer belongs to the caller's tenant (for the operator: the tenant in the path) and role.
 
     Authorization depends on nothing else (kernel/access.py), so a replay only ever reaches a
     caller whom the first request's authorization let through (or refused) in the same way:
@@ -118,7 +118,7 @@ def idempotent(
     unit of work that the services join), so a crash can never leave a
     change without its stored answer or the other way round.  A refusal is
     stored too: the same request gets the same answer.  Keys are forgotten
-    after `services.retention.IDEMPOTENCY_RETENTION` (F14).
+    after `records.services.retention.IDEMPOTENCY_RETENTION`.
 
     `plain=True`: the payload and the answer are JSON values already (what a JSON body parses into, a report's
     `as_dict()`), so FastAPI's generic encoder, which walks every value (a second for 10,000 ingestion results),

@@ -1,7 +1,7 @@
 """The customer credit balance (G3, G7): what credit notes credit, what invoices use,
 and what an operator refunds through the payment provider.
 
-* Issuing a document (`services.invoicing`) opens a `CreditBook` on the tenant's balances (locked
+* Issuing a document (`services.issuing`) opens a `CreditBook` on the tenant's balances (locked
   until the transaction ends): a credit note adds its amount, an invoice takes as much as it can
   before anything is charged; every move is a `credit_entries` row with its cause, so the balance
   is re-derived from them (`verify`).

@@ -582,7 +582,7 @@ def record_units(
     )
 
 
-# --- late usage (D3) -----------------------------------------------------------------------------
+# --- late usage ----------------------------------------------------------------------------------
 
 
 def invoiced_until(conn: Connection, tenant_id: str) -> dict[str, datetime]:

@@ -160,7 +160,7 @@ def check_cap(count: int, included: int | None, policy: Policy) -> CapCheck:
 # --- S5: the waiting room (hard_with_waiting_room) --------------------------------
 
 WAITING_TICKET_TTL = timedelta(minutes=2)
-"""A waiting-room ticket not re-presented (joined again) within this time loses its place (F3):
+"""A waiting-room ticket not re-presented (joined again) within this time loses its place:
 people who give up without a `leave` never block the queue for longer than this."""
 
 

@@ -51,7 +51,7 @@ class Room:
     queue_tail: int = 0  # waiting-room tickets handed out
     cap_exceeded: bool = False  # the host was told once (S5)
     hosts: int = 0  # members hosting now (S2 seats)
-    live_tickets: tuple[int, ...] = ()  # waiting-room tickets re-presented in time (F3), sorted
+    live_tickets: tuple[int, ...] = ()  # waiting-room tickets re-presented in time, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,7 @@ def _host(s: Snapshot, request: Join, person: Person) -> tuple[Decision, Effects
 
 def _seat(s: Snapshot, person: Person, limit: Limit) -> tuple[Decision, Effects] | bool:
     """A seat in the room under a concurrent cap: True if over a soft cap, False if fine, or a refusal.
-    In a waiting room only live tickets hold a place (F3); re-presenting a live ticket renews it."""
+    In a waiting room only live tickets hold a place; re-presenting a live ticket renews it."""
     room, now = s.room, s.now
     if limit.policy is Policy.HARD_WITH_WAITING_ROOM and limit.included is not None:
         ticket = person.ticket if ticket_live(person.presented_at, now) else None

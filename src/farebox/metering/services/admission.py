@@ -421,7 +421,7 @@ def _went_over(
 
 def leave_in(uow: UnitOfWork, tenant_id: str, occurrence_id: str, person_id: str, *, now: datetime) -> Decision:
     """A person leaves the room, their host seat or the waiting room.  An occurrence that does not
-    exist is `not_found`, as for `end` (D16)."""
+    exist is `not_found`, as for `end`."""
     occ, person = repo.lock_occurrence_and_person(uow.conn, tenant_id, occurrence_id, person_id)
     if occ is None:
         raise DomainError(reasons.NOT_FOUND, what="Occurrence")

@@ -4,13 +4,14 @@ views from logs, conversation messages), applied with the same counting rules.
 Events are CloudEvents-shaped: `id`, `source`, `type`, `subject`, `time`,
 `data`.  Each (`source`, `id`) counts once (G4): a repeat returns the first
 answer; the same id with another payload is refused with `event_conflict`.
-A bad event (F7: any string that storage cannot keep) is refused with its index
+A bad event (any string that storage cannot keep: a NUL, a lone UTF-16 surrogate) is refused with its index
 and reason; the rest of the batch is applied.  An event counts in the period
-that contains its `time` (D3, `domain.late_usage`).
+that contains its `time` (`metering.domain.late_usage`).
 
-A batch is applied in chunks of `CHUNK` events, each one short transaction
-(F2): an event is claimed in the transaction that applies it, so a batch cut
-off half-way and sent again counts every event once.
+A batch is applied in chunks of `CHUNK` events, each one short transaction (live
+admission of the same tenant never waits behind a whole batch): an event is claimed in
+the transaction that applies it, so a batch cut off half-way and sent again counts
+every event once.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from farebox.subscriptions import db as subs_repo
 from farebox.subscriptions.domain.states import Subscription
 
 MAX_BATCH = 10_000
-CHUNK = 1000  # events per transaction: bounds how long a batch holds the rows live admission needs (F2)
+CHUNK = 1000  # events per transaction: bounds how long a batch holds the rows live admission needs
 TYPES = ("attendee.joined", "attendee.registered", "attendee.left", "conversation.message")
 
 
@@ -199,7 +200,7 @@ def _chunk(
     uow: UnitOfWork, fb: Farebox, tenant_id: str, chunk: Sequence[_Received], actor: str, answers: _Answers
 ) -> list[EventResult]:
     """One transaction: the events received before are answered from what was stored (G4: an exact repeat
-    needs no other check), the others validated, placed (D3), decided and recorded with their answers."""
+    needs no other check), the others validated, placed in their period, decided and recorded with their answers."""
     conn = uow.conn
     now, current = now_and_current(uow, fb.clock, tenant_id)
     ingest_repo.lock_claims(conn, tenant_id)
@@ -327,7 +328,7 @@ def _apply(
     )
 
 
-# --- validation (F7) --------------------------------------------------------------------------
+# --- validation --------------------------------------------------------------------------------
 
 
 def _digest_encoder() -> Callable[[Any], str]:
@@ -351,7 +352,7 @@ def digest_of(event: dict[str, Any]) -> str:
 def _received(index: int, event: Any) -> _Received | None:
     """An event's key and payload hash, when its `source` and `id` are text (else it is refused by `_parse`).
     The JSON text hashed escapes every NUL and lone UTF-16 surrogate (`\\u0000`, `\\ud800`-`\\udfff`): an event
-    without such an escape holds no string that storage cannot keep (F7), and needs no walk through it."""
+    without such an escape holds no string that storage cannot keep, and needs no walk through it."""
     if not isinstance(event, dict):
         return None
     source, event_id = event.get("source"), event.get("id")

@@ -1,14 +1,14 @@
-"""A chunk of ingested events decided in memory and written in sets (issue 13: ingestion in batches).
+"""A chunk of ingested events decided in memory and written in sets.
 
 `services.ingestion` claims the chunk's events, then hands the ones counted in
 the current period of a plan without per-occurrence limits or a trial here
 (the others go one by one through `services.admission`, the same rules).
 The state they touch is read in a constant number of statements (occurrences
 and conversations locked in id order on PostgreSQL), the events are decided
-in event-time order with the domain's rules (`domain.admission`,
-`domain.conversations`, `domain.metering`, `domain.subscriptions`), and the
+in event-time order with the domain's rules (`metering.domain.admission`,
+`metering.domain.conversations`, `metering.domain.pools`, `subscriptions.domain.states`), and the
 effects are written in sets.  Each period pool is taken once, last, with the
-guarded `UPDATE ... WHERE used + n <= cap` (F2); if another process used the
+guarded `UPDATE ... WHERE used + n <= cap` (held as briefly as possible); if another process used the
 pool meanwhile, the pools are locked, read again and the chunk re-decided.
 """
 
@@ -266,7 +266,7 @@ def _leave(state: _State, item: Item) -> Decision:
 
 def _join(state: _State, sub: Subscription, item: Item) -> Decision:
     """`services.admission.join_in` for a plan without per-occurrence limits: S6, G5, L2, G9/G10, L3; `started`
-    when this very event opened the occurrence (D16)."""
+    when this very event opened the occurrence."""
     opened_before = len(state.started)
     decision = _join_decision(state, sub, item)
     return replace(decision, started=True) if len(state.started) > opened_before else decision

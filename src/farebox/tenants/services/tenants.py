@@ -167,7 +167,7 @@ class IssuedKey:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """A key as listed: never its secret (F9, D6)."""
+    """A key as listed: never its secret."""
 
     key_id: str
     tenant_id: str | None
@@ -283,7 +283,7 @@ def _key_for_change(uow: Any, actor: Principal, key_id: str, tenant_id: str | No
 
 
 def revoke_api_key(fb: Farebox, actor: Principal, key_id: str, *, tenant_id: str | None | EllipsisType = ...) -> ApiKey:
-    """Refused at once everywhere (F9); portal sessions opened with the key end with it."""
+    """Refused at once everywhere; portal sessions opened with the key end with it."""
     now = fb.clock.now()
     with fb.uow() as uow:
         key = _key_for_change(uow, actor, key_id, tenant_id)
@@ -346,7 +346,7 @@ def authenticate(fb: Farebox, raw_key: str | None) -> Principal | None:
     """The principal behind an API key, or None for a missing, wrong, revoked or expired key.
 
     A valid key is remembered for at most AUTH_CACHE_SECONDS per process: a revocation holds at once in
-    the process that made it and within that time on every other (F9)."""
+    the process that made it and within that time on every other."""
     known = authenticate_known(fb, raw_key)
     return _authenticate_stored(fb, raw_key or "") if known is UNKNOWN else known
 

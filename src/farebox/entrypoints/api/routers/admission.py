@@ -59,8 +59,9 @@ class MessageIn(Body):
 
 
 def _answer(fb: Farebox, caller: Principal, key: RequestKey | None, request: dict[str, Any], decide: Any) -> Any:
-    """Every admission handler: the decision, once per idempotency key (G4), as `DecisionOut`."""
-    return idempotent(fb, caller, key, request, lambda: decide().as_dict())
+    """Every admission handler: the decision, once per idempotency key (G4), as `DecisionOut`.  The request and
+    `Decision.as_dict()` are JSON values already: no generic encoding on the hot path."""
+    return idempotent(fb, caller, key, request, lambda: decide().as_dict(), plain=True)
 
 
 def _occurrence_route(op: str, summary: str, decide: Callable[..., Decision]) -> None:
