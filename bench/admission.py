@@ -2,6 +2,13 @@
 statements issued bare (sqlite3 / psycopg) in the same run, in alternating
 blocks of 100 so that both see the same load on a shared machine.
 
+On SQLite a second baseline splits farebox's time in two: the very statements
+farebox issued for each decision (recorded on a twin database, with their
+parameters), replayed on the bare driver between `BEGIN IMMEDIATE` and
+`COMMIT` on a copy of that twin.  What farebox takes beyond that replay is its
+own Python; what the replay takes beyond the first baseline is farebox's
+schema (wider rows, more indexes) against the baseline's four small tables.
+
     .venv/bin/python bench/admission.py [--engine sqlite|postgres] [-n 5000]
 """
 
@@ -16,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _setup import database, farebox, pct, report, tenant  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from farebox.kernel.access import SYSTEM  # noqa: E402
 from farebox.metering.services import admission  # noqa: E402
@@ -97,16 +105,59 @@ class Bare:
         self.db.close()
 
 
-def interleaved(ours, bare, n: int, block: int = 100) -> tuple[list[float], list[float]]:
-    """Blocks of farebox decisions and bare ones in turn, so both see the same machine load."""
-    lat: tuple[list[float], list[float]] = ([], [])
+def interleaved(deciders, n: int, block: int = 100) -> list[list[float]]:
+    """Blocks of each decider's decisions in turn, so all see the same machine load."""
+    lat: list[list[float]] = [[] for _ in deciders]
     for first in range(0, n, block):
-        for decide, samples in ((ours, lat[0]), (bare, lat[1])):
+        for decide, samples in zip(deciders, lat, strict=True):
             for i in range(first, min(n, first + block)):
                 t0 = time.perf_counter()
                 decide(i)
                 samples.append(time.perf_counter() - t0)
     return lat
+
+
+class Replay:
+    """Farebox's own statements for each decision, recorded on a twin database and replayed bare on a copy of it."""
+
+    def __init__(self, n: int) -> None:
+        url, _ = database("sqlite")
+        twin = farebox(url)
+        _tenant_and_warm_up(twin)
+        twin.engine.dispose()
+        path = url.removeprefix("sqlite:///")
+        self.db = sqlite3.connect(path + ".replay", isolation_level=None)
+        with sqlite3.connect(path) as source:
+            source.backup(self.db)  # the twin as it is before the decisions
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.decisions: list[list[tuple[str, object]]] = []
+        recording: list[tuple[str, object]] = []
+        record = lambda _c, _cur, statement, params, _ctx, _many: recording.append((statement, params))  # noqa: E731
+        event.listen(twin.engine, "before_cursor_execute", record)
+        decide = farebox_join(twin)
+        for i in range(n):
+            recording = []
+            decide(i)
+            self.decisions.append(recording)
+        event.remove(twin.engine, "before_cursor_execute", record)
+        twin.engine.dispose()
+
+    def decide(self, i: int) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        for statement, params in self.decisions[i]:
+            db.execute(statement, params).fetchone()
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _tenant_and_warm_up(fb) -> None:
+    tenant(fb, "bench", "attendee-credits", "enterprise")  # overage: never refuses, every join counts
+    for i in range(200):
+        admission.join(fb, SYSTEM, "bench", "warm", f"w{i}")
 
 
 def farebox_join(fb):
@@ -125,17 +176,19 @@ def main() -> None:
     url, drop = database(args.engine)
     try:
         fb = farebox(url)
-        tenant(fb, "bench", "attendee-credits", "enterprise")  # overage: never refuses, every join counts
-        for i in range(200):  # warm-up
-            admission.join(fb, SYSTEM, "bench", "warm", f"w{i}")
+        _tenant_and_warm_up(fb)
+        replay = Replay(args.n) if args.engine == "sqlite" else None
         where = (
             url.removeprefix("sqlite:///") + ".bare"
             if args.engine == "sqlite"
             else fb.engine.url.render_as_string(hide_password=False)
         )
         bare = Bare(where, args.engine)
-        ours, bare_lat = interleaved(farebox_join(fb), bare.decide, args.n)
+        deciders = [farebox_join(fb), bare.decide] + ([replay.decide] if replay is not None else [])
+        ours, bare_lat, *replayed = interleaved(deciders, args.n)
         bare.close()
+        if replay is not None:
+            replay.close()
         fb.engine.dispose()
     finally:
         drop()
@@ -151,6 +204,15 @@ def main() -> None:
             ("bare p99", pct(bare_lat, 0.99) * 1e6, "µs"),
             ("ratio farebox / baseline", 100 * rate / bare_rate, "%"),
             ("ratio by medians (bare p50 / farebox p50)", 100 * pct(bare_lat, 0.50) / pct(ours, 0.50), "%"),
+            *(
+                [
+                    ("farebox's own statements replayed bare p50", pct(replayed[0], 0.50) * 1e6, "µs"),
+                    ("  their p99", pct(replayed[0], 0.99) * 1e6, "µs"),
+                    ("ratio by medians (replay / farebox)", 100 * pct(replayed[0], 0.50) / pct(ours, 0.50), "%"),
+                ]
+                if replayed
+                else []
+            ),
         ],
     )
 
