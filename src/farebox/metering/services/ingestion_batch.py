@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from farebox.catalog.domain import Meter, MeterKind, Scope
@@ -33,20 +33,32 @@ from farebox.metering.services import admission
 from farebox.storage.uow import UnitOfWork
 from farebox.subscriptions.domain.states import Status, Subscription, admission_refusal
 
+UNPLACED = datetime.min.replace(tzinfo=timezone.utc)  # an event not placed in its period yet
+
 
 @dataclass(slots=True)
 class Item:
-    """One claimed event to decide: its position, what it asks, and the instant the rules apply at."""
+    """One valid event (`services.ingestion` parses it): its position, what it asks, and, once placed in its
+    period, the instant the rules apply at; once decided and recorded, its answer."""
 
     index: int
-    key: str  # "source/id": the ledger's cause
+    source: str
+    id: str
     type: str
-    subject: str
-    at: datetime
+    time: datetime | None
+    digest: str  # the payload hash (G4)
+    subject: str  # the occurrence or conversation id
     person_id: str | None = None
     sender: Sender | None = None
     mode: Mode = Mode.REPLAY
     role: Role = Role.ATTENDEE
+    at: datetime = UNPLACED  # the instant the rules apply at, once placed in its period (`late_usage`)
+    answer: dict[str, Any] | None = None  # set when recorded
+
+    @property
+    def cause(self) -> str:
+        """The ledger's cause (G3)."""
+        return f"event {self.source}/{self.id}"[:1000]
 
 
 def eligible(uow: UnitOfWork, tenant_id: str, sub: Subscription | None) -> bool:
@@ -217,25 +229,26 @@ def _take_pools(uow: UnitOfWork, tenant_id: str, sub: Subscription, pools: dict[
 
 
 def _decide(state: _State, sub: Subscription, meters: dict[str, Meter], item: Item, actor: str) -> Decision:
-    if item.type == "conversation.message":
+    kind = item.type
+    if kind == "attendee.joined":
+        return _join(state, sub, item)
+    if kind == "conversation.message":
         return _message(state, sub, meters, item)
     assert item.person_id is not None
-    if item.type == "attendee.registered":
+    if kind == "attendee.registered":
         occ = state.occurrences[item.subject]
         person = _person(state, item.subject, item.person_id, item.at)
         if person["registered_at"] is None:
-            person.update(registered_at=item.at, updated_at=item.at)
+            person["registered_at"] = person["updated_at"] = item.at
         return state.admit(reasons.REGISTERED, counted=False, deadline=occ["deadline_at"])
-    if item.type == "attendee.left":
-        return _leave(state, item)
-    return _join(state, sub, item)
+    return _leave(state, item)
 
 
 def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> dict[str, Any]:
     key = (occurrence_id, person_id)
     person = state.people.get(key)
     if person is None:
-        person = {
+        person = state.people[key] = {
             "occurrence_id": occurrence_id,
             "person_id": person_id,
             "registered_at": None,
@@ -245,7 +258,6 @@ def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> 
             "waiting_ticket": None,
             "updated_at": at,
         }
-        state.people[key] = person
         state.new_people.add(key)
     person["_changed"] = True
     return person
@@ -273,7 +285,8 @@ def _join(state: _State, sub: Subscription, item: Item) -> Decision:
 
 
 def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
-    assert item.person_id is not None
+    person_id = item.person_id
+    assert person_id is not None
     occ, at = state.occurrences[item.subject], item.at
     if occ["started_at"] is None:
         refusal = admission_refusal(sub, at)
@@ -288,7 +301,7 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
         return state.refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
     if not item.role.is_billable:
         return state.admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
-    known = state.people.get((item.subject, item.person_id))
+    known = state.people.get((item.subject, person_id))
     if known is not None and known["counted_at"] is not None:
         _enter(state, occ, item, counted=False)
         return state.admit(reasons.ALREADY_COUNTED, counted=False, deadline=deadline)
@@ -304,15 +317,22 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
 
 def _enter(state: _State, occ: dict[str, Any], item: Item, *, counted: bool) -> None:
     assert item.person_id is not None
-    person = _person(state, item.subject, item.person_id, item.at)
-    entering = not person["present"]
-    person.update(present=True, waiting_ticket=None, updated_at=item.at)
+    at = item.at
+    person = _person(state, item.subject, item.person_id, at)
+    present = occ["present"]
+    if not person["present"]:
+        present += 1
+        person["present"] = True
+    person["waiting_ticket"] = None
+    person["updated_at"] = at
     if counted:
-        person.update(counted_at=item.at, first_mode=item.mode.value)
-    present = occ["present"] + (1 if entering else 0)
-    occ.update(
-        counted=occ["counted"] + (1 if counted else 0), present=present, peak=max(occ["peak"], present), _changed=True
-    )
+        person["counted_at"] = at
+        person["first_mode"] = item.mode.value
+        occ["counted"] += 1
+    occ["present"] = present
+    if present > occ["peak"]:
+        occ["peak"] = present
+    occ["_changed"] = True
 
 
 def _count(
@@ -326,11 +346,12 @@ def _count(
         if pool.rule.cap is not None and pool.used + pool.taken + 1 > pool.rule.cap:
             return pool.rule.reason or reasons.CREDITS_EXHAUSTED
     warnings: tuple[AdmissionWarning, ...] = ()
-    cause = f"event {item.key}"[:1000]
+    cause = item.cause
     for pool in pools:
         pool.taken += 1
         state.records.append((pool.meter.key, subject, item.person_id, item.at, cause))
-        warnings += session_warnings(pool.used + pool.taken, pool.rule, pool.meter.kind)
+        if kind is MeterKind.BILLABLE_SESSIONS:
+            warnings += session_warnings(pool.used + pool.taken, pool.rule, kind)
     return warnings
 
 
