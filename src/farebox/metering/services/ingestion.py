@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any, NamedTuple
+from typing import Any
 
 from farebox.bootstrap import Farebox
 from farebox.clocks.service import now_and_current
@@ -85,15 +85,10 @@ class IngestReport:
 Parsed = ingestion_batch.Item  # one event that passed validation
 
 
-class _Received(NamedTuple):
-    """An event with a text `source` and `id`: its key and payload hash, before any other check."""
-
-    position: int  # its index in the batch
-    event: dict[str, Any]
-    key: tuple[str, str]  # (source, id)
-    id: str
-    digest: str
-    clean: bool  # no escaped character in its JSON: every string in it can be stored and looked up
+# An event with a text `source` and `id`: its key and payload hash, before any other check (a plain tuple: one is
+# made per event): its index in the batch, the event, (source, id), id, payload hash, and whether it is clean (no
+# escaped character in its JSON: every string in it can be stored and looked up).
+_Received = tuple[int, dict[str, Any], tuple[str, str], str, str, bool]
 
 
 def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
@@ -147,7 +142,7 @@ def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str
                 # event without such an escape holds no string that storage cannot keep, and needs no walk through it
                 clean = "\\u0000" not in text and "\\ud" not in text
                 digest = sha256(text.encode()).hexdigest()
-                received.append(_Received(index, event, (source, event_id), event_id, digest, clean))
+                received.append((index, event, (source, event_id), event_id, digest, clean))
                 continue
         try:
             _parse(index, event, digest="")
@@ -233,24 +228,24 @@ def _chunk(
     conn = uow.conn
     now, current = now_and_current(uow, fb.clock, tenant_id)
     ingest_repo.lock_claims(conn, tenant_id)
-    earlier = ingest_repo.events_by_key(conn, tenant_id, [r.key for r in chunk if r.clean])
+    earlier = ingest_repo.events_by_key(conn, tenant_id, [r[2] for r in chunk if r[5]])
     results: list[EventResult] = []
     parsed: list[Parsed] = []
     unclean: list[tuple[str, str]] = []
     decoded = answers.decoded
-    for r in chunk:
-        first = earlier.get(r.key)
-        if first is not None and first[0] == r.digest:
-            results.append(EventResult(r.position, r.id, "duplicate", decision=decoded(first[1])))
+    for position, event, key, event_id, digest, clean in chunk:
+        first = earlier.get(key)
+        if first is not None and first[1] == digest:
+            results.append(EventResult(position, event_id, "duplicate", decision=decoded(first[2])))
             continue
         try:
-            parsed.append(_parse(r.position, r.event, r.digest, clean=r.clean))
+            parsed.append(_parse(position, event, digest, clean=clean))
         except DomainError as exc:
-            echo = r.id if r.clean else _echo_id(r.event)
-            results.append(EventResult(r.position, echo, "refused", code=exc.code, message=exc.refusal.message))
+            echo = event_id if clean else _echo_id(event)
+            results.append(EventResult(position, echo, "refused", code=exc.code, message=exc.refusal.message))
             continue
-        if not r.clean:
-            unclean.append(r.key)
+        if not clean:
+            unclean.append(key)
     if unclean:  # valid after all (an escaped character that can be stored, e.g. an emoji): looked up now
         earlier.update(ingest_repo.events_by_key(conn, tenant_id, unclean))
     history = _History(uow, tenant_id, current)
@@ -290,7 +285,7 @@ def _chunk(
             else:
                 results.append(_repeated(p, claimer.digest, claimer.answer))
         elif key in earlier:
-            results.append(_repeated(p, earlier[key][0], decoded(earlier[key][1])))
+            results.append(_repeated(p, earlier[key][1], decoded(earlier[key][2])))
         else:
             late = refused.get(p.index)
             assert late is not None, f"event {key} was neither claimed nor found"

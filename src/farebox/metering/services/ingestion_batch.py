@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any
 
 from farebox.catalog.domain import Meter, MeterKind, Scope
@@ -33,6 +34,7 @@ from farebox.metering.services import admission
 from farebox.storage.uow import UnitOfWork
 from farebox.subscriptions.domain.states import Status, Subscription, admission_refusal
 
+_AT = attrgetter("at")
 UNPLACED = datetime.min.replace(tzinfo=timezone.utc)  # an event not placed in its period yet
 
 
@@ -129,23 +131,29 @@ class _State:
 def apply(
     uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[Item], *, actor: str
 ) -> dict[int, Decision]:
-    """Decide these events (in event-time order) and write what they do; the decision of each, by index."""
+    """Decide these events (given in batch order; decided in event-time order) and write what they do; the decision
+    of each, by index."""
     conn = uow.conn
-    ordered = sorted(items, key=lambda i: (i.at, i.index))
+    # in event-time order; `items` come in batch order, which a stable sort keeps among events of one instant
+    ordered = sorted(items, key=_AT)
     meters = repo.meters_of(conn, sub.plan_version_id)
     created: dict[str, datetime] = {}
     first_message: dict[str, datetime] = {}
+    others: set[str] = set()
+    kinds: set[MeterKind] = set()
     for item in ordered:
-        if item.type == "conversation.message":
-            first_message.setdefault(item.subject, item.at)
-        elif item.type != "attendee.left":
-            created.setdefault(item.subject, item.at)
-    others = {i.subject for i in ordered if i.type == "attendee.left"}
-    kinds = {
-        MeterKind.ATTENDEES if i.type == "attendee.joined" else MeterKind.BILLABLE_SESSIONS
-        for i in ordered
-        if i.type in ("attendee.joined", "conversation.message")
-    }
+        kind = item.type
+        if kind == "conversation.message":
+            if item.subject not in first_message:
+                first_message[item.subject] = item.at
+        elif kind == "attendee.left":
+            others.add(item.subject)
+        elif item.subject not in created:
+            created[item.subject] = item.at
+        if kind == "attendee.joined":
+            kinds.add(MeterKind.ATTENDEES)
+        elif kind == "conversation.message":
+            kinds.add(MeterKind.BILLABLE_SESSIONS)
     lock = False
     while True:
         state = _State(
