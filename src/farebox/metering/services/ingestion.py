@@ -20,6 +20,7 @@ import gc
 import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -140,7 +141,7 @@ def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str
                 text = text_of(event)
                 # the JSON text escapes every NUL and lone UTF-16 surrogate (`\\u0000`, `\\ud800`-`\\udfff`): an
                 # event without such an escape holds no string that storage cannot keep, and needs no walk through it
-                clean = "\\u0000" not in text and "\\ud" not in text
+                clean = "\\u" not in text or ("\\u0000" not in text and "\\ud" not in text)
                 digest = sha256(text.encode()).hexdigest()
                 received.append((index, event, (source, event_id), event_id, digest, clean))
                 continue
@@ -156,16 +157,10 @@ def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str
                 results[result.index] = result
             uow.commit()
     done = [r for r in results if r is not None]
-    applied = duplicates = refused = counted = 0
-    for r in done:
-        if r.status == "applied":
-            applied += 1
-            counted += bool(r.decision and r.decision["counted"])
-        elif r.status == "duplicate":
-            duplicates += 1
-        else:
-            refused += 1
-    return IngestReport(len(events), applied, duplicates, refused, counted, done)
+    statuses = Counter(r.status for r in done)
+    counted = sum(1 for r in done if r.status == "applied" and r.decision and r.decision["counted"])
+    applied, duplicates = statuses["applied"], statuses["duplicate"]
+    return IngestReport(len(events), applied, duplicates, len(done) - applied - duplicates, counted, done)
 
 
 def _chunks(items: Sequence[_Received], size: int) -> Iterator[Sequence[_Received]]:
@@ -236,7 +231,7 @@ def _chunk(
     for position, event, key, event_id, digest, clean in chunk:
         first = earlier.get(key)
         if first is not None and first[1] == digest:
-            results.append(EventResult(position, event_id, "duplicate", decision=decoded(first[2])))
+            results.append(EventResult(position, event_id, "duplicate", decoded(first[2])))
             continue
         try:
             parsed.append(_parse(position, event, digest, clean=clean))

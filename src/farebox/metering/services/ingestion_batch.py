@@ -96,6 +96,15 @@ class _State:
     by_kind: dict[MeterKind, list[_Pool]] = field(default_factory=dict)
     windows: tuple[list[str], timedelta] | None = None  # the session meters and the window length (A1)
     answers: dict[tuple[Any, ...], Decision] = field(default_factory=dict)  # one object per distinct answer
+    refusals: dict[datetime, reasons.Reason | None] = field(default_factory=dict)  # G9/G10 at each instant
+
+    def refusal(self, sub: Subscription, at: datetime) -> reasons.Reason | None:
+        """`admission_refusal(sub, at)`, once per instant (most events of a chunk share a few)."""
+        try:
+            return self.refusals[at]
+        except KeyError:
+            found = self.refusals[at] = admission_refusal(sub, at)
+            return found
 
     def admit(
         self,
@@ -297,7 +306,7 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
     assert person_id is not None
     occ, at = state.occurrences[item.subject], item.at
     if occ["started_at"] is None:
-        refusal = admission_refusal(sub, at)
+        refusal = state.refusal(sub, at)
         if refusal is not None:
             return state.refuse(refusal)
         occ.update(
@@ -313,7 +322,7 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
     if known is not None and known["counted_at"] is not None:
         _enter(state, occ, item, counted=False)
         return state.admit(reasons.ALREADY_COUNTED, counted=False, deadline=deadline)
-    refusal = admission_refusal(sub, at)
+    refusal = state.refusal(sub, at)
     if refusal is not None:
         return state.refuse(refusal, deadline=deadline)
     counted = _count(state, sub, MeterKind.ATTENDEES, item, f"occurrence:{item.subject}")
@@ -382,7 +391,7 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
         effect = type(effect)(effect.opens, False, Window(effect.window.started_at, effect.window.ends_at, False))
     warnings: tuple[AdmissionWarning, ...] = ()
     if effect.opens or effect.bills:
-        refusal = admission_refusal(sub, at)
+        refusal = state.refusal(sub, at)
         if refusal is not None:
             return state.refuse(refusal)
     if effect.bills:
