@@ -385,3 +385,34 @@ def test_G4_a_batch_pauses_the_cyclic_collector_leaves_no_cyclic_garbage_and_tur
         ingestion.ingest(fb, SYSTEM, "gc", [_join("x1", "o1", "p1")])
     assert gc.isenabled()
     assert usage.verify(fb, SYSTEM, "gc") == []
+
+
+def test_G4_a_batch_that_ends_while_another_runs_collects_once_and_the_collector_stays_off_until_the_last(
+    fb, monkeypatch
+):
+    """Batches that keep overlapping must not leave the process's other garbage uncollected: the one that ends
+    first collects once; the collector is on again only when the last one ends."""
+    import gc
+
+    make_tenant(fb, tenant_id="gc2", catalog="attendee-credits", plan="enterprise")
+    collected: list[bool] = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(gc.isenabled()) or real_collect(*a))
+    real_chunks = ingestion._chunks
+    inner: list[ingestion.IngestReport] = []
+    started: list[bool] = []
+
+    def with_another_batch(*a, **k):
+        if not started:  # another batch runs, and ends, while this one runs (between its chunks' transactions)
+            started.append(True)
+            inner.append(ingestion.ingest(fb, SYSTEM, "gc2", [_join("inner", "o1", "p1")]))
+            assert not gc.isenabled()
+        return real_chunks(*a, **k)
+
+    monkeypatch.setattr(ingestion, "_chunks", with_another_batch)
+    assert gc.isenabled()
+    outer = ingestion.ingest(fb, SYSTEM, "gc2", [_join("outer", "o1", "p2")])
+    assert (inner[0].applied, outer.applied) == (1, 1)
+    assert collected == [False]  # once, by the batch that ended first, the collector still off for the other
+    assert gc.isenabled()
+    assert usage.verify(fb, SYSTEM, "gc2") == []

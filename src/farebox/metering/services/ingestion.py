@@ -113,7 +113,8 @@ def _collector_paused() -> Iterator[None]:
     makes tens of thousands of objects that live until its report is returned, and each of them counts towards
     the next collection: a 10,000-event batch triggered two full collections of the process's heap (a sixth of
     its time, docs/performance.md).  Reference counting still frees everything a batch drops; nothing a batch
-    makes is cyclic garbage (`tests/integration/test_ingestion.py` checks)."""
+    makes is cyclic garbage (`tests/integration/test_ingestion.py` checks).  A batch that ends while others still
+    run collects once, so that batches that keep overlapping never leave the process's other garbage uncollected."""
     global _pauses, _resume
     with _pause_lock:
         if _pauses == 0:
@@ -125,8 +126,11 @@ def _collector_paused() -> Iterator[None]:
     finally:
         with _pause_lock:
             _pauses -= 1
-            if _pauses == 0 and _resume:
+            others = _pauses > 0
+            if not others and _resume:
                 gc.enable()
+        if others and _resume:
+            gc.collect()
 
 
 def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
