@@ -111,10 +111,11 @@ _resume = False  # whether the last of them turns the collector back on
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while batches are ingested (on again after the last one).  A batch
     makes tens of thousands of objects that live until its report is returned, and each of them counts towards
-    the next collection: a 10,000-event batch triggered two full collections of the process's heap (a sixth of
-    its time, docs/performance.md).  Reference counting still frees everything a batch drops; nothing a batch
-    makes is cyclic garbage (`tests/integration/test_ingestion.py` checks).  A batch that ends while others still
-    run collects once, so that batches that keep overlapping never leave the process's other garbage uncollected."""
+    the next collection: two batches of 10,000 new events ran some 170 collections, one of them over the whole
+    heap, a tenth of their time (docs/performance.md).  Reference counting still frees everything a batch drops;
+    nothing a batch makes is cyclic garbage (`tests/integration/test_ingestion.py` checks).  A batch that ends
+    while others still run collects once, so that batches that keep overlapping never leave the process's other
+    garbage uncollected."""
     global _pauses, _resume
     with _pause_lock:
         if _pauses == 0:
