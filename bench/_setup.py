@@ -100,6 +100,7 @@ def served(url: str, *, workers: int = 1, key: str = "bench-operator-key") -> It
     command = ["serve", "--no-worker", "--port", str(port), "--workers", str(workers)]  # the API alone is measured
     server = subprocess.Popen([sys.executable, "-m", "farebox", *command], env=env)
     base = f"http://127.0.0.1:{port}"
+    SERVERS[base] = server.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -112,5 +113,34 @@ def served(url: str, *, workers: int = 1, key: str = "bench-operator-key") -> It
                 raise SystemExit("farebox serve did not come up")
         yield base
     finally:
+        SERVERS.pop(base, None)
         server.terminate()
         server.wait(timeout=30)
+
+
+SERVERS: dict[str, int] = {}  # base URL -> process id, while `served` runs
+
+
+def server_cpu_seconds(base: str) -> float:
+    """CPU time (user + system) used so far by the server at `base` and its worker processes (Linux `/proc`).
+
+    Per request it is a figure that other work on the machine hardly moves, unlike a rate."""
+    root, tick = SERVERS[base], os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(times.get(pid, 0.0) for pid in tree)

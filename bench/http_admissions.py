@@ -6,6 +6,9 @@ concurrency, or with autocannon (`--autocannon`, from npm through `npx`; a
 load generator far faster than the server, so it is not the bottleneck):
 `/healthz` first, then counted joins of distinct people (autocannon's `[<id>]`)
 into one occurrence, authenticated with a tenant key as a platform would be.
+With autocannon it also prints the server's CPU time per request (its
+processes' user + system time over the run, from `/proc`): on a shared machine
+that ratio moves far less than the rates do.
 
     .venv/bin/python bench/http_admissions.py [--engine sqlite|postgres] [-n 3000] [-c 16] [--workers 1]
     .venv/bin/python bench/http_admissions.py --autocannon -c 32 -d 10 [--engine postgres --workers 2]
@@ -27,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _setup import database, farebox, report, served, tenant  # noqa: E402
+from _setup import database, farebox, report, served, server_cpu_seconds, tenant  # noqa: E402
 
 from farebox.kernel.access import SYSTEM, Role  # noqa: E402
 from farebox.tenants.services import tenants  # noqa: E402
@@ -89,11 +92,15 @@ def tool_ceiling(args: argparse.Namespace, key: str) -> dict:
 
 def with_autocannon(base: str, args: argparse.Namespace, key: str) -> None:
     autocannon(base, "/healthz", connections=args.c, seconds=2, body=None, key=key)  # warm-up
-    health = autocannon(base, "/healthz", connections=args.c, seconds=args.d, body=None, key=key)
-    joins = autocannon(
-        base, "/v1/tenants/bench/occurrences/o1/join", connections=args.c, seconds=args.d, key=key,
-        body='{"person_id": "p-[<id>]"}',
-    )
+
+    def measured(path: str, body: str | None) -> tuple[dict, float]:
+        """autocannon's summary and the server's CPU time per request during it."""
+        before = server_cpu_seconds(base)
+        r = autocannon(base, path, connections=args.c, seconds=args.d, body=body, key=key)
+        return r, (server_cpu_seconds(base) - before) / max(r["requests"]["total"], 1)
+
+    health, health_cpu = measured("/healthz", None)
+    joins, joins_cpu = measured("/v1/tenants/bench/occurrences/o1/join", '{"person_id": "p-[<id>]"}')
     ceiling = tool_ceiling(args, key)
     for name, r in (("load tool on a bare node server", ceiling), ("healthz", health), ("joins", joins)):
         bad = r["errors"] + r["timeouts"] + r.get("non2xx", 0)
@@ -102,6 +109,8 @@ def with_autocannon(base: str, args: argparse.Namespace, key: str) -> None:
     rate = joins["requests"]["average"] / health["requests"]["average"]
     tail = joins["latency"]["p99"] / max(health["latency"]["p99"], 1)
     print(f"ratio joins / healthz: {100 * rate:.1f} % of the rate; p99 {tail:.1f}x healthz's")
+    print(f"server CPU per request: healthz {health_cpu * 1e6:.0f} µs, join {joins_cpu * 1e6:.0f} µs; "
+          f"ratio {100 * health_cpu / max(joins_cpu, 1e-9):.1f} % (a figure the machine's other load hardly moves)")
 
 
 def main() -> None:

@@ -33,3 +33,44 @@ def test_a_key_revoked_in_this_process_is_refused_at_once(fb):
     tenants.revoke_api_key(fb, SYSTEM, issued.key_id)
     assert tenants.authenticate(fb, issued.secret) is None
     assert tenants.authenticate(fb, issued.key_id + ".wrong-secret") is None
+
+
+def test_requests_that_arrive_together_with_a_key_not_remembered_wait_for_one_read_of_it(fb, monkeypatch):
+    """When a remembered key's second is up, the requests in flight with it take one database read between
+    them, not a worker thread and a read each; a key revoked meanwhile is refused to all of them."""
+    import asyncio
+
+    import httpx
+
+    from farebox.entrypoints.api.app import create_app
+
+    make_tenant(fb, tenant_id="ae", catalog="attendee-credits", plan="pro")
+    issued = tenants.issue_api_key(fb, SYSTEM, tenant_id="ae", role=Role.MEMBER)
+    reads = []
+    stored = tenants._authenticate_stored
+    monkeypatch.setattr(tenants, "_authenticate_stored", lambda fb_, raw: reads.append(raw) or stored(fb_, raw))
+    app = create_app(fb)
+
+    async def together(n: int) -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/tenants/ae/occurrences/o1/join",
+                        json={"person_id": f"p{i}"},
+                        headers={"Authorization": f"Bearer {issued.secret}"},
+                    )
+                    for i in range(n)
+                )
+            )
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(together(20)) == [200] * 20
+    assert len(reads) == 1
+    tenants._auth_cache.pop(fb.engine, None)  # the second is up, and the key was revoked elsewhere meanwhile
+    with fb.uow() as uow:
+        uow.conn.execute(update(api_keys).where(api_keys.c.id == issued.key_id).values(revoked_at=fb.clock.now()))
+        uow.commit()
+    assert asyncio.run(together(20)) == [401] * 20
+    assert len(reads) == 2

@@ -76,3 +76,17 @@ def test_a_waiter_gives_up_after_its_timeout_and_leaves_the_queue():
     t.start()
     t.join(5)
     assert result == [False, True]
+
+
+def test_asked_for_no_wait_the_turn_is_refused_at_once_while_held_and_given_when_free():
+    queue, answers = WriterQueue(), []
+    assert queue.acquire(0)
+    other = threading.Thread(target=lambda: answers.append(queue.acquire(0)))
+    other.start()
+    other.join(5)
+    assert answers == [False] and not queue._waiting  # refused without queueing
+    queue.release(threading.get_ident())
+    other = threading.Thread(target=lambda: answers.append(queue.acquire(0)))
+    other.start()
+    other.join(5)
+    assert answers == [False, True]

@@ -7,6 +7,9 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,32 @@ class PoolSettings:
 
     def options(self) -> dict[str, Any]:
         return {"pool_size": self.size, "max_overflow": self.max_overflow, "pool_timeout": self.timeout}
+
+
+class WouldWait(Exception):
+    """Raised, inside `without_waiting()`, by a write transaction that could not take SQLite's write lock at once.
+
+    It is raised by the BEGIN, so nothing has been read or written in that transaction."""
+
+
+@dataclass(slots=True)
+class _NoWait:
+    spent: bool = False
+
+
+_nowait: ContextVar[_NoWait | None] = ContextVar("farebox_nowait", default=None)
+
+
+@contextmanager
+def without_waiting() -> Iterator[None]:
+    """Inside: the first write transaction begun on a SQLite engine takes the write lock only if it is free at
+    once (this process's writer turn and SQLite's own lock), else its BEGIN raises `WouldWait`; later ones
+    wait as usual.  On PostgreSQL nothing changes."""
+    token = _nowait.set(_NoWait())
+    try:
+        yield
+    finally:
+        _nowait.reset(token)
 
 
 def normalise_url(url: str) -> str:
@@ -74,7 +103,7 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
         if file:
             # checkpoints run on the checkpointer's thread (below), not in the commit of a decision
             cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -92,16 +121,41 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
         # raise it, so the API still answers 503 storage_unavailable.
         statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
         info = connection.connection.info
+        driver = connection.connection.driver_connection
+        nowait = None if readonly else _nowait.get()
+        if nowait is not None and not nowait.spent:
+            nowait.spent = True  # only the first write transaction of the block may be refused
+            if not writers.acquire(0):
+                raise WouldWait
+            info[held] = threading.get_ident()
+            _begin_at_once(driver, info)
+            return
         if not readonly:
             if not writers.acquire(_BUSY_SECONDS):
                 error = sqlite3.OperationalError("database is locked (waited for this process's other writers)")
                 raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect)
             info[held] = threading.get_ident()
         try:
-            connection.connection.driver_connection.execute(statement)
+            driver.execute(statement)
         except sqlite3.Error as error:
             _end_turn(info)
             raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect) from error
+
+    def _begin_at_once(driver: sqlite3.Connection, info: dict[str, Any]) -> None:
+        """BEGIN IMMEDIATE without SQLite's busy wait: another process holding the lock is `WouldWait`."""
+        try:
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
+        except sqlite3.Error as error:
+            _end_turn(info)
+            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                raise WouldWait from error
+            raise DBAPIError.instance(
+                "BEGIN IMMEDIATE", None, error, sqlite3.Error, dialect=engine.dialect
+            ) from error
 
     def _end_turn(info: dict[str, Any]) -> None:
         owner = info.pop(held, None)

@@ -26,7 +26,8 @@ class WriterQueue:
         self._waiting: deque[tuple[int, threading.Event]] = deque()
 
     def acquire(self, timeout: float) -> bool:
-        """Wait for the turn of this thread; False after `timeout` seconds.  Re-entrant per thread."""
+        """Wait for the turn of this thread; False after `timeout` seconds (at once with 0).  Re-entrant per
+        thread."""
         me = threading.get_ident()
         with self._mutex:
             if self._holder == me:
@@ -35,6 +36,8 @@ class WriterQueue:
             if self._holder is None and not self._waiting:
                 self._holder, self._depth = me, 1
                 return True
+            if timeout <= 0:
+                return False
             entry = (me, threading.Event())
             self._waiting.append(entry)
         if entry[1].wait(timeout):

@@ -13,10 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from farebox.bootstrap import Farebox
-from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, RequestKey, idempotent
+from farebox.entrypoints.api.deps import HotCall, idempotent, short_write
 from farebox.entrypoints.api.schemas import Body
-from farebox.kernel.access import Principal
 from farebox.metering.domain.admission import Decision
 from farebox.metering.services import admission as service
 
@@ -58,18 +56,24 @@ class MessageIn(Body):
     sender: Literal["customer", "agent"] = Field(alias="from", description="Who wrote the message (A2)")
 
 
-def _answer(fb: Farebox, caller: Principal, key: RequestKey | None, request: dict[str, Any], decide: Any) -> Any:
-    """Every admission handler: the decision, once per idempotency key (G4), as `DecisionOut`.  The request and
-    `Decision.as_dict()` are JSON values already: no generic encoding on the hot path."""
-    return idempotent(fb, caller, key, request, lambda: decide().as_dict(), plain=True)
+async def _answer(call: HotCall, request: dict[str, Any], decide: Any) -> Any:
+    """Every admission handler: the decision, once per idempotency key (G4), as `DecisionOut`, on the event loop
+    when the write lock is free (`short_write`).  The request and `Decision.as_dict()` are JSON values already:
+    no generic encoding on the hot path."""
+    fb, caller = call.fb, call.caller
+    return await short_write(
+        fb, lambda: idempotent(fb, caller, call.key, request, lambda: decide(fb, caller).as_dict(), plain=True)
+    )
 
 
 def _occurrence_route(op: str, summary: str, decide: Callable[..., Decision]) -> None:
     """`start` and `end` (no body)."""
 
-    def handler(tenant_id: str, occurrence_id: OccurrenceId, fb: FB, caller: Caller, key: IdempotencyKey = None):
-        return _answer(fb, caller, key, {"op": op, "tenant": tenant_id, "occurrence": occurrence_id},
-                       lambda: decide(fb, caller, tenant_id, occurrence_id))
+    async def handler(tenant_id: str, occurrence_id: OccurrenceId, call: HotCall):
+        return await _answer(
+            call, {"op": op, "tenant": tenant_id, "occurrence": occurrence_id},
+            lambda fb, caller: decide(fb, caller, tenant_id, occurrence_id),
+        )
 
     handler.__name__ = op
     router.post(f"/occurrences/{{occurrence_id}}/{op}", response_model=DecisionOut, summary=summary)(handler)
@@ -78,12 +82,10 @@ def _occurrence_route(op: str, summary: str, decide: Callable[..., Decision]) ->
 def _person_route(op: str, summary: str, decide: Callable[..., Decision]) -> None:
     """`leave` and `register` (a person in the body)."""
 
-    def handler(
-        tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, fb: FB, caller: Caller, key: IdempotencyKey = None
-    ):
-        return _answer(
-            fb, caller, key, {"op": op, "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-            lambda: decide(fb, caller, tenant_id, occurrence_id, body.person_id),
+    async def handler(tenant_id: str, occurrence_id: OccurrenceId, body: PersonIn, call: HotCall):
+        return await _answer(
+            call, {"op": op, "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+            lambda fb, caller: decide(fb, caller, tenant_id, occurrence_id, body.person_id),
         )
 
     handler.__name__ = op
@@ -98,10 +100,12 @@ _occurrence_route("start", "Open an occurrence; the answer carries its deadline 
     response_model=DecisionOut,
     summary="May this person enter? Counted once per occurrence (S4, L1, L2)",
 )
-def join(tenant_id: str, occurrence_id: OccurrenceId, body: JoinIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
-    return _answer(
-        fb, caller, key, {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
-        lambda: service.join(fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role),
+async def join(tenant_id: str, occurrence_id: OccurrenceId, body: JoinIn, call: HotCall):
+    return await _answer(
+        call, {"op": "join", "tenant": tenant_id, "occurrence": occurrence_id, **body.model_dump()},
+        lambda fb, caller: service.join(
+            fb, caller, tenant_id, occurrence_id, body.person_id, mode=body.mode, role=body.role
+        ),
     )
 
 
@@ -115,10 +119,8 @@ _occurrence_route("end", "End an occurrence: everyone is removed", service.end_o
     response_model=DecisionOut,
     summary="A conversation message: opens a 24 h billable window when none is open (A1, A2)",
 )
-def message(
-    tenant_id: str, conversation_id: ConversationId, body: MessageIn, fb: FB, caller: Caller, key: IdempotencyKey = None
-):
-    return _answer(
-        fb, caller, key, {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
-        lambda: service.message(fb, caller, tenant_id, conversation_id, sender=body.sender),
+async def message(tenant_id: str, conversation_id: ConversationId, body: MessageIn, call: HotCall):
+    return await _answer(
+        call, {"op": "message", "tenant": tenant_id, "conversation": conversation_id, "from": body.sender},
+        lambda fb, caller: service.message(fb, caller, tenant_id, conversation_id, sender=body.sender),
     )

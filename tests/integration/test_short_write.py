@@ -1,0 +1,158 @@
+"""A decision over HTTP runs on the event loop when SQLite's write lock is free at once, and on a worker thread
+when it is not (docs/performance.md, "HTTP without waiting"): the loop never sleeps on a lock, and a decision
+that had to wait is still made exactly once (G4).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from farebox.entrypoints.api.app import create_app
+from farebox.kernel.access import SYSTEM
+from farebox.metering.services import admission, usage
+from farebox.storage.engine import WouldWait, without_waiting
+
+from factories import make_tenant
+
+OPERATOR = {"Authorization": "Bearer test-operator-key"}
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's write lock; none on PostgreSQL
+
+
+@pytest.fixture
+def sqlite_fb(fb):
+    return fb
+
+
+def _holder(fb) -> sqlite3.Connection:
+    """Another process's writer, as SQLite sees it: a connection of its own holding the write lock."""
+    holder = sqlite3.connect(fb.engine.url.database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def _joins(fb, tenant_id: str) -> int:
+    with fb.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM occurrence_people WHERE tenant_id = :t"), {"t": tenant_id}
+        ).scalar_one()
+
+
+def test_G4_the_first_write_refused_at_once_when_another_process_holds_the_lock_writes_nothing(sqlite_fb):
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw1", catalog="attendee-credits", plan="pro")
+    holder = _holder(fb)
+    try:
+        with pytest.raises(WouldWait), without_waiting():
+            admission.join(fb, SYSTEM, "sw1", "o1", "a")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _joins(fb, "sw1") == 0
+    with without_waiting():  # the lock is free: the decision is made at once
+        assert admission.join(fb, SYSTEM, "sw1", "o1", "a").counted
+    assert _joins(fb, "sw1") == 1 and usage.verify(fb, SYSTEM, "sw1") == []
+
+
+def test_the_first_write_is_refused_while_another_thread_of_this_process_has_its_turn(sqlite_fb):
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw2", catalog="attendee-credits", plan="pro")
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with fb.uow() as uow:
+            inside.set()
+            leave.wait(10)
+            uow.commit()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(WouldWait), without_waiting():
+            admission.join(fb, SYSTEM, "sw2", "o1", "a")
+    finally:
+        leave.set()
+        thread.join(10)
+    assert _joins(fb, "sw2") == 0
+
+
+def test_only_the_first_write_of_the_block_may_be_refused_later_ones_wait_for_the_lock(sqlite_fb):
+    """Once a transaction of the block has begun, the block's later ones wait as always: a refusal half-way
+    would leave the first one's writes behind and make the caller repeat them."""
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw3", catalog="attendee-credits", plan="pro")
+    with without_waiting():
+        assert admission.join(fb, SYSTEM, "sw3", "o1", "a").counted
+        holder = _holder(fb)
+        releaser = threading.Timer(0.3, lambda: holder.execute("ROLLBACK"))
+        releaser.start()
+        try:
+            assert admission.join(fb, SYSTEM, "sw3", "o1", "b").counted  # waited for the holder, then decided
+        finally:
+            releaser.join(10)
+            holder.close()
+    assert _joins(fb, "sw3") == 2 and usage.verify(fb, SYSTEM, "sw3") == []
+
+
+def test_G4_a_join_over_http_while_another_process_writes_waits_on_a_thread_and_the_loop_keeps_answering(sqlite_fb):
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw4", catalog="attendee-credits", plan="pro")
+    client = TestClient(create_app(fb))
+    holder = _holder(fb)
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            pending = pool.submit(
+                client.post, "/v1/tenants/sw4/occurrences/o1/join", json={"person_id": "a"}, headers=OPERATOR
+            )
+            time.sleep(0.2)
+            assert not pending.done()  # waiting for the lock, on a worker thread
+            health = pool.submit(client.get, "/healthz").result(timeout=10)  # the event loop is free
+            assert health.status_code == 200
+            assert not pending.done()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        joined = pending.result(timeout=30)
+    assert joined.status_code == 200 and joined.json()["counted"] is True
+    assert _joins(fb, "sw4") == 1 and usage.verify(fb, SYSTEM, "sw4") == []
+
+
+def test_decisions_over_http_from_many_threads_count_each_person_once_on_both_paths(sqlite_fb):
+    """Joins arrive from 16 threads while another thread keeps taking the write turn: some decisions run on the
+    loop, some wait on a worker thread; each person is counted once and the counters match the ledger (G3)."""
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw5", catalog="attendee-credits", plan="pro")
+    client = TestClient(create_app(fb))
+    stop = threading.Event()
+
+    def busy_writer() -> None:
+        while not stop.is_set():
+            with fb.uow() as uow:
+                time.sleep(0.002)
+                uow.commit()
+
+    writer = threading.Thread(target=busy_writer)
+    writer.start()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: client.post(
+                        "/v1/tenants/sw5/occurrences/o1/join", json={"person_id": f"p{i % 40}"}, headers=OPERATOR
+                    ),
+                    range(120),
+                )
+            )
+    finally:
+        stop.set()
+        writer.join(10)
+    assert all(a.status_code == 200 for a in answers)
+    assert sum(a.json()["counted"] for a in answers) == 40
+    assert _joins(fb, "sw5") == 40 and usage.verify(fb, SYSTEM, "sw5") == []
