@@ -344,3 +344,75 @@ def test_A1_a_conversation_a_live_message_creates_while_the_chunk_decides_is_rea
     assert report.counted == 1
     assert usage.usage_summary(fb, SYSTEM, "race-c").meter("sessions").used == 2
     assert usage.verify(fb, SYSTEM, "race-c") == []
+
+
+# --- the garbage collector paused during a batch ---------------------------------------------------
+
+
+def test_G4_a_batch_pauses_the_cyclic_collector_leaves_no_cyclic_garbage_and_turns_it_back_on(fb, monkeypatch):
+    """The collector is off while a batch is ingested (its objects would trigger full collections of the heap);
+    that is only sound if a batch makes no reference cycles: the garbage found after two batches (new, then
+    duplicates) stays far below their size.  The collector is on again afterwards, also after a failure."""
+    import gc
+
+    make_tenant(fb, tenant_id="gc", catalog="attendee-credits", plan="enterprise")
+    ingestion.ingest(fb, SYSTEM, "gc", [_join("warm", "o0", "p0")])  # statements compiled, caches filled
+    events = [_join(f"e{n}", f"o{n % 13}", f"p{n % 1700}") for n in range(3000)]
+    assert gc.isenabled()
+    during: list[bool] = []
+    real_chunk = ingestion._chunk
+    monkeypatch.setattr(ingestion, "_chunk", lambda *a, **k: during.append(gc.isenabled()) or real_chunk(*a, **k))
+    gc.collect()
+    gc.disable()  # from here on, cyclic garbage stays until collected below
+    try:
+        first = ingestion.ingest(fb, SYSTEM, "gc", events)
+        again = ingestion.ingest(fb, SYSTEM, "gc", events)
+        assert (first.applied, again.duplicates) == (3000, 3000)
+        del first, again
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+    assert cyclic < 100, cyclic  # 6,000 events: everything they made was freed by reference counting
+    during.clear()
+    ingestion.ingest(fb, SYSTEM, "gc", events[:5])
+    assert during == [False] and gc.isenabled()
+
+    def dies(*a, **k):
+        raise ConnectionError("the connection was lost")
+
+    monkeypatch.setattr(ingestion, "_chunk", dies)
+    with pytest.raises(ConnectionError):
+        ingestion.ingest(fb, SYSTEM, "gc", [_join("x1", "o1", "p1")])
+    assert gc.isenabled()
+    assert usage.verify(fb, SYSTEM, "gc") == []
+
+
+def test_G4_a_batch_that_ends_while_another_runs_collects_once_and_the_collector_stays_off_until_the_last(
+    fb, monkeypatch
+):
+    """Batches that keep overlapping must not leave the process's other garbage uncollected: the one that ends
+    first collects once; the collector is on again only when the last one ends."""
+    import gc
+
+    make_tenant(fb, tenant_id="gc2", catalog="attendee-credits", plan="enterprise")
+    collected: list[bool] = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(gc.isenabled()) or real_collect(*a))
+    real_chunks = ingestion._chunks
+    inner: list[ingestion.IngestReport] = []
+    started: list[bool] = []
+
+    def with_another_batch(*a, **k):
+        if not started:  # another batch runs, and ends, while this one runs (between its chunks' transactions)
+            started.append(True)
+            inner.append(ingestion.ingest(fb, SYSTEM, "gc2", [_join("inner", "o1", "p1")]))
+            assert not gc.isenabled()
+        return real_chunks(*a, **k)
+
+    monkeypatch.setattr(ingestion, "_chunks", with_another_batch)
+    assert gc.isenabled()
+    outer = ingestion.ingest(fb, SYSTEM, "gc2", [_join("outer", "o1", "p2")])
+    assert (inner[0].applied, outer.applied) == (1, 1)
+    assert collected == [False]  # once, by the batch that ended first, the collector still off for the other
+    assert gc.isenabled()
+    assert usage.verify(fb, SYSTEM, "gc2") == []

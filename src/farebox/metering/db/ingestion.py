@@ -10,7 +10,7 @@ chunk, last, with the guarded `UPDATE ... WHERE used + n <= cap`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -20,17 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from farebox.storage.ids import new_ids
 from farebox.storage.tables.invoicing import invoices
-from farebox.storage.tables.metering import (
-    conversations,
-    occurrence_people,
-    occurrences,
-    usage_counters,
-    usage_events,
-)
+from farebox.storage.tables.metering import usage_counters
 
 Key = tuple[str, str]  # (source, id)
-_e, _o, _p, _v, _c = usage_events.c, occurrences.c, occurrence_people.c, conversations.c, usage_counters.c
-_ROWS_PER_STATEMENT = 1000  # multi-row statements stay far below SQLite's 32,766 parameters
+_c = usage_counters.c
 
 
 # The per-row statements of a chunk run on the driver's cursor (`_run`: errors still translated by SQLAlchemy, so
@@ -173,11 +166,6 @@ def _at(conn: Connection) -> Any:
     return lambda v: None if v is None else _pg_at(v)
 
 
-def _slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _ROWS_PER_STATEMENT):
-        yield items[start : start + _ROWS_PER_STATEMENT]
-
-
 # --- received events (G4) --------------------------------------------------------------------
 
 
@@ -189,9 +177,9 @@ def lock_claims(conn: Connection, tenant_id: str) -> None:
         _run(conn, "SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))", ("farebox.ingest:" + tenant_id,)).close()
 
 
-def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
-    """The stored payload hash and first answer (JSON text) of these events: one statement per source (a batch
-    has one source or a few), or one for all when they are many."""
+def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict[Key, tuple[str, str, str]]:
+    """The stored (id, payload hash, first answer as JSON text) of these events: one statement per source (a
+    batch has one source or a few), or one for all when they are many."""
     ids: dict[str, list[str]] = {}
     for source, event_id in keys:
         ids.setdefault(source, []).append(event_id)
@@ -209,11 +197,11 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
             "e.payload_hash, e.result::text FROM usage_events AS e "
             "WHERE e.tenant_id = %s AND e.source = %s AND e.id = k) AS e"
         )
-    found: dict[Key, tuple[str, str]] = {}
+    found: dict[Key, tuple[str, str, str]] = {}
     for source, part in ids.items():
         cursor = _run(conn, sql, (json.dumps(part), tenant_id, source))
         try:
-            found.update({(source, i): (h, r) for i, h, r in cursor.fetchall()})
+            found.update({(source, row[0]): row for row in cursor.fetchall()})
         finally:
             cursor.close()
     return found
@@ -222,7 +210,7 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
 _MANY_SOURCES = 8
 
 
-def _events_by_pair(conn: Connection, tenant_id: str, wanted: Sequence[Key]) -> dict[Key, tuple[str, str]]:
+def _events_by_pair(conn: Connection, tenant_id: str, wanted: Sequence[Key]) -> dict[Key, tuple[str, str, str]]:
     if conn.dialect.name == "sqlite":
         sql = (
             "SELECT e.source, e.id, e.payload_hash, e.result FROM json_each(?) AS k CROSS JOIN usage_events AS e "
@@ -236,7 +224,7 @@ def _events_by_pair(conn: Connection, tenant_id: str, wanted: Sequence[Key]) -> 
         )
     cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
     try:
-        return {(s, i): (h, r) for s, i, h, r in cursor.fetchall()}
+        return {(s, i): (i, h, r) for s, i, h, r in cursor.fetchall()}
     finally:
         cursor.close()
 
@@ -284,16 +272,49 @@ def lock_occurrences(
         on_conflict="ON CONFLICT (tenant_id, id) DO NOTHING",
     )
     ids = sorted(set(created) | set(others))
-    found: dict[str, dict[str, Any]] = {}
-    for part in _slices(ids):
-        query = (
-            select(occurrences)
-            .where(_o.tenant_id == tenant_id, _o.id.in_(list(part)))
-            .order_by(_o.id)
-            .with_for_update()
+    if not ids:
+        return {}
+    select_list = ", ".join(f"o.{n}" for n in _OCCURRENCE_READ)
+    read: Callable[[Any], datetime | None]
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"SELECT {select_list} FROM occurrences AS o "
+            "WHERE o.tenant_id = ? AND o.id IN (SELECT value FROM json_each(?))"
         )
-        found.update({row["id"]: dict(row) for row in conn.execute(query).mappings()})
-    return found
+        read = _sqlite_instant
+    else:  # LATERAL: one primary-key probe per id, locked in the order of `ids` (sorted)
+        sql = (
+            f"SELECT o.* FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS k(id, n) CROSS JOIN LATERAL "
+            f"(SELECT {select_list} FROM occurrences AS o WHERE o.tenant_id = %s AND o.id = k.id FOR UPDATE) AS o "
+            "ORDER BY k.n"
+        )
+        read = _pg_instant
+    args = (tenant_id, json.dumps(ids)) if conn.dialect.name == "sqlite" else (json.dumps(ids), tenant_id)
+    cursor = _run(conn, sql, args)
+    try:
+        return {
+            i: {
+                "id": i,
+                "subscription_id": sub,
+                "started_at": read(started),
+                "deadline_at": read(deadline),
+                "ended_at": read(ended),
+                "counted": counted,
+                "present": present,
+                "peak": peak,
+            }
+            for i, sub, started, deadline, ended, counted, present, peak in cursor.fetchall()
+        }
+    finally:
+        cursor.close()
+
+
+_OCCURRENCE_READ = ("id", "subscription_id", "started_at", "deadline_at", "ended_at", "counted", "present", "peak")
+
+
+def _pg_instant(value: datetime | None) -> datetime | None:
+    """A `timestamptz` as psycopg reads it (in the session's zone), in UTC (as `UTCDateTime` reads it)."""
+    return None if value is None else value.astimezone(timezone.utc)
 
 
 def people_of(

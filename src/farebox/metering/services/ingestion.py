@@ -16,13 +16,17 @@ every event once.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any, NamedTuple
+from typing import Any
 
 from farebox.bootstrap import Farebox
 from farebox.clocks.service import now_and_current
@@ -79,32 +83,13 @@ class IngestReport:
         }
 
 
-@dataclass(slots=True)
-class Parsed:
-    """One event that passed validation."""
-
-    index: int
-    source: str
-    id: str
-    type: str
-    time: datetime | None
-    digest: str
-    subject: str  # the occurrence or conversation id
-    person_id: str | None = None
-    sender: Sender | None = None
-    mode: Mode = Mode.REPLAY
-    role: Role = Role.ATTENDEE
+Parsed = ingestion_batch.Item  # one event that passed validation
 
 
-class _Received(NamedTuple):
-    """An event with a text `source` and `id`: its key and payload hash, before any other check."""
-
-    position: int  # its index in the batch
-    event: dict[str, Any]
-    source: str
-    id: str
-    digest: str
-    clean: bool  # no escaped character in its JSON: every string in it can be stored and looked up
+# An event with a text `source` and `id`: its key and payload hash, before any other check (a plain tuple: one is
+# made per event): its index in the batch, the event, (source, id), id, payload hash, and whether it is clean (no
+# escaped character in its JSON: every string in it can be stored and looked up).
+_Received = tuple[int, dict[str, Any], tuple[str, str], str, str, bool]
 
 
 def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
@@ -113,13 +98,58 @@ def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str,
         raise DomainError(
             reasons.VALIDATION_ERROR, detail=f"a batch holds at most {MAX_BATCH} events", details={"field": "events"}
         )
+    with _collector_paused():
+        return _ingest(fb, actor, tenant_id, events)
+
+
+_pause_lock = threading.Lock()
+_pauses = 0  # batches being ingested in this process now
+_resume = False  # whether the last of them turns the collector back on
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while batches are ingested (on again after the last one).  A batch
+    makes tens of thousands of objects that live until its report is returned, and each of them counts towards
+    the next collection: two batches of 10,000 new events ran some 170 collections, one of them over the whole
+    heap, a tenth of their time (docs/performance.md).  Reference counting still frees everything a batch drops;
+    nothing a batch makes is cyclic garbage (`tests/integration/test_ingestion.py` checks).  A batch that ends
+    while others still run collects once, so that batches that keep overlapping never leave the process's other
+    garbage uncollected."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            others = _pauses > 0
+            if not others and _resume:
+                gc.enable()
+        if others and _resume:
+            gc.collect()
+
+
+def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
     results: list[EventResult | None] = [None] * len(events)
     received: list[_Received] = []
+    text_of, sha256 = _digest_text, hashlib.sha256
     for index, event in enumerate(events):
-        keyed = _received(index, event)
-        if keyed is not None:
-            received.append(keyed)
-            continue
+        # an event's key and payload hash, when its `source` and `id` are text (else `_parse` says what is wrong)
+        if isinstance(event, dict):
+            source, event_id = event.get("source"), event.get("id")
+            if isinstance(source, str) and isinstance(event_id, str):
+                text = text_of(event)
+                # the JSON text escapes every NUL and lone UTF-16 surrogate (`\\u0000`, `\\ud800`-`\\udfff`): an
+                # event without such an escape holds no string that storage cannot keep, and needs no walk through it
+                clean = "\\u" not in text or ("\\u0000" not in text and "\\ud" not in text)
+                digest = sha256(text.encode()).hexdigest()
+                received.append((index, event, (source, event_id), event_id, digest, clean))
+                continue
         try:
             _parse(index, event, digest="")
             raise AssertionError("an event without a text source and id passed validation")  # pragma: no cover
@@ -132,16 +162,10 @@ def ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str,
                 results[result.index] = result
             uow.commit()
     done = [r for r in results if r is not None]
-    applied = duplicates = refused = counted = 0
-    for r in done:
-        if r.status == "applied":
-            applied += 1
-            counted += bool(r.decision and r.decision["counted"])
-        elif r.status == "duplicate":
-            duplicates += 1
-        else:
-            refused += 1
-    return IngestReport(len(events), applied, duplicates, refused, counted, done)
+    statuses = Counter(r.status for r in done)
+    counted = sum(1 for r in done if r.status == "applied" and r.decision and r.decision["counted"])
+    applied, duplicates = statuses["applied"], statuses["duplicate"]
+    return IngestReport(len(events), applied, duplicates, len(done) - applied - duplicates, counted, done)
 
 
 def _chunks(items: Sequence[_Received], size: int) -> Iterator[Sequence[_Received]]:
@@ -204,61 +228,68 @@ def _chunk(
     conn = uow.conn
     now, current = now_and_current(uow, fb.clock, tenant_id)
     ingest_repo.lock_claims(conn, tenant_id)
-    earlier = ingest_repo.events_by_key(conn, tenant_id, [(r.source, r.id) for r in chunk if r.clean])
+    earlier = ingest_repo.events_by_key(conn, tenant_id, [r[2] for r in chunk if r[5]])
     results: list[EventResult] = []
     parsed: list[Parsed] = []
     unclean: list[tuple[str, str]] = []
-    for r in chunk:
-        first = earlier.get((r.source, r.id))
-        if first is not None and first[0] == r.digest:
-            results.append(EventResult(r.position, r.id, "duplicate", decision=answers.decoded(first[1])))
+    decoded = answers.decoded
+    for position, event, key, event_id, digest, clean in chunk:
+        first = earlier.get(key)
+        if first is not None and first[1] == digest:
+            results.append(EventResult(position, event_id, "duplicate", decoded(first[2])))
             continue
         try:
-            parsed.append(_parse(r.position, r.event, r.digest, clean=r.clean))
+            parsed.append(_parse(position, event, digest, clean=clean))
         except DomainError as exc:
-            echo = r.id if r.clean else _echo_id(r.event)
-            results.append(EventResult(r.position, echo, "refused", code=exc.code, message=exc.refusal.message))
+            echo = event_id if clean else _echo_id(event)
+            results.append(EventResult(position, echo, "refused", code=exc.code, message=exc.refusal.message))
             continue
-        if not r.clean:
-            unclean.append((r.source, r.id))
-    # valid after all (an escaped character that can be stored, e.g. an emoji): looked up now
-    earlier.update(ingest_repo.events_by_key(conn, tenant_id, unclean))
+        if not clean:
+            unclean.append(key)
+    if unclean:  # valid after all (an escaped character that can be stored, e.g. an emoji): looked up now
+        earlier.update(ingest_repo.events_by_key(conn, tenant_id, unclean))
     history = _History(uow, tenant_id, current)
-    placed: dict[int, late_usage.Placement | late_usage.Refused] = {}
     by_time: dict[datetime | None, late_usage.Placement | late_usage.Refused] = {}  # most events share a few
+    claimed: dict[tuple[str, str], Parsed] = {}  # the first placed event of each key
+    new: list[Parsed] = []  # ... that was not received before
+    placed: dict[int, late_usage.Placement] = {}  # theirs
+    refused: dict[int, late_usage.Refused] = {}  # A refused event is not claimed: it may be sent again later.
     for p in parsed:
         where = by_time.get(p.time)
         if where is None:
             at = late_usage.decision_time(p.time, now)
             where = by_time[p.time] = history.place(at) if isinstance(at, datetime) else at
-        placed[p.index] = where
-    # A refused event is not claimed: one sent too early may be sent again later.
-    claimers: dict[tuple[str, str], Parsed] = {}
-    for p in parsed:
-        if isinstance(placed[p.index], late_usage.Placement):
-            claimers.setdefault((p.source, p.id), p)
-    new = [p for key, p in claimers.items() if key not in earlier]
+        if isinstance(where, late_usage.Refused):
+            refused[p.index] = where
+            continue
+        key = (p.source, p.id)
+        if key not in claimed:
+            claimed[key] = p
+            if key not in earlier:
+                p.at = where.at
+                placed[p.index] = where
+                new.append(p)
     decided = _decide(uow, tenant_id, new, placed, current, actor)
-    firsts: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     rows = []
+    of = answers.of
     for p in new:
-        answer, text = answers.of(decided[p.index])
-        firsts[(p.source, p.id)] = (answer, p.digest)
+        p.answer, text = of(decided[p.index])
         rows.append((p.source, p.id, p.digest, p.type, p.time, text))
     ingest_repo.insert_events(conn, tenant_id, rows, now)
     for p in parsed:
         key = (p.source, p.id)
-        mine = firsts.get(key)
-        if mine is not None and claimers[key] is p:
-            results.append(EventResult(p.index, p.id, "applied", decision=mine[0]))
-        elif mine is not None:
-            results.append(_repeated(p, mine[1], mine[0]))
+        claimer = claimed.get(key)
+        if claimer is not None and claimer.answer is not None:
+            if claimer is p:
+                results.append(EventResult(p.index, p.id, "applied", decision=p.answer))
+            else:
+                results.append(_repeated(p, claimer.digest, claimer.answer))
         elif key in earlier:
-            results.append(_repeated(p, earlier[key][0], answers.decoded(earlier[key][1])))
+            results.append(_repeated(p, earlier[key][1], decoded(earlier[key][2])))
         else:
-            where = placed[p.index]
-            assert isinstance(where, late_usage.Refused), f"event {key} was neither claimed nor found"
-            results.append(EventResult(p.index, p.id, "refused", code=where.reason.code, message=where.message))
+            late = refused.get(p.index)
+            assert late is not None, f"event {key} was neither claimed nor found"
+            results.append(EventResult(p.index, p.id, "refused", code=late.reason.code, message=late.message))
     return results
 
 
@@ -266,7 +297,7 @@ def _decide(
     uow: UnitOfWork,
     tenant_id: str,
     new: Sequence[Parsed],
-    placed: dict[int, Any],
+    placed: dict[int, late_usage.Placement],
     current: Subscription | None,
     actor: str,
 ) -> dict[int, Decision]:
@@ -274,17 +305,13 @@ def _decide(
     in sets (`ingestion_batch`) when the plan allows it, else one by one with the very same rules."""
     fast = current is not None and bool(new) and ingestion_batch.eligible(uow, tenant_id, current)
     # members and co-hosts take host seats and need plan features (S2): such a chunk goes one by one, in order
-    fast = fast and not any(p.type == "attendee.joined" and p.role is not Role.ATTENDEE for p in new)
+    fast = fast and not any(p.role is not Role.ATTENDEE and p.type == "attendee.joined" for p in new)
     decided: dict[int, Decision] = {}
-    batch: list[ingestion_batch.Item] = []
+    batch: list[Parsed] = []
     for p in new:
         where = placed[p.index]
         if fast and where.subscription is current:
-            batch.append(
-                ingestion_batch.Item(
-                    p.index, f"{p.source}/{p.id}", p.type, p.subject, where.at, p.person_id, p.sender, p.mode, p.role
-                )
-            )
+            batch.append(p)
         else:
             decided[p.index] = _apply(uow, tenant_id, p, where, actor, cause=f"event {p.source}/{p.id}")
     if batch:
@@ -347,20 +374,6 @@ _digest_text = _digest_encoder()
 def digest_of(event: dict[str, Any]) -> str:
     """The payload hash that tells a resent event (a duplicate) from another one with its id (a conflict)."""
     return hashlib.sha256(_digest_text(event).encode()).hexdigest()
-
-
-def _received(index: int, event: Any) -> _Received | None:
-    """An event's key and payload hash, when its `source` and `id` are text (else it is refused by `_parse`).
-    The JSON text hashed escapes every NUL and lone UTF-16 surrogate (`\\u0000`, `\\ud800`-`\\udfff`): an event
-    without such an escape holds no string that storage cannot keep, and needs no walk through it."""
-    if not isinstance(event, dict):
-        return None
-    source, event_id = event.get("source"), event.get("id")
-    if not isinstance(source, str) or not isinstance(event_id, str):
-        return None
-    text = _digest_text(event)
-    clean = "\\u0000" not in text and "\\ud" not in text
-    return _Received(index, event, source, event_id, hashlib.sha256(text.encode()).hexdigest(), clean)
 
 
 def _echo_id(event: Any) -> str | None:

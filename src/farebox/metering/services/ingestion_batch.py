@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any
 
 from farebox.catalog.domain import Meter, MeterKind, Scope
@@ -33,20 +34,33 @@ from farebox.metering.services import admission
 from farebox.storage.uow import UnitOfWork
 from farebox.subscriptions.domain.states import Status, Subscription, admission_refusal
 
+_AT = attrgetter("at")
+UNPLACED = datetime.min.replace(tzinfo=timezone.utc)  # an event not placed in its period yet
+
 
 @dataclass(slots=True)
 class Item:
-    """One claimed event to decide: its position, what it asks, and the instant the rules apply at."""
+    """One valid event (`services.ingestion` parses it): its position, what it asks, and, once placed in its
+    period, the instant the rules apply at; once decided and recorded, its answer."""
 
     index: int
-    key: str  # "source/id": the ledger's cause
+    source: str
+    id: str
     type: str
-    subject: str
-    at: datetime
+    time: datetime | None
+    digest: str  # the payload hash (G4)
+    subject: str  # the occurrence or conversation id
     person_id: str | None = None
     sender: Sender | None = None
     mode: Mode = Mode.REPLAY
     role: Role = Role.ATTENDEE
+    at: datetime = UNPLACED  # the instant the rules apply at, once placed in its period (`late_usage`)
+    answer: dict[str, Any] | None = None  # set when recorded
+
+    @property
+    def cause(self) -> str:
+        """The ledger's cause (G3)."""
+        return f"event {self.source}/{self.id}"[:1000]
 
 
 def eligible(uow: UnitOfWork, tenant_id: str, sub: Subscription | None) -> bool:
@@ -82,6 +96,15 @@ class _State:
     by_kind: dict[MeterKind, list[_Pool]] = field(default_factory=dict)
     windows: tuple[list[str], timedelta] | None = None  # the session meters and the window length (A1)
     answers: dict[tuple[Any, ...], Decision] = field(default_factory=dict)  # one object per distinct answer
+    refusals: dict[datetime, reasons.Reason | None] = field(default_factory=dict)  # G9/G10 at each instant
+
+    def refusal(self, sub: Subscription, at: datetime) -> reasons.Reason | None:
+        """`admission_refusal(sub, at)`, once per instant (most events of a chunk share a few)."""
+        try:
+            return self.refusals[at]
+        except KeyError:
+            found = self.refusals[at] = admission_refusal(sub, at)
+            return found
 
     def admit(
         self,
@@ -117,23 +140,29 @@ class _State:
 def apply(
     uow: UnitOfWork, tenant_id: str, sub: Subscription, items: Sequence[Item], *, actor: str
 ) -> dict[int, Decision]:
-    """Decide these events (in event-time order) and write what they do; the decision of each, by index."""
+    """Decide these events (given in batch order; decided in event-time order) and write what they do; the decision
+    of each, by index."""
     conn = uow.conn
-    ordered = sorted(items, key=lambda i: (i.at, i.index))
+    # in event-time order; `items` come in batch order, which a stable sort keeps among events of one instant
+    ordered = sorted(items, key=_AT)
     meters = repo.meters_of(conn, sub.plan_version_id)
     created: dict[str, datetime] = {}
     first_message: dict[str, datetime] = {}
+    others: set[str] = set()
+    kinds: set[MeterKind] = set()
     for item in ordered:
-        if item.type == "conversation.message":
-            first_message.setdefault(item.subject, item.at)
-        elif item.type != "attendee.left":
-            created.setdefault(item.subject, item.at)
-    others = {i.subject for i in ordered if i.type == "attendee.left"}
-    kinds = {
-        MeterKind.ATTENDEES if i.type == "attendee.joined" else MeterKind.BILLABLE_SESSIONS
-        for i in ordered
-        if i.type in ("attendee.joined", "conversation.message")
-    }
+        kind = item.type
+        if kind == "conversation.message":
+            if item.subject not in first_message:
+                first_message[item.subject] = item.at
+        elif kind == "attendee.left":
+            others.add(item.subject)
+        elif item.subject not in created:
+            created[item.subject] = item.at
+        if kind == "attendee.joined":
+            kinds.add(MeterKind.ATTENDEES)
+        elif kind == "conversation.message":
+            kinds.add(MeterKind.BILLABLE_SESSIONS)
     lock = False
     while True:
         state = _State(
@@ -217,25 +246,26 @@ def _take_pools(uow: UnitOfWork, tenant_id: str, sub: Subscription, pools: dict[
 
 
 def _decide(state: _State, sub: Subscription, meters: dict[str, Meter], item: Item, actor: str) -> Decision:
-    if item.type == "conversation.message":
+    kind = item.type
+    if kind == "attendee.joined":
+        return _join(state, sub, item)
+    if kind == "conversation.message":
         return _message(state, sub, meters, item)
     assert item.person_id is not None
-    if item.type == "attendee.registered":
+    if kind == "attendee.registered":
         occ = state.occurrences[item.subject]
         person = _person(state, item.subject, item.person_id, item.at)
         if person["registered_at"] is None:
-            person.update(registered_at=item.at, updated_at=item.at)
+            person["registered_at"] = person["updated_at"] = item.at
         return state.admit(reasons.REGISTERED, counted=False, deadline=occ["deadline_at"])
-    if item.type == "attendee.left":
-        return _leave(state, item)
-    return _join(state, sub, item)
+    return _leave(state, item)
 
 
 def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> dict[str, Any]:
     key = (occurrence_id, person_id)
     person = state.people.get(key)
     if person is None:
-        person = {
+        person = state.people[key] = {
             "occurrence_id": occurrence_id,
             "person_id": person_id,
             "registered_at": None,
@@ -245,7 +275,6 @@ def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> 
             "waiting_ticket": None,
             "updated_at": at,
         }
-        state.people[key] = person
         state.new_people.add(key)
     person["_changed"] = True
     return person
@@ -273,10 +302,11 @@ def _join(state: _State, sub: Subscription, item: Item) -> Decision:
 
 
 def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
-    assert item.person_id is not None
+    person_id = item.person_id
+    assert person_id is not None
     occ, at = state.occurrences[item.subject], item.at
     if occ["started_at"] is None:
-        refusal = admission_refusal(sub, at)
+        refusal = state.refusal(sub, at)
         if refusal is not None:
             return state.refuse(refusal)
         occ.update(
@@ -288,11 +318,11 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
         return state.refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
     if not item.role.is_billable:
         return state.admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
-    known = state.people.get((item.subject, item.person_id))
+    known = state.people.get((item.subject, person_id))
     if known is not None and known["counted_at"] is not None:
         _enter(state, occ, item, counted=False)
         return state.admit(reasons.ALREADY_COUNTED, counted=False, deadline=deadline)
-    refusal = admission_refusal(sub, at)
+    refusal = state.refusal(sub, at)
     if refusal is not None:
         return state.refuse(refusal, deadline=deadline)
     counted = _count(state, sub, MeterKind.ATTENDEES, item, f"occurrence:{item.subject}")
@@ -304,15 +334,22 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
 
 def _enter(state: _State, occ: dict[str, Any], item: Item, *, counted: bool) -> None:
     assert item.person_id is not None
-    person = _person(state, item.subject, item.person_id, item.at)
-    entering = not person["present"]
-    person.update(present=True, waiting_ticket=None, updated_at=item.at)
+    at = item.at
+    person = _person(state, item.subject, item.person_id, at)
+    present = occ["present"]
+    if not person["present"]:
+        present += 1
+        person["present"] = True
+    person["waiting_ticket"] = None
+    person["updated_at"] = at
     if counted:
-        person.update(counted_at=item.at, first_mode=item.mode.value)
-    present = occ["present"] + (1 if entering else 0)
-    occ.update(
-        counted=occ["counted"] + (1 if counted else 0), present=present, peak=max(occ["peak"], present), _changed=True
-    )
+        person["counted_at"] = at
+        person["first_mode"] = item.mode.value
+        occ["counted"] += 1
+    occ["present"] = present
+    if present > occ["peak"]:
+        occ["peak"] = present
+    occ["_changed"] = True
 
 
 def _count(
@@ -326,11 +363,12 @@ def _count(
         if pool.rule.cap is not None and pool.used + pool.taken + 1 > pool.rule.cap:
             return pool.rule.reason or reasons.CREDITS_EXHAUSTED
     warnings: tuple[AdmissionWarning, ...] = ()
-    cause = f"event {item.key}"[:1000]
+    cause = item.cause
     for pool in pools:
         pool.taken += 1
         state.records.append((pool.meter.key, subject, item.person_id, item.at, cause))
-        warnings += session_warnings(pool.used + pool.taken, pool.rule, pool.meter.kind)
+        if kind is MeterKind.BILLABLE_SESSIONS:
+            warnings += session_warnings(pool.used + pool.taken, pool.rule, kind)
     return warnings
 
 
@@ -353,7 +391,7 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
         effect = type(effect)(effect.opens, False, Window(effect.window.started_at, effect.window.ends_at, False))
     warnings: tuple[AdmissionWarning, ...] = ()
     if effect.opens or effect.bills:
-        refusal = admission_refusal(sub, at)
+        refusal = state.refusal(sub, at)
         if refusal is not None:
             return state.refuse(refusal)
     if effect.bills:
