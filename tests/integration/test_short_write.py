@@ -17,7 +17,7 @@ from sqlalchemy import text
 from farebox.entrypoints.api.app import create_app
 from farebox.kernel.access import SYSTEM
 from farebox.metering.services import admission, usage
-from farebox.storage.engine import WouldWait, without_waiting
+from farebox.storage.engine import WouldWait, short_writes, without_waiting
 
 from factories import make_tenant
 
@@ -81,6 +81,30 @@ def test_the_first_write_is_refused_while_another_thread_of_this_process_has_its
         leave.set()
         thread.join(10)
     assert _joins(fb, "sw2") == 0
+
+
+def test_the_first_write_waits_briefly_behind_another_threads_decision_and_is_then_made_at_once(sqlite_fb):
+    """Behind a short write (another decision, on a worker thread) the first write waits for the turn rather
+    than going to a thread itself: else every request after one that went to a thread would go there too."""
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw6", catalog="attendee-credits", plan="pro")
+    inside = threading.Event()
+
+    def decision_on_a_thread() -> None:
+        with short_writes(), fb.uow() as uow:
+            inside.set()
+            time.sleep(0.05)
+            uow.commit()
+
+    thread = threading.Thread(target=decision_on_a_thread)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        with without_waiting(turn=10):
+            assert admission.join(fb, SYSTEM, "sw6", "o1", "a").counted  # waited for the turn, then decided
+    finally:
+        thread.join(10)
+    assert _joins(fb, "sw6") == 1
 
 
 def test_only_the_first_write_of_the_block_may_be_refused_later_ones_wait_for_the_lock(sqlite_fb):

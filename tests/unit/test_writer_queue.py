@@ -90,3 +90,41 @@ def test_asked_for_no_wait_the_turn_is_refused_at_once_while_held_and_given_when
     other.start()
     other.join(5)
     assert answers == [False, True]
+
+
+def test_a_caller_waiting_behind_short_turns_only_waits_while_every_turn_ahead_is_short():
+    """The API's event loop waits for the turn behind other admission decisions (short turns), and not at all
+    behind a longer writer (an ingestion chunk), holding or waiting."""
+    queue, me = WriterQueue(), threading.get_ident()
+    answers: list[bool] = []
+
+    def ask(**kw) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.append(queue.acquire(5, **kw)))
+        thread.start()
+        return thread
+
+    assert queue.acquire(0)  # a long writer
+    ask(behind_short=True).join(5)
+    assert answers == [False]
+    queue.release(me)
+
+    assert queue.acquire(0, short=True)  # a decision
+    waiter = ask(short=True, behind_short=True)
+    _wait_until(lambda: len(queue._waiting) == 1)
+    queue.release(me)
+    waiter.join(5)
+    assert answers == [False, True]
+    assert queue._holder == waiter.ident and queue._holder_short
+    queue.release(waiter.ident)
+
+    assert queue.acquire(0, short=True)
+    took: list[bool] = []
+    long_waiter = threading.Thread(target=lambda: took.append(queue.acquire(5)))  # a long writer in line
+    long_waiter.start()
+    _wait_until(lambda: len(queue._waiting) == 1)
+    ask(behind_short=True).join(5)
+    assert answers == [False, True, False]  # not behind the long one either, though a short one holds the turn
+    queue.release(me)
+    long_waiter.join(5)
+    assert took == [True] and not queue._holder_short
+    queue.release(long_waiter.ident)

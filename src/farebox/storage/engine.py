@@ -39,29 +39,44 @@ class PoolSettings:
 
 
 class WouldWait(Exception):
-    """Raised, inside `without_waiting()`, by a write transaction that could not take SQLite's write lock at once.
+    """Raised, inside `without_waiting()`, by a write transaction that could not take SQLite's write lock in time.
 
     It is raised by the BEGIN, so nothing has been read or written in that transaction."""
 
 
 @dataclass(slots=True)
 class _NoWait:
+    turn: float
     spent: bool = False
 
 
 _nowait: ContextVar[_NoWait | None] = ContextVar("farebox_nowait", default=None)
+_short: ContextVar[bool] = ContextVar("farebox_short_writes", default=False)
 
 
 @contextmanager
-def without_waiting() -> Iterator[None]:
-    """Inside: the first write transaction begun on a SQLite engine takes the write lock only if it is free at
-    once (this process's writer turn and SQLite's own lock), else its BEGIN raises `WouldWait`; later ones
-    wait as usual.  On PostgreSQL nothing changes."""
-    token = _nowait.set(_NoWait())
+def without_waiting(turn: float = 0.0) -> Iterator[None]:
+    """Inside: the first write transaction begun on a SQLite engine waits at most `turn` seconds for this
+    process's writer turn, and only while nothing but `short_writes()` are ahead of it; it does not wait
+    for SQLite's own lock (another process) at all; else its BEGIN raises `WouldWait`.  Later transactions
+    wait as usual.  Writes inside count as short ones.  On PostgreSQL nothing changes."""
+    token, short = _nowait.set(_NoWait(turn)), _short.set(True)
     try:
         yield
     finally:
+        _short.reset(short)
         _nowait.reset(token)
+
+
+@contextmanager
+def short_writes() -> Iterator[None]:
+    """Inside: write transactions are short ones (an admission decision), which `without_waiting` may queue
+    behind (`WriterQueue`)."""
+    token = _short.set(True)
+    try:
+        yield
+    finally:
+        _short.reset(token)
 
 
 def normalise_url(url: str) -> str:
@@ -125,13 +140,13 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
         nowait = None if readonly else _nowait.get()
         if nowait is not None and not nowait.spent:
             nowait.spent = True  # only the first write transaction of the block may be refused
-            if not writers.acquire(0):
+            if not writers.acquire(nowait.turn, short=True, behind_short=True):
                 raise WouldWait
             info[held] = threading.get_ident()
             _begin_at_once(driver, info)
             return
         if not readonly:
-            if not writers.acquire(_BUSY_SECONDS):
+            if not writers.acquire(_BUSY_SECONDS, short=_short.get()):
                 error = sqlite3.OperationalError("database is locked (waited for this process's other writers)")
                 raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=connection.dialect)
             info[held] = threading.get_ident()
