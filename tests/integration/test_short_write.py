@@ -8,7 +8,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 
 import pytest
 from fastapi.testclient import TestClient
@@ -60,26 +62,33 @@ def test_G4_the_first_write_refused_at_once_when_another_process_holds_the_lock_
     assert _joins(fb, "sw1") == 1 and usage.verify(fb, SYSTEM, "sw1") == []
 
 
-def test_the_first_write_is_refused_while_another_thread_of_this_process_has_its_turn(sqlite_fb):
-    fb = sqlite_fb
-    make_tenant(fb, tenant_id="sw2", catalog="attendee-credits", plan="pro")
+@contextmanager
+def _turn_held_by_a_thread(fb, *, short: bool, seconds: float = 10.0) -> Iterator[None]:
+    """Another thread of this process holds the writer turn (a decision's when `short`) for up to `seconds`."""
     inside, leave = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with fb.uow() as uow:
+        with short_writes() if short else nullcontext(), fb.uow() as uow:
             inside.set()
-            leave.wait(10)
+            leave.wait(seconds)
             uow.commit()
 
     thread = threading.Thread(target=hold)
     thread.start()
     try:
         assert inside.wait(10)
-        with pytest.raises(WouldWait), without_waiting():
-            admission.join(fb, SYSTEM, "sw2", "o1", "a")
+        yield
     finally:
         leave.set()
         thread.join(10)
+
+
+def test_the_first_write_is_refused_while_another_thread_of_this_process_has_its_turn(sqlite_fb):
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw2", catalog="attendee-credits", plan="pro")
+    with _turn_held_by_a_thread(fb, short=False):
+        with pytest.raises(WouldWait), without_waiting(turn=10):  # a longer writer: not waited for
+            admission.join(fb, SYSTEM, "sw2", "o1", "a")
     assert _joins(fb, "sw2") == 0
 
 
@@ -88,22 +97,13 @@ def test_the_first_write_waits_briefly_behind_another_threads_decision_and_is_th
     than going to a thread itself: else every request after one that went to a thread would go there too."""
     fb = sqlite_fb
     make_tenant(fb, tenant_id="sw6", catalog="attendee-credits", plan="pro")
-    inside = threading.Event()
-
-    def decision_on_a_thread() -> None:
-        with short_writes(), fb.uow() as uow:
-            inside.set()
-            time.sleep(0.05)
-            uow.commit()
-
-    thread = threading.Thread(target=decision_on_a_thread)
-    thread.start()
-    try:
-        assert inside.wait(10)
+    with _turn_held_by_a_thread(fb, short=True, seconds=0.05):
         with without_waiting(turn=10):
             assert admission.join(fb, SYSTEM, "sw6", "o1", "a").counted  # waited for the turn, then decided
-    finally:
-        thread.join(10)
+    assert _joins(fb, "sw6") == 1
+    with _turn_held_by_a_thread(fb, short=True):
+        with pytest.raises(WouldWait), without_waiting(turn=0.05):  # but no longer than asked
+            admission.join(fb, SYSTEM, "sw6", "o1", "b")
     assert _joins(fb, "sw6") == 1
 
 
