@@ -128,3 +128,24 @@ def test_a_caller_waiting_behind_short_turns_only_waits_while_every_turn_ahead_i
     long_waiter.join(5)
     assert took == [True] and not queue._holder_short
     queue.release(long_waiter.ident)
+
+
+def test_the_checkpointers_restart_takes_a_short_turn_and_gives_it_back():
+    """The log's RESTART holds the writers back for a few milliseconds: the API's loop may wait for it like for a
+    decision (a long turn would send every decision arriving meanwhile to a worker thread)."""
+    from farebox.storage.engine import _Checkpointer
+
+    queue, seen = WriterQueue(), []
+
+    class Log:
+        def execute(self, sql: str) -> Log:
+            if "RESTART" in sql:
+                seen.append((queue._holder, queue._holder_short))
+            return self
+
+        def fetchall(self) -> list:
+            return []
+
+    _Checkpointer()._restart(Log(), queue)
+    assert seen == [(threading.get_ident(), True)]
+    assert queue._holder is None

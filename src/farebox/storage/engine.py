@@ -282,8 +282,9 @@ class _Checkpointer:
         """Let the log start over.  A PASSIVE checkpoint under a steady stream of commits never
         catches up with the last one, so the log is never reused and grows without end; with this
         process's writers held back (their queue's turn), a RESTART copies the few pages the PASSIVE
-        one left and the next commit writes the log from its start."""
-        if not writers.acquire(1.0):
+        one left and the next commit writes the log from its start.  Its turn is a short one (a few
+        milliseconds): the API's event loop waits for it rather than sending decisions to threads."""
+        if not writers.acquire(1.0, short=True):
             return
         try:
             db.execute("PRAGMA busy_timeout=100")  # another process's writer, or a reader, may be finishing
