@@ -5,6 +5,7 @@ that had to wait is still made exactly once (G4).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -16,10 +17,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from farebox.bootstrap import Farebox
 from farebox.entrypoints.api.app import create_app
+from farebox.entrypoints.api.deps import short_write
 from farebox.kernel.access import SYSTEM
 from farebox.metering.services import admission, usage
-from farebox.storage.engine import WouldWait, short_writes, without_waiting
+from farebox.settings import Settings
+from farebox.storage.engine import PoolSettings, WouldWait, free_connections, make_engine, short_writes, without_waiting
 
 from factories import make_tenant
 
@@ -107,9 +111,9 @@ def test_the_first_write_waits_briefly_behind_another_threads_decision_and_is_th
     assert _joins(fb, "sw6") == 1
 
 
-def test_only_the_first_write_of_the_block_may_be_refused_later_ones_wait_for_the_lock(sqlite_fb):
-    """Once a transaction of the block has begun, the block's later ones wait as always: a refusal half-way
-    would leave the first one's writes behind and make the caller repeat them."""
+def test_once_a_write_of_the_block_has_committed_later_ones_wait_for_the_lock(sqlite_fb):
+    """Once a transaction of the block has committed, the block's later ones wait as always: a refusal then
+    would leave the committed one's writes behind and make the caller repeat them."""
     fb = sqlite_fb
     make_tenant(fb, tenant_id="sw3", catalog="attendee-credits", plan="pro")
     with without_waiting():
@@ -180,3 +184,55 @@ def test_decisions_over_http_from_many_threads_count_each_person_once_on_both_pa
     assert all(a.status_code == 200 for a in answers)
     assert sum(a.json()["counted"] for a in answers) == 40
     assert _joins(fb, "sw5") == 40 and usage.verify(fb, SYSTEM, "sw5") == []
+
+
+def test_G4_after_a_rolled_back_first_write_a_later_one_is_still_refused_at_once_behind_a_long_writer(sqlite_fb):
+    """A refusal (say 403 or 404 with an Idempotency-Key) rolls back and begins again to store its answer:
+    nothing of the block is written yet, so that BEGIN too is refused rather than waited for on the loop."""
+    fb = sqlite_fb
+    make_tenant(fb, tenant_id="sw7", catalog="attendee-credits", plan="pro")
+    with without_waiting(turn=10):
+        with fb.uow() as uow:
+            uow.rollback()
+        with _turn_held_by_a_thread(fb, short=False):
+            with pytest.raises(WouldWait), fb.uow():
+                pass
+    assert _joins(fb, "sw7") == 0
+
+
+def test_after_commit_hooks_of_a_decision_made_on_the_loop_run_on_a_worker_thread(sqlite_fb):
+    """A hook may call a payment provider or an SMTP server: never on the event loop, and still before the
+    answer, also when the decision fails after its commit."""
+    fb = sqlite_fb
+    loop_thread, ran = threading.get_ident(), []
+
+    def decision(fail: bool) -> str:
+        with fb.uow() as uow:
+            uow.after_commit(lambda: ran.append(threading.get_ident()))
+            uow.commit()
+        if fail:
+            raise RuntimeError("after the commit")
+        return "answer"
+
+    assert asyncio.run(short_write(fb, lambda: decision(False))) == "answer"
+    assert len(ran) == 1 and ran[0] != loop_thread
+    with pytest.raises(RuntimeError):
+        asyncio.run(short_write(fb, lambda: decision(True)))
+    assert len(ran) == 2 and ran[1] != loop_thread
+
+
+def test_a_decision_goes_to_a_thread_when_the_pool_is_nearly_used_up(db_url, clock):
+    """Threads waiting for another process's lock each hold a pooled connection: the loop does not queue for
+    one (it would wait for the pool's timeout with every request behind it)."""
+    engine = make_engine(db_url, pool_settings=PoolSettings(size=2, max_overflow=0, timeout=5))
+    fb = Farebox(engine=engine, clock=clock, settings=Settings(database_url=db_url, operator_key="k"))
+    where = []
+    try:
+        held = engine.connect()  # one of two in use: one left
+        assert free_connections(engine) == 1
+        asyncio.run(short_write(fb, lambda: where.append(threading.get_ident())))
+        held.close()
+        asyncio.run(short_write(fb, lambda: where.append(threading.get_ident())))
+    finally:
+        engine.dispose()
+    assert where[0] != threading.get_ident() and where[1] == threading.get_ident()

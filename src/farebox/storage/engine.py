@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from farebox.storage.writer_queue import WriterQueue
 
@@ -47,7 +47,7 @@ class WouldWait(Exception):
 @dataclass(slots=True)
 class _NoWait:
     turn: float
-    spent: bool = False
+    committed: bool = False
 
 
 _nowait: ContextVar[_NoWait | None] = ContextVar("farebox_nowait", default=None)
@@ -56,16 +56,26 @@ _short: ContextVar[bool] = ContextVar("farebox_short_writes", default=False)
 
 @contextmanager
 def without_waiting(turn: float = 0.0) -> Iterator[None]:
-    """Inside: the first write transaction begun on a SQLite engine waits at most `turn` seconds for this
-    process's writer turn, and only while nothing but `short_writes()` are ahead of it; it does not wait
-    for SQLite's own lock (another process) at all; else its BEGIN raises `WouldWait`.  Later transactions
-    wait as usual.  Writes inside count as short ones.  On PostgreSQL nothing changes."""
+    """Inside, until a transaction of the block has committed: a write transaction begun on a SQLite engine
+    waits at most `turn` seconds for this process's writer turn, and only while nothing but `short_writes()`
+    are ahead of it, and not at all for SQLite's own lock (another process); else its BEGIN raises
+    `WouldWait`, with nothing of the block written (what began before was rolled back).  Once one has
+    committed, later ones wait as usual: a refusal then would leave the committed one behind.  Writes
+    inside count as short ones.  On PostgreSQL nothing changes."""
     token, short = _nowait.set(_NoWait(turn)), _short.set(True)
     try:
         yield
     finally:
         _short.reset(short)
         _nowait.reset(token)
+
+
+def free_connections(engine: Engine) -> int | None:
+    """How many connections `engine.connect()` can hand out now without waiting (None: not a sized pool)."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return None
+    return pool.checkedin() + max(0, pool._max_overflow - pool.overflow())  # noqa: SLF001 - its configured limit
 
 
 @contextmanager
@@ -138,8 +148,7 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
         info = connection.connection.info
         driver = connection.connection.driver_connection
         nowait = None if readonly else _nowait.get()
-        if nowait is not None and not nowait.spent:
-            nowait.spent = True  # only the first write transaction of the block may be refused
+        if nowait is not None and not nowait.committed:
             if not writers.acquire(nowait.turn, short=True, behind_short=True):
                 raise WouldWait
             info[held] = threading.get_ident()
@@ -166,7 +175,7 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
                 driver.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
         except sqlite3.Error as error:
             _end_turn(info)
-            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # and its extended codes
                 raise WouldWait from error
             raise DBAPIError.instance(
                 "BEGIN IMMEDIATE", None, error, sqlite3.Error, dialect=engine.dialect
@@ -191,6 +200,9 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
         finally:
             if statement == "ROLLBACK" or not driver.in_transaction:
                 _end_turn(connection.connection.info)
+        nowait = _nowait.get()
+        if statement == "COMMIT" and nowait is not None:
+            nowait.committed = True
 
     event.listen(engine, "commit", lambda connection: _finish(connection, "COMMIT"))
     event.listen(engine, "rollback", lambda connection: _finish(connection, "ROLLBACK"))
@@ -287,7 +299,7 @@ class _Checkpointer:
         if not writers.acquire(1.0, short=True):
             return
         try:
-            db.execute("PRAGMA busy_timeout=100")  # another process's writer, or a reader, may be finishing
+            db.execute("PRAGMA busy_timeout=10")  # another process's writer, or a reader: else the next time
             db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         finally:
             db.execute("PRAGMA busy_timeout=0")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -15,6 +16,29 @@ if TYPE_CHECKING:
     from farebox.ports import Ports
 
 _ambient: ContextVar[UnitOfWork | None] = ContextVar("farebox_ambient_uow", default=None)
+_deferred: ContextVar[list[Callable[[], None]] | None] = ContextVar("farebox_deferred_hooks", default=None)
+
+
+@contextmanager
+def after_commit_deferred(hooks: list[Callable[[], None]]) -> Iterator[None]:
+    """Inside: the after-commit hooks of the units that commit are added to `hooks` instead of run; the caller
+    runs them (`run_after_commit(hooks)`) where it may wait on the network (the API's event loop hands them
+    to a worker thread)."""
+    token = _deferred.set(hooks)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+def run_after_commit(hooks: list[Callable[[], None]]) -> None:
+    """Run committed units' hooks in order, outside any transaction and any ambient unit."""
+    token = _ambient.set(None)  # a unit opened by a hook is its own transaction, not the committed one
+    try:
+        for fn in hooks:
+            fn()
+    finally:
+        _ambient.reset(token)
 
 
 class UnitOfWork:
@@ -118,12 +142,11 @@ class UnitOfWork:
         hooks, self._after_commit = self._after_commit, []
         if not hooks:
             return
-        token = _ambient.set(None)  # a unit opened by a hook is its own transaction, not this committed one
-        try:
-            for fn in hooks:
-                fn()
-        finally:
-            _ambient.reset(token)
+        deferred = _deferred.get()
+        if deferred is not None:
+            deferred.extend(hooks)
+            return
+        run_after_commit(hooks)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
