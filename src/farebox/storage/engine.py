@@ -62,11 +62,11 @@ def without_waiting(turn: float = 0.0) -> Iterator[None]:
     `WouldWait`, with nothing of the block written (what began before was rolled back).  Once one has
     committed, later ones wait as usual: a refusal then would leave the committed one behind.  Writes
     inside count as short ones.  On PostgreSQL nothing changes."""
-    token, short = _nowait.set(_NoWait(turn)), _short.set(True)
+    token = _nowait.set(_NoWait(turn))
     try:
-        yield
+        with short_writes():
+            yield
     finally:
-        _short.reset(short)
         _nowait.reset(token)
 
 
