@@ -303,6 +303,35 @@ def test_G4_repeats_from_many_sources_and_with_escaped_characters_answer_their_f
     assert usage.verify(fb, SYSTEM, "many") == []
 
 
+def test_G4_events_stored_with_the_first_payload_hash_answer_duplicate_or_conflict_when_sent_again(fb):
+    """Payloads are hashed from orjson's compact text with sorted keys; events stored before that, with the hash of
+    `json.dumps(sort_keys=True)`, still answer `duplicate` when sent again unchanged and `event_conflict` when
+    changed.  A payload orjson cannot write (an integer beyond 64 bits) is hashed the first way; a text that looks
+    like an escape (a backslash, then `u0000`) takes the checked path and repeats like any other (G4, F7)."""
+    make_tenant(fb, tenant_id="rehash", catalog="attendee-credits", plan="enterprise")
+    plain = _join("old-1", "o1", "p1")
+    wide = {**_join("old-2", "o1", "p2"), "extension": {"n": 2**70}}
+    slash = _join("old-3", "o1", "p-\\u0000")
+    events = [plain, wide, slash]
+    assert ingestion.ingest(fb, SYSTEM, "rehash", events).applied == 3
+    assert ingestion.digest_of(plain) != ingestion._legacy_digest(plain)
+    assert ingestion.digest_of(wide) == ingestion._legacy_digest(wide)
+    assert ingestion._digest(slash)[1] is False  # the checked path
+    e = usage_events.c
+    with fb.engine.begin() as conn:  # as an earlier farebox stored them
+        for event in events:
+            legacy = ingestion._legacy_digest(event)
+            where = (e.tenant_id == "rehash", e.id == event["id"])
+            conn.execute(usage_events.update().where(*where).values(payload_hash=legacy))
+    reordered = {"data": dict(reversed(list(plain["data"].items()))), **{k: v for k, v in plain.items() if k != "data"}}
+    changed = [{**event, "data": {**event["data"], "occurrence_id": "o2"}} for event in events]  # slash: still checked
+    again = ingestion.ingest(fb, SYSTEM, "rehash", [*events, reordered, *changed])
+    assert [r.status for r in again.results] == ["duplicate"] * 4 + ["refused"] * 3
+    assert {r.code for r in again.results[4:]} == {"event_conflict"}
+    assert usage.usage_summary(fb, SYSTEM, "rehash").meter("credits").used == 3
+    assert usage.verify(fb, SYSTEM, "rehash") == []
+
+
 def test_G4_the_same_event_twice_in_one_batch_and_across_chunks_counts_once(fb, monkeypatch):
     make_tenant(fb, tenant_id="twice", catalog="attendee-credits", plan="enterprise")
     monkeypatch.setattr(ingestion, "CHUNK", 2)

@@ -9,12 +9,12 @@ chunk, last, with the guarded `UPDATE ... WHERE used + n <= cap`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -64,20 +64,16 @@ def _copy(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         cursor.close()
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-_ROWS_JSON = json.JSONEncoder(default=_iso, separators=(",", ":"), ensure_ascii=False)
+def _json(value: Any) -> str:
+    """JSON text of plain values (keys, rows), as the statements take it."""
+    return orjson.dumps(value).decode()
 
 
 def _pg_rows(columns: Sequence[Column], rows: Sequence[tuple[Any, ...]]) -> tuple[str, str]:
-    """PostgreSQL: the rows as one JSON array of arrays (encoded in C, parsed by the server), and the select list
-    that reads them back typed from `v`."""
+    """PostgreSQL: the rows as one JSON array of arrays (encoded by orjson, parsed by the server; an instant as
+    ISO 8601 text), and the select list that reads them back typed from `v`."""
     values = ", ".join(f"(v->>{i})::{t}" for i, (_, t) in enumerate(columns))  # a jsonb column: its JSON text
-    return _ROWS_JSON.encode(rows), values
+    return _json(rows), values
 
 
 def _insert_rows(
@@ -199,7 +195,7 @@ def events_by_key(conn: Connection, tenant_id: str, keys: Iterable[Key]) -> dict
         )
     found: dict[Key, tuple[str, str, str]] = {}
     for source, part in ids.items():
-        cursor = _run(conn, sql, (json.dumps(part), tenant_id, source))
+        cursor = _run(conn, sql, (_json(part), tenant_id, source))
         try:
             found.update({(source, row[0]): row for row in cursor.fetchall()})
         finally:
@@ -222,7 +218,7 @@ def _events_by_pair(conn: Connection, tenant_id: str, wanted: Sequence[Key]) -> 
             "e.payload_hash, e.result::text FROM usage_events AS e "
             "WHERE e.tenant_id = %s AND e.source = k->>0 AND e.id = k->>1) AS e"
         )
-    cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
+    cursor = _run(conn, sql, (_json(wanted), tenant_id))
     try:
         return {(s, i): (i, h, r) for s, i, h, r in cursor.fetchall()}
     finally:
@@ -289,7 +285,7 @@ def lock_occurrences(
             "ORDER BY k.n"
         )
         read = _pg_instant
-    args = (tenant_id, json.dumps(ids)) if conn.dialect.name == "sqlite" else (json.dumps(ids), tenant_id)
+    args = (tenant_id, _json(ids)) if conn.dialect.name == "sqlite" else (_json(ids), tenant_id)
     cursor = _run(conn, sql, args)
     try:
         return {
@@ -338,7 +334,7 @@ def people_of(
             "FROM occurrence_people AS p WHERE p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1) "
             "AS p"
         )
-    cursor = _run(conn, sql, (json.dumps(wanted), tenant_id))
+    cursor = _run(conn, sql, (_json(wanted), tenant_id))
     try:
         return {(row[0], row[1]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     finally:
@@ -475,7 +471,7 @@ def drop_conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> 
         sql = "DELETE FROM conversations WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))"
     else:
         sql = "DELETE FROM conversations WHERE tenant_id = %s AND id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
-    _run(conn, sql, (tenant_id, json.dumps(list(ids)))).close()
+    _run(conn, sql, (tenant_id, _json(list(ids)))).close()
 
 
 def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -488,7 +484,7 @@ def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict
             f"SELECT {select_list} FROM conversations AS c "
             "WHERE c.tenant_id = ? AND c.id IN (SELECT value FROM json_each(?))"
         )
-        cursor = _run(conn, sql, (tenant_id, json.dumps(list(ids))))
+        cursor = _run(conn, sql, (tenant_id, _json(list(ids))))
         read = _sqlite_instant
         rows = [
             (t, i, read(ws), read(we), bool(b), w, n, read(f), read(last))
@@ -500,7 +496,7 @@ def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict
             f"(SELECT {select_list} FROM conversations AS c WHERE c.tenant_id = %s AND c.id = k.id FOR UPDATE) AS c "
             "ORDER BY k.n"
         )
-        cursor = _run(conn, sql, (json.dumps(list(ids)), tenant_id))
+        cursor = _run(conn, sql, (_json(list(ids)), tenant_id))
         utc = timezone.utc
         rows = [
             (t, i, ws.astimezone(utc), we.astimezone(utc), b, w, n, f.astimezone(utc), last.astimezone(utc))

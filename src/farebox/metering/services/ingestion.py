@@ -28,6 +28,8 @@ from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+import orjson
+
 from farebox.bootstrap import Farebox
 from farebox.clocks.service import now_and_current
 from farebox.kernel import reasons
@@ -137,17 +139,20 @@ def _collector_paused() -> Iterator[None]:
 def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
     results: list[EventResult | None] = [None] * len(events)
     received: list[_Received] = []
-    text_of, sha256 = _digest_text, hashlib.sha256
+    dumps, sha256 = orjson.dumps, hashlib.sha256
     for index, event in enumerate(events):
         # an event's key and payload hash, when its `source` and `id` are text (else `_parse` says what is wrong)
         if isinstance(event, dict):
             source, event_id = event.get("source"), event.get("id")
             if isinstance(source, str) and isinstance(event_id, str):
-                text = text_of(event)
-                # the JSON text escapes every NUL and lone UTF-16 surrogate (`\\u0000`, `\\ud800`-`\\udfff`): an
-                # event without such an escape holds no string that storage cannot keep, and needs no walk through it
-                clean = "\\u" not in text or ("\\u0000" not in text and "\\ud" not in text)
-                digest = sha256(text.encode()).hexdigest()
+                try:
+                    text = dumps(event, option=_CANONICAL)
+                except TypeError:  # not plain JSON values: `_digest` says how it is hashed
+                    digest, clean = _digest(event)
+                else:
+                    # orjson escapes every NUL (`\\u0000`) and refuses a lone UTF-16 surrogate: an event without
+                    # that escape holds no string that storage cannot keep, and needs no walk through it
+                    digest, clean = sha256(text).hexdigest(), b"\\u0000" not in text
                 received.append((index, event, (source, event_id), event_id, digest, clean))
                 continue
         try:
@@ -231,11 +236,11 @@ def _chunk(
     earlier = ingest_repo.events_by_key(conn, tenant_id, [r[2] for r in chunk if r[5]])
     results: list[EventResult] = []
     parsed: list[Parsed] = []
-    unclean: list[tuple[str, str]] = []
+    unclean: dict[int, dict[str, Any]] = {}  # valid events that needed the storability walk, by position
     decoded = answers.decoded
     for position, event, key, event_id, digest, clean in chunk:
         first = earlier.get(key)
-        if first is not None and first[1] == digest:
+        if first is not None and _same_payload(first[1], digest, event):
             results.append(EventResult(position, event_id, "duplicate", decoded(first[2])))
             continue
         try:
@@ -245,9 +250,13 @@ def _chunk(
             results.append(EventResult(position, echo, "refused", code=exc.code, message=exc.refusal.message))
             continue
         if not clean:
-            unclean.append(key)
-    if unclean:  # valid after all (an escaped character that can be stored, e.g. an emoji): looked up now
-        earlier.update(ingest_repo.events_by_key(conn, tenant_id, unclean))
+            unclean[position] = event
+    if unclean:  # valid after all (an escaped character that can be stored): looked up now
+        earlier.update(ingest_repo.events_by_key(conn, tenant_id, [(e["source"], e["id"]) for e in unclean.values()]))
+        for p in parsed:
+            stored = earlier.get((p.source, p.id)) if p.index in unclean else None
+            if stored is not None and _same_payload(stored[1], p.digest, unclean[p.index]):
+                p.digest = stored[1]  # stored with farebox's first hash: the same payload
     history = _History(uow, tenant_id, current)
     by_time: dict[datetime | None, late_usage.Placement | late_usage.Refused] = {}  # most events share a few
     claimed: dict[tuple[str, str], Parsed] = {}  # the first placed event of each key
@@ -358,9 +367,19 @@ def _apply(
 # --- validation --------------------------------------------------------------------------------
 
 
-def _digest_encoder() -> Callable[[Any], str]:
-    """`json.dumps(event, sort_keys=True, default=str)`, the text a payload hash is taken of: the C encoder made
-    once (`json.dumps` makes one per call, most of its cost for a small event)."""
+# A payload's hash (G4) is the SHA-256 of its canonical JSON: orjson's compact text with sorted keys for plain JSON
+# values.  A payload orjson cannot write as plain JSON (a lone surrogate, an integer beyond 64 bits, a key that is not
+# text, a value that is not a JSON type, as an in-process caller may pass) is hashed as farebox first hashed every
+# payload: `json.dumps(event, sort_keys=True, default=str)`.  Events stored with that first hash still answer as
+# duplicates (`_same_payload`).  A number that is not finite (NaN, Infinity: JSON has none) hashes as null.
+_CANONICAL = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _legacy_encoder() -> Callable[[Any], str]:
+    """`json.dumps(event, sort_keys=True, default=str)`: the C encoder made once (`json.dumps` makes one per call)."""
     if c_make_encoder is None:  # pragma: no cover - CPython without its json accelerator
         encoder = json.JSONEncoder(sort_keys=True, default=str)
         return encoder.encode
@@ -368,12 +387,32 @@ def _digest_encoder() -> Callable[[Any], str]:
     return lambda event: "".join(make(event, 0))
 
 
-_digest_text = _digest_encoder()
+_legacy_text = _legacy_encoder()
+
+
+def _legacy_digest(event: dict[str, Any]) -> str:
+    return hashlib.sha256(_legacy_text(event).encode()).hexdigest()
+
+
+def _digest(event: dict[str, Any]) -> tuple[str, bool]:
+    """The payload hash, and whether the payload is clean (no string in it that storage cannot keep)."""
+    try:
+        text = orjson.dumps(event, option=_CANONICAL)
+    except TypeError:
+        legacy = _legacy_text(event)  # ASCII: every NUL and lone surrogate escaped (`\\u0000`, `\\ud800`-`\\udfff`)
+        clean = "\\u" not in legacy or ("\\u0000" not in legacy and "\\ud" not in legacy)
+        return hashlib.sha256(legacy.encode()).hexdigest(), clean
+    return hashlib.sha256(text).hexdigest(), b"\\u0000" not in text
 
 
 def digest_of(event: dict[str, Any]) -> str:
     """The payload hash that tells a resent event (a duplicate) from another one with its id (a conflict)."""
-    return hashlib.sha256(_digest_text(event).encode()).hexdigest()
+    return _digest(event)[0]
+
+
+def _same_payload(stored: str, digest: str, event: dict[str, Any]) -> bool:
+    """Whether a stored event's hash is this payload's: as hashed now, or as farebox first hashed it."""
+    return stored == digest or _legacy_digest(event) == stored
 
 
 def _echo_id(event: Any) -> str | None:
