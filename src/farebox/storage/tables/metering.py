@@ -42,11 +42,13 @@ occurrence_people = Table(
     Column("waiting_ticket", Integer, nullable=True),  # place in the waiting room (S5)
     Column("updated_at", UTCDateTime, nullable=False),
 )
-Index(
+Index(  # the waiting room's tickets (S5): only the few people who hold one
     "ix_occurrence_people_waiting",
     occurrence_people.c.tenant_id,
     occurrence_people.c.occurrence_id,
     occurrence_people.c.waiting_ticket,
+    sqlite_where=occurrence_people.c.waiting_ticket.is_not(None),
+    postgresql_where=occurrence_people.c.waiting_ticket.is_not(None),
 )
 
 conversations = Table(
