@@ -136,7 +136,6 @@ def _update_rows(
     ).close()
 
 
-@lru_cache(maxsize=4096)
 def _sqlite_at(value: datetime | str) -> str:
     if isinstance(value, str):
         return value  # as read from SQLite, unchanged
@@ -149,17 +148,26 @@ def _sqlite_instant(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
-@lru_cache(maxsize=4096)
 def _pg_at(value: datetime) -> str:
     return value.isoformat()
 
 
-def _at(conn: Connection) -> Any:
+class _Instants(dict[Any, Any]):
+    """Instants as bound, each converted once (most instants of a chunk are the same few); None stays None."""
+
+    def __init__(self, convert: Callable[[Any], str]) -> None:
+        super().__init__({None: None})
+        self._convert = convert
+
+    def __missing__(self, value: Any) -> str:
+        found = self[value] = self._convert(value)
+        return found
+
+
+def _at(conn: Connection) -> Callable[[Any], Any]:
     """How a UTC instant is bound: SQLite keeps SQLAlchemy's text form (no zone), PostgreSQL gets ISO 8601 text in
-    the rows' JSON (`_pg_rows`); most instants of a chunk are the same few, converted once."""
-    if conn.dialect.name == "sqlite":
-        return lambda v: None if v is None else _sqlite_at(v)
-    return lambda v: None if v is None else _pg_at(v)
+    the rows' JSON (`_pg_rows`)."""
+    return _Instants(_sqlite_at if conn.dialect.name == "sqlite" else _pg_at).__getitem__
 
 
 # --- received events (G4) --------------------------------------------------------------------
@@ -318,21 +326,23 @@ def people_of(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """The known people of these (occurrence, person) pairs (one statement).  On SQLite the instants stay in their
     stored text (`write_people` writes them back as they are): the rules only ask whether they are set."""
-    wanted = sorted(set(pairs))
+    wanted: dict[str, list[str]] = {}  # the people of each occurrence: no pair to take apart in the statement
+    for occurrence_id, person_id in sorted(set(pairs)):
+        wanted.setdefault(occurrence_id, []).append(person_id)
     if not wanted:
         return {}
     names = ("occurrence_id", "person_id", *(n for n, _ in _PERSON))
     select_list = ", ".join(f"p.{n}" for n in names)
     if conn.dialect.name == "sqlite":
         sql = (
-            f"SELECT {select_list} FROM json_each(?) AS k CROSS JOIN occurrence_people AS p ON p.tenant_id = ? "
-            "AND p.occurrence_id = json_extract(k.value, '$[0]') AND p.person_id = json_extract(k.value, '$[1]')"
+            f"SELECT {select_list} FROM json_each(?) AS o CROSS JOIN json_each(o.value) AS k CROSS JOIN "
+            "occurrence_people AS p ON p.tenant_id = ? AND p.occurrence_id = o.key AND p.person_id = k.value"
         )
     else:
         sql = (
-            f"SELECT p.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT {select_list} "
-            "FROM occurrence_people AS p WHERE p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1) "
-            "AS p"
+            f"SELECT p.* FROM jsonb_each(%s::jsonb) AS o CROSS JOIN LATERAL jsonb_array_elements_text(o.value) AS k "
+            f"CROSS JOIN LATERAL (SELECT {select_list} FROM occurrence_people AS p WHERE p.tenant_id = %s "
+            "AND p.occurrence_id = o.key AND p.person_id = k) AS p"
         )
     cursor = _run(conn, sql, (_json(wanted), tenant_id))
     try:
