@@ -4,6 +4,7 @@ The platform's side is `farebox.client` (issue 16 item 6); raw requests where th
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -129,6 +130,59 @@ def test_G4_a_batch_resent_with_its_idempotency_key_gets_its_first_report_and_an
     assert other.status_code == 409 and other.json()["error"]["code"] == reasons.IDEMPOTENCY_CONFLICT
     used = client.get("/v1/tenants/h6/usage", headers=OPERATOR).json()
     assert [m["used"] for m in used["meters"] if m["meter"] == "credits"] == [3]
+
+
+def test_F2_G4_under_an_idempotency_key_a_batch_still_commits_chunk_by_chunk_and_resumes_when_resent(
+    client, fb, monkeypatch
+):
+    """farebox.client sends every write with an Idempotency-Key; a batch sent so is still applied in short
+    transactions (F2): another connection sees the first chunk's events while the second is decided.  Cut off in
+    its third chunk (503), the batch sent again under its key applies the rest and answers what was committed as
+    duplicates, nothing counted twice (G4); once it has answered, the key replays that answer."""
+    from sqlalchemy.exc import OperationalError
+
+    from farebox.metering.services import ingestion, ingestion_batch
+
+    make_tenant(fb, tenant_id="h7", catalog="attendee-credits", plan="enterprise")
+    monkeypatch.setattr(ingestion, "CHUNK", 2)
+    events = [
+        {"id": f"c{i}", "source": "logs", "type": "attendee.joined", "data": {"occurrence_id": "o1", "person_id": p}}
+        for i, p in enumerate(f"p{n}" for n in range(6))
+    ]
+    real, seen, calls = ingestion_batch.apply, [], iter(range(100))
+
+    def apply(*args, **kw):
+        n = next(calls)
+        if n == 1:  # the second chunk: what another transaction (on a thread of its own) sees of the batch now
+            reader = threading.Thread(target=lambda: seen.append(_stored_events(fb, "h7")))
+            reader.start()
+            reader.join()
+        if n == 2:
+            raise OperationalError("INSERT", {}, Exception("the disk went away"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ingestion_batch, "apply", apply)
+    headers = {**OPERATOR, "Idempotency-Key": "chunked-1"}
+    cut = client.post("/v1/tenants/h7/usage/events", json={"events": events}, headers=headers)
+    assert cut.status_code == 503 and seen == [2]
+    monkeypatch.setattr(ingestion_batch, "apply", real)
+    again = client.post("/v1/tenants/h7/usage/events", json={"events": events}, headers=headers)
+    assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
+    assert [x["status"] for x in again.json()["results"]] == ["duplicate"] * 4 + ["applied"] * 2
+    replayed = client.post("/v1/tenants/h7/usage/events", json={"events": events}, headers=headers)
+    assert replayed.json() == again.json() and replayed.headers["Idempotent-Replayed"] == "true"
+    used = client.get("/v1/tenants/h7/usage", headers=OPERATOR).json()
+    assert [m["used"] for m in used["meters"] if m["meter"] == "credits"] == [6]
+    assert client.get("/v1/usage/verify", headers=OPERATOR).json() == []
+
+
+def _stored_events(fb, tenant_id: str) -> int:
+    from sqlalchemy import func, select
+
+    from farebox.storage.tables.metering import usage_events
+
+    with fb.uow(readonly=True) as uow:
+        return uow.conn.execute(select(func.count()).where(usage_events.c.tenant_id == tenant_id)).scalar()
 
 
 def test_A1_ingested_messages_of_a_36_hour_conversation_make_two_billable_sessions(client, fb):

@@ -192,6 +192,7 @@ def idempotent(
     *,
     status_code: int = 200,
     plain: bool = False,
+    in_steps: bool = False,
 ) -> Any:
     """Run `action` once per idempotency key (G4).
 
@@ -204,6 +205,10 @@ def idempotent(
     `plain=True`: the payload and the answer are JSON values already (what a JSON body parses into, a report's
     `as_dict()`), so FastAPI's generic encoder, which walks every value (a second for 10,000 ingestion results),
     is skipped.
+
+    `in_steps=True`: `action` commits in short transactions of its own (a batch of usage events, F2: live admission
+    never waits behind a whole batch), and the answer is stored after it, in one more.  A request cut off before
+    that runs again when it is retried: what it had committed answers as received before (G4: nothing counts twice).
     """
     encode = _as_is if plain else jsonable_encoder
     if key is None:
@@ -211,6 +216,8 @@ def idempotent(
     scope = _scope(caller, key)
     request = {"path_tenant": key.tenant_id, "payload": encode(request_payload)}
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    if in_steps:
+        return _stored_after(fb, scope, digest, lambda: encode(action()), status_code)
     with fb.uow() as uow:
         uow.ambient()
         stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
@@ -234,6 +241,31 @@ def idempotent(
             # A concurrent request with the same key won the race: on PostgreSQL the insert
             # waits for the winner's commit and then fails (or the commit does).  Our
             # transaction is rolled back, and the winner's answer is the answer.
+            uow.rollback()
+            return _replay(fb, scope, digest)
+    return JSONResponse(body, status_code=code)
+
+
+def _stored_after(
+    fb: Farebox, scope: _Scope, digest: str, action: Callable[[], Any], status_code: int
+) -> JSONResponse:
+    with fb.uow(readonly=True) as uow:
+        stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
+    if stored is not None:
+        if stored["request_hash"] != digest:
+            raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
+        return _replay(fb, scope, digest)
+    now = fb.clock.now()
+    try:
+        body, code = action(), status_code
+    except DomainError as exc:
+        body, code = json.loads(bytes(refusal_response(exc.refusal).body)), status_for(exc.code)
+    with fb.uow() as uow:
+        try:
+            idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
+                          request_hash=digest, status_code=code, response=body, created_at=now)
+            uow.commit()
+        except IntegrityError:  # the same request, run meanwhile under the same key: its answer is the answer
             uow.rollback()
             return _replay(fb, scope, digest)
     return JSONResponse(body, status_code=code)

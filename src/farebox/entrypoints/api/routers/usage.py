@@ -149,8 +149,10 @@ def reset_limit(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = No
 )
 def ingest(tenant_id: str, body: EventsIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     # The report as plain JSON values: FastAPI's generic encoding of 10,000 results cost more than ingesting them.
+    # Each chunk of the batch commits on its own (F2), also under an Idempotency-Key: the answer is stored after.
     return idempotent(fb, caller, key, {"op": "ingest", "tenant": tenant_id, "events": body.events},
-                      lambda: ingestion.ingest(fb, caller, tenant_id, body.events).as_dict(), plain=True)
+                      lambda: ingestion.ingest(fb, caller, tenant_id, body.events).as_dict(), plain=True,
+                      in_steps=True)
 
 
 @router.get(
