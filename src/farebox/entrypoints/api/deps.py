@@ -8,6 +8,7 @@ import json
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -23,7 +24,7 @@ from farebox.kernel.access import Principal
 from farebox.kernel.reasons import DomainError
 from farebox.storage import idempotency as idem_repo
 from farebox.storage.engine import WouldWait, free_connections, short_writes, without_waiting
-from farebox.storage.uow import after_commit_deferred, run_after_commit
+from farebox.storage.uow import UnitOfWork, after_commit_deferred, run_after_commit
 from farebox.tenants.services import tenants
 
 
@@ -220,54 +221,63 @@ def idempotent(
         return _stored_after(fb, scope, digest, lambda: encode(action()), status_code)
     with fb.uow() as uow:
         uow.ambient()
-        stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
-        if stored is not None:
-            if stored["request_hash"] != digest:
-                raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
-            return _replay(fb, scope, digest)
+        earlier = _answered(fb, uow, scope, digest)
+        if earlier is not None:
+            return earlier
         now = fb.clock.now()
         try:
             body, code = encode(action()), status_code
         except DomainError as exc:
             uow.rollback()
-            response = refusal_response(exc.refusal)
-            body, code = json.loads(bytes(response.body)), status_for(exc.code)
+            body, code = _refusal(exc)
             uow.conn.begin()
-        try:
-            idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
-                          request_hash=digest, status_code=code, response=body, created_at=now)
-            uow.commit()
-        except IntegrityError:
-            # A concurrent request with the same key won the race: on PostgreSQL the insert
-            # waits for the winner's commit and then fails (or the commit does).  Our
-            # transaction is rolled back, and the winner's answer is the answer.
-            uow.rollback()
-            return _replay(fb, scope, digest)
-    return JSONResponse(body, status_code=code)
+        return _store(fb, uow, scope, digest, body, code, now)
 
 
 def _stored_after(
     fb: Farebox, scope: _Scope, digest: str, action: Callable[[], Any], status_code: int
 ) -> JSONResponse:
     with fb.uow(readonly=True) as uow:
-        stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
-    if stored is not None:
-        if stored["request_hash"] != digest:
-            raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
-        return _replay(fb, scope, digest)
+        earlier = _answered(fb, uow, scope, digest)
+    if earlier is not None:
+        return earlier
     now = fb.clock.now()
     try:
         body, code = action(), status_code
     except DomainError as exc:
-        body, code = json.loads(bytes(refusal_response(exc.refusal).body)), status_for(exc.code)
+        body, code = _refusal(exc)
     with fb.uow() as uow:
-        try:
-            idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
-                          request_hash=digest, status_code=code, response=body, created_at=now)
-            uow.commit()
-        except IntegrityError:  # the same request, run meanwhile under the same key: its answer is the answer
-            uow.rollback()
-            return _replay(fb, scope, digest)
+        return _store(fb, uow, scope, digest, body, code, now)
+
+
+def _answered(fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: str) -> JSONResponse | None:
+    """The stored answer under the key, replayed; 409 for another request under it; None when there is none."""
+    stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
+    if stored is None:
+        return None
+    if stored["request_hash"] != digest:
+        raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
+    return _replay(fb, scope, digest)
+
+
+def _refusal(exc: DomainError) -> tuple[Any, int]:
+    return json.loads(bytes(refusal_response(exc.refusal).body)), status_for(exc.code)
+
+
+def _store(
+    fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: str, body: Any, code: int, now: datetime
+) -> JSONResponse:
+    """Store the answer under the key and commit; the answer."""
+    try:
+        idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
+                      request_hash=digest, status_code=code, response=body, created_at=now)
+        uow.commit()
+    except IntegrityError:
+        # A concurrent request with the same key won the race: on PostgreSQL the insert
+        # waits for the winner's commit and then fails (or the commit does).  Our
+        # transaction is rolled back, and the winner's answer is the answer.
+        uow.rollback()
+        return _replay(fb, scope, digest)
     return JSONResponse(body, status_code=code)
 
 
