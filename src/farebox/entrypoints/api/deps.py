@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -213,12 +214,13 @@ def idempotent(
     """
     encode = _as_is if plain else jsonable_encoder
     if key is None:
-        return JSONResponse(encode(action()), status_code=status_code)
+        return (_PlainJSON if plain else JSONResponse)(encode(action()), status_code=status_code)
     scope = _scope(caller, key)
     request = {"path_tenant": key.tenant_id, "payload": encode(request_payload)}
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     if in_steps:
-        return _stored_after(fb, scope, digest, lambda: encode(action()), status_code)
+        assert plain, "a batch's answer is JSON values already"
+        return _stored_after(fb, scope, digest, action, status_code)
     with fb.uow() as uow:
         uow.ambient()
         earlier = _answered(fb, uow, scope, digest)
@@ -247,7 +249,15 @@ def _stored_after(
     except DomainError as exc:
         body, code = _refusal(exc)
     with fb.uow() as uow:
-        return _store(fb, uow, scope, digest, body, code, now)
+        return _store(fb, uow, scope, digest, body, code, now, rendered=_PlainJSON)
+
+
+class _PlainJSON(JSONResponse):
+    """An answer that is JSON values already (`plain=True`), rendered by orjson: a batch's report is 3 MB of JSON
+    for 10,000 events, which `json.dumps` takes seven times as long to write."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _answered(fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: str) -> JSONResponse | None:
@@ -265,7 +275,15 @@ def _refusal(exc: DomainError) -> tuple[Any, int]:
 
 
 def _store(
-    fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: str, body: Any, code: int, now: datetime
+    fb: Farebox,
+    uow: UnitOfWork,
+    scope: _Scope,
+    digest: str,
+    body: Any,
+    code: int,
+    now: datetime,
+    *,
+    rendered: type[JSONResponse] = JSONResponse,
 ) -> JSONResponse:
     """Store the answer under the key and commit; the answer."""
     try:
@@ -278,7 +296,7 @@ def _store(
         # transaction is rolled back, and the winner's answer is the answer.
         uow.rollback()
         return _replay(fb, scope, digest)
-    return JSONResponse(body, status_code=code)
+    return rendered(body, status_code=code)
 
 
 def _replay(fb: Farebox, scope: _Scope, digest: str) -> JSONResponse:

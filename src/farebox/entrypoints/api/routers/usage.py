@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from farebox.entrypoints import metrics
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
 from farebox.entrypoints.api.schemas import Body, JsonInt
 from farebox.metering.services import ingestion
@@ -150,9 +151,13 @@ def reset_limit(tenant_id: str, fb: FB, caller: Caller, key: IdempotencyKey = No
 def ingest(tenant_id: str, body: EventsIn, fb: FB, caller: Caller, key: IdempotencyKey = None):
     # The report as plain JSON values: FastAPI's generic encoding of 10,000 results cost more than ingesting them.
     # Each chunk of the batch commits on its own (F2), also under an Idempotency-Key: the answer is stored after.
-    return idempotent(fb, caller, key, {"op": "ingest", "tenant": tenant_id, "events": body.events},
-                      lambda: ingestion.ingest(fb, caller, tenant_id, body.events).as_dict(), plain=True,
-                      in_steps=True)
+    def run() -> dict[str, Any]:
+        report = ingestion.ingest(fb, caller, tenant_id, body.events)
+        metrics.count_ingested(report.applied, report.duplicates, report.refused)
+        return report.as_dict()
+
+    return idempotent(fb, caller, key, {"op": "ingest", "tenant": tenant_id, "events": body.events}, run,
+                      plain=True, in_steps=True)
 
 
 @router.get(
