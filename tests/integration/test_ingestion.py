@@ -103,6 +103,8 @@ def test_F7_a_lone_surrogate_or_nul_anywhere_in_an_event_refuses_that_event_only
 
 
 def test_F7_over_http_the_batch_answers_200_with_the_bad_event_refused(fb):
+    """A lone surrogate or a NUL in one event refuses that event only, over HTTP too (the request body's own NUL
+    check leaves a batch's events to ingestion's per-event check)."""
     from fastapi.testclient import TestClient
 
     from farebox.entrypoints.api.app import create_app
@@ -112,7 +114,8 @@ def test_F7_over_http_the_batch_answers_200_with_the_bad_event_refused(fb):
     body = (
         '{"events":[{"id":"ok-1","source":"fz","type":"attendee.joined",'
         '"data":{"occurrence_id":"s","person_id":"good"}},'
-        '{"id":"\\ud800","source":"fz","type":"attendee.joined","data":{"occurrence_id":"s","person_id":"\\ud800"}}]}'
+        '{"id":"\\ud800","source":"fz","type":"attendee.joined","data":{"occurrence_id":"s","person_id":"\\ud800"}},'
+        '{"id":"nul-1","source":"fz","type":"attendee.joined","data":{"occurrence_id":"s","person_id":"a\\u0000b"}}]}'
     )
     r = client.post(
         "/v1/tenants/f7h/usage/events",
@@ -122,9 +125,11 @@ def test_F7_over_http_the_batch_answers_200_with_the_bad_event_refused(fb):
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert (
-        [x["status"] for x in results] == ["applied", "refused"]
-        and results[1]["code"] == "event_invalid"
+        [x["status"] for x in results] == ["applied", "refused", "refused"]
+        and results[1]["code"] == results[2]["code"] == "event_invalid"
         and results[1]["id"] is None
+        and results[2]["id"] == "nul-1"
+        and "data.person_id" in results[2]["message"]
     )
 
 

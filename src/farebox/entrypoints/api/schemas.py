@@ -42,6 +42,7 @@ def _nul_at(value: Any, path: str = "") -> str | None:
 
 
 NO_NUL = r"^[^\x00]*$"
+PER_EVENT = "x-checked-per-event"  # a schema node whose text the service checks item by item (a batch's events, F7)
 
 
 def state_no_nul(node: Any) -> None:
@@ -50,7 +51,7 @@ def state_no_nul(node: Any) -> None:
         for item in node:
             state_no_nul(item)
         return
-    if not isinstance(node, dict):
+    if not isinstance(node, dict) or node.get(PER_EVENT):
         return
     if node.get("type") == "string" and not {"pattern", "format", "enum", "const"} & node.keys():
         node["pattern"] = NO_NUL

@@ -6,11 +6,11 @@ from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from farebox.entrypoints import metrics
 from farebox.entrypoints.api.deps import FB, Caller, IdempotencyKey, idempotent
-from farebox.entrypoints.api.schemas import Body, JsonInt
+from farebox.entrypoints.api.schemas import PER_EVENT, Body, JsonInt
 from farebox.metering.services import ingestion
 from farebox.metering.services import usage as service
 
@@ -71,8 +71,19 @@ class SessionLimitOut(BaseModel):
 
 class EventsIn(Body):
     events: list[dict[str, Any]] = Field(
-        max_length=ingestion.MAX_BATCH, description="CloudEvents-shaped: id, source, type, subject, time, data"
+        max_length=ingestion.MAX_BATCH,
+        description=(
+            "CloudEvents-shaped: id, source, type, subject, time, data. An event holding text that cannot be stored "
+            "(a NUL, a lone UTF-16 surrogate) is refused on its own as event_invalid; the rest are applied (F7)."
+        ),
+        json_schema_extra={PER_EVENT: True},
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """Ingestion checks every string of each event itself (F7): no walk through 10,000 events here."""
+        return data
 
 
 class EventResultOut(BaseModel):
