@@ -8,7 +8,12 @@ already counted there, and registrations (one in ten events); a chat tenant
 already open.  Each round is one batch of each; then the first batch of each
 is sent again (all duplicates).
 
-    .venv/bin/python bench/ingestion.py [--engine sqlite|postgres] [--batches 3] [--size 10000]
+    .venv/bin/python bench/ingestion.py [--engine sqlite|postgres] [--batches 3] [--size 10000] [--http]
+
+`--http` sends the same rounds again, to a fresh database, over HTTP to
+`farebox serve` (one worker process, in its own process), as `farebox.client`
+sends a batch (one POST each, with an `Idempotency-Key`), and prints those
+rates and the server's CPU time per event beside the in-process ones.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _setup import database, farebox, report, tenant  # noqa: E402
+from _setup import database, farebox, report, served, server_cpu_seconds, tenant  # noqa: E402
 
 from farebox.kernel.access import SYSTEM  # noqa: E402
 from farebox.metering.services import ingestion, usage  # noqa: E402
@@ -94,11 +99,50 @@ def bare_copy(url: str, batches: list[list[dict]]) -> float:
         return time.perf_counter() - t0
 
 
+def over_http(engine: str, rounds: list[tuple[list[dict], list[dict]]]) -> tuple[float, float, float]:
+    """The rounds, then the first round again, posted to `farebox serve` on a fresh database: (seconds for the new
+    events, seconds for the duplicates, the server's CPU seconds for the new events)."""
+    import httpx
+
+    url, drop = database(engine)
+    try:
+        fb = farebox(url)
+        tenant(fb, "events", "attendee-credits", "enterprise")
+        tenant(fb, "chat", "agent-sessions", "enterprise")
+        fb.engine.dispose()
+        with served(url) as base, httpx.Client(base_url=base, timeout=300) as client:
+            headers = {"Authorization": "Bearer bench-operator-key", "Content-Type": "application/json"}
+            bodies = [
+                [(name, json.dumps({"events": evs}).encode()) for name, evs in (("events", a), ("chat", m))]
+                for a, m in rounds
+            ]
+
+            def post(name: str, body: bytes, key: str) -> dict:
+                r = client.post(f"/v1/tenants/{name}/usage/events", content=body,
+                                headers={**headers, "Idempotency-Key": key})
+                assert r.status_code == 200, r.text[:500]
+                return r.json()
+
+            cpu, t0 = server_cpu_seconds(base), time.perf_counter()
+            for n, pair in enumerate(bodies):
+                for name, body in pair:
+                    post(name, body, f"new-{n}-{name}")
+            new, cpu = time.perf_counter() - t0, server_cpu_seconds(base) - cpu
+            t0 = time.perf_counter()
+            dups = sum(post(name, body, f"again-{name}")["duplicates"] for name, body in bodies[0])
+            dup = time.perf_counter() - t0
+            assert dups == sum(len(evs) for evs in rounds[0]), dups
+    finally:
+        drop()
+    return new, dup, cpu
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres"])
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--size", type=int, default=10_000)
+    ap.add_argument("--http", action="store_true", help="also over HTTP to farebox serve")
     args = ap.parse_args()
     url, drop = database(args.engine)
     rng = random.Random(13)
@@ -133,6 +177,7 @@ def main() -> None:
     finally:
         drop()
     total = 2 * args.batches * args.size
+    http = over_http(args.engine, rounds) if args.http else None
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report(
         f"ingestion, {args.engine}: {args.batches} rounds of 2 batches of {args.size} "
@@ -144,6 +189,17 @@ def main() -> None:
             ("ratio farebox / baseline", 100 * (total / ours) / (total / bare), "%"),
         ],
     )
+    if http is not None:
+        new, dup, cpu = http
+        report(
+            f"the same over HTTP: farebox serve (1 worker), one POST a batch with an Idempotency-Key, {args.engine}",
+            [
+                ("HTTP new events/s", total / new, "/s"),
+                ("HTTP duplicate events/s", 2 * args.size / dup, "/s"),
+                ("server CPU per new event", 1e6 * cpu / total, "µs"),
+                ("HTTP new / in-process new", 100 * ours / new, "%"),
+            ],
+        )
 
 
 if __name__ == "__main__":

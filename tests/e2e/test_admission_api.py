@@ -132,6 +132,31 @@ def test_G4_a_batch_resent_with_its_idempotency_key_gets_its_first_report_and_an
     assert [m["used"] for m in used["meters"] if m["meter"] == "credits"] == [3]
 
 
+def test_G4_a_key_stored_with_the_first_request_hash_still_replays_its_answer_and_refuses_another_request(client, fb):
+    """Requests under a key are hashed from orjson's sorted compact text; a key stored before, with the hash of
+    `json.dumps(request, sort_keys=True)`, still gets its answer replayed, and another request under it 409."""
+    import hashlib
+    import json
+
+    from farebox.storage.tables.core import idempotency_keys
+
+    make_tenant(fb, tenant_id="h8", catalog="attendee-credits", plan="enterprise")
+    event = {"id": "r1", "source": "logs", "type": "attendee.joined", "data": {"occurrence_id": "o", "person_id": "é"}}
+    headers = {**OPERATOR, "Idempotency-Key": "rehash-1"}
+    first = client.post("/v1/tenants/h8/usage/events", json={"events": [event]}, headers=headers)
+    assert first.status_code == 200
+    legacy = {"path_tenant": "h8", "payload": {"op": "ingest", "tenant": "h8", "events": [event]}}
+    legacy_hash = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()
+    with fb.engine.begin() as conn:  # as an earlier farebox stored it
+        stored = conn.execute(idempotency_keys.update().values(request_hash=legacy_hash)
+                              .where(idempotency_keys.c.key == "rehash-1"))
+        assert stored.rowcount == 1
+    again = client.post("/v1/tenants/h8/usage/events", json={"events": [event]}, headers=headers)
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/v1/tenants/h8/usage/events", json={"events": [{**event, "id": "r2"}]}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == reasons.IDEMPOTENCY_CONFLICT
+
+
 def test_F2_G4_under_an_idempotency_key_a_batch_still_commits_chunk_by_chunk_and_resumes_when_resent(
     client, fb, monkeypatch
 ):

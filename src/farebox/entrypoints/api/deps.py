@@ -217,7 +217,7 @@ def idempotent(
         return (_PlainJSON if plain else JSONResponse)(encode(action()), status_code=status_code)
     scope = _scope(caller, key)
     request = {"path_tenant": key.tenant_id, "payload": encode(request_payload)}
-    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    digest = _Fingerprint(request)
     if in_steps:
         assert plain, "a batch's answer is JSON values already"
         return _stored_after(fb, scope, digest, action, status_code)
@@ -237,7 +237,7 @@ def idempotent(
 
 
 def _stored_after(
-    fb: Farebox, scope: _Scope, digest: str, action: Callable[[], Any], status_code: int
+    fb: Farebox, scope: _Scope, digest: _Fingerprint, action: Callable[[], Any], status_code: int
 ) -> JSONResponse:
     with fb.uow(readonly=True) as uow:
         earlier = _answered(fb, uow, scope, digest)
@@ -260,12 +260,35 @@ class _PlainJSON(JSONResponse):
         return orjson.dumps(content)
 
 
-def _answered(fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: str) -> JSONResponse | None:
+class _Fingerprint:
+    """A request's hash under its key: SHA-256 of orjson's compact JSON text with sorted keys (a batch of 10,000
+    events takes 25 ms with `json.dumps`, 3 ms so).  A request orjson cannot write (an integer beyond 64 bits), and
+    every request stored before, is hashed from `json.dumps(request, sort_keys=True)`: a stored hash is the same
+    request's if it is either."""
+
+    __slots__ = ("_request", "hash")
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        try:
+            text = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            text = self._legacy()
+        self.hash = hashlib.sha256(text).hexdigest()
+
+    def _legacy(self) -> bytes:
+        return json.dumps(self._request, sort_keys=True).encode()
+
+    def same(self, stored: str) -> bool:
+        return stored == self.hash or stored == hashlib.sha256(self._legacy()).hexdigest()
+
+
+def _answered(fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: _Fingerprint) -> JSONResponse | None:
     """The stored answer under the key, replayed; 409 for another request under it; None when there is none."""
     stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
     if stored is None:
         return None
-    if stored["request_hash"] != digest:
+    if not digest.same(stored["request_hash"]):
         raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
     return _replay(fb, scope, digest)
 
@@ -278,7 +301,7 @@ def _store(
     fb: Farebox,
     uow: UnitOfWork,
     scope: _Scope,
-    digest: str,
+    digest: _Fingerprint,
     body: Any,
     code: int,
     now: datetime,
@@ -288,7 +311,7 @@ def _store(
     """Store the answer under the key and commit; the answer."""
     try:
         idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
-                      request_hash=digest, status_code=code, response=body, created_at=now)
+                      request_hash=digest.hash, status_code=code, response=body, created_at=now)
         uow.commit()
     except IntegrityError:
         # A concurrent request with the same key won the race: on PostgreSQL the insert
@@ -299,9 +322,9 @@ def _store(
     return rendered(body, status_code=code)
 
 
-def _replay(fb: Farebox, scope: _Scope, digest: str) -> JSONResponse:
+def _replay(fb: Farebox, scope: _Scope, digest: _Fingerprint) -> JSONResponse:
     with fb.uow(readonly=True) as uow:
         stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
-    if stored is None or stored["request_hash"] != digest:
+    if stored is None or not digest.same(stored["request_hash"]):
         raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
     return JSONResponse(stored["response"], status_code=stored["status_code"], headers={"Idempotent-Replayed": "true"})
