@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -132,31 +133,6 @@ def test_G4_a_batch_resent_with_its_idempotency_key_gets_its_first_report_and_an
     assert [m["used"] for m in used["meters"] if m["meter"] == "credits"] == [3]
 
 
-def test_G4_a_key_stored_with_the_first_request_hash_still_replays_its_answer_and_refuses_another_request(client, fb):
-    """Requests under a key are hashed from orjson's sorted compact text; a key stored before, with the hash of
-    `json.dumps(request, sort_keys=True)`, still gets its answer replayed, and another request under it 409."""
-    import hashlib
-    import json
-
-    from farebox.storage.tables.core import idempotency_keys
-
-    make_tenant(fb, tenant_id="h8", catalog="attendee-credits", plan="enterprise")
-    event = {"id": "r1", "source": "logs", "type": "attendee.joined", "data": {"occurrence_id": "o", "person_id": "é"}}
-    headers = {**OPERATOR, "Idempotency-Key": "rehash-1"}
-    first = client.post("/v1/tenants/h8/usage/events", json={"events": [event]}, headers=headers)
-    assert first.status_code == 200
-    legacy = {"path_tenant": "h8", "payload": {"op": "ingest", "tenant": "h8", "events": [event]}}
-    legacy_hash = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()
-    with fb.engine.begin() as conn:  # as an earlier farebox stored it
-        stored = conn.execute(idempotency_keys.update().values(request_hash=legacy_hash)
-                              .where(idempotency_keys.c.key == "rehash-1"))
-        assert stored.rowcount == 1
-    again = client.post("/v1/tenants/h8/usage/events", json={"events": [event]}, headers=headers)
-    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
-    other = client.post("/v1/tenants/h8/usage/events", json={"events": [{**event, "id": "r2"}]}, headers=headers)
-    assert other.status_code == 409 and other.json()["error"]["code"] == reasons.IDEMPOTENCY_CONFLICT
-
-
 def test_F2_G4_under_an_idempotency_key_a_batch_still_commits_chunk_by_chunk_and_resumes_when_resent(
     client, fb, monkeypatch
 ):
@@ -199,6 +175,65 @@ def test_F2_G4_under_an_idempotency_key_a_batch_still_commits_chunk_by_chunk_and
     used = client.get("/v1/tenants/h7/usage", headers=OPERATOR).json()
     assert [m["used"] for m in used["meters"] if m["meter"] == "credits"] == [6]
     assert client.get("/v1/usage/verify", headers=OPERATOR).json() == []
+
+
+def test_G4_a_keyed_batch_holds_its_key_a_second_request_under_it_waits_and_writes_nothing(client, fb, monkeypatch):
+    """While a batch sent with an Idempotency-Key runs (chunk by chunk), another request under the same key waits
+    for it: with another body it then answers 409 having written nothing, with the same body it gets the stored
+    report."""
+    from farebox.metering.services import ingestion_batch
+
+    make_tenant(fb, tenant_id="h9", catalog="attendee-credits", plan="enterprise")
+
+    def join(event_id: str) -> dict:
+        return {"id": event_id, "source": "logs", "type": "attendee.joined",
+                "data": {"occurrence_id": "o1", "person_id": event_id}}
+
+    real, started, release = ingestion_batch.apply, threading.Event(), threading.Event()
+
+    def slow(*args, **kw):
+        started.set()
+        assert release.wait(30)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ingestion_batch, "apply", slow)
+    headers = {**OPERATOR, "Idempotency-Key": "held-1"}
+    answers: dict[str, Any] = {}
+
+    def send(name: str, events: list[dict]) -> None:
+        answers[name] = TestClient(client.app).post("/v1/tenants/h9/usage/events", json={"events": events},
+                                                    headers=headers)
+
+    first = threading.Thread(target=send, args=("first", [join("a1"), join("a2")]))
+    first.start()
+    assert started.wait(30)
+    other = threading.Thread(target=send, args=("other", [join("b1")]))
+    same = threading.Thread(target=send, args=("same", [join("a1"), join("a2")]))
+    other.start()
+    same.start()
+    other.join(0.5)
+    assert other.is_alive() and same.is_alive()  # waiting for the key
+    release.set()
+    for thread in (first, other, same):
+        thread.join(30)
+    assert answers["first"].status_code == 200 and answers["first"].json()["applied"] == 2
+    assert answers["other"].status_code == 409
+    assert answers["other"].json()["error"]["code"] == reasons.IDEMPOTENCY_CONFLICT
+    assert answers["same"].json() == answers["first"].json()
+    assert answers["same"].headers["Idempotent-Replayed"] == "true"
+    assert _stored_events(fb, "h9") == 2  # b1 was never applied
+
+
+def test_G4_a_refused_keyed_batch_is_not_remembered_a_retry_is_checked_again(client, fb):
+    """A batch's refusal may come after some of its chunks committed, so it is not stored under the key: once the
+    tenant exists, the same request under the same key is applied."""
+    event = {"id": "r1", "source": "logs", "type": "attendee.joined", "data": {"occurrence_id": "o", "person_id": "p"}}
+    headers = {**OPERATOR, "Idempotency-Key": "refused-1"}
+    refused = client.post("/v1/tenants/h10/usage/events", json={"events": [event]}, headers=headers)
+    assert refused.status_code == 404, refused.text
+    make_tenant(fb, tenant_id="h10", catalog="attendee-credits", plan="enterprise")
+    again = client.post("/v1/tenants/h10/usage/events", json={"events": [event]}, headers=headers)
+    assert again.status_code == 200 and again.json()["applied"] == 1
 
 
 def _stored_events(fb, tenant_id: str) -> int:

@@ -6,7 +6,6 @@ refused input writes nothing."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from farebox.catalog import service as catalog_service
 from farebox.catalog.files import CatalogError, bundled_catalog_text, load_catalog_file, load_catalog_text
 from farebox.entrypoints.api.app import create_app
+from farebox.entrypoints.api.schemas import _nul_at
 from farebox.kernel.access import SYSTEM
 from farebox.metering.services import usage
 from farebox.storage.tables.core import catalogs as catalogs_table
@@ -263,7 +263,7 @@ def test_G4_ingestion_batches_fuzzed_through_http_never_500_and_refusals_name_th
                 if result["code"] == "event_invalid" and result["message"] != "an event is an object":
                     assert result["message"].startswith("`"), result  # names the field
         for event, result in zip(events, body["results"], strict=True):
-            if "\\u0000" in json.dumps(event):  # F7: an event holding a NUL is refused on its own, naming the field
+            if _nul_at(event) is not None:  # F7: an event holding a NUL is refused on its own, naming the field
                 assert (result["status"], result["code"]) == ("refused", "event_invalid"), result
 
     batch()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -99,20 +97,6 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _json_text(value: Any) -> str:
-    """How a JSON column's value is written: orjson's text (a stored ingestion report is 3 MB of JSON, which
-    `json.dumps` takes seven times as long to write), `json.dumps`'s for a value orjson does not write as plain JSON
-    (an integer beyond 64 bits, an object that is not a JSON value: `json.dumps` refuses the latter as it always
-    did)."""
-    try:
-        return orjson.dumps(value, option=_PLAIN_JSON).decode()
-    except TypeError:
-        return json.dumps(value)
-
-
-_PLAIN_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
 def make_engine(
     url: str = DEFAULT_URL, *, pool: bool = True, pool_settings: PoolSettings | None = None, **kwargs: Any
 ) -> Engine:
@@ -121,7 +105,7 @@ def make_engine(
     sizes = (pool_settings or PoolSettings()).options() if pool else {}
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, sizes)
-    options: dict[str, Any] = {"json_serializer": _json_text, **sizes, **kwargs}
+    options: dict[str, Any] = {**sizes, **kwargs}
     if not pool:
         options["poolclass"] = NullPool
     return create_engine(url, **options)
@@ -132,12 +116,7 @@ def _sqlite_engine(url: str, database: str | None, sizes: dict[str, Any]) -> Eng
     if file:
         Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
     # A file database gets a queue pool sized like PostgreSQL's; an in-memory one keeps SQLAlchemy's own pool.
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        json_serializer=_json_text,
-        **(sizes if file else {}),
-    )
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **(sizes if file else {}))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

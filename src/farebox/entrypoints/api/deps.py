@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -201,23 +203,25 @@ def idempotent(
     The answer is stored in the same transaction as the change (the ambient
     unit of work that the services join), so a crash can never leave a
     change without its stored answer or the other way round.  A refusal is
-    stored too: the same request gets the same answer.  Keys are forgotten
-    after `records.services.retention.IDEMPOTENCY_RETENTION`.
+    stored too: the same request gets the same answer.  (Not so with
+    `in_steps`, below.)  Keys are forgotten after
+    `records.services.retention.IDEMPOTENCY_RETENTION`.
 
     `plain=True`: the payload and the answer are JSON values already (what a JSON body parses into, a report's
     `as_dict()`), so FastAPI's generic encoder, which walks every value (a second for 10,000 ingestion results),
     is skipped.
 
     `in_steps=True`: `action` commits in short transactions of its own (a batch of usage events, F2: live admission
-    never waits behind a whole batch), and the answer is stored after it, in one more.  A request cut off before
-    that runs again when it is retried: what it had committed answers as received before (G4: nothing counts twice).
+    never waits behind a whole batch), and the answer is stored after it, in one more (`_stored_after`).  A request
+    cut off before that runs again when it is retried: what it had committed answers as received before (G4:
+    nothing counts twice).
     """
     encode = _as_is if plain else jsonable_encoder
     if key is None:
         return (_PlainJSON if plain else JSONResponse)(encode(action()), status_code=status_code)
     scope = _scope(caller, key)
     request = {"path_tenant": key.tenant_id, "payload": encode(request_payload)}
-    digest = _Fingerprint(request)
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     if in_steps:
         assert plain, "a batch's answer is JSON values already"
         return _stored_after(fb, scope, digest, action, status_code)
@@ -237,58 +241,62 @@ def idempotent(
 
 
 def _stored_after(
-    fb: Farebox, scope: _Scope, digest: _Fingerprint, action: Callable[[], Any], status_code: int
+    fb: Farebox, scope: _Scope, digest: str, action: Callable[[], Any], status_code: int
 ) -> JSONResponse:
-    with fb.uow(readonly=True) as uow:
-        earlier = _answered(fb, uow, scope, digest)
-    if earlier is not None:
-        return earlier
-    now = fb.clock.now()
-    try:
-        body, code = action(), status_code
-    except DomainError as exc:
-        body, code = _refusal(exc)
-    with fb.uow() as uow:
-        return _store(fb, uow, scope, digest, body, code, now, rendered=_PlainJSON)
+    """`in_steps`: the key is held while the request runs (a second request under it waits, then gets the stored
+    answer or 409, having written nothing); a refusal is not stored (it may come after some steps committed: a
+    retry runs again, and what those steps did answers as received before)."""
+    with _key_held(fb, scope):
+        with fb.uow(readonly=True) as uow:
+            earlier = _answered(fb, uow, scope, digest)
+        if earlier is not None:
+            return earlier
+        now = fb.clock.now()
+        body = action()
+        with fb.uow() as uow:
+            return _store(fb, uow, scope, digest, body, status_code, now, rendered=_PlainJSON)
+
+
+_held_keys: weakref.WeakValueDictionary[_Scope, threading.Lock] = weakref.WeakValueDictionary()
+_held_keys_lock = threading.Lock()
+
+
+@contextmanager
+def _key_held(fb: Farebox, scope: _Scope) -> Iterator[None]:
+    """Hold an idempotency key while its request runs: on PostgreSQL a session advisory lock on a connection of its
+    own (every process; a process that dies lets go with its connection), on SQLite a lock of this process."""
+    if fb.engine.dialect.name == "postgresql":
+        name = f"farebox.idempotency:{scope.tenant_id}:{scope.principal}:{scope.key}"
+        with fb.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_advisory_lock(hashtextextended(%s, 14))", (name,))
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtextextended(%s, 14))", (name,))
+                conn.rollback()
+        return
+    with _held_keys_lock:
+        lock = _held_keys.get(scope)
+        if lock is None:
+            lock = _held_keys[scope] = threading.Lock()
+    with lock:
+        yield
 
 
 class _PlainJSON(JSONResponse):
-    """An answer that is JSON values already (`plain=True`), rendered by orjson: a batch's report is 3 MB of JSON
-    for 10,000 events, which `json.dumps` takes seven times as long to write."""
+    """An answer that is JSON values already (`plain=True`), rendered by orjson (a batch's report is megabytes of
+    JSON)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
 
 
-class _Fingerprint:
-    """A request's hash under its key: SHA-256 of orjson's compact JSON text with sorted keys (a batch of 10,000
-    events takes 25 ms with `json.dumps`, 3 ms so).  A request orjson cannot write (an integer beyond 64 bits), and
-    every request stored before, is hashed from `json.dumps(request, sort_keys=True)`: a stored hash is the same
-    request's if it is either."""
-
-    __slots__ = ("_request", "hash")
-
-    def __init__(self, request: Any) -> None:
-        self._request = request
-        try:
-            text = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
-        except TypeError:
-            text = self._legacy()
-        self.hash = hashlib.sha256(text).hexdigest()
-
-    def _legacy(self) -> bytes:
-        return json.dumps(self._request, sort_keys=True).encode()
-
-    def same(self, stored: str) -> bool:
-        return stored == self.hash or stored == hashlib.sha256(self._legacy()).hexdigest()
-
-
-def _answered(fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: _Fingerprint) -> JSONResponse | None:
+def _answered(fb: Farebox, uow: UnitOfWork, scope: _Scope, digest: str) -> JSONResponse | None:
     """The stored answer under the key, replayed; 409 for another request under it; None when there is none."""
     stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
     if stored is None:
         return None
-    if not digest.same(stored["request_hash"]):
+    if stored["request_hash"] != digest:
         raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
     return _replay(fb, scope, digest)
 
@@ -301,7 +309,7 @@ def _store(
     fb: Farebox,
     uow: UnitOfWork,
     scope: _Scope,
-    digest: _Fingerprint,
+    digest: str,
     body: Any,
     code: int,
     now: datetime,
@@ -311,7 +319,7 @@ def _store(
     """Store the answer under the key and commit; the answer."""
     try:
         idem_repo.put(uow.conn, tenant_id=scope.tenant_id, principal=scope.principal, key=scope.key,
-                      request_hash=digest.hash, status_code=code, response=body, created_at=now)
+                      request_hash=digest, status_code=code, response=body, created_at=now)
         uow.commit()
     except IntegrityError:
         # A concurrent request with the same key won the race: on PostgreSQL the insert
@@ -322,9 +330,9 @@ def _store(
     return rendered(body, status_code=code)
 
 
-def _replay(fb: Farebox, scope: _Scope, digest: _Fingerprint) -> JSONResponse:
+def _replay(fb: Farebox, scope: _Scope, digest: str) -> JSONResponse:
     with fb.uow(readonly=True) as uow:
         stored = idem_repo.get(uow.conn, scope.tenant_id, scope.principal, scope.key)
-    if stored is None or not digest.same(stored["request_hash"]):
+    if stored is None or stored["request_hash"] != digest:
         raise DomainError(reasons.IDEMPOTENCY_CONFLICT)
     return JSONResponse(stored["response"], status_code=stored["status_code"], headers={"Idempotent-Replayed": "true"})

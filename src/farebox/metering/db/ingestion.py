@@ -340,7 +340,7 @@ def people_of(
             f"SELECT {select_list} FROM json_each(?) AS o CROSS JOIN json_each(o.value) AS k CROSS JOIN "
             "occurrence_people AS p ON p.tenant_id = ? AND p.occurrence_id = o.key AND p.person_id = k.value"
         )
-    else:  # pairs: grouped by occurrence (`jsonb_each`) the statement took three times as long
+    else:  # pairs: grouping them by occurrence (`jsonb_each`) is slower on PostgreSQL (docs/performance.md)
         sql = (
             f"SELECT p.* FROM jsonb_array_elements(%s::jsonb) AS k CROSS JOIN LATERAL (SELECT {select_list} "
             "FROM occurrence_people AS p WHERE p.tenant_id = %s AND p.occurrence_id = k->>0 AND p.person_id = k->>1) "

@@ -139,20 +139,13 @@ def _collector_paused() -> Iterator[None]:
 def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
     results: list[EventResult | None] = [None] * len(events)
     received: list[_Received] = []
-    dumps, sha256 = orjson.dumps, hashlib.sha256
+    digest_and_check = _digest
     for index, event in enumerate(events):
         # an event's key and payload hash, when its `source` and `id` are text (else `_parse` says what is wrong)
         if isinstance(event, dict):
             source, event_id = event.get("source"), event.get("id")
             if isinstance(source, str) and isinstance(event_id, str):
-                try:
-                    text = dumps(event, option=_CANONICAL)
-                except TypeError:  # not plain JSON values: `_digest` says how it is hashed
-                    digest, clean = _digest(event)
-                else:
-                    # orjson escapes every NUL (`\\u0000`) and refuses a lone UTF-16 surrogate: an event without
-                    # that escape holds no string that storage cannot keep, and needs no walk through it
-                    digest, clean = sha256(text).hexdigest(), b"\\u0000" not in text
+                digest, clean = digest_and_check(event)
                 received.append((index, event, (source, event_id), event_id, digest, clean))
                 continue
         try:
@@ -256,7 +249,7 @@ def _chunk(
         for p in parsed:
             stored = earlier.get((p.source, p.id)) if p.index in unclean else None
             if stored is not None and _same_payload(stored[1], p.digest, unclean[p.index]):
-                p.digest = stored[1]  # stored with farebox's first hash: the same payload
+                p.digest = stored[1]  # stored with the legacy hash: the same payload
     history = _History(uow, tenant_id, current)
     by_time: dict[datetime | None, late_usage.Placement | late_usage.Refused] = {}  # most events share a few
     claimed: dict[tuple[str, str], Parsed] = {}  # the first placed event of each key
@@ -367,11 +360,12 @@ def _apply(
 # --- validation --------------------------------------------------------------------------------
 
 
-# A payload's hash (G4) is the SHA-256 of its canonical JSON: orjson's compact text with sorted keys for plain JSON
-# values.  A payload orjson cannot write as plain JSON (a lone surrogate, an integer beyond 64 bits, a key that is not
-# text, a value that is not a JSON type, as an in-process caller may pass) is hashed as farebox first hashed every
-# payload: `json.dumps(event, sort_keys=True, default=str)`.  Events stored with that first hash still answer as
-# duplicates (`_same_payload`).  A number that is not finite (NaN, Infinity: JSON has none) hashes as null.
+# A payload's hash (G4) is the SHA-256 of its canonical JSON text: orjson's compact text with sorted keys, for a
+# payload of plain JSON values that this text tells apart.  Any other payload is hashed from the legacy text,
+# `json.dumps(event, sort_keys=True, default=str)`: one orjson cannot write (a lone surrogate, an integer beyond 64
+# bits, a key that is not text, a value that is not a JSON type), and one holding a number that is not finite (NaN,
+# Infinity), which orjson writes as null.  A stored hash matches a payload if either text's hash is it
+# (`_same_payload`): events stored with the legacy hash still answer duplicate.
 _CANONICAL = (
     orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -397,12 +391,23 @@ def _legacy_digest(event: dict[str, Any]) -> str:
 def _digest(event: dict[str, Any]) -> tuple[str, bool]:
     """The payload hash, and whether the payload is clean (no string in it that storage cannot keep)."""
     try:
-        text = orjson.dumps(event, option=_CANONICAL)
-    except TypeError:
-        legacy = _legacy_text(event)  # ASCII: every NUL and lone surrogate escaped (`\\u0000`, `\\ud800`-`\\udfff`)
-        clean = "\\u" not in legacy or ("\\u0000" not in legacy and "\\ud" not in legacy)
-        return hashlib.sha256(legacy.encode()).hexdigest(), clean
-    return hashlib.sha256(text).hexdigest(), b"\\u0000" not in text
+        text = _dumps(event, option=_CANONICAL)
+    except TypeError:  # not plain JSON values
+        return _legacy_digest_and_check(event)
+    if b"null" in text and text.count(b"null") != [*event.values()].count(None):
+        return _legacy_digest_and_check(event)  # a null that no top-level None accounts for: maybe a NaN
+    # orjson escapes every NUL (`\\u0000`) and refuses a lone surrogate: a text without that escape holds no string
+    # that storage cannot keep, and needs no walk through it
+    return _sha256(text).hexdigest(), b"\\u0000" not in text
+
+
+_dumps, _sha256 = orjson.dumps, hashlib.sha256
+
+
+def _legacy_digest_and_check(event: dict[str, Any]) -> tuple[str, bool]:
+    legacy = _legacy_text(event)  # ASCII: every NUL and lone surrogate escaped (`\\u0000`, `\\ud800`-`\\udfff`)
+    clean = "\\u" not in legacy or ("\\u0000" not in legacy and "\\ud" not in legacy)
+    return _sha256(legacy.encode()).hexdigest(), clean
 
 
 def digest_of(event: dict[str, Any]) -> str:
@@ -411,7 +416,7 @@ def digest_of(event: dict[str, Any]) -> str:
 
 
 def _same_payload(stored: str, digest: str, event: dict[str, Any]) -> bool:
-    """Whether a stored event's hash is this payload's: as hashed now, or as farebox first hashed it."""
+    """Whether a stored event's hash is this payload's: from the canonical text or from the legacy one."""
     return stored == digest or _legacy_digest(event) == stored
 
 
