@@ -337,6 +337,19 @@ def test_G4_events_stored_with_the_first_payload_hash_answer_duplicate_or_confli
     assert usage.verify(fb, SYSTEM, "rehash") == []
 
 
+def test_G4_a_resent_event_whose_nan_became_null_is_a_conflict_not_a_duplicate(fb):
+    """NaN, Infinity and null are three payloads (orjson writes the first two as null: such a payload is hashed
+    from the legacy text), in a batch as in `digest_of`."""
+    make_tenant(fb, tenant_id="nan", catalog="attendee-credits", plan="enterprise")
+    nan = {**_join("n1", "o1", "p1"), "extension": {"x": float("nan")}, "time": None}
+    first = ingestion.ingest(fb, SYSTEM, "nan", [nan])
+    assert first.applied == 1
+    again = ingestion.ingest(fb, SYSTEM, "nan", [nan, {**nan, "extension": {"x": None}},
+                                                 {**nan, "extension": {"x": float("inf")}}])
+    assert [r.status for r in again.results] == ["duplicate", "refused", "refused"]
+    assert {r.code for r in again.results[1:]} == {"event_conflict"}
+
+
 def test_G4_the_same_event_twice_in_one_batch_and_across_chunks_counts_once(fb, monkeypatch):
     make_tenant(fb, tenant_id="twice", catalog="attendee-credits", plan="enterprise")
     monkeypatch.setattr(ingestion, "CHUNK", 2)
