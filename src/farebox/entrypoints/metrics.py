@@ -182,7 +182,8 @@ class MetricsMiddleware:
                     name.lower() == b"idempotent-replayed" for name, _ in message.get("headers", ())
                 )
             elif message["type"] == "http.response.body" and (decision or ingest) and state["status"] == 200:
-                state["body"].append(message.get("body", b"") if decision else b"")
+                if decision:  # an ingestion answer is not read: the route counts its events
+                    state["body"].append(message.get("body", b""))
                 if not message.get("more_body", False):
                     _observe_answer(decision, ingest, state, time.perf_counter() - started)
             await send(message)

@@ -139,23 +139,13 @@ def _collector_paused() -> Iterator[None]:
 def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str, Any]]) -> IngestReport:
     results: list[EventResult | None] = [None] * len(events)
     received: list[_Received] = []
-    dumps, sha256, canonical = orjson.dumps, hashlib.sha256, _CANONICAL
+    digest_and_check = _digest
     for index, event in enumerate(events):
-        # an event's key and payload hash, when its `source` and `id` are text (else `_parse` says what is wrong);
-        # `_digest` does the same, written out here for the common case (most of a duplicate's cost)
+        # an event's key and payload hash, when its `source` and `id` are text (else `_parse` says what is wrong)
         if isinstance(event, dict):
             source, event_id = event.get("source"), event.get("id")
             if isinstance(source, str) and isinstance(event_id, str):
-                try:
-                    text = dumps(event, option=canonical)
-                except TypeError:
-                    digest, clean = _legacy_digest_and_check(event)
-                else:
-                    nulls = text.count(b"null")
-                    if nulls and (nulls != 1 or event.get("time", 0) is not None) and not _nulls_accounted(text, event):
-                        digest, clean = _legacy_digest_and_check(event)
-                    else:
-                        digest, clean = sha256(text).hexdigest(), b"\\u0000" not in text
+                digest, clean = digest_and_check(event)
                 received.append((index, event, (source, event_id), event_id, digest, clean))
                 continue
         try:
@@ -404,7 +394,10 @@ def _digest(event: dict[str, Any]) -> tuple[str, bool]:
         text = _dumps(event, option=_CANONICAL)
     except TypeError:  # not plain JSON values
         return _legacy_digest_and_check(event)
-    if b"null" in text and not _nulls_accounted(text, event):
+    # every `null` must be one of the event's top-level None values (most often its `time`): else one may be a NaN
+    # or an Infinity, which orjson writes as null too
+    nulls = text.count(b"null")
+    if nulls and (nulls != 1 or event.get("time", 0) is not None) and nulls != [*event.values()].count(None):
         return _legacy_digest_and_check(event)
     # orjson escapes every NUL (`\\u0000`) and refuses a lone surrogate: a text without that escape holds no string
     # that storage cannot keep, and needs no walk through it
@@ -412,13 +405,6 @@ def _digest(event: dict[str, Any]) -> tuple[str, bool]:
 
 
 _dumps, _sha256 = orjson.dumps, hashlib.sha256
-
-
-def _nulls_accounted(text: bytes, event: dict[str, Any]) -> bool:
-    """Whether every `null` of the text is one of the event's top-level None values (most often its `time`): else
-    one may be a NaN or an Infinity, which orjson writes as null too."""
-    nulls = text.count(b"null")
-    return (nulls == 1 and event.get("time", 0) is None) or nulls == [*event.values()].count(None)
 
 
 def _legacy_digest_and_check(event: dict[str, Any]) -> tuple[str, bool]:
