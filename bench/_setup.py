@@ -51,6 +51,23 @@ def database(engine_name: str) -> tuple[str, callable]:
     return server.set(database=name).render_as_string(hide_password=False), drop
 
 
+def copy_database(url: str) -> tuple[str, callable]:
+    """A PostgreSQL database made from the one at `url` (which nobody may be connected to) as a template, and a
+    function that drops the copy."""
+    source = make_url(url)
+    name = f"{source.database}_copy"
+    admin = create_engine(source.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return source.set(database=name).render_as_string(hide_password=False), drop
+
+
 def farebox(url: str) -> Farebox:
     engine = make_engine(url)
     upgrade(engine)
