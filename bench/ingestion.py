@@ -8,7 +8,12 @@ already counted there, and registrations (one in ten events); a chat tenant
 already open.  Each round is one batch of each; then the first batch of each
 is sent again (all duplicates).
 
-    .venv/bin/python bench/ingestion.py [--engine sqlite|postgres] [--batches 3] [--size 10000] [--http]
+    .venv/bin/python bench/ingestion.py [--engine sqlite|postgres] [--batches 3] [--size 10000] [--repeat 3] [--http]
+
+Each of `--repeat` runs uses a fresh database and times farebox and the bare
+baseline on the same rows, in turn first (a single run's baseline moved by a
+third from one run to the next on a shared machine); the medians are reported,
+with each run's ratio.
 
 `--http` sends the same rounds again, to a fresh database, over HTTP to
 `farebox serve` (one worker process, in its own process), as `farebox.client`
@@ -29,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _setup import database, farebox, report, served, server_cpu_seconds, tenant  # noqa: E402
+from _setup import database, farebox, median, report, served, server_cpu_seconds, tenant  # noqa: E402
 
 from farebox.kernel.access import SYSTEM  # noqa: E402
 from farebox.metering.services import ingestion, usage  # noqa: E402
@@ -137,23 +142,23 @@ def over_http(engine: str, rounds: list[tuple[list[dict], list[dict]]]) -> tuple
     return new, dup, cpu
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres"])
-    ap.add_argument("--batches", type=int, default=3)
-    ap.add_argument("--size", type=int, default=10_000)
-    ap.add_argument("--http", action="store_true", help="also over HTTP to farebox serve")
-    args = ap.parse_args()
-    url, drop = database(args.engine)
-    rng = random.Random(13)
+def once(engine: str, rounds: list[tuple[list[dict], list[dict]]], bare_first: bool) -> tuple[float, float, float, int]:
+    """One repetition on a fresh database: seconds for the rounds' new events, for the first round sent again (all
+    duplicates) and for the bare baseline of the same rows (run before farebox when `bare_first`, so that neither
+    always has the warmer machine), and the units farebox counted."""
+    url, drop = database(engine)
     try:
         fb = farebox(url)
         tenant(fb, "events", "attendee-credits", "enterprise")  # overage: every new person counts
         tenant(fb, "chat", "agent-sessions", "enterprise")
-        seen: dict[int, list[str]] = {}
-        rounds = [
-            (attendee_events(b, args.size, rng, seen), message_events(b, args.size, rng)) for b in range(args.batches)
-        ]
+        batches = [evs for pair in rounds for evs in pair]
+
+        def baseline() -> float:
+            if engine == "sqlite":
+                return bare_sqlite(url.removeprefix("sqlite:///") + ".bare", batches)
+            return bare_copy(fb.engine.url.render_as_string(hide_password=False), batches)
+
+        bare = baseline() if bare_first else 0.0
         counted = 0
         t0 = time.perf_counter()
         for attendees, messages in rounds:
@@ -164,31 +169,50 @@ def main() -> None:
         dups = ingestion.ingest(fb, SYSTEM, "events", rounds[0][0]).duplicates
         dups += ingestion.ingest(fb, SYSTEM, "chat", rounds[0][1]).duplicates
         dup = time.perf_counter() - t0
-        assert dups == 2 * args.size, dups
+        assert dups == len(rounds[0][0]) + len(rounds[0][1]), dups
         assert usage.verify(fb, SYSTEM) == []
-        batches = [evs for pair in rounds for evs in pair]
-        if args.engine == "sqlite":
-            bare = bare_sqlite(url.removeprefix("sqlite:///") + ".bare", batches)
-            label = "bare executemany"
-        else:
-            bare = bare_copy(fb.engine.url.render_as_string(hide_password=False), batches)
-            label = "bare COPY"
+        if not bare_first:
+            bare = baseline()
         fb.engine.dispose()
     finally:
         drop()
+    return ours, dup, bare, counted
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres"])
+    ap.add_argument("--batches", type=int, default=3)
+    ap.add_argument("--size", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3, help="repetitions, each on a fresh database; medians reported")
+    ap.add_argument("--http", action="store_true", help="also over HTTP to farebox serve")
+    args = ap.parse_args()
+    rng = random.Random(13)
+    seen: dict[int, list[str]] = {}
+    rounds = [
+        (attendee_events(b, args.size, rng, seen), message_events(b, args.size, rng)) for b in range(args.batches)
+    ]
+    runs = [once(args.engine, rounds, bare_first=i % 2 == 1) for i in range(args.repeat)]
+    ours, dup = median([r[0] for r in runs]), median([r[1] for r in runs])
+    bare, counted = median([r[2] for r in runs]), runs[0][3]
+    ratios = [100 * r[2] / r[0] for r in runs]
+    label = "bare executemany" if args.engine == "sqlite" else "bare COPY"
     total = 2 * args.batches * args.size
     http = over_http(args.engine, rounds) if args.http else None
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report(
         f"ingestion, {args.engine}: {args.batches} rounds of 2 batches of {args.size} "
-        f"(joins + registrations; messages), {counted} counted; load average {load}",
+        f"(joins + registrations; messages), {counted} counted; medians of {args.repeat} runs, each on a fresh "
+        f"database; load average {load}",
         [
             ("farebox new events/s", total / ours, "/s"),
             ("farebox duplicate events/s", 2 * args.size / dup, "/s"),
             (f"{label} rows/s (baseline)", total / bare, "/s"),
-            ("ratio farebox / baseline", 100 * (total / ours) / (total / bare), "%"),
+            ("ratio farebox / baseline (median of the runs)", median(ratios), "%"),
         ],
     )
+    each = (f"{total / new:,.0f} against {total / base:,.0f}/s = {100 * base / new:.1f} %" for new, _, base, _ in runs)
+    print("  each run, new events against the baseline: " + "; ".join(each))
     if http is not None:
         new, dup, cpu = http
         report(

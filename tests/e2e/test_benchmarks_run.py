@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 SMALL = {
     "admission.py": ["-n", "50"],
-    "ingestion.py": ["--batches", "1", "--size", "200", "--http"],
+    "ingestion.py": ["--batches", "1", "--size", "200", "--repeat", "2", "--http"],
     "http_admissions.py": ["-n", "60", "-c", "4"],
     "billing_run.py": ["40"],
     "usage_read.py": ["--events", "2000", "--reads", "20"],
