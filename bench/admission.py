@@ -10,6 +10,11 @@ takes beyond the first baseline is farebox's schema and statements (wider rows,
 more indexes, a join's reads and writes folded into fewer, larger statements)
 against the baseline's six small ones.
 
+On PostgreSQL a third baseline sends the bare decision's statements in two
+round trips (`BEGIN` and the reads in one message, the writes and `COMMIT` in
+another, bound client-side), as the issue's "at most two round trips" asks:
+what folding the round trips alone would save.
+
     .venv/bin/python bench/admission.py [--engine sqlite|postgres] [-n 5000]
 """
 
@@ -92,6 +97,26 @@ class Bare:
             self.db.execute(sql("INSERT INTO occ VALUES ('t', ?, 0, 0)"), (f"o{o}",))
         if pg:
             self.db.commit()
+            # the same statements in two round trips: BEGIN and the reads in one message, the writes and COMMIT in
+            # another (several statements in one message: the simple query protocol, parameters bound client-side)
+            url = url_or_path.replace("postgresql+psycopg://", "postgresql://")
+            self.folded = psycopg.connect(url, autocommit=True)
+            texts = [text for text, _ in self.statements]
+            self.folded_texts = ("BEGIN; " + "; ".join(texts[:2]), "; ".join(texts[2:]) + "; COMMIT")
+            self.folded_params = [params for _, params in BARE_DECISION]
+
+    def decide_in_two(self, i: int) -> None:
+        """PostgreSQL: the decision's statements in two round trips (people and ledger rows of their own)."""
+        import psycopg
+
+        occ = f"o{i % 10}"
+        args = [params(occ, f"f{i}") for params in self.folded_params]
+        cursor = psycopg.ClientCursor(self.folded)
+        cursor.execute(self.folded_texts[0], [a for part in args[:2] for a in part])
+        while cursor.nextset():  # BEGIN's result first, then each read's
+            cursor.fetchall()
+        cursor.execute(self.folded_texts[1], [a for part in args[2:] for a in part])
+        assert self.folded.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
     def decide(self, i: int) -> None:
         db, occ = self.db, f"o{i % 10}"
@@ -105,6 +130,8 @@ class Bare:
 
     def close(self) -> None:
         self.db.close()
+        if self.pg:
+            self.folded.close()
 
 
 def interleaved(deciders, n: int, block: int = 100) -> list[list[float]]:
@@ -208,7 +235,8 @@ def main() -> None:
             else fb.engine.url.render_as_string(hide_password=False)
         )
         bare = Bare(where, args.engine)
-        ours, bare_lat, replayed = interleaved([farebox_join(fb), bare.decide, replay.decide], args.n)
+        deciders = [farebox_join(fb), bare.decide, replay.decide] + ([bare.decide_in_two] if bare.pg else [])
+        ours, bare_lat, replayed, *in_two = interleaved(deciders, args.n)
         bare.close()
         fb.engine.dispose()
     finally:
@@ -230,6 +258,14 @@ def main() -> None:
             ("farebox's own statements replayed bare p50", pct(replayed, 0.50) * 1e6, "µs"),
             ("  their p99", pct(replayed, 0.99) * 1e6, "µs"),
             ("ratio by medians (replay / farebox)", 100 * pct(replayed, 0.50) / pct(ours, 0.50), "%"),
+            *(
+                [
+                    ("bare statements in two round trips p50", pct(in_two[0], 0.50) * 1e6, "µs"),
+                    ("ratio by medians (bare / bare in two)", 100 * pct(bare_lat, 0.50) / pct(in_two[0], 0.50), "%"),
+                ]
+                if in_two
+                else []
+            ),
         ],
     )
 
