@@ -59,6 +59,17 @@ def test_A1_G4_a_message_decided_after_the_window_it_predates_joins_that_window(
     assert long_before.opens and long_before.bills
 
 
+def test_A1_a_message_a_window_or_more_before_the_open_one_keeps_the_open_one_current():
+    """A late event from days before opens and bills its own window; the conversation's current window stays the
+    open one, so a message inside it is not billed again."""
+    opened = on_message(None, T0, Sender.CUSTOMER, length=24 * H, answered_only=False)
+    for before in (24 * H, 72 * H):
+        late = on_message(opened.window, T0 - before, Sender.CUSTOMER, length=24 * H, answered_only=False)
+        assert (late.opens, late.bills, late.window) == (True, True, opened.window)
+        inside = on_message(late.window, T0 + H, Sender.CUSTOMER, length=24 * H, answered_only=False)
+        assert (inside.opens, inside.bills) == (False, False)
+
+
 @given(st.lists(st.integers(min_value=0, max_value=24 * 30), min_size=1, max_size=40))
 def test_A1_property_windows_start_at_least_24_hours_apart(hours):
     messages = [(T0 + h * H, Sender.CUSTOMER) for h in hours]
@@ -138,3 +149,19 @@ def test_A6_limit_validation():
 def test_decision_round_trips_as_dict():
     d = Decision(True, True, "admitted", "Admitted.", ("w",), None, T0)
     assert Decision.from_dict(d.as_dict()) == d
+
+
+def test_A1_a_replay_of_late_messages_is_counted_window_by_window():
+    """Windows W1 (T0) and W2 (T0 + 30 h, open) were counted; lost messages replayed late fall in W1 and are not
+    counted again; older ones, in time order, open one window and the rest of them fall in it."""
+    length = 24 * H
+    w1 = on_message(None, T0, Sender.CUSTOMER, length=length, answered_only=False)
+    w2 = on_message(w1.window, T0 + 30 * H, Sender.CUSTOMER, length=length, answered_only=False)
+    assert (w2.opens, w2.bills, w2.earlier) == (True, True, w1.window)
+    current, earlier, billed = w2.window, w2.earlier, 0
+    for at in (T0 + H, T0 + 5 * H, T0 - 50 * H, T0 - 49 * H, T0 - 30 * H):
+        effect = on_message(current, at, Sender.CUSTOMER, length=length, answered_only=False, earlier=earlier)
+        assert effect.window == current
+        earlier, billed = effect.earlier, billed + effect.bills
+    assert billed == 1  # T0 - 50 h opens a window; T0 - 49 h and T0 - 30 h are in it
+    assert earlier is not None and earlier.started_at == T0 - 50 * H

@@ -306,14 +306,17 @@ def lock_occurrences(
                 "counted": counted,
                 "present": present,
                 "peak": peak,
+                "hosts": hosts,
             }
-            for i, sub, started, deadline, ended, counted, present, peak in cursor.fetchall()
+            for i, sub, started, deadline, ended, counted, present, peak, hosts in cursor.fetchall()
         }
     finally:
         cursor.close()
 
 
-_OCCURRENCE_READ = ("id", "subscription_id", "started_at", "deadline_at", "ended_at", "counted", "present", "peak")
+_OCCURRENCE_READ = (
+    "id", "subscription_id", "started_at", "deadline_at", "ended_at", "counted", "present", "peak", "hosts"
+)
 
 
 def _pg_instant(value: datetime | None) -> datetime | None:
@@ -360,6 +363,7 @@ _OCCURRENCE = (
     ("counted", "integer"),
     ("present", "integer"),
     ("peak", "integer"),
+    ("hosts", "integer"),
 )
 
 
@@ -373,6 +377,7 @@ def write_occurrences(conn: Connection, tenant_id: str, rows: Sequence[dict[str,
             r["counted"],
             r["present"],
             r["peak"],
+            r["hosts"],
             r["id"],
         )
         for r in rows
@@ -385,6 +390,7 @@ _PERSON = (
     ("counted_at", "timestamptz"),
     ("first_mode", "text"),
     ("present", "boolean"),
+    ("host", "boolean"),
     ("waiting_ticket", "integer"),
     ("updated_at", "timestamptz"),
 )
@@ -402,6 +408,7 @@ def write_people(
             at(r["counted_at"]),
             r["first_mode"],
             r["present"],
+            r["host"],
             r["waiting_ticket"],
             at(r["updated_at"]),
         )
@@ -437,7 +444,10 @@ def lock_conversations(conn: Connection, tenant_id: str, first_at: Mapping[str, 
     for c in ids:
         if c not in found:
             at = first_at[c]
-            found[c] = {**dict(zip(names, (tenant_id, c, at, at, False, 0, 0, at, at), strict=True)), "_new": True}
+            found[c] = {
+                **dict(zip(names, (tenant_id, c, at, at, False, None, None, 0, 0, at, at), strict=True)),
+                "_new": True,
+            }
     return found
 
 
@@ -454,6 +464,8 @@ def create_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[s
             at(r["window_started_at"]),
             at(r["window_ends_at"]),
             r["window_billed"],
+            at(r["earlier_started_at"]),
+            r["earlier_billed"],
             r["windows"],
             r["billable"],
             at(r["first_message_at"]),
@@ -499,8 +511,8 @@ def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict
         cursor = _run(conn, sql, (tenant_id, _json(list(ids))))
         read = _sqlite_instant
         rows = [
-            (t, i, read(ws), read(we), bool(b), w, n, read(f), read(last))
-            for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
+            (t, i, read(ws), read(we), bool(b), read(es), eb, w, n, read(f), read(last))
+            for t, i, ws, we, b, es, eb, w, n, f, last in cursor.fetchall()
         ]
     else:
         sql = (  # LATERAL: one primary-key probe per id, locked in the order of `ids` (sorted)
@@ -511,8 +523,9 @@ def _conversations(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict
         cursor = _run(conn, sql, (_json(list(ids)), tenant_id))
         utc = timezone.utc
         rows = [
-            (t, i, ws.astimezone(utc), we.astimezone(utc), b, w, n, f.astimezone(utc), last.astimezone(utc))
-            for t, i, ws, we, b, w, n, f, last in cursor.fetchall()
+            (t, i, ws.astimezone(utc), we.astimezone(utc), b, es and es.astimezone(utc), eb, w, n,
+             f.astimezone(utc), last.astimezone(utc))
+            for t, i, ws, we, b, es, eb, w, n, f, last in cursor.fetchall()
         ]
     cursor.close()
     return {r[1]: dict(zip(names, r, strict=True)) for r in rows}
@@ -522,6 +535,8 @@ _WINDOW = (
     ("window_started_at", "timestamptz"),
     ("window_ends_at", "timestamptz"),
     ("window_billed", "boolean"),
+    ("earlier_started_at", "timestamptz"),
+    ("earlier_billed", "boolean"),
     ("windows", "integer"),
     ("billable", "integer"),
 )
@@ -548,6 +563,8 @@ def write_conversations(conn: Connection, tenant_id: str, rows: Sequence[dict[st
                 at(r["window_started_at"]),
                 at(r["window_ends_at"]),
                 r["window_billed"],
+                at(r["earlier_started_at"]),
+                r["earlier_billed"],
                 r["windows"],
                 r["billable"],
                 at(r["last_message_at"]),

@@ -44,7 +44,7 @@ class Room:
 
     id: str
     deadline: datetime | None = None
-    ended: bool = False
+    ended_at: datetime | None = None
     counted: int = 0  # unique attendees counted (S4, L2)
     present: int = 0  # attendees in the room now (S5 concurrent)
     peak: int = 0
@@ -133,7 +133,9 @@ def decide_join(s: Snapshot, request: Join) -> tuple[Decision, Effects]:
     """May this person enter this started occurrence, and what does it count?"""
     room, now, deadline = s.room, s.now, s.room.deadline
     person = s.people.get(request.person_id, NEW)
-    if request.mode.is_live and (room.ended or past_deadline(deadline, now)):
+    # a live join logged before the occurrence ended (a late event) is decided as things stood then (D3)
+    ended = room.ended_at is not None and now >= room.ended_at
+    if request.mode.is_live and (ended or past_deadline(deadline, now)):
         return refuse(reasons.DURATION_EXCEEDED, deadline=deadline), NOTHING
     if not request.role.is_billable:
         return _host(s, request, person)

@@ -7,9 +7,11 @@ calendar days); the next message after it closes opens the next.  On an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Sender(StrEnum):
@@ -30,27 +32,73 @@ class MessageEffect:
 
     opens: bool  # a new window starts at this message
     bills: bool  # one billable session is counted now
-    window: Window
+    window: Window  # the conversation's current window after this message (the latest one)
+    earlier: Window | None = None  # the window before it, or the last late message's (`on_message`)
 
 
 def on_message(
-    current: Window | None, at: datetime, sender: Sender, *, length: timedelta, answered_only: bool
+    current: Window | None,
+    at: datetime,
+    sender: Sender,
+    *,
+    length: timedelta,
+    answered_only: bool,
+    earlier: Window | None = None,
 ) -> MessageEffect:
     """A1: open a window when none is open; A2: bill it unless it is outbound-only on an answered-only plan.
 
     Messages are decided in the order they take the conversation's lock, which can
     differ by milliseconds from their time stamps when several processes serve one
     conversation; a message less than a window's length before the open window is
-    counted in it, so a late decision never opens an overlapping second window."""
+    counted in it, so a late decision never opens an overlapping second window.
+
+    A message a window's length or more before the open window (a late event) is
+    decided against `earlier` (the window before the open one, or the last such
+    message's) in the same way; otherwise it opens a window of its own, which becomes
+    `earlier`.  So a replay of
+    lost messages in time order is counted window by window, and a late message opens
+    a window farebox had already counted only if that window is neither the open one
+    nor the last late message's.  The open window stays the current one (`window`)."""
     billable_now = not answered_only or sender is Sender.CUSTOMER
+    if current is not None and at <= current.started_at - length:
+        if earlier is not None and earlier.started_at - length < at < earlier.ends_at:
+            inner = on_message(earlier, at, sender, length=length, answered_only=answered_only)
+            return MessageEffect(False, inner.bills, current, inner.window)
+        return MessageEffect(True, billable_now, current, Window(at, at + length, billable_now))
     # A message stamped a moment before the open window started was decided after it
     # (it waited for the conversation's lock): it belongs to that window, not to a new one.
     if current is not None and current.started_at - length < at < current.ends_at:
         if current.billed or not billable_now:
-            return MessageEffect(False, False, current)
-        return MessageEffect(False, True, Window(current.started_at, current.ends_at, True))
+            return MessageEffect(False, False, current, earlier)
+        return MessageEffect(False, True, Window(current.started_at, current.ends_at, True), earlier)
     window = Window(at, at + length, billable_now)
-    return MessageEffect(True, billable_now, window)
+    return MessageEffect(True, billable_now, window, current if current is not None else earlier)
+
+
+def stored_windows(row: Mapping[str, Any], length: timedelta) -> tuple[Window | None, Window | None]:
+    """A conversation's stored open window and its `earlier` one (`on_message`'s `current` and `earlier`)."""
+    current = Window(row["window_started_at"], row["window_ends_at"], bool(row["window_billed"]))
+    start = row["earlier_started_at"]
+    earlier = None if start is None else Window(start, start + length, bool(row["earlier_billed"]))
+    return (current if row["windows"] else None), earlier
+
+
+def window_columns(effect: MessageEffect) -> dict[str, Any]:
+    """The stored windows after a message (`stored_windows` reads them back)."""
+    w, e = effect.window, effect.earlier
+    return {
+        "window_started_at": w.started_at,
+        "window_ends_at": w.ends_at,
+        "window_billed": w.billed,
+        "earlier_started_at": None if e is None else e.started_at,
+        "earlier_billed": None if e is None else e.billed,
+    }
+
+
+def unbilled(effect: MessageEffect) -> MessageEffect:
+    """The same message on a plan that meters no billable sessions: nothing is billed, no window is billed."""
+    earlier = None if effect.earlier is None else replace(effect.earlier, billed=False)
+    return replace(effect, bills=False, window=replace(effect.window, billed=False), earlier=earlier)
 
 
 def billable_sessions(

@@ -47,7 +47,7 @@ from farebox.metering.domain.admission_core import (
     decide_leave,
     with_pool_exhausted,
 )
-from farebox.metering.domain.conversations import Sender, Window, on_message
+from farebox.metering.domain.conversations import Sender, on_message, stored_windows, unbilled, window_columns
 from farebox.metering.domain.pools import pool_rule, session_warnings
 from farebox.storage.uow import UnitOfWork
 from farebox.subscriptions import db as subs_repo
@@ -371,7 +371,7 @@ def _person_state(row: dict[str, Any] | None) -> Person:
 
 def _room(occ: dict[str, Any], tickets: tuple[int, ...]) -> Room:
     return Room(
-        id=occ["id"], deadline=occ["deadline_at"], ended=occ["ended_at"] is not None, counted=occ["counted"],
+        id=occ["id"], deadline=occ["deadline_at"], ended_at=occ["ended_at"], counted=occ["counted"],
         present=occ["present"], peak=occ["peak"], queue_tail=occ["queue_tail"],
         cap_exceeded=occ["cap_exceeded_at"] is not None, hosts=occ["hosts"], live_tickets=tickets,
     )
@@ -701,14 +701,14 @@ def message_in(
         )
         conv = repo.lock_conversation(conn, tenant_id, conversation_id)
         assert conv is not None
-    window = (
-        Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
+    window, earlier = stored_windows(conv, length)
+    effect = on_message(
+        window, now, sender, length=length, answered_only=bool(sub and sub.plan.answered_only), earlier=earlier
     )
-    effect = on_message(window, now, sender, length=length, answered_only=bool(sub and sub.plan.answered_only))
     unmetered = effect.bills and not session_meters
     if unmetered:
         # A plan that meters no billable sessions counts none: `billable` stays equal to the ledger (G3).
-        effect = replace(effect, bills=False, window=replace(effect.window, billed=False))
+        effect = unbilled(effect)
     warnings: list[Warning] = []
     if effect.opens or effect.bills:
         refusal = admission_refusal(sub, now)
@@ -730,14 +730,11 @@ def message_in(
         )
         if refused is not None:
             return refuse(refused)
-    w = effect.window
     repo.update_conversation(
         conn,
         tenant_id,
         conversation_id,
-        window_started_at=w.started_at,
-        window_ends_at=w.ends_at,
-        window_billed=w.billed,
+        **window_columns(effect),
         windows=conv["windows"] + int(effect.opens),
         billable=conv["billable"] + int(effect.bills),
         last_message_at=max(now, conv["last_message_at"]),

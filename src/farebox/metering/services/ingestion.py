@@ -304,13 +304,14 @@ def _decide(
     actor: str,
 ) -> dict[int, Decision]:
     """The decisions of the newly claimed events: late ones (another period) one by one first, then the others,
-    in sets (`ingestion_batch`) when the plan allows it, else one by one with the very same rules."""
+    in sets (`ingestion_batch`) when the plan allows it, else one by one with the very same rules; either way in
+    event-time order (a stable sort keeps the batch's order among events of one instant)."""
     fast = current is not None and bool(new) and ingestion_batch.eligible(uow, tenant_id, current)
     # members and co-hosts take host seats and need plan features (S2): such a chunk goes one by one, in order
     fast = fast and not any(p.role is not Role.ATTENDEE and p.type == "attendee.joined" for p in new)
     decided: dict[int, Decision] = {}
     batch: list[Parsed] = []
-    for p in new:
+    for p in sorted(new, key=lambda p: placed[p.index].at):
         where = placed[p.index]
         if fast and where.subscription is current:
             batch.append(p)

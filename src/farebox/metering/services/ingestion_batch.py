@@ -28,7 +28,7 @@ from farebox.metering.db import ingestion as batch_repo
 from farebox.metering.db import metering as repo
 from farebox.metering.domain.admission import Decision, Mode, Role, admit, deadline_for, past_deadline, refuse
 from farebox.metering.domain.admission import Warning as AdmissionWarning
-from farebox.metering.domain.conversations import Sender, Window, on_message
+from farebox.metering.domain.conversations import Sender, on_message, stored_windows, unbilled, window_columns
 from farebox.metering.domain.pools import PoolRule, pool_rule, session_warnings
 from farebox.metering.services import admission
 from farebox.storage.uow import UnitOfWork
@@ -272,6 +272,7 @@ def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> 
             "counted_at": None,
             "first_mode": None,
             "present": False,
+            "host": False,
             "waiting_ticket": None,
             "updated_at": at,
         }
@@ -284,8 +285,11 @@ def _leave(state: _State, item: Item) -> Decision:
     assert item.person_id is not None
     occ = state.occurrences.get(item.subject)
     person = state.people.get((item.subject, item.person_id))
-    if occ is not None and person is not None:
-        if person["present"]:
+    if occ is not None and person is not None:  # as `domain.admission_core.decide_leave`
+        if person["present"] and person["host"]:  # a host's seat is freed (S2); hosts are not in `present`
+            person.update(present=False, host=False, updated_at=item.at, _changed=True)
+            occ.update(hosts=max(0, occ["hosts"] - 1), _changed=True)
+        elif person["present"]:
             person.update(present=False, updated_at=item.at, _changed=True)
             occ.update(present=max(0, occ["present"] - 1), _changed=True)
         elif person["waiting_ticket"] is not None:
@@ -314,7 +318,8 @@ def _join_decision(state: _State, sub: Subscription, item: Item) -> Decision:
         )
         state.started.append(item.subject)
     deadline = occ["deadline_at"]
-    if item.mode.is_live and (occ["ended_at"] is not None or past_deadline(deadline, at)):
+    ended = occ["ended_at"] is not None and at >= occ["ended_at"]  # a join logged before the end counts (D3)
+    if item.mode.is_live and (ended or past_deadline(deadline, at)):
         return state.refuse(reasons.DURATION_EXCEEDED, deadline=deadline)
     if not item.role.is_billable:
         return state.admit(reasons.NOT_BILLABLE_MEMBER, counted=False, deadline=deadline)
@@ -382,13 +387,11 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
         state.windows = (metered, length)
     session_meters, length = state.windows
     conv = state.conversations[item.subject]
-    window = (
-        Window(conv["window_started_at"], conv["window_ends_at"], conv["window_billed"]) if conv["windows"] else None
-    )
-    effect = on_message(window, at, item.sender, length=length, answered_only=sub.plan.answered_only)
+    window, earlier = stored_windows(conv, length)
+    effect = on_message(window, at, item.sender, length=length, answered_only=sub.plan.answered_only, earlier=earlier)
     unmetered = effect.bills and not session_meters
     if unmetered:
-        effect = type(effect)(effect.opens, False, Window(effect.window.started_at, effect.window.ends_at, False))
+        effect = unbilled(effect)
     warnings: tuple[AdmissionWarning, ...] = ()
     if effect.opens or effect.bills:
         refusal = state.refusal(sub, at)
@@ -399,11 +402,8 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
         if isinstance(counted, reasons.Reason):
             return state.refuse(counted)
         warnings = counted
-    w = effect.window
     conv.update(
-        window_started_at=w.started_at,
-        window_ends_at=w.ends_at,
-        window_billed=w.billed,
+        **window_columns(effect),
         windows=conv["windows"] + int(effect.opens),
         billable=conv["billable"] + int(effect.bills),
         last_message_at=max(at, conv["last_message_at"]),

@@ -59,6 +59,9 @@ conversations = Table(
     Column("window_started_at", UTCDateTime, nullable=False),  # A1: the open (or last) 24 h window
     Column("window_ends_at", UTCDateTime, nullable=False),
     Column("window_billed", Boolean, nullable=False),  # A2
+    # A1: the latest window before the open one, where a message sent late may belong
+    Column("earlier_started_at", UTCDateTime, nullable=True),
+    Column("earlier_billed", Boolean, nullable=True),
     Column("windows", Integer, nullable=False),
     Column("billable", Integer, nullable=False),
     Column("first_message_at", UTCDateTime, nullable=False),
