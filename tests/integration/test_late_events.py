@@ -143,6 +143,28 @@ def test_A1_lost_messages_replayed_after_the_next_window_opened_are_counted_in_t
     assert usage.verify(fb, SYSTEM) == []
 
 
+
+@pytest.mark.parametrize("plan", ["playground", "trial"])  # decided in sets; one by one
+def test_A1_a_late_message_less_than_a_window_before_the_open_one_counts_as_in_time_order(fb, clock, plan):
+    """Messages at S and S + 20 h made one window; one at S - 23 h sent late starts a window holding S, and S + 20 h
+    starts the next: 2 sessions, as the same three messages sent in time order make."""
+    make_tenant(fb, tenant_id="abs")
+    trial = plan == "trial"
+    subscriptions.subscribe(fb, SYSTEM, "abs", catalog="agent-sessions", plan="sme" if trial else plan, trial=trial,
+                            cause="t")
+    clock.advance(timedelta(days=2))
+    s = START + timedelta(days=1)
+    in_order = [_message("b0", "c2", s - 23 * H), _message("b1", "c2", s), _message("b2", "c2", s + 20 * H)]
+    assert ingestion.ingest(fb, SYSTEM, "abs", in_order).counted == 2
+    assert ingestion.ingest(fb, SYSTEM, "abs", [_message("m1", "c1", s), _message("m2", "c1", s + 20 * H)]).counted == 1
+    late = ingestion.ingest(fb, SYSTEM, "abs", [_message("m0", "c1", s - 23 * H)])
+    assert late.counted == 1, late.results[0].decision
+    assert _sessions(fb, "abs") == 4
+    after = admission.message(fb, SYSTEM, "abs", "c1", sender="customer")  # S + 24 h: inside the second window
+    assert (after.counted, after.reason) == (False, "window_open"), after
+    assert usage.verify(fb, SYSTEM) == []
+
+
 H = timedelta(hours=1)
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from farebox.catalog.domain import Interval, Limit, MeterKind, Plan, Policy
 from farebox.kernel.money import Money
 from farebox.metering.domain.admission import Decision, Mode, check_cap, deadline_for, past_deadline, upgrade_required
-from farebox.metering.domain.conversations import Sender, billable_sessions, on_message
+from farebox.metering.domain.conversations import Sender, Window, billable_sessions, on_message
 from farebox.metering.domain.pools import carried_forward, overage, pool_rule, session_warnings, validate_session_limit
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
@@ -165,3 +165,19 @@ def test_A1_a_replay_of_late_messages_is_counted_window_by_window():
         earlier, billed = effect.earlier, billed + effect.bills
     assert billed == 1  # T0 - 50 h opens a window; T0 - 49 h and T0 - 30 h are in it
     assert earlier is not None and earlier.started_at == T0 - 50 * H
+
+
+def test_A1_a_late_message_less_than_a_window_before_the_open_one_starts_it_and_may_split_it():
+    """Messages at T0 and T0 + 20 h made one window; one at T0 - 23 h sent late starts a window that holds T0, and
+    T0 + 20 h starts the next: 2 windows, as the three in time order make, the second billed now."""
+    length = 24 * H
+    opened = on_message(None, T0, Sender.CUSTOMER, length=length, answered_only=False)
+    late = on_message(opened.window, T0 - 23 * H, Sender.CUSTOMER, length=length, answered_only=False,
+                      last=T0 + 20 * H)
+    assert (late.opens, late.bills) == (True, True)
+    assert late.earlier == Window(T0 - 23 * H, T0 + H, True)
+    assert late.window.started_at == T0 + 20 * H
+    assert billable_sessions([(T0 + h * H, Sender.CUSTOMER) for h in (-23, 0, 20)]) == 2
+    # a moment before, with nothing after the window it starts: the open window moves back, nothing more is billed
+    race = on_message(opened.window, T0 - 3 * H, Sender.CUSTOMER, length=length, answered_only=False, last=T0)
+    assert (race.opens, race.bills, race.window) == (False, False, Window(T0 - 3 * H, T0 + 21 * H, True))

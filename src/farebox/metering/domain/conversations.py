@@ -44,29 +44,42 @@ def on_message(
     length: timedelta,
     answered_only: bool,
     earlier: Window | None = None,
+    last: datetime | None = None,
 ) -> MessageEffect:
     """A1: open a window when none is open; A2: bill it unless it is outbound-only on an answered-only plan.
 
-    Messages are decided in the order they take the conversation's lock, which can
-    differ by milliseconds from their time stamps when several processes serve one
-    conversation; a message less than a window's length before the open window is
-    counted in it, so a late decision never opens an overlapping second window.
+    A message may be decided after messages stamped later: by milliseconds, when
+    several processes serve one conversation, or by days, when it is sent late.
 
-    A message a window's length or more before the open window (a late event) is
-    decided against `earlier` (the window before the open one, or the last such
-    message's) in the same way; otherwise it opens a window of its own, which becomes
-    `earlier`.  So a replay of
-    lost messages in time order is counted window by window, and a late message opens
-    a window farebox had already counted only if that window is neither the open one
-    nor the last late message's.  The open window stays the current one (`window`)."""
+    - Less than a window's length before the open window: by A1 the window starts at
+      this message and the open window's first message falls in it.  The open window
+      moves back to start here.  With `last` (the conversation's latest message) a
+      window's length or more after this one, the messages from there on make one more
+      window, which becomes the open one (from `last`, the latest such message known;
+      its exact start is not kept) and is billed now when the plan bills every message;
+      without `last`, the message is counted in the open window.
+    - A window's length or more before it (a late event): decided against `earlier`
+      (the window before the open one, or the last such message's) as a message is
+      against the open window; one before both opens a window of its own, which
+      becomes `earlier`.  The open window stays the current one.
+
+    So a replay of lost messages in time order is counted window by window, and a late
+    message bills a window farebox had counted already only if that window is neither
+    the open one nor `earlier`."""
     billable_now = not answered_only or sender is Sender.CUSTOMER
     if current is not None and at <= current.started_at - length:
         if earlier is not None and earlier.started_at - length < at < earlier.ends_at:
             inner = on_message(earlier, at, sender, length=length, answered_only=answered_only)
             return MessageEffect(False, inner.bills, current, inner.window)
         return MessageEffect(True, billable_now, current, Window(at, at + length, billable_now))
-    # A message stamped a moment before the open window started was decided after it
-    # (it waited for the conversation's lock): it belongs to that window, not to a new one.
+    if current is not None and at < current.started_at and last is not None:
+        moved = Window(at, at + length, current.billed or billable_now)
+        moved_bills = billable_now and not current.billed
+        if last < moved.ends_at:
+            return MessageEffect(False, moved_bills, moved, earlier)
+        # the open window's messages from `moved.ends_at` on make one more window
+        following = Window(last, last + length, not answered_only)
+        return MessageEffect(True, moved_bills or following.billed, following, moved)
     if current is not None and current.started_at - length < at < current.ends_at:
         if current.billed or not billable_now:
             return MessageEffect(False, False, current, earlier)

@@ -702,8 +702,9 @@ def message_in(
         conv = repo.lock_conversation(conn, tenant_id, conversation_id)
         assert conv is not None
     window, earlier = stored_windows(conv, length)
+    answered_only = bool(sub and sub.plan.answered_only)
     effect = on_message(
-        window, now, sender, length=length, answered_only=bool(sub and sub.plan.answered_only), earlier=earlier
+        window, now, sender, length=length, answered_only=answered_only, earlier=earlier, last=conv["last_message_at"]
     )
     unmetered = effect.bills and not session_meters
     if unmetered:

@@ -388,7 +388,10 @@ def _message(state: _State, sub: Subscription, meters: dict[str, Meter], item: I
     session_meters, length = state.windows
     conv = state.conversations[item.subject]
     window, earlier = stored_windows(conv, length)
-    effect = on_message(window, at, item.sender, length=length, answered_only=sub.plan.answered_only, earlier=earlier)
+    effect = on_message(
+        window, at, item.sender, length=length, answered_only=sub.plan.answered_only, earlier=earlier,
+        last=conv["last_message_at"],
+    )
     unmetered = effect.bills and not session_meters
     if unmetered:
         effect = unbilled(effect)
