@@ -350,6 +350,20 @@ def test_G4_a_resent_event_whose_nan_became_null_is_a_conflict_not_a_duplicate(f
     assert {r.code for r in again.results[1:]} == {"event_conflict"}
 
 
+def test_G15_an_in_process_event_that_is_not_json_values_is_refused_on_its_own(fb):
+    """An in-process caller may pass keys that are not text or an object inside itself: that event is
+    `event_invalid`, and the rest of the batch is applied (before, the whole batch raised)."""
+    make_tenant(fb, tenant_id="odd", catalog="attendee-credits", plan="enterprise")
+    mixed = {**_join("k1", "o1", "p1"), "extension": {1: "a", "b": 2}}
+    looped = {**_join("k2", "o1", "p2"), "extension": {}}
+    looped["extension"]["self"] = looped
+    report = ingestion.ingest(fb, SYSTEM, "odd", [mixed, looped, _join("k3", "o1", "p3")])
+    assert [(r.status, r.code) for r in report.results] == [
+        ("refused", "event_invalid"), ("refused", "event_invalid"), ("applied", None)
+    ]
+    assert "JSON values" in report.results[0].message and report.counted == 1
+
+
 def test_G4_the_same_event_twice_in_one_batch_and_across_chunks_counts_once(fb, monkeypatch):
     make_tenant(fb, tenant_id="twice", catalog="attendee-credits", plan="enterprise")
     monkeypatch.setattr(ingestion, "CHUNK", 2)

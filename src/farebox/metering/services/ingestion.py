@@ -145,7 +145,15 @@ def _ingest(fb: Farebox, actor: Principal, tenant_id: str, events: list[dict[str
         if isinstance(event, dict):
             source, event_id = event.get("source"), event.get("id")
             if isinstance(source, str) and isinstance(event_id, str):
-                digest, clean = digest_and_check(event)
+                try:
+                    digest, clean = digest_and_check(event)
+                except (TypeError, ValueError, RecursionError):  # an in-process caller's object: not JSON values
+                    refusal = reasons.EVENT_INVALID
+                    detail = "the event must be made of JSON values (text keys, no object inside itself)"
+                    results[index] = EventResult(
+                        index, event_id, "refused", code=refusal.code, message=refusal.message(detail=detail)
+                    )
+                    continue
                 received.append((index, event, (source, event_id), event_id, digest, clean))
                 continue
         try:
