@@ -168,8 +168,26 @@ def test_A1_a_late_message_less_than_a_window_before_the_open_one_counts_as_in_t
 H = timedelta(hours=1)
 
 
+def test_S2_a_hosting_member_ingested_as_an_attendee_gives_up_the_host_seat(fb, clock):
+    """As a live join does (`decide_join`): the member stops hosting, enters the room as an attendee and is counted;
+    the seat is free for another member."""
+    make_tenant(fb, tenant_id="s2in", catalog="attendee-credits", plan="pro")
+    shrink(fb, "s2in", "credits", 1200, seats=1)
+    clock.advance(timedelta(hours=1))
+    assert admission.join(fb, SYSTEM, "s2in", "o1", "member-1", role="member").admitted
+    now = START + timedelta(hours=1)
+    joined = ingestion.ingest(fb, SYSTEM, "s2in", [_attendee("joined", "j1", "o1", "member-1", now, mode="live")])
+    assert joined.results[0].decision["reason"] == "admitted", joined.results[0].decision
+    assert admission.join(fb, SYSTEM, "s2in", "o1", "member-2", role="member").admitted
+    with fb.uow(readonly=True) as uow:
+        from farebox.metering.db import metering as repo
+
+        occ = repo.lock_occurrence(uow.conn, "s2in", "o1")
+    assert (occ["present"], occ["hosts"], occ["counted"]) == (1, 1, 1), occ
+
+
 @pytest.mark.parametrize("catalog", ["attendee-credits", "session-caps"])  # decided in sets; one by one (a cap)
-def test_D3_a_live_join_logged_while_the_occurrence_ran_counts_when_it_arrives_after_the_end(fb, clock, catalog):
+def test_S6_a_live_join_logged_while_the_occurrence_ran_counts_when_it_arrives_after_the_end(fb, clock, catalog):
     """The occurrence ran from 09:00 to 09:30; a live join logged at 09:10 and sent at 09:35 is counted (decided as
     things stood at its time); one logged at 09:31 is `duration_exceeded`."""
     make_tenant(fb, tenant_id="d3end", catalog=catalog, plan="pro")

@@ -28,6 +28,7 @@ from farebox.metering.db import ingestion as batch_repo
 from farebox.metering.db import metering as repo
 from farebox.metering.domain.admission import Decision, Mode, Role, admit, deadline_for, past_deadline, refuse
 from farebox.metering.domain.admission import Warning as AdmissionWarning
+from farebox.metering.domain.admission_core import Leave, Person, Room, Snapshot, decide_leave
 from farebox.metering.domain.conversations import Sender, on_message, stored_windows, unbilled, window_columns
 from farebox.metering.domain.pools import PoolRule, pool_rule, session_warnings
 from farebox.metering.services import admission
@@ -282,18 +283,20 @@ def _person(state: _State, occurrence_id: str, person_id: str, at: datetime) -> 
 
 
 def _leave(state: _State, item: Item) -> Decision:
+    """`domain.admission_core.decide_leave`'s effects on the chunk's rows (a host's seat, the room, a ticket)."""
     assert item.person_id is not None
     occ = state.occurrences.get(item.subject)
     person = state.people.get((item.subject, item.person_id))
-    if occ is not None and person is not None:  # as `domain.admission_core.decide_leave`
-        if person["present"] and person["host"]:  # a host's seat is freed (S2); hosts are not in `present`
-            person.update(present=False, host=False, updated_at=item.at, _changed=True)
-            occ.update(hosts=max(0, occ["hosts"] - 1), _changed=True)
-        elif person["present"]:
-            person.update(present=False, updated_at=item.at, _changed=True)
-            occ.update(present=max(0, occ["present"] - 1), _changed=True)
-        elif person["waiting_ticket"] is not None:
-            person.update(waiting_ticket=None, updated_at=item.at, _changed=True)
+    if occ is not None and person is not None:
+        known = Person(exists=True, present=bool(person["present"]), host=bool(person["host"]),
+                       ticket=person["waiting_ticket"])
+        room = Room(id=item.subject, deadline=occ["deadline_at"], present=occ["present"], hosts=occ["hosts"])
+        snapshot = Snapshot(now=item.at, plan=None, refusal=None, limits=(), room=room, people={item.person_id: known})
+        _, effects = decide_leave(snapshot, Leave(item.person_id))
+        if effects.person:
+            person.update(effects.person, _changed=True)
+        if effects.room:
+            occ.update(effects.room, _changed=True)
     return state.left(occ["deadline_at"] if occ else None)
 
 
@@ -341,6 +344,9 @@ def _enter(state: _State, occ: dict[str, Any], item: Item, *, counted: bool) -> 
     assert item.person_id is not None
     at = item.at
     person = _person(state, item.subject, item.person_id, at)
+    if person["host"] and person["present"]:  # a host who joins as an attendee gives up the seat (S2, decide_join)
+        person["host"] = person["present"] = False
+        occ["hosts"] = max(0, occ["hosts"] - 1)
     present = occ["present"]
     if not person["present"]:
         present += 1
